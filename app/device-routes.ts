@@ -1,0 +1,152 @@
+// Endpoints devices call: register (provisioning key), poll target state and report
+// current state (device key).
+import type { Context } from 'koa';
+import type { Router } from '@koa/router';
+import { z } from 'zod';
+import { decide, type ReportState } from '../domain/device/decide.ts';
+import { reportedAppSchema, resourceFieldNames, systemFieldNames } from '../domain/device/events.ts';
+import { DomainError } from '../domain/errors.ts';
+import { assertKeyUsable } from '../domain/provisioning-key/decider.ts';
+import { handleCommand } from '../infra/command-handler.ts';
+import { hashSecret, insertDeviceKey, sameHash, ADMIN_TOKEN_PREFIX, PROVISIONING_KEY_PREFIX } from '../infra/credentials.ts';
+import { deviceAdapter, touchLastSeen } from '../infra/device-store.ts';
+import { claimKeySlot } from '../infra/provisioning-key-store.ts';
+import { actorOf, requireDevice, requireProvisioningKey } from './auth.ts';
+import type { AppDeps } from './deps.ts';
+import { HttpError, parseOr400 } from './errors.ts';
+import { jsonBody, requestMetadata, uuidParam, uuidSchema } from './request.ts';
+import { deviceView } from './views.ts';
+
+const optionalText = (max: number) => z.string().min(1).max(max).optional();
+
+/** The seed's registration body (camelCase). */
+export const registerBody = z.object({
+  uuid: uuidSchema,
+  deviceName: z.string().min(1).max(128),
+  deviceType: z.string().min(1).max(64),
+  deviceApiKey: z.string().min(8).max(256).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces')
+    .refine((k) => !k.startsWith(ADMIN_TOKEN_PREFIX) && !k.startsWith(PROVISIONING_KEY_PREFIX), `must not start with ${ADMIN_TOKEN_PREFIX} or ${PROVISIONING_KEY_PREFIX}`),
+  macAddress: z.string().regex(/^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$/, 'must be a MAC address like b8:27:eb:12:34:56').optional(),
+  ipAddress: optionalText(64),
+  osVersion: optionalText(128),
+  supervisorVersion: optionalText(64),
+}).strict();
+
+const systemShape = Object.fromEntries(systemFieldNames.map((name) => [name, name === 'uptime'
+  ? z.number().nonnegative().nullable().optional()
+  : z.string().max(256).nullable().optional()]));
+const resourceShape = Object.fromEntries(resourceFieldNames.map((name) => [name, z.number().finite().nullable().optional()]));
+
+/** One device's entry in a state report (snake_case, as in the seed). */
+export const reportBody = z.object({
+  apps: z.record(z.string().min(1).max(64), reportedAppSchema).refine((a) => Object.keys(a).length <= 100, 'at most 100 apps').optional(),
+  config: z.record(z.string().min(1).max(128), z.unknown()).optional(),
+  update_status: z.string().min(1).max(64).optional(),
+  ...systemShape,
+  ...resourceShape,
+}).strict();
+
+/** Sorts a validated report into the buckets the domain folds. */
+export function toReportCommand(report: z.infer<typeof reportBody>, now: string): ReportState {
+  const values = report as Record<string, unknown>;
+  const system: ReportState['system'] = {};
+  const resources: ReportState['resources'] = {};
+  for (const name of systemFieldNames) if (values[name] !== undefined) system[name] = values[name] as string | number | null;
+  for (const name of resourceFieldNames) if (values[name] !== undefined) resources[name] = values[name] as number | null;
+  return { type: 'report_state', now, apps: report.apps, system, resources, config: report.config, update_status: report.update_status };
+}
+
+/** Registers the device endpoints on the router. */
+export function deviceRoutes(router: Router, deps: AppDeps): void {
+  router.post('/device/register', async (ctx: Context) => {
+    const key = await requireProvisioningKey(ctx, deps);
+    const now = deps.clock().toISOString();
+    assertKeyUsable(key.state, now);
+    const body = parseOr400(registerBody, jsonBody(ctx));
+    const keyHash = hashSecret(body.deviceApiKey);
+    const existing = async () => {
+      const stored = await deps.deviceKeys.hashOf(deps.pool, body.uuid);
+      if (stored === null) return false;
+      if (!sameHash(stored, keyHash)) throw new HttpError(409, 'device_exists', `a device with uuid ${body.uuid} is already registered with another key`);
+      const row = await deps.devices.get(body.uuid);
+      ctx.status = 200;
+      ctx.body = { device: row === null ? { uuid: body.uuid } : deviceView(row), created: false };
+      return true;
+    };
+    if (await existing()) return;
+    if (key.state.status === 'none') throw new HttpError(403, 'forbidden', 'provisioning key is not usable');
+    const fleetId = key.state.fleet_id;
+    try {
+      await handleCommand(deps.pool, deps.store, deviceAdapter, body.uuid, (state) => decide({
+        type: 'register_device', now,
+        device_name: body.deviceName, device_type: body.deviceType, fleet_id: fleetId,
+        mac_address: body.macAddress?.toLowerCase() ?? null, ip_address: body.ipAddress ?? null,
+        os_version: body.osVersion ?? null, supervisor_version: body.supervisorVersion ?? null,
+        provisioning_key_id: key.id,
+      }, state), { metadata: requestMetadata(ctx, actorOf(key), { provisioning_key_id: key.id }), source: 'api' }, async (tx) => {
+        if (!(await insertDeviceKey(tx, body.uuid, keyHash))) {
+          throw new HttpError(409, 'device_key_in_use', 'deviceApiKey is already used by another device; choose another');
+        }
+        if (!(await claimKeySlot(tx, key.id))) {
+          throw new HttpError(403, 'provisioning_key_used_up', 'provisioning key has reached its max_devices');
+        }
+      });
+    } catch (error) {
+      // a concurrent registration of the same uuid won: same key → 200, else 409
+      if (error instanceof DomainError && error.code === 'device_already_registered' && (await existing())) return;
+      throw error;
+    }
+    const row = await deps.devices.get(body.uuid);
+    ctx.status = 201;
+    ctx.body = { device: deviceView(row!), created: true };
+  });
+
+  router.get('/device/:uuid/target-state', async (ctx: Context) => {
+    const device = await requireDevice(ctx, deps);
+    const uuid = uuidParam(ctx);
+    if (uuid !== device.uuid) throw new HttpError(403, 'forbidden', 'a device may only read its own target state');
+    const row = await deps.devices.get(uuid);
+    if (row === null) throw new HttpError(404, 'device_not_found', `no device ${uuid}`);
+    if (!row.is_active) throw new HttpError(403, 'device_inactive', 'device is disabled');
+    await touchLastSeen(deps.pool, uuid, deps.clock().toISOString());
+    const target = row.state.status === 'registered' ? row.state.target : null;
+    const version = target?.version ?? 0;
+    ctx.set('ETag', `"${version}"`);
+    ctx.set('Cache-Control', 'no-cache');
+    const inm = ctx.get('If-None-Match');
+    if (inm !== '' && inm.split(',').map((t) => t.trim().replace(/^W\//, '')).some((t) => t === `"${version}"` || t === '*')) {
+      ctx.status = 304;
+      return;
+    }
+    ctx.body = { uuid, version, apps: target?.apps ?? {}, config: target?.config ?? {}, updated_at: target?.updated_at ?? null };
+  });
+
+  router.patch('/device/state', async (ctx: Context) => {
+    const device = await requireDevice(ctx, deps);
+    const raw = jsonBody(ctx);
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+      throw new HttpError(400, 'invalid_request', 'body: must be an object keyed by device uuid');
+    }
+    const entries = Object.entries(raw as Record<string, unknown>);
+    if (entries.length === 0) throw new HttpError(400, 'invalid_request', 'body: must contain the reporting device\'s uuid as a key');
+    const reports: [string, z.infer<typeof reportBody>][] = [];
+    for (const [key, value] of entries) {
+      const uuid = uuidSchema.safeParse(key);
+      if (!uuid.success) throw new HttpError(400, 'invalid_request', `body.${key}: key must be a device uuid`);
+      if (uuid.data !== device.uuid) throw new HttpError(403, 'forbidden', `body.${key}: a device may only report its own state`);
+      reports.push([uuid.data, parseOr400(reportBody, value, `body.${key}`)]);
+    }
+    const now = deps.clock().toISOString();
+    const result: Record<string, { version: number; in_sync: boolean; events_written: number }> = {};
+    let written = 0;
+    for (const [uuid, report] of reports) {
+      const outcome = await handleCommand(deps.pool, deps.store, deviceAdapter, uuid, (state) => decide(toReportCommand(report, now), state),
+        { metadata: requestMetadata(ctx, actorOf(device)), source: 'api' });
+      if (outcome.events.length === 0) await touchLastSeen(deps.pool, uuid, now);
+      written += outcome.events.length;
+      const state = outcome.state;
+      result[uuid] = { version: state.version, in_sync: state.status === 'registered' ? state.drift.in_sync : false, events_written: outcome.events.length };
+    }
+    ctx.body = { events_written: written, devices: result };
+  });
+}

@@ -1,0 +1,63 @@
+// The shell around a decider: load (read model + stream head) → decide → append with the
+// expected version → update the inline read model, all in one transaction; retried when
+// another writer got there first.
+import { type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { ConcurrencyError, type EventMetadata, type EventStore, type StoredEvent, type StreamHead } from './event-store.ts';
+
+/** A domain event as deciders produce them. */
+export type DecidedEvent = { type: string; data: object; timestamp: string };
+
+/** How one aggregate type is loaded, folded and projected. */
+export type AggregateAdapter<S, E extends DecidedEvent> = {
+  aggregateType: string;
+  initialState: () => S;
+  evolve: (state: S, event: E) => S;
+  /** The state as of `head.version`, from the inline read model; null when none. */
+  load: (connection: CommonQueryMethods, id: string) => Promise<{ state: S; head: StreamHead } | null>;
+  /** Writes the read model for the new state, in the append's transaction. */
+  save: (transaction: CommonQueryMethods, id: string, state: S, stored: readonly StoredEvent[]) => Promise<void>;
+};
+
+/** What a command handler returns. */
+export type CommandResult<S> = { state: S; events: StoredEvent[]; head: StreamHead };
+
+/** Extra work done in the same transaction, after the append (credentials, counters). */
+export type InTransaction<S> = (transaction: CommonQueryMethods, result: CommandResult<S>, before: S) => Promise<void>;
+
+const MAX_ATTEMPTS = 8;
+
+/** Runs `decide` against the aggregate and commits its events; retries on a version conflict. */
+export async function handleCommand<S, E extends DecidedEvent>(
+  pool: DatabasePool,
+  store: EventStore,
+  adapter: AggregateAdapter<S, E>,
+  id: string,
+  decide: (state: S) => E[],
+  context: { metadata: EventMetadata; source: string },
+  inTransaction?: InTransaction<S>,
+): Promise<CommandResult<S>> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await pool.transaction(async (transaction) => {
+        const loaded = (await adapter.load(transaction, id)) ?? { state: adapter.initialState(), head: await store.head(transaction, adapter.aggregateType, id) };
+        const decided = decide(loaded.state);
+        if (decided.length === 0) return { state: loaded.state, events: [], head: loaded.head };
+        const state = decided.reduce(adapter.evolve, loaded.state);
+        const stored = await store.append(transaction, adapter.aggregateType, id, loaded.head, decided.map((event) => ({
+          event_type: event.type,
+          data: event.data as Record<string, unknown>,
+          metadata: context.metadata,
+          timestamp: event.timestamp,
+          source: context.source,
+        })));
+        const last = stored[stored.length - 1]!;
+        const result = { state, events: stored, head: { version: last.aggregate_version, last_hash: last.hash } };
+        await adapter.save(transaction, id, state, stored);
+        if (inTransaction) await inTransaction(transaction, result, loaded.state);
+        return result;
+      });
+    } catch (error) {
+      if (!(error instanceof ConcurrencyError) || attempt >= MAX_ATTEMPTS) throw error;
+    }
+  }
+}

@@ -1,0 +1,45 @@
+// Tamper evidence: each event's hash covers its canonical content and the previous hash
+// of its aggregate, so altering, removing or reordering an event breaks the chain.
+import { createHash } from 'node:crypto';
+
+/** The hash a stream's first event chains from. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** JSON with object keys sorted at every depth: the same value always gives the same text. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const entries = Object.keys(value).sort()
+    .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+    .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`);
+  return `{${entries.join(',')}}`;
+}
+
+/** The fields a hash covers. */
+export type HashedFields = {
+  event_id: string;
+  event_type: string;
+  aggregate_type: string;
+  aggregate_id: string;
+  aggregate_version: number;
+  data: unknown;
+  metadata: unknown;
+  timestamp: string;
+  source: string;
+};
+
+/** sha-256 hex of the previous hash and the event's canonical content. */
+export function eventHash(previousHash: string, event: HashedFields): string {
+  const content = canonicalJson({
+    event_id: event.event_id,
+    event_type: event.event_type,
+    aggregate_type: event.aggregate_type,
+    aggregate_id: event.aggregate_id,
+    aggregate_version: event.aggregate_version,
+    data: event.data,
+    metadata: event.metadata,
+    timestamp: new Date(event.timestamp).toISOString(),
+    source: event.source,
+  });
+  return createHash('sha256').update(previousHash).update('\n').update(content).digest('hex');
+}
