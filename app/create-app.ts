@@ -33,8 +33,10 @@ export function createApp(deps: AppDeps): Koa {
     notImplemented: () => new HttpError(501, 'not_implemented', 'method not implemented'),
     methodNotAllowed: () => new HttpError(405, 'method_not_allowed', 'method not allowed on this path'),
   }));
-  app.use(async (ctx) => {
-    throw new HttpError(404, 'not_found', `no endpoint ${ctx.method} ${ctx.path}`);
+  // sets (not throws) the 404 so allowedMethods, which runs after it, can turn it into a 405
+  app.use(async function notFound(ctx) {
+    ctx.status = 404;
+    ctx.body = { error: { code: 'not_found', message: `no endpoint ${ctx.method} ${ctx.path}` } };
   });
   return app;
 }

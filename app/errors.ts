@@ -87,7 +87,8 @@ export function errorHandler(onUnexpected: (error: unknown, ctx: Context) => voi
 }
 
 function isBodyParserError(error: unknown): error is Error & { status: number } {
+  // raw-body errors carry a `type` ('entity.too.large'…); co-body's JSON errors are SyntaxErrors
   return error instanceof Error && typeof (error as { status?: unknown }).status === 'number'
     && [400, 413, 415].includes((error as unknown as { status: number }).status)
-    && typeof (error as { type?: unknown }).type === 'string';
+    && (typeof (error as { type?: unknown }).type === 'string' || error instanceof SyntaxError);
 }

@@ -22,8 +22,11 @@ async function main(): Promise<void> {
   const deps = createDeps(pool, { bodyLimitKb: config.BODY_LIMIT_KB, logError: (m, e) => console.error(`[devicetrail] ${m}`, e) });
   await bootstrapAdminToken(deps.adminTokens, config.DATA_DIR, (line) => console.log(line));
   const app = createApp(deps);
-  const server: Server = await new Promise((resolve) => {
+  const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.PORT, config.HOST, () => resolve(s));
+    s.once('error', (error) => {
+      void pool.end().then(() => database.stop()).finally(() => reject(new Error(`cannot listen on ${config.HOST}:${config.PORT}: ${error.message}`)));
+    });
   });
   log(`listening on http://${config.HOST}:${config.PORT}`);
 

@@ -66,15 +66,21 @@ BEGIN
     RETURN name;
   END IF;
   PERFORM pg_advisory_xact_lock(hashtext('devicetrail.events_partitions'));
-  IF to_regclass(name) IS NOT NULL THEN
+  -- a real query, not to_regclass: the syscache may not yet see a table that the
+  -- previous lock holder just committed
+  IF EXISTS (SELECT 1 FROM pg_class WHERE relname = name AND relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = 'events'::regclass)) THEN
     RETURN name;
   END IF;
-  EXECUTE format(
-    'CREATE TABLE %I PARTITION OF events FOR VALUES FROM (%L) TO (%L)',
-    name, day::text || ' 00:00:00+00', (day + 1)::text || ' 00:00:00+00');
-  EXECUTE format(
-    'CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON %I FOR EACH STATEMENT EXECUTE FUNCTION events_refuse_change()',
-    name);
+  BEGIN
+    EXECUTE format(
+      'CREATE TABLE %I PARTITION OF events FOR VALUES FROM (%L) TO (%L)',
+      name, day::text || ' 00:00:00+00', (day + 1)::text || ' 00:00:00+00');
+    EXECUTE format(
+      'CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON %I FOR EACH STATEMENT EXECUTE FUNCTION events_refuse_change()',
+      name);
+  EXCEPTION WHEN duplicate_table THEN
+    NULL; -- created by a concurrent transaction: fine
+  END;
   RETURN name;
 END
 $$;
