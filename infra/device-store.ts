@@ -14,11 +14,12 @@ export const deviceAdapter: AggregateAdapter<DeviceState, DeviceEvent> = {
   aggregateType: 'device',
   initialState,
   evolve,
-  async load(connection, uuid) {
+  async load(connection, uuid, lock) {
     const row = await connection.maybeOne(sql.type(loadRow)`
       SELECT s.version, s.last_hash, d.state
         FROM streams s LEFT JOIN devices d ON d.uuid = s.aggregate_id
-       WHERE s.aggregate_type = 'device' AND s.aggregate_id = ${uuid}`);
+       WHERE s.aggregate_type = 'device' AND s.aggregate_id = ${uuid}
+       ${lock ? sql.fragment`FOR UPDATE OF s` : sql.fragment``}`);
     if (row === null || row.state === null) return null;
     return { state: row.state as DeviceState, head: { version: row.version, last_hash: row.last_hash } };
   },

@@ -31,11 +31,12 @@ export const provisioningKeyAdapter: AggregateAdapter<ProvisioningKeyState, Prov
   aggregateType: 'provisioning_key',
   initialState: initialProvisioningKeyState,
   evolve: evolveProvisioningKey,
-  async load(connection, id) {
+  async load(connection, id, lock) {
     const row = await connection.maybeOne(sql.type(loadRow)`
       SELECT s.version, s.last_hash, k.state
         FROM streams s LEFT JOIN provisioning_keys k ON k.id::text = s.aggregate_id
-       WHERE s.aggregate_type = 'provisioning_key' AND s.aggregate_id = ${id}`);
+       WHERE s.aggregate_type = 'provisioning_key' AND s.aggregate_id = ${id}
+       ${lock ? sql.fragment`FOR UPDATE OF s` : sql.fragment``}`);
     if (row === null || row.state === null) return null;
     return { state: row.state as ProvisioningKeyState, head: { version: row.version, last_hash: row.last_hash } };
   },
