@@ -1,0 +1,150 @@
+// `npm run bench:ingest`: drives PATCH /api/v1/device/state and prints figures (asserts
+// nothing about speed). Default: 1,000 devices, 64 connections, 20 s, then the baseline
+// server (bench/baseline-server.ts) the same way on the same PostgreSQL, and the ratio.
+// Paced fleet: `npm run bench:ingest -- --devices 10000 --interval 5s --duration 60s`.
+// Database: DATABASE_URL (a fresh database is created on that server) or embedded.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { runLoad, type LoadResult } from './load.ts';
+import pg from 'pg';
+import { adminQuery, databaseUrl } from '../test/helpers/database.ts';
+import { freePort, startTestServer } from '../test/helpers/test-server.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    devices: { type: 'string', default: '1000' },
+    connections: { type: 'string', default: '64' },
+    duration: { type: 'string', default: '20s' },
+    interval: { type: 'string' },
+    'skip-baseline': { type: 'boolean', default: false },
+  },
+});
+const seconds = (s: string) => Number(s.replace(/s$/, ''));
+const deviceCount = Number(args.devices);
+const duration = seconds(args.duration);
+const paced = args.interval !== undefined;
+const rate = paced ? Math.round(deviceCount / seconds(args.interval!)) : undefined;
+const connections = paced ? Math.max(Number(args.connections), 100) : Number(args.connections);
+
+const server = await startTestServer(process.env, (line) => console.log(line));
+const dbName = `dt_bench_${randomBytes(4).toString('hex')}`;
+await adminQuery(`CREATE DATABASE ${dbName}`, server.adminUrl);
+const url = databaseUrl(dbName, server.adminUrl);
+const dataDir = await mkdtemp(path.join(tmpdir(), 'devicetrail-bench-'));
+
+async function sql(text: string): Promise<any[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try { return (await client.query(text)).rows; } finally { await client.end(); }
+}
+
+function startProcess(script: string, port: number): Promise<ChildProcess> {
+  const profile = process.env['BENCH_PROFILE'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_PROFILE']}`] : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', script], {
+    env: { ...process.env, DATABASE_URL: url, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (/listening/.test(out)) resolve(child);
+    });
+    child.once('exit', (code) => reject(new Error(`${script} exited with ${code}: ${out}`)));
+  });
+}
+
+async function peakRssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return Math.round(kb / 1024);
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  await new Promise<void>((resolve) => { child.once('exit', () => resolve()); child.kill('SIGTERM'); setTimeout(() => child.kill('SIGKILL'), 10_000).unref(); });
+}
+
+type Device = { uuid: string; key: string };
+
+function report(device: Device, n: number): string {
+  return JSON.stringify({
+    [device.uuid]: {
+      apps: {
+        '1000': { status: 'running', containerId: 'c0ffee1234', services: { main: { status: 'running', image: 'registry.example/app:1.4.2' } } },
+        '1001': { status: 'running', containerId: 'beef5678' },
+      },
+      ip_address: '10.0.3.17', os_version: 'balenaOS 5.1.20', uptime: 3600 + n,
+      cpu_usage: Math.round(Math.random() * 10000) / 100, memory_usage: Math.round(Math.random() * 10000) / 100, storage_usage: 41.3, cpu_temp: 48.5,
+    },
+  });
+}
+
+async function drive(port: number, devices: Device[]): Promise<LoadResult> {
+  return runLoad({
+    port, connections, durationMs: duration * 1000, rate,
+    next: (i) => {
+      const device = devices[i % devices.length]!;
+      return { method: 'PATCH', path: '/api/v1/device/state', headers: { 'content-type': 'application/json', authorization: `Bearer ${device.key}` }, body: report(device, i) };
+    },
+  });
+}
+
+function summary(name: string, r: LoadResult, stored: number, rss: number | null) {
+  const errors = r.non2xx + r.errors;
+  console.log(`\n${name}`);
+  console.log(`  requests/s (2xx)  ${(r.ok / r.durationS).toFixed(0)}   [${r.ok} ok in ${r.durationS.toFixed(1)} s, ${connections} connections${rate ? `, paced at ${rate}/s` : ''}]`);
+  console.log(`  latency ms        p50 ${r.p50}  p90 ${r.p90}  p99 ${r.p99}  max ${r.max}`);
+  console.log(`  errors            ${errors}  (statuses ${JSON.stringify(r.statuses)})`);
+  console.log(`  events stored     ${stored}  (${stored === r.ok ? 'equals' : 'DIFFERS FROM'} 2xx responses)`);
+  if (rss !== null) console.log(`  server peak RSS   ${rss} MB`);
+  return r.ok / r.durationS;
+}
+
+console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model}), ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`);
+console.log(`synchronous_commit = ${(await sql('SHOW synchronous_commit'))[0].synchronous_commit}, fsync = ${(await sql('SHOW fsync'))[0].fsync}`);
+try {
+  // devicetrail
+  const port = await freePort();
+  const service = await startProcess('app/main.ts', port);
+  const admin = (await readFile(path.join(dataDir, 'admin-token'), 'utf8')).trim();
+  const base = `http://127.0.0.1:${port}/api/v1`;
+  const keyResponse = await fetch(`${base}/provisioning-keys`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ fleet_id: 'bench' }) });
+  const provisioningKey = ((await keyResponse.json()) as { key: string }).key;
+  const devices: Device[] = Array.from({ length: deviceCount }, () => ({ uuid: crypto.randomUUID(), key: `bench-${randomBytes(16).toString('hex')}` }));
+  const t0 = Date.now();
+  for (let start = 0; start < devices.length; start += 50) {
+    await Promise.all(devices.slice(start, start + 50).map(async (d) => {
+      const r = await fetch(`${base}/device/register`, { method: 'POST', headers: { authorization: `Bearer ${provisioningKey}`, 'content-type': 'application/json' }, body: JSON.stringify({ uuid: d.uuid, deviceName: `bench-${d.uuid.slice(0, 8)}`, deviceType: 'rpi4', deviceApiKey: d.key }) });
+      if (r.status !== 201) throw new Error(`register: ${r.status} ${await r.text()}`);
+    }));
+  }
+  console.log(`provisioned ${devices.length} devices in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const before = Number((await sql(`SELECT count(*) AS n FROM events WHERE event_type = 'current_state.updated'`))[0].n);
+  const result = await drive(port, devices);
+  const rss = await peakRssMb(service.pid!);
+  await stop(service);
+  const stored = Number((await sql(`SELECT count(*) AS n FROM events WHERE event_type = 'current_state.updated'`))[0].n) - before;
+  const gaps = Number((await sql(`SELECT count(*) AS n FROM (SELECT aggregate_id, max(aggregate_version) - count(*) AS gap FROM events WHERE aggregate_type = 'device' GROUP BY aggregate_id) g WHERE gap <> 0`))[0].n);
+  const devicetrailRate = summary('devicetrail  PATCH /api/v1/device/state', result, stored, rss);
+  console.log(`  version gaps      ${gaps} devices`);
+
+  if (!args['skip-baseline']) {
+    const basePort = await freePort();
+    const baseline = await startProcess('bench/baseline-server.ts', basePort);
+    const baseResult = await drive(basePort, devices);
+    const baseRss = await peakRssMb(baseline.pid!);
+    await stop(baseline);
+    const baseStored = Number((await sql('SELECT count(*) AS n FROM baseline_events'))[0].n);
+    const baselineRate = summary('baseline  one INSERT per request', baseResult, baseStored, baseRss);
+    console.log(`\nratio devicetrail ÷ baseline = ${(devicetrailRate / baselineRate).toFixed(2)}`);
+  }
+} finally {
+  await adminQuery(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`, server.adminUrl).catch(() => undefined);
+  await server.stop();
+  await rm(dataDir, { recursive: true, force: true });
+}
