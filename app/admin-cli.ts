@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { createAdminTokens } from '../infra/credentials.ts';
 import { openCliDatabase, type CliDatabase } from './cli-database.ts';
+import { deadLettersCommand, listenersCommand } from './dead-letters-cli.ts';
 
 type Command = { summary: string; usage: string; run: (db: CliDatabase, argv: string[]) => Promise<number> };
 
@@ -40,6 +41,8 @@ const commands: Record<string, Command> = {
       return n > 0 ? 0 : 1;
     },
   },
+  'dead-letters': deadLettersCommand,
+  listeners: listenersCommand,
 };
 
 /** Adds a command (used by modules that bring their own operator commands). */

@@ -3,6 +3,25 @@ import { z } from 'zod';
 
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 
+const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "90s", "15m", "1h30m", "500ms", "2d" → milliseconds; null when not a duration. */
+export function parseDuration(text: string): number | null {
+  const trimmed = text.trim();
+  if (!/^(\d+(\.\d+)?(ms|s|m|h|d))+$/.test(trimmed)) return null;
+  let total = 0;
+  for (const [, amount, unit] of trimmed.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) total += Number(amount) * durationUnits[unit!]!;
+  return Math.round(total);
+}
+
+/** A duration variable in milliseconds, at least `minMs`. */
+const duration = (minMs: number) => z.string().transform((text, ctx) => {
+  const ms = parseDuration(text);
+  if (ms === null) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be a duration like 90s, 15m, 1h30m (units ms, s, m, h, d), got "${text}"` });
+  else if (ms < minMs) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be at least ${minMs} ms, got "${text}"` });
+  return ms ?? 0;
+});
+
 const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(4002),
   HOST: z.string().min(1).default('0.0.0.0'),
@@ -12,7 +31,27 @@ const schema = z.object({
   BODY_LIMIT_KB: z.coerce.number().int().min(1).max(10_240).default(256),
   DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(20),
   PARTITION_DAYS_AHEAD: z.coerce.number().int().min(1).max(366).default(7),
-  LOG_REQUESTS: bool.default('false'),
+  LOG_REQUESTS: bool.default('true'),
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').max(512).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces').optional(),
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  // lifecycle sweepers (issue #5): an open reconciliation fails after RECONCILIATION_TIMEOUT,
+  // a device without an authenticated call for CONNECTIVITY_TIMEOUT is lost; checked every SWEEP_INTERVAL
+  RECONCILIATION_TIMEOUT: duration(1000).default('30m'),
+  CONNECTIVITY_TIMEOUT: duration(1000).default('15m'),
+  SWEEP_INTERVAL: duration(100).default('30s'),
+  // real time (issue #4): built-in listeners, the device_summary projection and webhook delivery
+  REALTIME_JOBS: bool.default('true'),
+  LISTENER_POLL_MS: z.coerce.number().int().min(50).max(600_000).default(1000),
+  WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
+  WEBHOOK_RETRY_BASE_MS: z.coerce.number().int().min(10).max(3_600_000).default(1000),
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  // replay (issue #3): a snapshot every SNAPSHOT_EVERY events per device (0 = none), written in the
+  // background every SNAPSHOT_INTERVAL
+  SNAPSHOT_EVERY: z.coerce.number().int().min(0).max(1_000_000).default(500),
+  SNAPSHOT_INTERVAL: duration(100).default('5s'),
 });
 
 /** Validated configuration. */

@@ -6,14 +6,43 @@ import { adminRoutes } from './admin-routes.ts';
 import type { AppDeps } from './deps.ts';
 import { deviceRoutes } from './device-routes.ts';
 import { errorHandler, HttpError } from './errors.ts';
+import { feedRoutes } from './feed-routes.ts';
+import { fleetRoutes } from './fleet-routes.ts';
+import { healthRoutes } from './health-routes.ts';
+import { logRequests, silentLogger, type Logger } from './logger.ts';
+import { createMetrics, instrumentStore, type Metrics } from './metrics.ts';
+import { metricsRoutes } from './metrics-routes.ts';
 import { provisioningKeyRoutes } from './provisioning-key-routes.ts';
+import { replayRoutes } from './replay-routes.ts';
 import { requestId, requireJsonBody } from './request.ts';
+import { closeConnectionsWhenDraining, processShutdown, type ShutdownRegistry } from './shutdown.ts';
+import { webhookRoutes } from './webhook-routes.ts';
+
+/** Operational wiring; every field has a default suited to tests (silent logs, own metrics). */
+export type AppOptions = {
+  logger?: Logger;
+  /** One log line per request (LOG_REQUESTS). */
+  logRequests?: boolean;
+  metrics?: Metrics;
+  /** Besides admin tokens, this bearer token may read /metrics (METRICS_TOKEN). */
+  metricsToken?: string;
+  /** Readiness wants partitions for today and this many days ahead (PARTITION_DAYS_AHEAD). */
+  partitionDaysAhead?: number;
+  /** Whose draining flag readiness and keep-alive follow. */
+  shutdown?: ShutdownRegistry;
+};
 
 /** Builds the app; tests drive `app.callback()` without opening a port. */
-export function createApp(deps: AppDeps): Koa {
+export function createApp(appDeps: AppDeps, options: AppOptions = {}): Koa {
   const app = new Koa({ proxy: false });
-  app.use(errorHandler((error, ctx) => deps.logError(`unexpected error on ${ctx.method} ${ctx.path} (request ${String(ctx.state['requestId'])})`, error)));
+  const metrics = options.metrics ?? createMetrics({ pool: appDeps.pool, clock: appDeps.clock, defaultMetrics: false });
+  const deps: AppDeps = { ...appDeps, store: instrumentStore(appDeps.store, metrics) };
+  const shutdown = options.shutdown ?? processShutdown;
   app.use(requestId());
+  app.use(logRequests(options.logger ?? silentLogger(), { enabled: options.logRequests ?? true }));
+  app.use(metrics.measureRequests());
+  app.use(closeConnectionsWhenDraining(shutdown));
+  app.use(errorHandler((error, ctx) => deps.logError(`unexpected error on ${ctx.method} ${ctx.path} (request ${String(ctx.state['requestId'])})`, error)));
   app.use(requireJsonBody());
   app.use(bodyParser({
     enableTypes: ['json'],
@@ -23,16 +52,27 @@ export function createApp(deps: AppDeps): Koa {
     onerror: (error) => { throw error; },
   }));
 
+  const routeErrors = {
+    throw: true,
+    notImplemented: () => new HttpError(501, 'not_implemented', 'method not implemented'),
+    methodNotAllowed: () => new HttpError(405, 'method_not_allowed', 'method not allowed on this path'),
+  };
+  const root = new Router();
+  healthRoutes(root, deps, { partitionDaysAhead: options.partitionDaysAhead ?? 7, draining: () => shutdown.draining });
+  metricsRoutes(root, deps, metrics, options.metricsToken);
+  app.use(root.routes());
+  app.use(root.allowedMethods(routeErrors));
+
   const api = new Router({ prefix: '/api/v1' });
   deviceRoutes(api, deps);
   adminRoutes(api, deps);
   provisioningKeyRoutes(api, deps);
+  webhookRoutes(api, deps);
+  feedRoutes(api, deps);
+  fleetRoutes(api, deps);
+  replayRoutes(api, deps);
   app.use(api.routes());
-  app.use(api.allowedMethods({
-    throw: true,
-    notImplemented: () => new HttpError(501, 'not_implemented', 'method not implemented'),
-    methodNotAllowed: () => new HttpError(405, 'method_not_allowed', 'method not allowed on this path'),
-  }));
+  app.use(api.allowedMethods(routeErrors));
   // sets (not throws) the 404 so allowedMethods, which runs after it, can turn it into a 405
   app.use(async function notFound(ctx) {
     ctx.status = 404;

@@ -1,20 +1,23 @@
-// Endpoints devices call: register (provisioning key), poll target state and report
-// current state (device key).
+// Endpoints devices call: register (provisioning key), poll target state, report current
+// state and send lifecycle events they observed (device key). Every authenticated device
+// call counts as a contact for connectivity.
 import type { Context } from 'koa';
 import type { Router } from '@koa/router';
 import { z } from 'zod';
 import { decide, type ReportState } from '../domain/device/decide.ts';
-import { reportedAppSchema, resourceFieldNames, systemFieldNames } from '../domain/device/events.ts';
+import { isDeviceEventType, reportedAppSchema, resourceFieldNames, systemFieldNames } from '../domain/device/events.ts';
+import { deviceReportableTypes, deviceReportedDataSchemas, isDeviceReportableType, type DeviceReportedEvent } from '../domain/device/reported-events.ts';
 import { DomainError } from '../domain/errors.ts';
 import { assertKeyUsable } from '../domain/provisioning-key/decider.ts';
 import { handleCommand } from '../infra/command-handler.ts';
 import { hashSecret, insertDeviceKey, sameHash, ADMIN_TOKEN_PREFIX, PROVISIONING_KEY_PREFIX } from '../infra/credentials.ts';
-import { deviceAdapter, touchLastSeen } from '../infra/device-store.ts';
+import { recordDeviceContact, touchContact } from '../infra/device-contact.ts';
+import { deviceAdapter } from '../infra/device-store.ts';
 import { claimKeySlot } from '../infra/provisioning-key-store.ts';
 import { actorOf, requireDevice, requireProvisioningKey } from './auth.ts';
 import type { AppDeps } from './deps.ts';
 import { HttpError, parseOr400 } from './errors.ts';
-import { jsonBody, requestMetadata, uuidParam, uuidSchema } from './request.ts';
+import { instantSchema, jsonBody, requestMetadata, uuidParam, uuidSchema } from './request.ts';
 import { deviceView } from './views.ts';
 
 const optionalText = (max: number) => z.string().min(1).max(max).optional();
@@ -54,6 +57,44 @@ export function toReportCommand(report: z.infer<typeof reportBody>, now: string)
   for (const name of systemFieldNames) if (values[name] !== undefined) system[name] = values[name] as string | number | null;
   for (const name of resourceFieldNames) if (values[name] !== undefined) resources[name] = values[name] as number | null;
   return { type: 'report_state', now, apps: report.apps, system, resources, config: report.config, update_status: report.update_status };
+}
+
+/** Most lifecycle events one POST /device/events may carry. */
+export const MAX_DEVICE_EVENTS = 100;
+
+/** The body of POST /device/events; each event's data is checked against its type afterwards. */
+export const deviceEventsBody = z.object({
+  events: z.array(z.object({
+    type: z.string().min(1).max(64),
+    data: z.unknown(),
+    observed_at: instantSchema.optional(),
+  }).strict()).min(1, 'must hold at least one event').max(MAX_DEVICE_EVENTS, `at most ${MAX_DEVICE_EVENTS} events per request`),
+}).strict();
+
+/** Validates each event against the catalogue: known type, one a device may send, its data schema. */
+export function parseDeviceEvents(body: z.infer<typeof deviceEventsBody>): (DeviceReportedEvent & { observed_at?: string | undefined })[] {
+  return body.events.map((event, i) => {
+    const field = `body.events.${i}`;
+    if (!isDeviceEventType(event.type)) {
+      throw new HttpError(400, 'invalid_request', `${field}.type: unknown event type "${event.type}"; a device may send ${deviceReportableTypes.join(', ')}`);
+    }
+    if (!isDeviceReportableType(event.type)) {
+      throw new HttpError(400, 'invalid_request', `${field}.type: "${event.type}" is recorded by the server, not sent by devices; a device may send ${deviceReportableTypes.join(', ')}`);
+    }
+    const schema: z.ZodType<unknown, z.ZodTypeDef, unknown> = deviceReportedDataSchemas[event.type];
+    const data = parseOr400(schema, event.data, `${field}.data`);
+    return { type: event.type, data, observed_at: event.observed_at } as DeviceReportedEvent & { observed_at?: string | undefined };
+  });
+}
+
+/** A disabled device's refused call still shows it is alive: record the contact, then refuse. */
+async function refusedIfInactive<T>(deps: AppDeps, uuid: string, now: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof DomainError && error.code === 'device_inactive') await touchContact(deps.pool, uuid, now);
+    throw error;
+  }
 }
 
 /** Registers the device endpoints on the router. */
@@ -107,8 +148,9 @@ export function deviceRoutes(router: Router, deps: AppDeps): void {
     if (uuid !== device.uuid) throw new HttpError(403, 'forbidden', 'a device may only read its own target state');
     const row = await deps.devices.get(uuid);
     if (row === null) throw new HttpError(404, 'device_not_found', `no device ${uuid}`);
+    // the poll is the device's heartbeat, also while it is disabled
+    await recordDeviceContact(deps.pool, deps.store, uuid, deps.clock().toISOString(), requestMetadata(ctx, actorOf(device)));
     if (!row.is_active) throw new HttpError(403, 'device_inactive', 'device is disabled');
-    await touchLastSeen(deps.pool, uuid, deps.clock().toISOString());
     const target = row.state.status === 'registered' ? row.state.target : null;
     const version = target?.version ?? 0;
     ctx.set('ETag', `"${version}"`);
@@ -140,13 +182,29 @@ export function deviceRoutes(router: Router, deps: AppDeps): void {
     const result: Record<string, { version: number; in_sync: boolean; events_written: number }> = {};
     let written = 0;
     for (const [uuid, report] of reports) {
-      const outcome = await handleCommand(deps.pool, deps.store, deviceAdapter, uuid, (state) => decide(toReportCommand(report, now), state),
-        { metadata: requestMetadata(ctx, actorOf(device)), source: 'api' });
-      if (outcome.events.length === 0) await touchLastSeen(deps.pool, uuid, now);
+      const metadata = requestMetadata(ctx, actorOf(device));
+      const outcome = await refusedIfInactive(deps, uuid, now, () => handleCommand(deps.pool, deps.store, deviceAdapter, uuid,
+        (state) => decide(toReportCommand(report, now), state), { metadata, source: 'api' }));
+      // an unchanged report appends nothing but is still a contact (and restores a device a sweeper just marked lost)
+      if (outcome.events.length === 0) await recordDeviceContact(deps.pool, deps.store, uuid, now, metadata);
       written += outcome.events.length;
       const state = outcome.state;
       result[uuid] = { version: state.version, in_sync: state.status === 'registered' ? state.drift.in_sync : false, events_written: outcome.events.length };
     }
     ctx.body = { events_written: written, devices: result };
+  });
+
+  router.post('/device/events', async (ctx: Context) => {
+    const device = await requireDevice(ctx, deps);
+    const events = parseDeviceEvents(parseOr400(deviceEventsBody, jsonBody(ctx)));
+    const now = deps.clock().toISOString();
+    const metadata = requestMetadata(ctx, actorOf(device));
+    const outcome = await refusedIfInactive(deps, device.uuid, now, async () => {
+      await recordDeviceContact(deps.pool, deps.store, device.uuid, now, metadata);
+      return handleCommand(deps.pool, deps.store, deviceAdapter, device.uuid,
+        (state) => decide({ type: 'record_device_events', now, events }, state), { metadata, source: 'device' });
+    });
+    ctx.status = 201;
+    ctx.body = { uuid: device.uuid, version: outcome.state.version, events_written: outcome.events.length, event_ids: outcome.events.map((e) => e.event_id) };
   });
 }

@@ -1,52 +1,134 @@
-// The process entry: config → database → migrations → partitions → HTTP on PORT.
+// The process entry: config → logger → database → migrations → partitions → HTTP on PORT.
+// SIGTERM/SIGINT: stop accepting, finish in-flight requests (bounded by SHUTDOWN_TIMEOUT_MS),
+// run the stop hooks newest first (jobs and listeners, then the pool, then the embedded
+// PostgreSQL; see app/shutdown.ts), exit 0.
 import type { Server } from 'node:http';
+import { createConnectivitySweeper } from '../infra/connectivity-sweeper.ts';
 import { createDatabasePool } from '../infra/database.ts';
 import { migrate } from '../infra/migrate.ts';
 import { ensurePartitionsAhead } from '../infra/partitions.ts';
+import { createReconciliationSweeper } from '../infra/reconciliation-sweeper.ts';
+import { createSnapshotter } from '../infra/replay-snapshotter.ts';
 import { bootstrapAdminToken } from './bootstrap.ts';
-import { loadConfig, ConfigError } from './config.ts';
+import { loadConfig, ConfigError, type Config } from './config.ts';
 import { openDatabase } from './database-target.ts';
 import { createApp } from './create-app.ts';
 import { createDeps } from './deps.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { createMetrics, instrumentStore } from './metrics.ts';
+import { startRealtimeJobs } from './realtime-jobs.ts';
+import { onShutdown, processShutdown, within } from './shutdown.ts';
 
-const log = (message: string) => console.log(`[devicetrail] ${message}`);
+const HOUR_MS = 3_600_000;
 
-async function main(): Promise<void> {
-  const config = loadConfig();
+async function main(config: Config, logger: Logger): Promise<void> {
+  const log = (message: string) => logger.info(message);
   const database = await openDatabase(config, log);
+  onShutdown('database server', () => database.stop()); // a no-op unless embedded
   log(`database: ${database.description}`);
   const applied = await migrate(database.url);
   log(applied.length === 0 ? 'migrations: up to date' : `migrations applied: ${applied.join(', ')}`);
   const pool = await createDatabasePool(database.url, { maximumPoolSize: config.DB_POOL_SIZE });
+  onShutdown('database pool', () => pool.end());
   await ensurePartitionsAhead(pool, new Date(), config.PARTITION_DAYS_AHEAD);
-  const deps = createDeps(pool, { bodyLimitKb: config.BODY_LIMIT_KB, logError: (m, e) => console.error(`[devicetrail] ${m}`, e) });
-  await bootstrapAdminToken(deps.adminTokens, config.DATA_DIR, (line) => console.log(line));
-  const app = createApp(deps);
+  // keeps /readyz's "partitions ahead" true on a long-running process
+  const partitionTimer = setInterval(() => {
+    ensurePartitionsAhead(pool, new Date(), config.PARTITION_DAYS_AHEAD).catch((err: unknown) => logger.error({ err }, 'creating partitions ahead failed'));
+  }, HOUR_MS);
+  onShutdown('partitions ahead', () => clearInterval(partitionTimer));
+  const deps = createDeps(pool, { bodyLimitKb: config.BODY_LIMIT_KB, logError: (message, err) => logger.error({ err }, message) });
+  const metrics = createMetrics({ pool, clock: deps.clock });
+  deps.store = instrumentStore(deps.store, metrics);
+  // the token goes to a human at a terminal, never into collected logs
+  await bootstrapAdminToken(deps.adminTokens, config.DATA_DIR, (line) => process.stdout.isTTY
+    ? console.log(line)
+    : logger.warn(`created admin token "bootstrap"; it is saved in ${config.DATA_DIR}/admin-token (not logged)`));
+  const app = createApp(deps, {
+    logger, logRequests: config.LOG_REQUESTS, metrics, partitionDaysAhead: config.PARTITION_DAYS_AHEAD,
+    ...(config.METRICS_TOKEN === undefined ? {} : { metricsToken: config.METRICS_TOKEN }),
+  });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.PORT, config.HOST, () => resolve(s));
-    s.once('error', (error) => {
-      void pool.end().then(() => database.stop()).finally(() => reject(new Error(`cannot listen on ${config.HOST}:${config.PORT}: ${error.message}`)));
-    });
+    s.once('error', (error) => reject(new Error(`cannot listen on ${config.HOST}:${config.PORT}: ${error.message}`)));
   });
-  log(`listening on http://${config.HOST}:${config.PORT}`);
-
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log(`${signal}: shutting down`);
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    await pool.end();
-    await database.stop();
-    log('stopped');
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  httpServer = server;
+  const address = server.address();
+  log(`listening on http://${config.HOST}:${typeof address === 'object' && address !== null ? address.port : config.PORT}`);
+  const sweeperOptions = { pool, store: deps.store, clock: deps.clock, intervalMs: config.SWEEP_INTERVAL, onError: deps.logError };
+  const sweepers = [
+    createReconciliationSweeper({ ...sweeperOptions, timeoutMs: config.RECONCILIATION_TIMEOUT }),
+    createConnectivitySweeper({ ...sweeperOptions, timeoutMs: config.CONNECTIVITY_TIMEOUT }),
+  ];
+  for (const sweeper of sweepers) {
+    sweeper.start();
+    onShutdown('lifecycle sweeper', () => sweeper.stop());
+  }
+  if (config.REALTIME_JOBS) {
+    const realtime = await startRealtimeJobs(pool, config, (level, message, err) => logger[level](err === undefined ? {} : { err }, message));
+    onShutdown('real-time jobs (webhooks, device_summary)', () => realtime.stop());
+  }
+  if (config.SNAPSHOT_EVERY > 0) {
+    const snapshotter = createSnapshotter(pool, { every: config.SNAPSHOT_EVERY, intervalMs: config.SNAPSHOT_INTERVAL, log });
+    snapshotter.start();
+    onShutdown('snapshotter', () => snapshotter.stop());
+  }
 }
 
-main().catch((error: unknown) => {
-  if (error instanceof ConfigError) console.error(`[devicetrail] ${error.message}`);
-  else console.error('[devicetrail] failed to start:', error);
+let httpServer: Server | null = null;
+let startup: Promise<void> = Promise.resolve();
+
+/** Closes the listening socket and idle keep-alive connections; resolves when the last request is done. */
+function stopAccepting(server: Server): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  return closed;
+}
+
+/** Stops accepting, finishes requests in flight (bounded), runs the stop hooks, exits. */
+async function shutdown(signal: string, config: Config, logger: Logger): Promise<void> {
+  if (processShutdown.draining) {
+    logger.info({ signal }, 'already shutting down');
+    return;
+  }
+  processShutdown.beginDraining();
+  let closing = httpServer === null ? null : stopAccepting(httpServer);
+  logger.info({ signal, timeout_ms: config.SHUTDOWN_TIMEOUT_MS }, 'shutting down: refusing new connections, finishing requests in flight');
+  // a signal while starting: let startup finish, so everything it starts has registered its stop hook
+  if (!(await within(startup.catch(() => undefined), config.SHUTDOWN_TIMEOUT_MS)).done) {
+    logger.warn('startup did not finish within the shutdown timeout; stopping what has started');
+  }
+  const server = httpServer;
+  if (server !== null) {
+    closing ??= stopAccepting(server);
+    if (!(await within(closing, config.SHUTDOWN_TIMEOUT_MS)).done) {
+      logger.warn({ timeout_ms: config.SHUTDOWN_TIMEOUT_MS }, 'requests still running after the shutdown timeout; closing their connections');
+      server.closeAllConnections();
+      await within(closing, 1000);
+    }
+  }
+  const outcomes = await processShutdown.run(config.SHUTDOWN_TIMEOUT_MS, (outcome) => {
+    if (outcome.result === 'ok') logger.info({ hook: outcome.name }, `stopped ${outcome.name}`);
+    else logger.error({ hook: outcome.name, err: outcome.error }, `stopping ${outcome.name}: ${outcome.result}`);
+  });
+  const clean = outcomes.every((outcome) => outcome.result === 'ok');
+  logger.info(clean ? 'stopped' : 'stopped, with errors (see above)');
+  process.exit(clean ? 0 : 1);
+}
+
+let config: Config;
+try {
+  config = loadConfig();
+} catch (error) {
+  console.error(`[devicetrail] ${error instanceof ConfigError ? error.message : String(error)}`);
+  process.exit(1);
+}
+const logger = createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT, nodeEnv: config.NODE_ENV });
+process.on('SIGINT', () => void shutdown('SIGINT', config, logger));
+process.on('SIGTERM', () => void shutdown('SIGTERM', config, logger));
+startup = main(config, logger);
+startup.then(() => logger.info('started'), async (error: unknown) => {
+  if (processShutdown.draining) return; // a signal came while starting: shutdown() exits
+  logger.fatal({ err: error }, 'failed to start');
+  await processShutdown.run(config.SHUTDOWN_TIMEOUT_MS); // stops what did start (the embedded server)
   process.exit(1);
 });

@@ -55,15 +55,28 @@ export function createAdminTokens(pool: DatabasePool) {
   };
 }
 
-/** Device key queries. */
+const DEVICE_KEY_CACHE_SIZE = 100_000;
+
+/**
+ * Device key queries. Found keys are cached (hash → uuid): a device key never changes
+ * owner once registered, and whether the device may act (active, exists) is decided from
+ * its state on every call, not from this cache. Unknown keys are not cached.
+ */
 export function createDeviceKeys(pool: DatabasePool) {
+  const cache = new Map<string, string>();
   return {
     /** The device whose key this is, or null. */
     async findDevice(key: string): Promise<string | null> {
       const hash = hashSecret(key);
+      const cacheKey = hash.toString('base64');
+      const cached = cache.get(cacheKey);
+      if (cached !== undefined) return cached;
       const row = await pool.maybeOne(sql.type(deviceKeyRow)`
         SELECT uuid, key_hash FROM device_credentials WHERE key_hash = ${sql.binary(hash)}`);
-      return row !== null && sameHash(row.key_hash, hash) ? row.uuid : null;
+      if (row === null || !sameHash(row.key_hash, hash)) return null;
+      if (cache.size >= DEVICE_KEY_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+      cache.set(cacheKey, row.uuid);
+      return row.uuid;
     },
     /** The stored key hash of a device, or null. */
     async hashOf(connection: CommonQueryMethods, uuid: string): Promise<Buffer | null> {

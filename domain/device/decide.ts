@@ -1,8 +1,12 @@
 // decide: command + state → new events, or a DomainError. Time comes in as `now`.
 import { DomainError } from '../errors.ts';
+import { connectionLostIfSilent, connectionRestoredIfLost } from './connectivity.ts';
 import { jsonEqual } from './drift.ts';
-import { mergeReport } from './evolve.ts';
-import type { DeviceEvent, ReportedApp, TargetState } from './events.ts';
+import { evolve, mergeReport } from './evolve.ts';
+import type { DeviceEvent, DeviceEventType, ReportedApp, TargetState } from './events.ts';
+import { deriveLifecycle } from './lifecycle.ts';
+import { expireReconciliation, reconciliationAfterTarget } from './reconciliation.ts';
+import type { DeviceReportedEvent } from './reported-events.ts';
 import type { DeviceState, RegisteredDevice } from './state.ts';
 
 /** Registration data, already validated and normalised by the shell. */
@@ -46,7 +50,44 @@ export type SetActive = {
   reason?: string | undefined;
 };
 
-export type DeviceCommand = RegisterDevice | SetTargetState | ReportState | SetActive;
+/** Any authenticated call of the device itself (a heartbeat): restores a lost connection. */
+export type RecordContact = { type: 'record_contact'; now: string };
+
+/** The connectivity sweeper: the device's last contact (from the read model) and the timeout. */
+export type MarkConnectionLost = { type: 'mark_connection_lost'; now: string; last_contact_at: string; timeout_ms: number };
+
+/** The reconciliation sweeper: fail the open reconciliation once it is `timeout_ms` old. */
+export type ExpireReconciliation = { type: 'expire_reconciliation'; now: string; timeout_ms: number };
+
+/** Lifecycle events a device observed itself, validated by the shell. */
+export type RecordDeviceEvents = { type: 'record_device_events'; now: string; events: (DeviceReportedEvent & { observed_at?: string | undefined })[] };
+
+export type DeviceCommand = RegisterDevice | SetTargetState | ReportState | SetActive
+  | RecordContact | MarkConnectionLost | ExpireReconciliation | RecordDeviceEvents;
+
+/** Events that happen in response to another event of the same decision (causation). */
+const causeTypes: ReadonlySet<DeviceEventType> = new Set(['current_state.updated', 'target_state.updated']);
+const derivedTypes: ReadonlySet<DeviceEventType> = new Set([
+  'container.started', 'container.stopped', 'container.crashed', 'image.pulled', 'image.pull_failed',
+  'volume.created', 'volume.removed', 'network.created', 'network.removed',
+  'reconciliation.started', 'reconciliation.completed', 'reconciliation.failed',
+]);
+
+/**
+ * For each event of one decision, the index of the event that caused it: a derived
+ * lifecycle or reconciliation event is caused by the nearest report or target update
+ * before it; anything else has no cause (null).
+ */
+export function causationIndexes(events: readonly DeviceEvent[]): (number | null)[] {
+  let cause: number | null = null;
+  return events.map((event, i) => {
+    if (causeTypes.has(event.type)) {
+      cause = i;
+      return null;
+    }
+    return derivedTypes.has(event.type) ? cause : null;
+  });
+}
 
 function registered(state: DeviceState): RegisteredDevice {
   if (state.status !== 'registered') throw new DomainError('device_not_found', 'device is not registered');
@@ -72,7 +113,7 @@ export function decide(command: DeviceCommand, state: DeviceState): DeviceEvent[
       const old = device.target === null ? null : { apps: device.target.apps, config: device.target.config };
       const oldApps = Object.keys(old?.apps ?? {});
       const newApps = Object.keys(command.target.apps);
-      return [{
+      const updated: DeviceEvent = {
         type: 'target_state.updated',
         timestamp: command.now,
         data: {
@@ -83,14 +124,16 @@ export function decide(command: DeviceCommand, state: DeviceState): DeviceEvent[
           apps_removed: oldApps.filter((id) => !newApps.includes(id)),
           apps_count: newApps.length,
         },
-      }];
+      };
+      return [updated, ...reconciliationAfterTarget(device, registered(evolve(device, updated)), command.now)];
     }
     case 'report_state': {
       const device = registered(state);
       if (!device.is_active) throw new DomainError('device_inactive', 'device is disabled');
       const { type: _t, now, ...report } = command;
+      const restored = connectionRestoredIfLost(device, now);
       const merged = mergeReport(device.current, report, now);
-      if (device.current !== null && jsonEqual({ ...merged, reported_at: '' }, { ...device.current, reported_at: '' })) return [];
+      if (device.current !== null && jsonEqual({ ...merged, reported_at: '' }, { ...device.current, reported_at: '' })) return restored;
       const data: DeviceEvent & { type: 'current_state.updated' } = {
         type: 'current_state.updated',
         timestamp: now,
@@ -99,7 +142,7 @@ export function decide(command: DeviceCommand, state: DeviceState): DeviceEvent[
       if (report.apps !== undefined) data.data.apps = report.apps;
       if (report.config !== undefined) data.data.config = report.config;
       if (report.update_status !== undefined) data.data.update_status = report.update_status;
-      return [data];
+      return [...restored, data, ...deriveLifecycle(device, report, now)];
     }
     case 'set_active': {
       const device = registered(state);
@@ -115,6 +158,19 @@ export function decide(command: DeviceCommand, state: DeviceState): DeviceEvent[
       return [command.is_active
         ? { type: 'device.online', timestamp: command.now, data }
         : { type: 'device.offline', timestamp: command.now, data }];
+    }
+    case 'record_contact':
+      return state.status === 'registered' ? connectionRestoredIfLost(state, command.now) : [];
+    case 'mark_connection_lost':
+      return state.status === 'registered' ? connectionLostIfSilent(state, command.last_contact_at, command.now, command.timeout_ms) : [];
+    case 'expire_reconciliation':
+      return state.status === 'registered' ? expireReconciliation(state, command.now, command.timeout_ms) : [];
+    case 'record_device_events': {
+      const device = registered(state);
+      if (!device.is_active) throw new DomainError('device_inactive', 'device is disabled');
+      // stored at arrival time, so timestamps ascend with versions; the device's own clock goes in observed_at
+      return command.events.map(({ type, data, observed_at: observedAt }) =>
+        ({ type, timestamp: command.now, data: observedAt === undefined ? data : { ...data, observed_at: observedAt } }) as DeviceEvent);
     }
     default: {
       const unreachable: never = command;

@@ -52,6 +52,11 @@ export const reportedAppSchema = z
     image: z.string().max(512).optional(),
     releaseId: z.union([z.number().int(), z.string().max(128)]).optional(),
     commit: z.string().max(128).optional(),
+    // an app without `services` is one service named after the app, and may carry its fields
+    exitCode: z.number().int().optional(),
+    restartCount: z.number().int().nonnegative().optional(),
+    downloadProgress: z.number().min(0).max(100).optional(),
+    imagePullError: z.string().max(2048).optional(),
     services: z.record(z.string().min(1).max(128), reportedServiceSchema).optional(),
     volumes: z.array(z.string().max(256)).max(100).optional(),
     networks: z.array(z.string().max(256)).max(100).optional(),
@@ -62,6 +67,15 @@ export type TargetState = z.infer<typeof targetStateSchema>;
 export type TargetApp = z.infer<typeof targetAppSchema>;
 export type ReportedApp = z.infer<typeof reportedAppSchema>;
 export type ReportedService = z.infer<typeof reportedServiceSchema>;
+
+/** What one state report says, sorted into the buckets the fold merges. */
+export type StateReport = {
+  apps?: Record<string, ReportedApp> | undefined;
+  system: Record<string, string | number | null>;
+  resources: Record<string, number | null>;
+  config?: Record<string, unknown> | undefined;
+  update_status?: string | undefined;
+};
 
 /** System fields a report may carry; they merge into `current.system`. */
 export const systemFieldNames = [
@@ -114,6 +128,111 @@ const activeChangeData = z.object({
 export const deviceOnlineData = activeChangeData;
 export const deviceOfflineData = activeChangeData;
 
+// Lifecycle events (issue #5). `observed_at` is set only on events a device sent itself
+// (POST /device/events): when the device says it happened; `timestamp` is when it arrived.
+const observedAt = z.string().optional();
+
+/** container.started / .stopped / .crashed: one service's container changed state. */
+export const containerEventData = z.object({
+  app_id: z.string(),
+  service_name: z.string(),
+  container_id: z.string().nullable(),
+  image: z.string().nullable(),
+  /** The status reported; `removed` (the service left the report) or `replaced` (a new container took over) when derived. */
+  status: z.string().nullable(),
+  exit_code: z.number().int().nullable(),
+  restart_count: z.number().int().nonnegative().nullable(),
+  observed_at: observedAt,
+});
+export const containerStartedData = containerEventData;
+export const containerStoppedData = containerEventData;
+export const containerCrashedData = containerEventData;
+
+/** image.pulled: a service's image is on the device (download reached 100%, or it runs a new image). */
+export const imagePulledData = z.object({
+  app_id: z.string(),
+  service_name: z.string(),
+  image: z.string().nullable(),
+  previous_image: z.string().nullable(),
+  observed_at: observedAt,
+});
+
+/** image.pull_failed: the device reported an error pulling a service's image. */
+export const imagePullFailedData = z.object({
+  app_id: z.string(),
+  service_name: z.string(),
+  image: z.string().nullable(),
+  error: z.string(),
+  observed_at: observedAt,
+});
+
+/** volume.created / .removed, network.created / .removed: a named resource of an app. */
+export const appResourceEventData = z.object({
+  app_id: z.string(),
+  name: z.string(),
+  observed_at: observedAt,
+});
+export const volumeCreatedData = appResourceEventData;
+export const volumeRemovedData = appResourceEventData;
+export const networkCreatedData = appResourceEventData;
+export const networkRemovedData = appResourceEventData;
+
+/** One service that differs from the target (as in drift). */
+export const serviceDriftSchema = z.object({
+  app_id: z.string(),
+  service_name: z.string(),
+  problem: z.enum(['not_running', 'missing', 'wrong_image', 'wrong_release']),
+  expected: z.string().optional(),
+  actual: z.string().optional(),
+});
+
+/** reconciliation.started: a target update left the device out of sync; what differs. */
+export const reconciliationStartedData = z.object({
+  target_version: z.number().int().positive(),
+  apps_missing: z.array(z.string()),
+  apps_extra: z.array(z.string()),
+  services: z.array(serviceDriftSchema),
+  config_differs: z.array(z.string()),
+});
+
+/** reconciliation.completed: the first report in sync with the target version. */
+export const reconciliationCompletedData = z.object({
+  target_version: z.number().int().positive(),
+  started_at: z.string(),
+  duration_ms: z.number().int().nonnegative(),
+});
+
+/** Why a reconciliation failed. */
+export const reconciliationFailureReasons = ['timeout', 'superseded', 'update_failed', 'update_rejected', 'update_aborted'] as const;
+
+/** reconciliation.failed: the device gave up, a newer target superseded it, or the deadline passed. */
+export const reconciliationFailedData = z.object({
+  target_version: z.number().int().positive(),
+  started_at: z.string(),
+  duration_ms: z.number().int().nonnegative(),
+  reason: z.enum(reconciliationFailureReasons),
+  /** The update_status the device reported (update_* reasons). */
+  update_status: z.string().optional(),
+  /** The target version that replaced this one (reason `superseded`). */
+  superseded_by: z.number().int().positive().optional(),
+  /** The RECONCILIATION_TIMEOUT in force (reason `timeout`). */
+  timeout_ms: z.number().int().positive().optional(),
+});
+
+/** device.connection_lost: no authenticated device call for the connectivity timeout. */
+export const connectionLostData = z.object({
+  last_seen_at: z.string(),
+  silent_ms: z.number().int().nonnegative(),
+  timeout_ms: z.number().int().positive(),
+});
+
+/** device.connection_restored: the first call after a loss, with the whole silence. */
+export const connectionRestoredData = z.object({
+  last_seen_at: z.string(),
+  lost_at: z.string(),
+  silent_ms: z.number().int().nonnegative(),
+});
+
 /** Every device event type with the schema of its data. */
 export const deviceEventSchemas = {
   'device.provisioned': deviceProvisionedData,
@@ -121,6 +240,20 @@ export const deviceEventSchemas = {
   'current_state.updated': currentStateUpdatedData,
   'device.online': deviceOnlineData,
   'device.offline': deviceOfflineData,
+  'container.started': containerStartedData,
+  'container.stopped': containerStoppedData,
+  'container.crashed': containerCrashedData,
+  'image.pulled': imagePulledData,
+  'image.pull_failed': imagePullFailedData,
+  'volume.created': volumeCreatedData,
+  'volume.removed': volumeRemovedData,
+  'network.created': networkCreatedData,
+  'network.removed': networkRemovedData,
+  'reconciliation.started': reconciliationStartedData,
+  'reconciliation.completed': reconciliationCompletedData,
+  'reconciliation.failed': reconciliationFailedData,
+  'device.connection_lost': connectionLostData,
+  'device.connection_restored': connectionRestoredData,
 } as const;
 
 export type DeviceEventType = keyof typeof deviceEventSchemas;
@@ -134,6 +267,9 @@ type EventOf<T extends DeviceEventType> = {
 
 /** A device event as the fold sees it. */
 export type DeviceEvent = { [T in DeviceEventType]: EventOf<T> }[DeviceEventType];
+
+/** The device event of one type. */
+export type DeviceEventOf<T extends DeviceEventType> = EventOf<T>;
 
 /** True when `type` names a device event this domain knows. */
 export function isDeviceEventType(type: string): type is DeviceEventType {

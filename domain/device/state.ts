@@ -12,6 +12,33 @@ export type CurrentState = {
   reported_at: string;
 };
 
+/** One service's container as the lifecycle events left it. */
+export type ContainerState = {
+  app_id: string;
+  service_name: string;
+  container_id: string | null;
+  image: string | null;
+  status: 'running' | 'stopped' | 'crashed';
+  exit_code: number | null;
+  restart_count: number;
+  /** When it entered this status. */
+  since: string;
+};
+
+/** An image known to be on the device: pulled, or seen running. */
+export type ImageState = { app_id: string; service_name: string; since: string };
+
+/** The open reconciliation (toward a target version), or how the last one ended. */
+export type ReconciliationState =
+  | { status: 'open'; target_version: number; started_at: string }
+  | { status: 'completed'; target_version: number; started_at: string; ended_at: string; duration_ms: number }
+  | { status: 'failed'; target_version: number; started_at: string; ended_at: string; duration_ms: number; reason: string };
+
+/** Whether the device is calling in; `lost` after the connectivity timeout, until its next call. */
+export type ConnectivityState =
+  | { status: 'online'; since: string }
+  | { status: 'lost'; since: string; last_seen_at: string };
+
 /** The target the device should run, with its version (1, 2, …). */
 export type VersionedTarget = TargetState & { version: number; updated_at: string };
 
@@ -32,6 +59,16 @@ export type RegisteredDevice = {
   drift: Drift;
   /** When the device last went out of sync; null while in sync. */
   drift_since: string | null;
+  /** Containers by app id, then service name (running, stopped or crashed). */
+  containers: Record<string, Record<string, ContainerState>>;
+  /** Images on the device, by image reference. */
+  images: Record<string, ImageState>;
+  /** Volume names by app id (sorted). */
+  volumes: Record<string, string[]>;
+  /** Network names by app id (sorted). */
+  networks: Record<string, string[]>;
+  reconciliation: ReconciliationState | null;
+  connectivity: ConnectivityState;
   registered_at: string;
   updated_at: string;
   /** Number of events folded: the aggregate version. */

@@ -44,9 +44,12 @@ test('register: a registered device cannot register again', (t) => {
   t.is(error?.code, 'device_already_registered');
 });
 
-test('set target: first target is version 1 with apps added and count', (t) => {
+test('set target: first target is version 1 with apps added and count, and opens a reconciliation', (t) => {
   const events = when(given(provisioned), { type: 'set_target_state', now: t1, target });
-  t.deepEqual(events, [targetSet]);
+  t.deepEqual(events, [targetSet, {
+    type: 'reconciliation.started', timestamp: t1,
+    data: { target_version: 1, apps_missing: ['1000'], apps_extra: [], services: [], config_differs: [] },
+  }]);
 });
 
 test('set target: next version diffs apps against the old target', (t) => {
@@ -64,7 +67,7 @@ test('set target: next version diffs apps against the old target', (t) => {
 test('set target: a stale expected version is refused', (t) => {
   const error = t.throws(() => when(given(provisioned, targetSet), { type: 'set_target_state', now: t2, target, expected_version: 0 }), { instanceOf: DomainError });
   t.is(error?.code, 'target_version_mismatch');
-  t.deepEqual(when(given(provisioned, targetSet), { type: 'set_target_state', now: t2, target, expected_version: 1 }).length, 1);
+  t.is(when(given(provisioned, targetSet), { type: 'set_target_state', now: t2, target, expected_version: 1 })[0]?.type, 'target_state.updated');
 });
 
 test('set target: unknown device is not found', (t) => {
@@ -72,9 +75,12 @@ test('set target: unknown device is not found', (t) => {
   t.is(error?.code, 'device_not_found');
 });
 
-test('report: a report produces current_state.updated with apps_count', (t) => {
+test('report: a report produces current_state.updated with apps_count (and the container it shows started)', (t) => {
   const events = when(given(provisioned, targetSet), { type: 'report_state', now: t2, apps: { '1000': { status: 'running', containerId: 'abc' } }, system: { ip_address: '10.0.0.2' }, resources: { cpu_usage: 5 } });
-  t.deepEqual(events, [runningReport]);
+  t.deepEqual(events, [runningReport, {
+    type: 'container.started', timestamp: t2,
+    data: { app_id: '1000', service_name: '1000', container_id: 'abc', image: null, status: 'running', exit_code: null, restart_count: null },
+  }]);
 });
 
 test('report: the same report again changes nothing and appends nothing', (t) => {

@@ -34,7 +34,8 @@ test.serial('register → target → report → disable → enable writes one ev
     body: { [uuid]: { apps: { '1000': { status: 'running', containerId: 'abc123' } }, ip_address: '192.168.1.100', cpu_usage: 25.5, memory_usage: 45.2 } },
   });
   t.is(report.status, 200, report.text);
-  t.is(report.body.events_written, 1);
+  // current_state.updated, and what it implies: the app's container started, the target reached (issue #5)
+  t.is(report.body.events_written, 3);
   t.true(report.body.devices[uuid].in_sync);
 
   for (const is_active of [false, true]) {
@@ -45,11 +46,13 @@ test.serial('register → target → report → disable → enable writes one ev
 
   const events = await app.db.pool.any(sql.type(eventRow)`
     SELECT event_type, aggregate_version, data, metadata, source FROM get_aggregate_events('device', ${uuid}, NULL)`);
-  t.deepEqual(events.map((e) => e.event_type), ['device.provisioned', 'target_state.updated', 'current_state.updated', 'device.offline', 'device.online']);
-  t.deepEqual(events.map((e) => e.aggregate_version), [1, 2, 3, 4, 5]);
+  t.deepEqual(events.map((e) => e.event_type), ['device.provisioned', 'target_state.updated', 'reconciliation.started',
+    'current_state.updated', 'container.started', 'reconciliation.completed', 'device.offline', 'device.online']);
+  t.deepEqual(events.map((e) => e.aggregate_version), [1, 2, 3, 4, 5, 6, 7, 8]);
   t.true(events.every((e) => e.source === 'api'));
 
-  const [provisioned, targetEvent, current, offline] = events;
+  const [provisioned, targetEvent, current, offline] = ['device.provisioned', 'target_state.updated', 'current_state.updated', 'device.offline']
+    .map((type) => events.find((e) => e.event_type === type));
   t.is(provisioned!.data.provisioning_key_id, keyId);
   t.is(provisioned!.metadata.provisioning_key_id, keyId);
   t.deepEqual(provisioned!.metadata.actor, { type: 'provisioning_key', id: keyId });

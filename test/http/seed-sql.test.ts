@@ -30,7 +30,9 @@ test.after.always(async () => {
 
 test('get_aggregate_events', async (t) => {
   const { rows } = await client.query(`SELECT * FROM get_aggregate_events('device', '12345678-1234-1234-1234-123456789abc', NULL);`);
-  t.deepEqual(rows.map((r) => r.event_type), ['device.provisioned', 'target_state.updated', 'target_state.updated', 'current_state.updated']);
+  // with the lifecycle events a target update and a report imply (issue #5)
+  t.deepEqual(rows.map((r) => r.event_type), ['device.provisioned', 'target_state.updated', 'reconciliation.started',
+    'target_state.updated', 'reconciliation.failed', 'reconciliation.started', 'current_state.updated', 'container.started']);
   for (const column of ['event_id', 'event_type', 'aggregate_type', 'aggregate_id', 'data', 'metadata', 'timestamp', 'source']) t.true(column in rows[0]!, column);
 });
 
@@ -59,7 +61,7 @@ test('recent events', async (t) => {
 FROM events
 ORDER BY timestamp DESC
 LIMIT 20;`);
-  t.is(rows.length, 9); // 1 key created, 2 provisioned, 3 targets, 3 reports
+  t.is(rows.length, 13); // 1 key created, 2 provisioned, 3 targets, 3 reports, 3 reconciliation, 1 container
   t.true(rows.every((r) => r.source === 'api'));
   t.is(rows[0]!.event_type, 'target_state.updated');
 });

@@ -1,0 +1,170 @@
+// Replay over a device's event rows with the domain's one fold: the state at an instant,
+// and the sequence of states as time passes. Shared by the CLI, the HTTP routes, the
+// snapshotter and the fixture suite; pure (no I/O).
+import { evolve } from '../domain/device/evolve.ts';
+import { isDeviceEventType, parseDeviceEvent, type DeviceEvent } from '../domain/device/events.ts';
+import { initialState, type DeviceState } from '../domain/device/state.ts';
+import type { StoredEvent } from './event-store.ts';
+
+/** What replay reads of an event row (the database, a fixture or an archive). */
+export type ReplayEvent = Pick<StoredEvent, 'event_id' | 'event_type' | 'aggregate_version' | 'data' | 'metadata' | 'timestamp'>
+  & Partial<Pick<StoredEvent, 'source' | 'aggregate_id' | 'hash'>>;
+
+/** Thrown for an event type the fold of this build does not know (never silently skipped). */
+export class UnknownEventTypeError extends Error {
+  constructor(event: ReplayEvent) {
+    super(`event ${event.event_id} (version ${event.aggregate_version}) has type "${event.event_type}", which this build's fold does not know`);
+    this.name = 'UnknownEventTypeError';
+  }
+}
+
+/** The row as the fold sees it; `validate` checks `data` against the event's zod schema (fixtures). */
+export function toDeviceEvent(row: ReplayEvent, validate = false): DeviceEvent {
+  if (!isDeviceEventType(row.event_type)) throw new UnknownEventTypeError(row);
+  if (validate) return parseDeviceEvent({ type: row.event_type, data: row.data, timestamp: row.timestamp });
+  return { type: row.event_type, data: row.data, timestamp: row.timestamp } as DeviceEvent;
+}
+
+/** Milliseconds since the epoch of an ISO instant. */
+export const instantMs = (iso: string): number => Date.parse(iso);
+
+/** True when the device itself caused the event (its last sign of life before an instant). */
+export function isDeviceCaused(event: ReplayEvent): boolean {
+  const actor = event.metadata['actor'] as { type?: unknown } | undefined;
+  return actor?.type === 'device' || event.source === 'device';
+}
+
+/**
+ * The state at `at`, by the definition: `events.filter(e => e.timestamp <= at).reduce(evolve,
+ * initialState())`. `events` are one device's, in version order. The reference every faster
+ * path (snapshots, history steps) is tested against.
+ */
+export function replayAt(events: readonly ReplayEvent[], at: string): DeviceState {
+  const t = instantMs(at);
+  return events.filter((e) => instantMs(e.timestamp) <= t).map((e) => toDeviceEvent(e)).reduce(evolve, initialState());
+}
+
+/** Where a replay starts: the initial state, or a snapshot of events 1..version. */
+export type ReplayBase = {
+  state: DeviceState;
+  version: number;
+  /** Latest timestamp among the folded events; null for the initial state. */
+  last_event_at: string | null;
+  last_seen_at: string | null;
+};
+
+/** The base before any event. */
+export const initialBase = (): ReplayBase => ({ state: initialState(), version: 0, last_event_at: null, last_seen_at: null });
+
+/** A state at an instant, with how it was computed. */
+export type StateAt = {
+  at: string;
+  state: DeviceState;
+  /** Latest device-caused event at or before `at` (heartbeats are not events). */
+  last_seen_at: string | null;
+  /** Events folded in total (the snapshot's included). */
+  events_folded: number;
+  /** The snapshot replay started from, or null for a fold from the first event. */
+  snapshot_version: number | null;
+};
+
+const later = (a: string | null, b: string | null): string | null => (a === null ? b : b === null ? a : (instantMs(b) > instantMs(a) ? b : a));
+
+/**
+ * The state at `at` from a base and the events after it (version order, version > base.version):
+ * the base plus every later event with timestamp <= at. Equal to `replayAt` over all events
+ * whenever the base's events all happened at or before `at`.
+ */
+export function foldFrom(base: ReplayBase, events: readonly ReplayEvent[], at: string, validate = false): StateAt {
+  const t = instantMs(at);
+  let state = base.state;
+  let lastSeen = base.last_seen_at;
+  let folded = 0;
+  for (const event of events) {
+    if (event.aggregate_version <= base.version || instantMs(event.timestamp) > t) continue;
+    state = evolve(state, toDeviceEvent(event, validate));
+    if (isDeviceCaused(event)) lastSeen = later(lastSeen, event.timestamp);
+    folded += 1;
+  }
+  return { at, state, last_seen_at: lastSeen, events_folded: base.version + folded, snapshot_version: base.version === 0 ? null : base.version };
+}
+
+/** One event becoming part of the past: the state just before and just after its instant. */
+export type Step = { event: ReplayEvent; at: string; before: DeviceState; after: DeviceState; last_seen_at: string | null };
+
+/** A device's history over a window: the state at its start, then one step per event. */
+export type History = {
+  since: string | null;
+  until: string;
+  /** The state at `since` (the initial state when there is no `since`). */
+  start: DeviceState;
+  start_last_seen: string | null;
+  steps: Step[];
+};
+
+/**
+ * The states as time passes through (since, until]. Events are visited in timestamp order;
+ * each step's `after` is the state at that instant by the definition above, so an event whose
+ * timestamp lies before an earlier-versioned one's makes that step re-fold in version order.
+ * `base` must cover only events at or before `since`.
+ */
+export function buildHistory(base: ReplayBase, events: readonly ReplayEvent[], window: { since?: string | undefined; until: string }, validate = false): History {
+  const sinceMs = window.since === undefined ? -Infinity : instantMs(window.since);
+  const untilMs = instantMs(window.until);
+  const after = events.filter((e) => e.aggregate_version > base.version && instantMs(e.timestamp) <= untilMs);
+  const included = after.filter((e) => instantMs(e.timestamp) <= sinceMs);
+  let state = base.state;
+  let lastSeen = base.last_seen_at;
+  let maxIncluded = base.version;
+  for (const event of included) {
+    state = evolve(state, toDeviceEvent(event, validate));
+    if (isDeviceCaused(event)) lastSeen = later(lastSeen, event.timestamp);
+    maxIncluded = Math.max(maxIncluded, event.aggregate_version);
+  }
+  const start = state;
+  const startLastSeen = lastSeen;
+  const pending = after.filter((e) => instantMs(e.timestamp) > sinceMs)
+    .sort((a, b) => instantMs(a.timestamp) - instantMs(b.timestamp) || a.aggregate_version - b.aggregate_version);
+  const steps: Step[] = [];
+  for (const event of pending) {
+    const before = state;
+    included.push(event);
+    if (event.aggregate_version > maxIncluded) {
+      state = evolve(state, toDeviceEvent(event, validate));
+      maxIncluded = event.aggregate_version;
+    } else {
+      // an earlier version arrives later in time: the state at this instant is a new fold
+      included.sort((a, b) => a.aggregate_version - b.aggregate_version);
+      state = included.map((e) => toDeviceEvent(e, validate)).reduce(evolve, base.state);
+    }
+    if (isDeviceCaused(event)) lastSeen = later(lastSeen, event.timestamp);
+    steps.push({ event, at: event.timestamp, before, after: state, last_seen_at: lastSeen });
+  }
+  return { since: window.since ?? null, until: window.until, start, start_last_seen: startLastSeen, steps };
+}
+
+/** The state a history shows at an instant inside it. */
+export function stateInHistory(history: History, at: string): DeviceState {
+  const t = instantMs(at);
+  let state = history.start;
+  for (const step of history.steps) {
+    if (instantMs(step.at) > t) break;
+    state = step.after;
+  }
+  return state;
+}
+
+/** A short reference to an event, for "caused by" and "ended by". */
+export type EventRef = { event_id: string; event_type: string; version: number; timestamp: string; actor: string | null };
+
+/** The reference of an event row. */
+export function eventRef(event: ReplayEvent): EventRef {
+  const actor = event.metadata['actor'] as { type?: string; id?: string } | undefined;
+  return {
+    event_id: event.event_id,
+    event_type: event.event_type,
+    version: event.aggregate_version,
+    timestamp: event.timestamp,
+    actor: actor?.type === undefined ? null : `${actor.type}${actor.id === undefined ? '' : `:${actor.id}`}`,
+  };
+}

@@ -1,0 +1,77 @@
+// `npm run replay -- <command>`: time travel over the event log for engineers. Reads the
+// service's database (DATABASE_URL, else the embedded server under DATA_DIR) or, with
+// --fixture, NDJSON files and no database at all. `--help` on every command.
+import { openCliDatabase } from '../app/cli-database.ts';
+import { createReplayQueries } from '../infra/replay-queries.ts';
+import { ReplayError } from '../infra/replay-source.ts';
+import { analyticsCommand } from './analytics-command.ts';
+import { checkCommand } from './check-command.ts';
+import { CliError, helpText, parseCommandArgs, type Command, type CommandContext } from './command.ts';
+import { diffCommand } from './diff-command.ts';
+import { driftCommand } from './drift-command.ts';
+import { exportCommand } from './export-command.ts';
+import { fleetCommand } from './fleet-command.ts';
+import { FixtureError, openFixtures } from './fixture-source.ts';
+import { stateCommand } from './state-command.ts';
+import { timelineCommand } from './timeline-command.ts';
+
+const commands: Command[] = [stateCommand, diffCommand, driftCommand, fleetCommand, timelineCommand, exportCommand, analyticsCommand, checkCommand];
+
+function overview(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return `usage: npm run replay -- <command> [options]
+
+A device's state at any instant, rebuilt with the same fold the API uses.
+
+commands:
+${commands.map((c) => `  ${c.name.padEnd(width)}  ${c.usage.slice(c.name.length + 1)}`).join('\n')}
+
+Instants: ISO-8601 with a time zone (2026-03-02T03:12:00Z), a date (UTC midnight), "now",
+or "-2h" / "-7d" before now. Every command but check reads the service's database, or
+--fixture <file.ndjson> instead. Run \`npm run replay -- <command> --help\` for details.
+`;
+}
+
+const context: CommandContext = {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  async openDatabase() {
+    const db = await openCliDatabase((line) => process.stderr.write(`${line}\n`));
+    return { source: createReplayQueries(db.pool), close: db.close };
+  },
+  async openFixtures(files) {
+    return { source: await openFixtures(files), close: async () => {} };
+  },
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    const about = name === 'help' ? commands.find((c) => c.name === rest[0]) : undefined;
+    process.stdout.write(about === undefined ? overview() : helpText(about));
+    return 0;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (command === undefined) throw new CliError(`unknown command "${name}"\n\n${overview()}`);
+  const { values, positionals } = parseCommandArgs(command, rest);
+  if (values['help'] === true) {
+    process.stdout.write(helpText(command));
+    return 0;
+  }
+  return command.run(context, values, positionals);
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (error) {
+  if (error instanceof CliError) {
+    process.stderr.write(`replay: ${error.message}\n`);
+    process.exitCode = error.exitCode;
+  } else if (error instanceof ReplayError || error instanceof FixtureError) {
+    process.stderr.write(`replay: ${error.message}\n`);
+    process.exitCode = 1;
+  } else {
+    process.stderr.write(`replay: failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  }
+}

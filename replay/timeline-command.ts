@@ -1,0 +1,44 @@
+// `replay timeline <uuid> [--since T] [--until T] --html <file>`: the self-contained timeline page.
+import { writeFile } from 'node:fs/promises';
+import { driftReport } from '../infra/replay-drift.ts';
+import { replayHistory } from '../infra/replay-service.ts';
+import { renderTimeline } from '../infra/replay-timeline-html.ts';
+import { CliError, commonHelp, commonOptions, deviceArgument, optionalInstant, printJson, withSource, type Command } from './command.ts';
+
+const usage = 'timeline <uuid> [--since <instant>] [--until <instant>] --html <file> [--fixture <file>]';
+
+/** The timeline command. */
+export const timelineCommand: Command = {
+  name: 'timeline',
+  summary: 'Writes one self-contained HTML file (inline SVG and CSS, no network) showing target versions, reports, sync with drift intervals shaded, enabled/disabled, connectivity and other events over time, with details on hover.',
+  usage,
+  help: `options:
+  --html <file>      where to write the page ("-" for stdout)
+  --since <instant>  start of the window (default: the device's registration)
+  --until <instant>  end of the window (default: now; with --fixture, its last event)
+${commonHelp.replace('  --json             print JSON for scripts instead of text\n', '  --json             print a JSON summary (file, intervals) instead of text\n')}
+
+example:
+  npm run replay -- timeline 12345678-1234-1234-1234-123456789abc --since -24h --html timeline.html`,
+  options: { ...commonOptions, since: { type: 'string' }, until: { type: 'string' }, html: { type: 'string' } },
+  positionals: 1,
+  async run(ctx, values, positionals) {
+    const file = values['html'];
+    if (typeof file !== 'string' || file === '') throw new CliError(`--html <file> is required\nusage: ${usage}`);
+    return withSource(ctx, values, async (source) => {
+      const uuid = await deviceArgument(source, positionals, usage);
+      const { device, history } = await replayHistory(source, uuid, { since: optionalInstant(values, 'since', source.now), until: optionalInstant(values, 'until', source.now) });
+      const drift = driftReport(history);
+      const html = renderTimeline({ device, history, drift, generatedAt: new Date().toISOString(), sourceDescription: source.description });
+      if (file === '-') {
+        ctx.stdout.write(html);
+        return 0;
+      }
+      await writeFile(file, html);
+      const summary = { file, bytes: Buffer.byteLength(html), events: history.steps.length, drift_intervals: drift.intervals.length, since: history.since, until: history.until };
+      if (values['json'] === true) printJson(ctx, summary);
+      else ctx.stdout.write(`wrote ${file} (${(summary.bytes / 1024).toFixed(1)} KiB): ${summary.events} events, ${summary.drift_intervals} drift interval(s)\n`);
+      return 0;
+    });
+  },
+};

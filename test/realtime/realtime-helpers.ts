@@ -1,0 +1,62 @@
+// Shared by the real-time suites: appending test events, waiting for a condition, deferreds.
+import { setTimeout as delay } from 'node:timers/promises';
+import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { z } from 'zod';
+import { createEventStore, type StoredEvent } from '../../infra/event-store.ts';
+import { ensurePartitionsAhead } from '../../infra/partitions.ts';
+
+/** A promise with its resolve function. */
+export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => { resolve = r; });
+  return { promise, resolve };
+}
+
+/** Polls `check` until it returns true; fails after `timeoutMs` (a safety net, not a speed assertion). */
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await delay(20);
+  }
+}
+
+/** Creates today's and tomorrow's partitions, so concurrent transactions never create one. */
+export async function preparePartitions(pool: DatabasePool): Promise<void> {
+  await ensurePartitionsAhead(pool, new Date(), 1);
+}
+
+const meta = { actor: { type: 'system' as const, id: 'test' } };
+
+/** Appends `count` events of `type` to an aggregate inside `connection` (a transaction). */
+export async function appendTo(
+  connection: CommonQueryMethods, pool: DatabasePool, aggregateId: string, count = 1,
+  options: { type?: string; timestamp?: string; aggregateType?: string } = {},
+): Promise<StoredEvent[]> {
+  const store = createEventStore(pool);
+  const aggregateType = options.aggregateType ?? 'test';
+  const head = await store.head(connection, aggregateType, aggregateId);
+  return store.append(connection, aggregateType, aggregateId, head, Array.from({ length: count }, (_, i) => ({
+    event_type: options.type ?? 'test.happened',
+    data: { n: head.version + i + 1 },
+    metadata: meta,
+    timestamp: options.timestamp ?? new Date().toISOString(),
+    source: 'test',
+  })));
+}
+
+/** Appends in its own transaction. */
+export async function append(pool: DatabasePool, aggregateId: string, count = 1, options: Parameters<typeof appendTo>[4] = {}): Promise<StoredEvent[]> {
+  return pool.transaction((t) => appendTo(t, pool, aggregateId, count, options));
+}
+
+/** Every event id in the log. */
+export async function allEventIds(pool: DatabasePool): Promise<string[]> {
+  return [...await pool.anyFirst(sql.type(z.object({ event_id: z.string() }))`SELECT event_id FROM events`)];
+}
+
+/** A log function that keeps lines for assertions instead of printing them. */
+export function memoryLog(): { lines: string[]; log: (level: string, message: string) => void } {
+  const lines: string[] = [];
+  return { lines, log: (level, message) => { lines.push(`${level}: ${message}`); } };
+}
