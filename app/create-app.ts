@@ -12,9 +12,11 @@ import { healthRoutes } from './health-routes.ts';
 import { logRequests, silentLogger, type Logger } from './logger.ts';
 import { createMetrics, instrumentStore, type Metrics } from './metrics.ts';
 import { metricsRoutes } from './metrics-routes.ts';
+import { openApiRoutes } from './openapi.ts';
 import { provisioningKeyRoutes } from './provisioning-key-routes.ts';
 import { replayRoutes } from './replay-routes.ts';
 import { requestId, requireJsonBody } from './request.ts';
+import { routeDocs } from './route-docs.ts';
 import { closeConnectionsWhenDraining, processShutdown, type ShutdownRegistry } from './shutdown.ts';
 import { webhookRoutes } from './webhook-routes.ts';
 
@@ -60,6 +62,7 @@ export function createApp(appDeps: AppDeps, options: AppOptions = {}): Koa {
   const root = new Router();
   healthRoutes(root, deps, { partitionDaysAhead: options.partitionDaysAhead ?? 7, draining: () => shutdown.draining });
   metricsRoutes(root, deps, metrics, options.metricsToken);
+  openApiRoutes(root, routeDocs);
   app.use(root.routes());
   app.use(root.allowedMethods(routeErrors));
 

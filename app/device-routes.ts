@@ -186,10 +186,11 @@ export function deviceRoutes(router: Router, deps: AppDeps): void {
       const outcome = await refusedIfInactive(deps, uuid, now, () => handleCommand(deps.pool, deps.store, deviceAdapter, uuid,
         (state) => decide(toReportCommand(report, now), state), { metadata, source: 'api' }));
       // an unchanged report appends nothing but is still a contact (and restores a device a sweeper just marked lost)
-      if (outcome.events.length === 0) await recordDeviceContact(deps.pool, deps.store, uuid, now, metadata);
-      written += outcome.events.length;
-      const state = outcome.state;
-      result[uuid] = { version: state.version, in_sync: state.status === 'registered' ? state.drift.in_sync : false, events_written: outcome.events.length };
+      const contact = outcome.events.length === 0 ? await recordDeviceContact(deps.pool, deps.store, uuid, now, metadata) : null;
+      const events = outcome.events.length + (contact?.events.length ?? 0);
+      written += events;
+      const state = contact?.state ?? outcome.state;
+      result[uuid] = { version: state.version, in_sync: state.status === 'registered' ? state.drift.in_sync : false, events_written: events };
     }
     ctx.body = { events_written: written, devices: result };
   });

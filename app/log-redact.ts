@@ -2,7 +2,7 @@
 // strings that look like a devicetrail secret or a connection string with a password.
 
 const SECRET_KEY = /authorization|cookie|password|passwd|secret|token|api[-_]?key|credential|^key$|private[-_]?key/i;
-const SECRET_VALUE = /\bdt[ap]_[A-Za-z0-9_-]{16,}/g;
+const SECRET_VALUE = /\b(?:dt[ap]|whsec)_[A-Za-z0-9_-]{16,}/g;
 const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^\s:/@]+:)[^\s@/]+@/gi;
 const BEARER = /\b(Bearer\s+)[\x21-\x7e]+/gi;
 

@@ -58,12 +58,14 @@ export function routeOf(ctx: Context): string {
 
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
-/** The device a request is about: the `:uuid` path parameter, else the calling device. */
+/** The device a request is about: the `:uuid` path parameter, else the calling device, else a registration's `uuid`. */
 export function deviceUuidOf(ctx: Context): string | undefined {
   const param = (ctx as RoutedContext).params?.['uuid'];
   if (param !== undefined && UUID.test(param)) return param.toLowerCase();
   const principal = ctx.state['principal'] as { type?: string; uuid?: string } | undefined;
-  return principal?.type === 'device' ? principal.uuid : undefined;
+  if (principal?.type === 'device') return principal.uuid;
+  const body = (ctx.request as { body?: unknown }).body as { uuid?: unknown } | undefined;
+  return routeOf(ctx) === '/api/v1/device/register' && typeof body?.uuid === 'string' && UUID.test(body.uuid) ? body.uuid.toLowerCase() : undefined;
 }
 
 const QUIET_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);

@@ -1,5 +1,5 @@
 // The process entry: config → logger → database → migrations → partitions → HTTP on PORT.
-// SIGTERM/SIGINT: stop accepting, finish in-flight requests (bounded by SHUTDOWN_TIMEOUT_MS),
+// SIGTERM/SIGINT/SIGHUP: stop accepting, finish in-flight requests (bounded by SHUTDOWN_TIMEOUT_MS),
 // run the stop hooks newest first (jobs and listeners, then the pool, then the embedded
 // PostgreSQL; see app/shutdown.ts), exit 0.
 import type { Server } from 'node:http';
@@ -123,8 +123,10 @@ try {
   process.exit(1);
 }
 const logger = createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT, nodeEnv: config.NODE_ENV });
-process.on('SIGINT', () => void shutdown('SIGINT', config, logger));
-process.on('SIGTERM', () => void shutdown('SIGTERM', config, logger));
+// SIGHUP: the terminal went away (the embedded PostgreSQL only reloads on it, so stop it here)
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void shutdown(signal, config, logger));
+// with the terminal gone, writes to it fail; that must not stop the shutdown half-way
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
 startup = main(config, logger);
 startup.then(() => logger.info('started'), async (error: unknown) => {
   if (processShutdown.draining) return; // a signal came while starting: shutdown() exits

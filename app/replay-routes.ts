@@ -16,11 +16,16 @@ import type { AppDeps } from './deps.ts';
 import { HttpError, parseOr400 } from './errors.ts';
 import { instantSchema, uuidParam } from './request.ts';
 
-const stateQuery = z.object({ at: instantSchema.optional() }).strict();
-const rangeQuery = z.object({ since: instantSchema.optional(), until: instantSchema.optional() }).strict();
-const diffQuery = z.object({ from: instantSchema, to: instantSchema.optional() }).strict();
-const fleetQuery = z.object({ at: instantSchema.optional(), fleet: z.string().min(1).max(128).optional() }).strict();
-const analyticsQuery = z.object({
+/** Query of GET /devices/:uuid/state. */
+export const stateQuery = z.object({ at: instantSchema.optional() }).strict();
+/** Query of GET /devices/:uuid/drift and /timeline. */
+export const rangeQuery = z.object({ since: instantSchema.optional(), until: instantSchema.optional() }).strict();
+/** Query of GET /devices/:uuid/diff. */
+export const diffQuery = z.object({ from: instantSchema, to: instantSchema.optional() }).strict();
+/** Query of GET /fleet/status. */
+export const fleetQuery = z.object({ at: instantSchema.optional(), fleet: z.string().min(1).max(128).optional() }).strict();
+/** Query of the GET /analytics endpoints. */
+export const analyticsQuery = z.object({
   window: z.string().max(32).refine((w) => parseDuration(w) !== null, 'must be a duration such as 90s, 15m, 24h or 7d').default('24h'),
   top: z.coerce.number().int().min(1).max(1000).default(10),
 }).strict();

@@ -37,7 +37,8 @@ export const webhookBody = z.object({
   description: z.string().min(1).max(500).optional(),
 }).strict();
 
-const listQuery = z.object({ include_deleted: z.enum(['true', 'false']).transform((v) => v === 'true').optional() }).strict();
+/** Query of GET /webhooks. */
+export const listQuery = z.object({ include_deleted: z.enum(['true', 'false']).transform((v) => v === 'true').optional() }).strict();
 
 /** Query of GET /webhooks/:id/deliveries. */
 export const deliveriesQuery = z.object({

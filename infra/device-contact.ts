@@ -4,7 +4,8 @@
 import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { decide } from '../domain/device/decide.ts';
-import { handleCommand } from './command-handler.ts';
+import type { DeviceState } from '../domain/device/state.ts';
+import { handleCommand, type CommandResult } from './command-handler.ts';
 import { deviceAdapter } from './device-store.ts';
 import type { EventMetadata, EventStore } from './event-store.ts';
 
@@ -21,9 +22,12 @@ export async function touchContact(connection: CommonQueryMethods, uuid: string,
   return row === null ? null : row.connection_lost;
 }
 
-/** Records a contact; appends device.connection_restored when the device was lost (exactly once). */
-export async function recordDeviceContact(pool: DatabasePool, store: EventStore, uuid: string, now: string, metadata: EventMetadata): Promise<void> {
-  if ((await touchContact(pool, uuid, now)) !== true) return;
+/**
+ * Records a contact; appends device.connection_restored when the device was lost (exactly
+ * once). Returns the command's result when it had to look at the stream, else null.
+ */
+export async function recordDeviceContact(pool: DatabasePool, store: EventStore, uuid: string, now: string, metadata: EventMetadata): Promise<CommandResult<DeviceState> | null> {
+  if ((await touchContact(pool, uuid, now)) !== true) return null;
   // concurrent calls may both get here; the stream's compare-and-set lets one restore
-  await handleCommand(pool, store, deviceAdapter, uuid, (state) => decide({ type: 'record_contact', now }, state), { metadata, source: 'api' });
+  return handleCommand(pool, store, deviceAdapter, uuid, (state) => decide({ type: 'record_contact', now }, state), { metadata, source: 'api' });
 }

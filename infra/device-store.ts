@@ -8,6 +8,7 @@ import type { DeviceEvent } from '../domain/device/events.ts';
 import { initialState, type DeviceState, type RegisteredDevice } from '../domain/device/state.ts';
 import type { AggregateAdapter } from './command-handler.ts';
 import { refoldDevice } from './device-refold.ts';
+import { GENESIS_HASH } from './event-hash.ts';
 
 const loadRow = z.object({ version: z.number(), last_hash: z.string(), state: z.unknown(), fold_version: z.number().nullable() });
 
@@ -25,7 +26,10 @@ export const deviceAdapter: AggregateAdapter<DeviceState, DeviceEvent> = {
       SELECT s.version, s.last_hash, d.state, d.fold_version
         FROM streams s LEFT JOIN devices d ON d.uuid = s.aggregate_id
        WHERE s.aggregate_type = 'device' AND s.aggregate_id = ${uuid}`);
-    if (row === null || row.state === null) return null;
+    // no stream yet, as of this statement: version 0 from the same snapshot (a separate head
+    // read could see a concurrent registration commit in between and pair it with no state)
+    if (row === null) return { state: initialState(), head: { version: 0, last_hash: GENESIS_HASH } };
+    if (row.state === null) return null;
     // a row folded by an older evolve is refolded from its events (FOLD_VERSION changed)
     const state = row.fold_version === FOLD_VERSION ? row.state as DeviceState : await refoldDevice(connection, uuid, row.version);
     return { state, head: { version: row.version, last_hash: row.last_hash } };

@@ -161,9 +161,10 @@ export async function readFeedBatch(
     sql.fragment`transaction_id < ${horizon}::xid8`,
     ...filterConditions(filter),
   ];
+  // ORDER BY names the table's columns: the select list has transaction_id as text
   const rows = await connection.any(sql.type(storedEventRow)`
     SELECT ${eventColumns} FROM events WHERE ${sql.join(conditions, sql.fragment` AND `)}
-    ORDER BY transaction_id, global_position LIMIT ${options.limit}`);
+    ORDER BY events.transaction_id, events.global_position LIMIT ${options.limit}`);
   const full = rows.length === options.limit;
 
   const last = rows[rows.length - 1];

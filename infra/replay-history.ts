@@ -70,23 +70,37 @@ export type StateAt = {
 
 const later = (a: string | null, b: string | null): string | null => (a === null ? b : b === null ? a : (instantMs(b) > instantMs(a) ? b : a));
 
+/** Folds events into a base incrementally (page by page); `result()` is the state at `at`. */
+export function createFolder(base: ReplayBase, at: string, validate = false) {
+  const t = instantMs(at);
+  let state = base.state;
+  let lastSeen = base.last_seen_at;
+  let folded = 0;
+  return {
+    /** Adds events in version order, all with version > base.version; those after `at` are skipped. */
+    add(events: readonly ReplayEvent[]): void {
+      for (const event of events) {
+        if (event.aggregate_version <= base.version || instantMs(event.timestamp) > t) continue;
+        state = evolve(state, toDeviceEvent(event, validate));
+        if (isDeviceCaused(event)) lastSeen = later(lastSeen, event.timestamp);
+        folded += 1;
+      }
+    },
+    result(): StateAt {
+      return { at, state, last_seen_at: lastSeen, events_folded: base.version + folded, snapshot_version: base.version === 0 ? null : base.version };
+    },
+  };
+}
+
 /**
  * The state at `at` from a base and the events after it (version order, version > base.version):
  * the base plus every later event with timestamp <= at. Equal to `replayAt` over all events
  * whenever the base's events all happened at or before `at`.
  */
 export function foldFrom(base: ReplayBase, events: readonly ReplayEvent[], at: string, validate = false): StateAt {
-  const t = instantMs(at);
-  let state = base.state;
-  let lastSeen = base.last_seen_at;
-  let folded = 0;
-  for (const event of events) {
-    if (event.aggregate_version <= base.version || instantMs(event.timestamp) > t) continue;
-    state = evolve(state, toDeviceEvent(event, validate));
-    if (isDeviceCaused(event)) lastSeen = later(lastSeen, event.timestamp);
-    folded += 1;
-  }
-  return { at, state, last_seen_at: lastSeen, events_folded: base.version + folded, snapshot_version: base.version === 0 ? null : base.version };
+  const folder = createFolder(base, at, validate);
+  folder.add(events);
+  return folder.result();
 }
 
 /** One event becoming part of the past: the state just before and just after its instant. */

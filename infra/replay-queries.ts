@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { FOLD_VERSION } from '../domain/device/evolve.ts';
 import type { DeviceState } from '../domain/device/state.ts';
 import { storedEventRow, type StoredEvent } from './event-store.ts';
-import { foldFrom, initialBase, instantMs, type ReplayBase, type ReplayEvent, type StateAt } from './replay-history.ts';
+import { createFolder, foldFrom, initialBase, instantMs, type ReplayBase, type ReplayEvent, type StateAt } from './replay-history.ts';
 import type { DeviceSummary, EventWindow, ReplaySource } from './replay-source.ts';
 import { createSnapshotStore, TIMESTAMP_SLACK_MS, type Snapshot } from './snapshots.ts';
 
@@ -24,12 +24,15 @@ const countRow = z.object({ uuid: z.string(), count: z.number(), first: z.string
 const driftingRow = summaryRow.extend({ state: z.unknown(), drift_since: z.string().nullable() });
 const planRow = z.object({ 'QUERY PLAN': z.string() });
 
-const PAGE = 20_000;
+const PAGE = 5_000;
 const FLEET_CHUNK = 1_000;
+
+/** An event's instant as the ISO text replay uses, formatted by PostgreSQL (parsing it in JS costs ~2 µs a row). */
+export const isoTimestamp = sql.fragment`to_char("timestamp" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
 // replay needs only the actor of an event's metadata (for "last seen" and "caused by")
 const replayColumns = sql.fragment`event_id, event_type, aggregate_version, data,
-  jsonb_build_object('actor', metadata->'actor') AS metadata, "timestamp", source`;
+  jsonb_build_object('actor', metadata->'actor') AS metadata, ${isoTimestamp} AS "timestamp", source`;
 const exportColumns = sql.fragment`event_id, event_type, aggregate_type, aggregate_id, aggregate_version,
   global_position, transaction_id::text AS transaction_id, data, metadata, "timestamp", source, hash`;
 
@@ -64,18 +67,35 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
       SELECT uuid, device_name, device_type, fleet_id, registered_at FROM devices WHERE uuid = ${uuid}`);
   }
 
-  /** Events after a version, up to `upper`, from `lower` on; paged by version. */
+  const page = (uuid: string, after: number, lower: string | null, upper: string) => pool.any(sql.type(replayEventRow)`
+    SELECT ${replayColumns} FROM events WHERE ${eventsAfter(uuid, after, lower, upper)}
+     ORDER BY aggregate_version LIMIT ${PAGE}`);
+
+  /**
+   * Hands the events after a version, up to `upper`, from `lower` on, to `consume` page by page;
+   * the next page is already being read while one is consumed, so PostgreSQL and the fold overlap.
+   */
+  async function eachPage(uuid: string, afterVersion: number, lower: string | null, upper: string, consume: (events: readonly ReplayEvent[]) => void): Promise<void> {
+    let next = page(uuid, afterVersion, lower, upper);
+    for (;;) {
+      const current = await next;
+      const full = current.length === PAGE;
+      if (full) next = page(uuid, current[current.length - 1]!.aggregate_version, lower, upper);
+      try {
+        consume(current);
+      } catch (error) {
+        next.catch(() => undefined); // the prefetch is abandoned; its failure must not go unhandled
+        throw error;
+      }
+      if (!full) return;
+    }
+  }
+
+  /** Events after a version, up to `upper`, from `lower` on, in version order. */
   async function readAfter(uuid: string, afterVersion: number, lower: string | null, upper: string): Promise<ReplayEvent[]> {
     const events: ReplayEvent[] = [];
-    let after = afterVersion;
-    for (;;) {
-      const page = await pool.any(sql.type(replayEventRow)`
-        SELECT ${replayColumns} FROM events WHERE ${eventsAfter(uuid, after, lower, upper)}
-         ORDER BY aggregate_version LIMIT ${PAGE}`);
-      events.push(...page);
-      if (page.length < PAGE) return events;
-      after = page[page.length - 1]!.aggregate_version;
-    }
+    await eachPage(uuid, afterVersion, lower, upper, (current) => { events.push(...current); });
+    return events;
   }
 
   /** The base valid at `at` and the lower time bound for the events after it. */
@@ -101,7 +121,9 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
 
     async stateAt(uuid, at): Promise<StateAt> {
       const { base, lower } = await baseAt(uuid, at);
-      return foldFrom(base, await readAfter(uuid, base.version, lower, at), at);
+      const folder = createFolder(base, at);
+      await eachPage(uuid, base.version, lower, at, folder.add);
+      return folder.result();
     },
 
     async window(uuid, range): Promise<EventWindow> {
@@ -132,8 +154,7 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
          ORDER BY registered_at, uuid`));
       const results: { summary: DeviceSummary; result: StateAt }[] = [];
       fleetOptions.onProgress?.(0, devices.length);
-      for (let i = 0; i < devices.length; i += FLEET_CHUNK) {
-        const chunk = devices.slice(i, i + FLEET_CHUNK);
+      const load = async (chunk: readonly DeviceSummary[]) => {
         const ids = chunk.map((d) => d.uuid);
         const snaps = useSnapshots ? await snapshots.latestMany('device', ids, FOLD_VERSION, at) : new Map<string, Snapshot>();
         const bases = new Map(chunk.map((d) => {
@@ -146,23 +167,37 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
         }, at), TIMESTAMP_SLACK_MS);
         const rows = await pool.any(sql.type(fleetEventRow)`
           SELECT e.aggregate_id, e.event_id, e.event_type, e.aggregate_version, e.data,
-                 jsonb_build_object('actor', e.metadata->'actor') AS metadata, e."timestamp", e.source
+                 jsonb_build_object('actor', e.metadata->'actor') AS metadata, ${isoTimestamp} AS "timestamp", e.source
             FROM events e
             JOIN ${sql.unnest(chunk.map((d) => [d.uuid, bases.get(d.uuid)!.version]), ['text', 'int8'])} AS b(id, version)
               ON e.aggregate_id = b.id AND e.aggregate_version > b.version
            WHERE e.aggregate_type = 'device' AND e.aggregate_id = ANY(${sql.array(ids, 'text')})
              AND e."timestamp" <= ${at}::timestamptz AND e."timestamp" >= ${lower}::timestamptz
            ORDER BY e.aggregate_id, e.aggregate_version`);
+        return { chunk, bases, rows };
+      };
+      const chunks: DeviceSummary[][] = [];
+      for (let i = 0; i < devices.length; i += FLEET_CHUNK) chunks.push(devices.slice(i, i + FLEET_CHUNK));
+      // while one chunk is folded here, PostgreSQL already reads the next
+      let next = chunks.length > 0 ? load(chunks[0]!) : null;
+      for (let c = 0; c < chunks.length; c += 1) {
+        const { chunk, bases, rows } = await next!;
+        next = c + 1 < chunks.length ? load(chunks[c + 1]!) : null;
         const byDevice = new Map<string, ReplayEvent[]>();
         for (const row of rows) {
           const list = byDevice.get(row.aggregate_id);
           if (list === undefined) byDevice.set(row.aggregate_id, [row]);
           else list.push(row);
         }
-        for (const device of chunk) {
-          results.push({ summary: device, result: foldFrom(bases.get(device.uuid)!, byDevice.get(device.uuid) ?? [], at) });
+        try {
+          for (const device of chunk) {
+            results.push({ summary: device, result: foldFrom(bases.get(device.uuid)!, byDevice.get(device.uuid) ?? [], at) });
+          }
+        } catch (error) {
+          next?.catch(() => undefined); // the prefetch is abandoned; its failure must not go unhandled
+          throw error;
         }
-        fleetOptions.onProgress?.(Math.min(i + FLEET_CHUNK, devices.length), devices.length);
+        fleetOptions.onProgress?.(results.length, devices.length);
       }
       return results;
     },

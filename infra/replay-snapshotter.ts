@@ -5,7 +5,7 @@
 import { sql, type DatabasePool, type DatabasePoolConnection } from 'slonik';
 import { z } from 'zod';
 import { evolve, FOLD_VERSION } from '../domain/device/evolve.ts';
-import { baseOf } from './replay-queries.ts';
+import { baseOf, isoTimestamp } from './replay-queries.ts';
 import { initialBase, instantMs, isDeviceCaused, toDeviceEvent } from './replay-history.ts';
 import { createSnapshotStore, type NewSnapshot } from './snapshots.ts';
 
@@ -65,7 +65,7 @@ export function createSnapshotter(pool: DatabasePool, options: SnapshotterOption
       // by version only: a snapshot must hold exactly events 1..version, whatever their timestamps
       const page = await connection.any(sql.type(eventRow)`
         SELECT event_id, event_type, aggregate_version, data, jsonb_build_object('actor', metadata->'actor') AS metadata,
-               "timestamp", source, hash
+               ${isoTimestamp} AS "timestamp", source, hash
           FROM events
          WHERE aggregate_type = 'device' AND aggregate_id = ${uuid}
            AND aggregate_version > ${after} AND aggregate_version <= ${upTo}

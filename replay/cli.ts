@@ -1,6 +1,8 @@
 // `npm run replay -- <command>`: time travel over the event log for engineers. Reads the
 // service's database (DATABASE_URL, else the embedded server under DATA_DIR) or, with
 // --fixture, NDJSON files and no database at all. `--help` on every command.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { openCliDatabase } from '../app/cli-database.ts';
 import { createReplayQueries } from '../infra/replay-queries.ts';
 import { ReplayError } from '../infra/replay-source.ts';
@@ -32,7 +34,8 @@ or "-2h" / "-7d" before now. Every command but check reads the service's databas
 `;
 }
 
-const context: CommandContext = {
+/** The context of a real run: process streams, the service's database, fixture files. */
+export const processContext: CommandContext = {
   stdout: process.stdout,
   stderr: process.stderr,
   async openDatabase() {
@@ -44,34 +47,41 @@ const context: CommandContext = {
   },
 };
 
-async function main(argv: string[]): Promise<number> {
+async function dispatch(argv: string[], ctx: CommandContext): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     const about = name === 'help' ? commands.find((c) => c.name === rest[0]) : undefined;
-    process.stdout.write(about === undefined ? overview() : helpText(about));
+    ctx.stdout.write(about === undefined ? overview() : helpText(about));
     return 0;
   }
   const command = commands.find((c) => c.name === name);
   if (command === undefined) throw new CliError(`unknown command "${name}"\n\n${overview()}`);
   const { values, positionals } = parseCommandArgs(command, rest);
   if (values['help'] === true) {
-    process.stdout.write(helpText(command));
+    ctx.stdout.write(helpText(command));
     return 0;
   }
-  return command.run(context, values, positionals);
+  return command.run(ctx, values, positionals);
 }
 
-try {
-  process.exitCode = await main(process.argv.slice(2));
-} catch (error) {
-  if (error instanceof CliError) {
-    process.stderr.write(`replay: ${error.message}\n`);
-    process.exitCode = error.exitCode;
-  } else if (error instanceof ReplayError || error instanceof FixtureError) {
-    process.stderr.write(`replay: ${error.message}\n`);
-    process.exitCode = 1;
-  } else {
-    process.stderr.write(`replay: failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
-    process.exitCode = 1;
+/** Runs one replay command line; returns the exit code (errors are written to stderr). */
+export async function runCli(argv: string[], ctx: CommandContext): Promise<number> {
+  try {
+    return await dispatch(argv, ctx);
+  } catch (error) {
+    if (error instanceof CliError) {
+      ctx.stderr.write(`replay: ${error.message}\n`);
+      return error.exitCode;
+    }
+    if (error instanceof ReplayError || error instanceof FixtureError) {
+      ctx.stderr.write(`replay: ${error.message}\n`);
+      return 1;
+    }
+    ctx.stderr.write(`replay: failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+    return 1;
   }
+}
+
+if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  process.exitCode = await runCli(process.argv.slice(2), processContext);
 }

@@ -55,8 +55,19 @@ export const commonHelp = `  --fixture <file>   read this NDJSON fixture (or .nd
 
 /** Parses argv for a command, turning node's errors into usage errors. */
 export function parseCommandArgs(command: Command, argv: string[]) {
+  // "--since -7d": node would read "-7d" as flags; a value that looks like a negative duration is the flag's value
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i]!;
+    const next = argv[i + 1];
+    const name = arg.startsWith('--') ? arg.slice(2) : null;
+    if (name !== null && command.options[name]?.type === 'string' && next !== undefined && /^-\d+[a-z]/.test(next)) {
+      args.push(`${arg}=${next}`);
+      i += 1;
+    } else args.push(arg);
+  }
   try {
-    const parsed = parseArgs({ args: argv, options: command.options, allowPositionals: true, strict: true });
+    const parsed = parseArgs({ args, options: command.options, allowPositionals: true, strict: true });
     if (parsed.positionals.length > command.positionals && parsed.values['help'] !== true) {
       throw new CliError(`${command.name}: unexpected argument "${parsed.positionals[command.positionals]}"\nusage: ${command.usage}`);
     }

@@ -14,6 +14,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -40,11 +41,16 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** The command `deno task start` runs, from deno.json, so the smoke test runs exactly that. */
+/**
+ * The command `deno task start` runs, from deno.json, so the smoke test runs exactly that.
+ * Its `node_modules/.bin/deno` is the binary itself after the package's postinstall, else a
+ * Node shim that would not pass SIGTERM on; the package's own resolver names the binary.
+ */
 async function denoRuntime(): Promise<Runtime> {
   const config = JSON.parse(await readFile(path.join(root, 'deno.json'), 'utf8')) as { tasks: { start: { command: string } } };
   const [command, ...rest] = config.tasks.start.command.split(/\s+/);
-  return { name: 'deno', command: path.resolve(root, command!), args: rest };
+  const denoBinary = (createRequire(import.meta.url)('deno/install_api.cjs') as { runInstall: () => string }).runInstall();
+  return { name: 'deno', command: command === 'node_modules/.bin/deno' ? denoBinary : path.resolve(root, command!), args: rest };
 }
 
 async function adminQuery(url: string, text: string): Promise<void> {

@@ -81,9 +81,10 @@ function imageEvents(
   const image = service.image;
   const isNew = image === null || (!Object.hasOwn(previous.images, image) && !pulledInThisReport.has(image));
   const downloaded = service.download_progress === 100 && before?.download_progress !== 100;
-  const runsNewImage = image !== null && containerPhase(service) === 'running' && known?.image != null && known.image !== image;
+  const knownImage = known?.image ?? null;
+  const runsNewImage = image !== null && containerPhase(service) === 'running' && knownImage !== null && knownImage !== image;
   if (isNew && (downloaded || runsNewImage)) {
-    events.push({ type: 'image.pulled', timestamp: now, data: { ...where, image, previous_image: known?.image ?? null } });
+    events.push({ type: 'image.pulled', timestamp: now, data: { ...where, image, previous_image: knownImage } });
     if (image !== null) pulledInThisReport.add(image);
   }
   return events;

@@ -71,7 +71,7 @@ export function reconciliationAfterReport(before: RegisteredDevice, report: Stat
     case 'failed':
     case 'rejected':
     case 'aborted':
-      return [{ type: 'reconciliation.failed', timestamp: now, data: { ...base, reason: `update_${status}`, update_status: report.update_status! } }];
+      return [{ type: 'reconciliation.failed', timestamp: now, data: { ...base, reason: `update_${status}`, update_status: report.update_status ?? status } }];
     default:
       return [];
   }

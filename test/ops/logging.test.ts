@@ -32,6 +32,9 @@ test('each request logs request id, method, route, status, duration and the devi
   });
   t.is(typeof reportLine!['duration_ms'], 'number');
   t.is(typeof reportLine!['time'], 'string');
+  const registerLine = entries.find((e) => e['route'] === '/api/v1/device/register');
+  t.like(registerLine, { status: 201, device_uuid: device.uuid }, 'a registration names the device it registers');
+  t.regex(String(registerLine!['actor']), /^provisioning_key:[0-9a-f-]{36}$/);
   const badLine = entries.find((e) => e['route'] === '/api/v1/devices/:uuid/target-state');
   t.like(badLine, { status: 400, device_uuid: device.uuid });
   t.regex(String(badLine!['request_id']), /^[0-9a-f-]{36}$/);

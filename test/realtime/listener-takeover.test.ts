@@ -1,6 +1,7 @@
 // Two processes with the same listener name: one holds the lock and processes, the other
 // stands by; kill the first and the second takes over, skipping nothing.
 import test from 'ava';
+import { sql } from 'slonik';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { createSeenTable, distinctSeen, seenRows, spawnListener, type ChildListener } from './child-listener.ts';
 import { allEventIds, append, preparePartitions, waitFor } from './realtime-helpers.ts';
@@ -37,7 +38,14 @@ test('one process per listener name; when it dies the other takes over', async (
   t.log(`B took over ${Date.now() - killedAt} ms after A was killed`);
   const ids = await allEventIds(db.pool);
   await waitFor('B to handle the rest', async () => (await distinctSeen(db.pool)) === ids.length)
-    .catch((error: unknown) => { t.log(b.stderr.join('')); throw error; });
+    .catch(async (error: unknown) => {
+      t.log(b.stderr.join(''));
+      const seen = new Set((await seenRows(db.pool)).map((r) => r.event_id));
+      const missing = ids.filter((id) => !seen.has(id));
+      t.log(JSON.stringify(await db.pool.any(sql.unsafe`SELECT event_id, transaction_id::text, global_position, aggregate_id, aggregate_version FROM events WHERE event_id = ANY(${sql.array(missing, 'uuid')}) ORDER BY transaction_id, global_position LIMIT 5`)));
+      t.log(missing.length, JSON.stringify(await db.pool.any(sql.unsafe`SELECT * , transaction_id::text AS t FROM listener_checkpoints`)));
+      throw error;
+    });
   await b.kill('SIGTERM');
 
   const rows = await seenRows(db.pool);

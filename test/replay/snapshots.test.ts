@@ -27,7 +27,7 @@ const normalise = (v: unknown) => JSON.parse(JSON.stringify(v));
 test.before(async () => {
   db = await createTestDatabase();
   const store = createEventStore(db.pool);
-  const events = generateHistory({ uuid: DEVICE, count: 700, start: START, spanMs: 10 * DAY, seed: 7, outOfOrder: 0.04, jitterMs: 20 * 60_000 });
+  const events = generateHistory({ uuid: DEVICE, count: 700, start: START, spanMs: 10 * DAY, seed: 7, outOfOrder: 0.04, jitterMs: 40 * 60_000 });
   await appendHistory(db.pool, store, DEVICE, events, 300);
   rows = [];
   for await (const row of createReplayQueries(db.pool).exportEvents(DEVICE, {})) rows.push(row);
