@@ -8,11 +8,18 @@ export type DatabaseLease = { pool: DatabasePool; release: () => Promise<void> }
 /** Either a pool (kept open by its owner) or a way to lease one. */
 export type DatabaseOption = { pool?: DatabasePool | undefined; database?: (() => Promise<DatabaseLease>) | undefined };
 
-/** Leases the database named by the options; throws a helpful error when there is none. */
+/** Throws a helpful error when the options name no database. */
+export function assertDatabaseOption(options: DatabaseOption, what: string): void {
+  if (options.pool === undefined && options.database === undefined) {
+    throw new Error(`${what} needs a database: pass { pool }, or import it from app/event-sourcing.ts, which uses the service's database (DATABASE_URL or the embedded server)`);
+  }
+}
+
+/** Leases the database named by the options. */
 export async function leaseDatabase(options: DatabaseOption, what: string): Promise<DatabaseLease> {
+  assertDatabaseOption(options, what);
   if (options.pool !== undefined) return { pool: options.pool, release: async () => {} };
-  if (options.database !== undefined) return options.database();
-  throw new Error(`${what} needs a database: pass { pool }, or import it from app/event-sourcing.ts, which uses the service's database (DATABASE_URL or the embedded server)`);
+  return options.database!();
 }
 
 /** The connection string behind a slonik pool (for the dedicated LISTEN/lock session). */

@@ -253,7 +253,7 @@ export async function readFeedBatch(
 
 const lagRow = z.object({ events_behind: z.number(), oldest: z.string().nullable(), age_seconds: z.number().nullable() });
 
-/** How far a cursor is behind: events not yet handed out (counted up to 1,000,000), and the age of the oldest. */
+/** How far behind a cursor is: events not yet handed out (counted up to 1,000,000) and the age of the oldest of them. */
 export type FeedLag = { events_behind: number; seconds_behind: number; oldest_pending_at: string | null };
 
 /** Lag of a cursor against the log (or the events a filter selects). */
@@ -264,11 +264,9 @@ export async function feedLag(connection: CommonQueryMethods, cursor: FeedCursor
     ...filterConditions(filter),
   ], sql.fragment` AND `);
   const row = await connection.one(sql.type(lagRow)`
-    SELECT (SELECT count(*) FROM (SELECT 1 FROM events WHERE ${after} LIMIT 1000000) x)::int8 AS events_behind,
-           o."timestamp" AS oldest,
-           EXTRACT(EPOCH FROM (now() - o."timestamp"))::float8 AS age_seconds
-      FROM (SELECT 1) one
-      LEFT JOIN LATERAL (SELECT "timestamp" FROM events WHERE ${after} ORDER BY transaction_id, global_position LIMIT 1) o ON true`);
+    SELECT count(*)::int8 AS events_behind, min(p."timestamp") AS oldest,
+           EXTRACT(EPOCH FROM (now() - min(p."timestamp")))::float8 AS age_seconds
+      FROM (SELECT "timestamp" FROM events WHERE ${after} LIMIT 1000000) p`);
   return {
     events_behind: row.events_behind,
     seconds_behind: row.age_seconds === null ? 0 : Math.max(0, Math.round(row.age_seconds * 1000) / 1000),

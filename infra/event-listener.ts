@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { DatabasePool } from 'slonik';
-import { leaseDatabase, poolUrl, type DatabaseLease, type DatabaseOption } from './database-source.ts';
+import { assertDatabaseOption, leaseDatabase, poolUrl, type DatabaseLease, type DatabaseOption } from './database-source.ts';
 import { EVENTS_CHANNEL, KnownVersions, START_CURSOR, encodeCursor, feedLag, headCursor, readFeedBatch, type FeedCursor, type FeedLag } from './event-feed.ts';
 import type { StoredEvent } from './event-store.ts';
 import { LeaderLoop, LostLeadershipError, type RealtimeLog, type StepResult } from './leader-loop.ts';
@@ -82,6 +82,7 @@ export class EventListener {
   constructor(options: EventListenerOptions = {}) {
     const name = options.name ?? 'default';
     if (!NAME.test(name)) throw new Error(`listener name "${name}" must be 1-100 letters, digits, _ . : -`);
+    assertDatabaseOption(options, `EventListener "${name}"`);
     this.name = name;
     this.#options = options;
   }

@@ -12,7 +12,7 @@
 // types, handler source, `version`): a changed definition builds anew from the first event.
 import { createHash } from 'node:crypto';
 import type { DatabasePool } from 'slonik';
-import { leaseDatabase, poolUrl, type DatabaseLease, type DatabaseOption } from './database-source.ts';
+import { assertDatabaseOption, leaseDatabase, poolUrl, type DatabaseLease, type DatabaseOption } from './database-source.ts';
 import { EVENTS_CHANNEL, encodeCursor, feedLag, readFeedBatch, type FeedLag } from './event-feed.ts';
 import type { StoredEvent } from './event-store.ts';
 import { describeError, stderrLog } from './event-listener.ts';
@@ -81,6 +81,7 @@ export class ProjectionBuilder<S = Record<string, any>> {
 
   constructor(name: string, options: ProjectionOptions<S> = {}) {
     if (!NAME.test(name)) throw new Error(`projection name "${name}" must be 1-100 letters, digits, _ . : -`);
+    assertDatabaseOption(options, `ProjectionBuilder "${name}"`);
     this.name = name;
     this.#options = options;
   }
