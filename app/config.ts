@@ -22,6 +22,18 @@ const duration = (minMs: number) => z.string().transform((text, ctx) => {
   return ms ?? 0;
 });
 
+/** "60/10s" → a token bucket of 60 refilled every 10 s; "off" → null. */
+const rateLimit = z.string().transform((text, ctx) => {
+  if (text.trim() === 'off') return null;
+  const match = /^\s*(\d{1,9})\s*\/\s*(\S+)\s*$/.exec(text);
+  const windowMs = match === null ? null : parseDuration(match[2]!);
+  if (match === null || windowMs === null || windowMs < 1000 || Number(match[1]) < 1) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be "off" or <count>/<duration> with a count of at least 1 and a duration of at least 1s, e.g. 60/10s, got "${text}"` });
+    return null;
+  }
+  return { limit: Number(match[1]), windowMs };
+});
+
 const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(4002),
   HOST: z.string().min(1).default('0.0.0.0'),
@@ -52,6 +64,11 @@ const schema = z.object({
   // background every SNAPSHOT_INTERVAL
   SNAPSHOT_EVERY: z.coerce.number().int().min(0).max(1_000_000).default(500),
   SNAPSHOT_INTERVAL: duration(100).default('5s'),
+  // abuse limits and deadlines (issue #8): per-device state reports, per-provisioning-key
+  // registration attempts (429 with Retry-After), and a 503 for a request not answered in time
+  REPORT_RATE_LIMIT: rateLimit.default('60/10s'),
+  REGISTER_RATE_LIMIT: rateLimit.default('1200/1m'),
+  REQUEST_TIMEOUT: duration(100).default('30s'),
 });
 
 /** Validated configuration. */

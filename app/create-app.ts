@@ -14,7 +14,9 @@ import { createMetrics, instrumentStore, type Metrics } from './metrics.ts';
 import { metricsRoutes } from './metrics-routes.ts';
 import { openApiRoutes } from './openapi.ts';
 import { provisioningKeyRoutes } from './provisioning-key-routes.ts';
+import { rateLimitRoutes, type RateLimits } from './rate-limit.ts';
 import { replayRoutes } from './replay-routes.ts';
+import { requestDeadline } from './request-deadline.ts';
 import { requestId, requireJsonBody } from './request.ts';
 import { routeDocs } from './route-docs.ts';
 import { closeConnectionsWhenDraining, processShutdown, type ShutdownRegistry } from './shutdown.ts';
@@ -32,6 +34,10 @@ export type AppOptions = {
   partitionDaysAhead?: number;
   /** Whose draining flag readiness and keep-alive follow. */
   shutdown?: ShutdownRegistry;
+  /** Per-device report and per-key registration limits (REPORT_RATE_LIMIT, REGISTER_RATE_LIMIT); none by default. */
+  rateLimits?: RateLimits;
+  /** A handler that has not answered by then gets a 503 (REQUEST_TIMEOUT); none by default. */
+  requestTimeoutMs?: number;
 };
 
 /** Builds the app; tests drive `app.callback()` without opening a port. */
@@ -53,6 +59,7 @@ export function createApp(appDeps: AppDeps, options: AppOptions = {}): Koa {
     // let the error handler shape the response
     onerror: (error) => { throw error; },
   }));
+  if (options.requestTimeoutMs !== undefined) app.use(requestDeadline(options.requestTimeoutMs, (error, ctx) => deps.logError(`request ${String(ctx.state['requestId'])} failed after its deadline`, error)));
 
   const routeErrors = {
     throw: true,
@@ -67,6 +74,7 @@ export function createApp(appDeps: AppDeps, options: AppOptions = {}): Koa {
   app.use(root.allowedMethods(routeErrors));
 
   const api = new Router({ prefix: '/api/v1' });
+  rateLimitRoutes(api, deps, options.rateLimits);
   deviceRoutes(api, deps);
   adminRoutes(api, deps);
   provisioningKeyRoutes(api, deps);

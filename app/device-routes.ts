@@ -12,6 +12,7 @@ import { assertKeyUsable } from '../domain/provisioning-key/decider.ts';
 import { handleCommand } from '../infra/command-handler.ts';
 import { hashSecret, insertDeviceKey, sameHash, ADMIN_TOKEN_PREFIX, PROVISIONING_KEY_PREFIX } from '../infra/credentials.ts';
 import { recordDeviceContact, touchContact } from '../infra/device-contact.ts';
+import { createDeviceBatchWriter } from '../infra/device-batch-writer.ts';
 import { deviceAdapter } from '../infra/device-store.ts';
 import { claimKeySlot } from '../infra/provisioning-key-store.ts';
 import { actorOf, requireDevice, requireProvisioningKey } from './auth.ts';
@@ -99,6 +100,8 @@ async function refusedIfInactive<T>(deps: AppDeps, uuid: string, now: string, wo
 
 /** Registers the device endpoints on the router. */
 export function deviceRoutes(router: Router, deps: AppDeps): void {
+  // state reports are the hot path: written in groups, one commit for many devices
+  const reportWriter = createDeviceBatchWriter(deps.pool, deps.store);
   router.post('/device/register', async (ctx: Context) => {
     const key = await requireProvisioningKey(ctx, deps);
     const now = deps.clock().toISOString();
@@ -183,7 +186,7 @@ export function deviceRoutes(router: Router, deps: AppDeps): void {
     let written = 0;
     for (const [uuid, report] of reports) {
       const metadata = requestMetadata(ctx, actorOf(device));
-      const outcome = await refusedIfInactive(deps, uuid, now, () => handleCommand(deps.pool, deps.store, deviceAdapter, uuid,
+      const outcome = await refusedIfInactive(deps, uuid, now, () => reportWriter.submit(uuid,
         (state) => decide(toReportCommand(report, now), state), { metadata, source: 'api' }));
       // an unchanged report appends nothing but is still a contact (and restores a device a sweeper just marked lost)
       const contact = outcome.events.length === 0 ? await recordDeviceContact(deps.pool, deps.store, uuid, now, metadata) : null;

@@ -1,6 +1,6 @@
 // HTTP errors and the one middleware that maps every failure to a JSON error body.
 import type { Context, Next } from 'koa';
-import { ConnectionError, BackendTerminatedError } from 'slonik';
+import { BackendTerminatedError, BackendTerminatedUnexpectedlyError, ConnectionError } from 'slonik';
 import { ZodError, type ZodIssue } from 'zod';
 import { DomainError, type DomainErrorCode } from '../domain/errors.ts';
 
@@ -49,9 +49,19 @@ export function parseOr400<T>(schema: { safeParse: (v: unknown) => { success: tr
   throw new HttpError(400, 'invalid_request', `${first.field}: ${first.message}`, problems);
 }
 
-const isDatabaseDown = (error: unknown): boolean =>
-  error instanceof ConnectionError || error instanceof BackendTerminatedError
-  || (error instanceof Error && /ECONNREFUSED|Connection terminated|timeout exceeded when trying to connect/i.test(error.message));
+// socket errors, and PostgreSQL's connection exceptions (class 08), admin/crash shutdown,
+// "cannot connect now" (starting up, shutting down) and too many connections
+const DATABASE_DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', '57P01', '57P02', '57P03', '53300']);
+const DATABASE_DOWN_MESSAGE = /ECONNREFUSED|ECONNRESET|Connection terminated|timeout exceeded when trying to connect|not queryable|Connection pool (is being terminated|is being shut down|has ended|has been shut down)/i;
+
+/** True when `error` (or an error it was caused by) means the database cannot be reached now. */
+export function isDatabaseDown(error: unknown, depth = 0): boolean {
+  if (!(error instanceof Error) || depth > 5) return false;
+  if (error instanceof ConnectionError || error instanceof BackendTerminatedError || error instanceof BackendTerminatedUnexpectedlyError) return true;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && (DATABASE_DOWN_CODES.has(code) || code.startsWith('08'))) return true;
+  return DATABASE_DOWN_MESSAGE.test(error.message) || isDatabaseDown(error.cause, depth + 1);
+}
 
 /** Maps every error to `{"error": {code, message, details?}}`; never leaks a stack. */
 export function errorHandler(onUnexpected: (error: unknown, ctx: Context) => void) {

@@ -3,7 +3,7 @@
 //   GET /api/v1/events/stream (same filters)  — Server-Sent Events; each message's id is the
 //     cursor after it, so a client that reconnects with Last-Event-ID misses nothing.
 import { once } from 'node:events';
-import { PassThrough } from 'node:stream';
+import type { ServerResponse } from 'node:http';
 import type { Context } from 'koa';
 import type { Router } from '@koa/router';
 import type { DatabasePool } from 'slonik';
@@ -58,7 +58,7 @@ function toFilter(query: { type?: string[] | undefined; aggregate_type?: string 
 }
 
 /** Writes the feed to an SSE stream until the client goes, the process drains, or the database fails. */
-async function pump(stream: PassThrough, pool: DatabasePool, start: FeedCursor, filter: FeedFilter | undefined, signal: AbortSignal, onError: (error: unknown) => void): Promise<void> {
+async function pump(stream: ServerResponse, pool: DatabasePool, start: FeedCursor, filter: FeedFilter | undefined, signal: AbortSignal, onError: (error: unknown) => void): Promise<void> {
   const notifier = eventNotifier(pool);
   let pending = false;
   let wakeUp: (() => void) | null = null;
@@ -136,11 +136,11 @@ export function feedRoutes(router: Router, deps: AppDeps): void {
     ctx.set('Content-Type', 'text/event-stream; charset=utf-8');
     ctx.set('Cache-Control', 'no-cache, no-transform');
     ctx.set('X-Accel-Buffering', 'no');
-    const stream = new PassThrough();
-    ctx.body = stream;
+    // the stream is written by hand: a client going away is normal here, not an error for Koa to report
+    ctx.respond = false;
+    ctx.res.flushHeaders();
     const closed = new AbortController();
-    // the response closes when the client goes away (it never finishes by itself)
     ctx.res.once('close', () => closed.abort());
-    void pump(stream, deps.pool, cursor, filter, closed.signal, (error) => deps.logError('event stream stopped', error));
+    void pump(ctx.res, deps.pool, cursor, filter, closed.signal, (error) => deps.logError('event stream stopped', error));
   });
 }

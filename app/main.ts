@@ -45,6 +45,7 @@ async function main(config: Config, logger: Logger): Promise<void> {
     : logger.warn(`created admin token "bootstrap"; it is saved in ${config.DATA_DIR}/admin-token (not logged)`));
   const app = createApp(deps, {
     logger, logRequests: config.LOG_REQUESTS, metrics, partitionDaysAhead: config.PARTITION_DAYS_AHEAD,
+    rateLimits: { reports: config.REPORT_RATE_LIMIT, registrations: config.REGISTER_RATE_LIMIT }, requestTimeoutMs: config.REQUEST_TIMEOUT,
     ...(config.METRICS_TOKEN === undefined ? {} : { metricsToken: config.METRICS_TOKEN }),
   });
   const server: Server = await new Promise((resolve, reject) => {

@@ -199,6 +199,9 @@ export function instrumentStore(store: EventStore, metrics: Pick<Metrics, 'recor
       metrics.recordAppend(stored);
       return stored;
     },
+    recordAppended(events) {
+      metrics.recordAppend(events);
+    },
   };
   instrumented.set(counted, metrics);
   return counted;

@@ -3,7 +3,7 @@
 // another writer got there first.
 import { randomUUID } from 'node:crypto';
 import { type CommonQueryMethods, type DatabasePool } from 'slonik';
-import { ConcurrencyError, type EventMetadata, type EventStore, type StoredEvent, type StreamHead } from './event-store.ts';
+import { ConcurrencyError, type EventMetadata, type EventStore, type NewEvent, type StoredEvent, type StreamHead } from './event-store.ts';
 
 /** A domain event as deciders produce them. */
 export type DecidedEvent = { type: string; data: object; timestamp: string };
@@ -30,6 +30,26 @@ export type CommandResult<S> = { state: S; events: StoredEvent[]; head: StreamHe
 /** Extra work done in the same transaction, after the append (credentials, counters). */
 export type InTransaction<S> = (transaction: CommonQueryMethods, result: CommandResult<S>, before: S) => Promise<void>;
 
+/**
+ * Decided events as rows to append. Ids are assigned here, before the insert, so a derived
+ * event can name its cause (metadata.causation_id).
+ */
+export function toNewEvents<S, E extends DecidedEvent>(adapter: AggregateAdapter<S, E>, decided: readonly E[], context: { metadata: EventMetadata; source: string }): NewEvent[] {
+  const ids = decided.map(() => randomUUID());
+  const causes = adapter.causes?.(decided) ?? [];
+  return decided.map((event, i) => {
+    const cause = causes[i];
+    return {
+      event_id: ids[i]!,
+      event_type: event.type,
+      data: event.data as Record<string, unknown>,
+      metadata: cause === null || cause === undefined ? context.metadata : { ...context.metadata, causation_id: ids[cause]! },
+      timestamp: event.timestamp,
+      source: context.source,
+    };
+  });
+}
+
 const MAX_ATTEMPTS = 8;
 
 /**
@@ -53,20 +73,7 @@ export async function handleCommand<S, E extends DecidedEvent>(
         const decided = decide(loaded.state);
         if (decided.length === 0) return { state: loaded.state, events: [], head: loaded.head };
         const state = decided.reduce(adapter.evolve, loaded.state);
-        // ids are assigned here, before the insert, so a derived event can name its cause
-        const ids = decided.map(() => randomUUID());
-        const causes = adapter.causes?.(decided) ?? [];
-        const stored = await store.append(transaction, adapter.aggregateType, id, loaded.head, decided.map((event, i) => {
-          const cause = causes[i];
-          return {
-            event_id: ids[i]!,
-            event_type: event.type,
-            data: event.data as Record<string, unknown>,
-            metadata: cause === null || cause === undefined ? context.metadata : { ...context.metadata, causation_id: ids[cause]! },
-            timestamp: event.timestamp,
-            source: context.source,
-          };
-        }));
+        const stored = await store.append(transaction, adapter.aggregateType, id, loaded.head, toNewEvents(adapter, decided, context));
         const last = stored[stored.length - 1]!;
         const result = { state, events: stored, head: { version: last.aggregate_version, last_hash: last.hash } };
         await adapter.save(transaction, id, state, stored);

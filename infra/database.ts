@@ -1,5 +1,6 @@
 // The slonik pool, with type parsers that keep timestamps as ISO strings and int8 as numbers.
 import { createPool, type DatabasePool } from 'slonik';
+import { createResilientPgDriverFactory } from './database-driver.ts';
 
 /** PostgreSQL "2026-11-27 20:51:10.123+00" → "2026-11-27T20:51:10.123Z". */
 export function pgTimestampToIso(value: string): string {
@@ -17,6 +18,8 @@ export async function createDatabasePool(url: string, options: PoolOptions = {})
     statementTimeout: options.statementTimeoutMs ?? 30_000,
     idleTimeout: 10_000,
     connectionTimeout: 5_000,
+    // drops connections that broke mid-query (see database-driver.ts)
+    driverFactory: createResilientPgDriverFactory(),
     // slonik's default runs DISCARD ALL on every release: a round trip per checkout that also
     // throws away prepared statements. Nothing here leaves session state behind.
     resetConnection: async () => {},

@@ -140,9 +140,21 @@ export async function readHorizon(connection: CommonQueryMethods): Promise<strin
   return connection.oneFirst(sql.type(horizonRow)`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon`);
 }
 
-/** A cursor at the current horizon: the events from now on (and any still in flight). */
+const aheadRow = z.object({ transaction_id: z.string(), global_position: z.number() });
+
+/**
+ * A cursor standing at "now": every event committed so far counts as handed out, every
+ * later commit comes after it. That is the horizon, plus the events already committed above
+ * it (an older transaction is still open) in `ahead`.
+ */
 export async function headCursor(connection: CommonQueryMethods): Promise<FeedCursor> {
-  return { transactionId: await readHorizon(connection), position: 0, ahead: [] };
+  const horizon = await readHorizon(connection);
+  const committed = await connection.any(sql.type(aheadRow)`
+    SELECT transaction_id::text AS transaction_id, global_position FROM events
+     WHERE transaction_id >= ${horizon}::xid8 ORDER BY events.transaction_id, events.global_position LIMIT ${MAX_AHEAD + 1}`);
+  // more than a cursor can carry: hand those few out again rather than risk a gap
+  const ahead = committed.length > MAX_AHEAD ? [] : committed.map((r): AheadEntry => [r.transaction_id, r.global_position]);
+  return { transactionId: horizon, position: 0, ahead };
 }
 
 const aggregateKey = (e: { aggregate_type: string; aggregate_id: string }) => `${e.aggregate_type}\u0000${e.aggregate_id}`;

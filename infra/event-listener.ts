@@ -78,6 +78,7 @@ export class EventListener {
   #cursor: FeedCursor = START_CURSOR;
   #known = new KnownVersions();
   #checkRedeliveries = true;
+  #starting: Promise<void> | null = null;
 
   constructor(options: EventListenerOptions = {}) {
     const name = options.name ?? 'default';
@@ -107,7 +108,12 @@ export class EventListener {
   }
 
   /** Starts listening; resolves once running (or standing by when another process has the name). */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.#starting ??= this.#start().finally(() => { this.#starting = null; });
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
     if (this.#loop !== null) return;
     const log = this.#options.log ?? stderrLog;
     const lease = await leaseDatabase(this.#options, `EventListener "${this.name}"`);
@@ -148,6 +154,7 @@ export class EventListener {
 
   /** Finishes the event in hand, writes the checkpoint, releases the lock and the database. */
   async stop(): Promise<void> {
+    await this.#starting?.catch(() => undefined);
     const loop = this.#loop;
     const lease = this.#lease;
     if (loop === null || lease === null) return;

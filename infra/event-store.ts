@@ -71,6 +71,31 @@ const versionRow = z.object({ version: z.number() });
 const eventColumns = sql.fragment`event_id, event_type, aggregate_type, aggregate_id, aggregate_version,
   global_position, transaction_id::text AS transaction_id, data, metadata, "timestamp", source, hash`;
 
+/** An event row ready to insert: versions numbered after `expected`, hashes chained. */
+export type PreparedEvent = Omit<StoredEvent, 'global_position' | 'transaction_id'>;
+
+/** Numbers and hashes the events of one append (the chain continues from `expected.last_hash`). */
+export function prepareEvents(aggregateType: string, aggregateId: string, expected: StreamHead, events: readonly NewEvent[]): PreparedEvent[] {
+  let previous = expected.last_hash;
+  return events.map((event, i) => {
+    const row: PreparedEvent = {
+      event_id: event.event_id ?? randomUUID(),
+      event_type: event.event_type,
+      aggregate_type: aggregateType,
+      aggregate_id: aggregateId,
+      aggregate_version: expected.version + i + 1,
+      data: event.data,
+      metadata: event.metadata,
+      timestamp: new Date(event.timestamp).toISOString(),
+      source: event.source,
+      hash: '',
+    };
+    row.hash = eventHash(previous, row);
+    previous = row.hash;
+    return row;
+  });
+}
+
 /** Reads options: half-open bounds on version and time. */
 export type ReadStreamOptions = { afterVersion?: number; since?: string; until?: string; limit?: number };
 
@@ -82,6 +107,9 @@ export function createEventStore(pool: DatabasePool, partitions: PartitionCache 
   return {
     pool,
     partitions,
+
+    /** Told about events appended by other writers (the batch writer), for metrics; no-op here. */
+    recordAppended(_events: readonly StoredEvent[]): void {},
 
     /** The stream's head, or version 0 with the genesis hash when it does not exist. */
     async head(connection: CommonQueryMethods, aggregateType: string, aggregateId: string): Promise<StreamHead> {
@@ -102,24 +130,7 @@ export function createEventStore(pool: DatabasePool, partitions: PartitionCache 
       events: readonly NewEvent[],
     ): Promise<StoredEvent[]> {
       if (events.length === 0) return [];
-      let previous = expected.last_hash;
-      const rows = events.map((event, i) => {
-        const row = {
-          event_id: event.event_id ?? randomUUID(),
-          event_type: event.event_type,
-          aggregate_type: aggregateType,
-          aggregate_id: aggregateId,
-          aggregate_version: expected.version + i + 1,
-          data: event.data,
-          metadata: event.metadata,
-          timestamp: new Date(event.timestamp).toISOString(),
-          source: event.source,
-          hash: '',
-        };
-        row.hash = eventHash(previous, row);
-        previous = row.hash;
-        return row;
-      });
+      const rows = prepareEvents(aggregateType, aggregateId, expected, events);
       const last = rows[rows.length - 1]!;
       const moved = expected.version === 0
         ? await transaction.maybeOne(sql.type(versionRow)`

@@ -32,11 +32,13 @@ export const provisioningKeyAdapter: AggregateAdapter<ProvisioningKeyState, Prov
   initialState: initialProvisioningKeyState,
   evolve: evolveProvisioningKey,
   async load(connection, id, lock) {
+    // lock first, in its own statement (see deviceAdapter.load: a joined FOR UPDATE would pair
+    // a fresh stream head with the read model row of the statement's older snapshot)
+    if (lock) await connection.query(sql.unsafe`SELECT 1 FROM streams WHERE aggregate_type = 'provisioning_key' AND aggregate_id = ${id} FOR UPDATE`);
     const row = await connection.maybeOne(sql.type(loadRow)`
       SELECT s.version, s.last_hash, k.state
         FROM streams s LEFT JOIN provisioning_keys k ON k.id::text = s.aggregate_id
-       WHERE s.aggregate_type = 'provisioning_key' AND s.aggregate_id = ${id}
-       ${lock ? sql.fragment`FOR UPDATE OF s` : sql.fragment``}`);
+       WHERE s.aggregate_type = 'provisioning_key' AND s.aggregate_id = ${id}`);
     if (row === null || row.state === null) return null;
     return { state: row.state as ProvisioningKeyState, head: { version: row.version, last_hash: row.last_hash } };
   },

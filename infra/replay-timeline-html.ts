@@ -21,6 +21,8 @@ const TOP = 14;
 const MAX_MARKERS = 1_200;
 const BINS = 240;
 const EVENT_ROWS = 400;
+const MAX_SEGMENTS = 1_500;
+const INTERVAL_ROWS = 500;
 
 const KNOWN = new Set(['device.provisioned', 'target_state.updated', 'current_state.updated', 'device.online', 'device.offline',
   'device.connection_lost', 'device.connection_restored']);
@@ -46,6 +48,24 @@ function segments<K>(points: readonly Point[], end: number, keyOf: (s: DeviceSta
     out.push({ from: point.t, to: end, key, first: point });
   }
   return out.filter((s) => s.to > s.from || out.length === 1);
+}
+
+/** Per column of the plot: the share of its time in sync and out of sync, and how many stretches began in it. */
+function binShares(list: readonly Segment<string>[], t0: number, t1: number): { from: number; to: number; sync: number; drift: number; changes: number }[] {
+  const width = (t1 - t0) / BINS;
+  const bins = Array.from({ length: BINS }, (_, i) => ({ from: t0 + i * width, to: t0 + (i + 1) * width, sync: 0, drift: 0, changes: 0 }));
+  for (const segment of list) {
+    const first = Math.max(0, Math.floor((segment.from - t0) / width));
+    const last = Math.min(BINS - 1, Math.floor((segment.to - t0) / width));
+    if (first < BINS) bins[first]!.changes += 1;
+    for (let b = first; b <= last; b += 1) {
+      const bin = bins[b]!;
+      const overlap = Math.max(0, Math.min(segment.to, bin.to) - Math.max(segment.from, bin.from)) / width;
+      if (segment.key === 'drift') bin.drift += overlap;
+      else if (segment.key === 'sync') bin.sync += overlap;
+    }
+  }
+  return bins;
 }
 
 const TICK_STEPS = [1, 2, 5, 10, 15, 30].map((s) => s * 1_000)
@@ -120,19 +140,50 @@ export function renderTimeline(input: TimelineInput): string {
     `<rect class="${cls}" x="${px(x(from))}" y="${px(y)}" width="${px(Math.max(2, x(to) - x(from)))}" height="${LANE_H}" rx="3"${extra}><title>${esc(tip)}</title></rect>`;
   const span = (from: number, to: number) => `${shortTime(new Date(from).toISOString())} → ${to >= t1 && to === t1 ? `${shortTime(new Date(to).toISOString())} (end of window)` : shortTime(new Date(to).toISOString())} · ${formatDuration(to - from)}`;
 
-  // sync lane
-  lanes.push({
-    label: 'Sync', hint: 'with the target',
-    body: segments(points, t1, syncKey).filter((s) => s.key !== 'none').map((s) => {
+  /** Too many events to draw one by one: a bar per column, as tall as its count, red when any is `bad`. */
+  const density = (steps: readonly Step[], bad: (s: Step) => boolean, noun: string, badNoun: string): string => {
+    const bins = new Map<number, { n: number; bad: number }>();
+    for (const s of steps) {
+      const b = Math.min(BINS - 1, Math.max(0, Math.floor(((instantMs(s.at) - t0) / (t1 - t0)) * BINS)));
+      const bin = bins.get(b) ?? { n: 0, bad: 0 };
+      bin.n += 1;
+      if (bad(s)) bin.bad += 1;
+      bins.set(b, bin);
+    }
+    const most = [...bins.values()].reduce((m, b) => Math.max(m, b.n), 1);
+    return [...bins.entries()].map(([b, bin]) => {
+      const from = t0 + (b / BINS) * (t1 - t0);
+      const to = t0 + ((b + 1) / BINS) * (t1 - t0);
+      const h = Math.max(3, (bin.n / most) * LANE_H);
+      return `<rect class="bar ${bin.bad > 0 ? 'bad' : 'ok'}" x="${px(x(from))}" y="${px(LANE_H - h)}" width="${px(Math.max(1, x(to) - x(from) - 0.5))}" height="${px(h)}"><title>${esc(`${bin.n} ${noun}, ${bin.bad} ${badNoun}\n${span(from, to)}`)}</title></rect>`;
+    }).join('');
+  };
+
+  // sync lane: one segment per stretch, or per-column shares when stretches are too many to see
+  const syncSegments = segments(points, t1, syncKey).filter((s) => s.key !== 'none');
+  let syncBody: string;
+  if (syncSegments.length <= MAX_SEGMENTS) {
+    let next = 0; // intervals and segments are both in time order
+    syncBody = syncSegments.map((s) => {
       const state = s.first.state;
       if (s.key === 'notarget') return rect(s.from, s.to, 0, 'seg notarget', `No target yet\n${span(s.from, s.to)}`);
       if (s.key === 'sync') return rect(s.from, s.to, 0, 'seg sync', `In sync with target v${state.status === 'registered' ? String(state.target?.version) : '?'}\n${span(s.from, s.to)}`);
-      const interval = drift.intervals.find((i) => instantMs(i.start) <= s.from + 1 && (i.end === null || instantMs(i.end) >= s.to - 1));
+      while (next < drift.intervals.length && drift.intervals[next]!.end !== null && instantMs(drift.intervals[next]!.end!) < s.to - 1) next += 1;
+      const interval = drift.intervals[next];
       const lines = [`Out of sync`, span(s.from, s.to), ...describeDrift(interval?.differed ?? driftDetail(state))];
       if (interval?.ended_by) lines.push(`ended by ${interval.ended_by.event_type} v${interval.ended_by.version}`);
       return rect(s.from, s.to, 0, 'seg drift', lines.join('\n'));
-    }).join(''),
-  });
+    }).join('');
+  } else {
+    const shares = binShares(syncSegments, t0, t1);
+    syncBody = shares.map((bin) => {
+      const h = LANE_H * bin.drift;
+      const tip = `${(bin.drift * 100).toFixed(0)}% out of sync, ${(bin.sync * 100).toFixed(0)}% in sync\n${span(bin.from, bin.to)}\n${bin.changes} change(s)`;
+      return `<g><rect class="seg dense sync" x="${px(x(bin.from))}" y="0" width="${px(Math.max(1, x(bin.to) - x(bin.from)))}" height="${LANE_H}"><title>${esc(tip)}</title></rect>`
+        + (h > 0 ? `<rect class="seg dense drift" x="${px(x(bin.from))}" y="${px(LANE_H - h)}" width="${px(Math.max(1, x(bin.to) - x(bin.from)))}" height="${px(h)}"><title>${esc(tip)}</title></rect>` : '') + '</g>';
+    }).join('');
+  }
+  lanes.push({ label: 'Sync', hint: syncSegments.length <= MAX_SEGMENTS ? 'with the target' : 'share per column', body: syncBody });
 
   // target lane
   lanes.push({
@@ -165,21 +216,7 @@ export function renderTimeline(input: TimelineInput): string {
       return `<circle class="mark ${ok ? 'ok' : 'bad'}" cx="${px(x(t))}" cy="${px(LANE_H / 2)}" r="5"><title>${esc(lines.join('\n'))}</title></circle>`;
     }).join('');
   } else {
-    const bins = new Map<number, { n: number; bad: number }>();
-    for (const s of reports) {
-      const b = Math.min(BINS - 1, Math.floor(((instantMs(s.at) - t0) / (t1 - t0)) * BINS));
-      const bin = bins.get(b) ?? { n: 0, bad: 0 };
-      bin.n += 1;
-      if (syncKey(s.after) === 'drift') bin.bad += 1;
-      bins.set(b, bin);
-    }
-    const most = Math.max(...[...bins.values()].map((b) => b.n));
-    reportsBody = [...bins.entries()].map(([b, bin]) => {
-      const from = t0 + (b / BINS) * (t1 - t0);
-      const to = t0 + ((b + 1) / BINS) * (t1 - t0);
-      const h = Math.max(3, (bin.n / most) * LANE_H);
-      return `<rect class="bar ${bin.bad > 0 ? 'bad' : 'ok'}" x="${px(x(from))}" y="${px(LANE_H - h)}" width="${px(Math.max(1, x(to) - x(from) - 0.5))}" height="${px(h)}"><title>${esc(`${bin.n} reports, ${bin.bad} leaving the device out of sync\n${span(from, to)}`)}</title></rect>`;
-    }).join('');
+    reportsBody = density(reports, (s) => syncKey(s.after) === 'drift', 'reports', 'leaving the device out of sync');
   }
   lanes.push({ label: 'Reports', hint: `${reports.length} state report(s)`, body: reportsBody });
 
@@ -216,28 +253,35 @@ export function renderTimeline(input: TimelineInput): string {
   for (const s of history.steps) {
     if (KNOWN.has(s.event.event_type)) continue;
     const f = family(s.event.event_type);
-    families.set(f, [...(families.get(f) ?? []), s]);
+    const list = families.get(f);
+    if (list === undefined) families.set(f, [s]);
+    else list.push(s);
   }
   for (const [name, steps] of families) {
-    const shown = steps.length > MAX_MARKERS ? steps.filter((_, i) => i % Math.ceil(steps.length / MAX_MARKERS) === 0) : steps;
     lanes.push({
-      label: name.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase()), hint: `${steps.length} ${name}.* event(s)${shown.length < steps.length ? `, ${shown.length} shown` : ''}`,
-      body: shown.map((s) => {
-        const t = instantMs(s.at);
-        return `<rect class="mark ${tone(s.event.event_type)}" x="${px(x(t) - 4)}" y="${px(LANE_H / 2 - 4)}" width="8" height="8" transform="rotate(45 ${px(x(t))} ${px(LANE_H / 2)})"><title>${esc(`${s.event.event_type} v${s.event.aggregate_version} · ${shortTime(s.at)}\n${eventSummary(s)}`)}</title></rect>`;
-      }).join(''),
+      label: name.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase()), hint: `${steps.length} event(s)`,
+      body: steps.length > MAX_MARKERS
+        ? density(steps, (s) => tone(s.event.event_type) === 'bad', `${name}.* events`, 'failures or crashes')
+        : steps.map((s) => {
+          const t = instantMs(s.at);
+          return `<rect class="mark ${tone(s.event.event_type)}" x="${px(x(t) - 4)}" y="${px(LANE_H / 2 - 4)}" width="8" height="8" transform="rotate(45 ${px(x(t))} ${px(LANE_H / 2)})"><title>${esc(`${s.event.event_type} v${s.event.aggregate_version} · ${shortTime(s.at)}\n${eventSummary(s)}`)}</title></rect>`;
+        }).join(''),
     });
   }
 
   const lanesBottom = laneY(lanes.length) - LANE_GAP + 6;
   const axisY = lanesBottom + 4;
   const height = axisY + 30;
-  const bands = drift.intervals.map((interval, i) => {
-    const from = Math.max(instantMs(interval.start), t0);
-    const to = interval.end === null ? t1 : Math.min(instantMs(interval.end), t1);
-    const tip = [`Drift interval ${i + 1}`, `${shortTime(interval.start)} → ${interval.end === null ? 'ongoing' : shortTime(interval.end)} · ${formatDuration(interval.duration_ms)}`, ...describeDrift(interval.differed)];
-    return `<rect class="drift-band" data-index="${i}" data-start="${esc(interval.start)}" data-end="${esc(interval.end ?? '')}" x="${px(x(from))}" y="${TOP - 6}" width="${px(Math.max(2, x(to) - x(from)))}" height="${px(lanesBottom - TOP + 6)}"><title>${esc(tip.join('\n'))}</title></rect>`;
-  }).join('');
+  const bandHeight = px(lanesBottom - TOP + 6);
+  const bands = drift.intervals.length <= MAX_SEGMENTS
+    ? drift.intervals.map((interval, i) => {
+      const from = Math.max(instantMs(interval.start), t0);
+      const to = interval.end === null ? t1 : Math.min(instantMs(interval.end), t1);
+      const tip = [`Drift interval ${i + 1}`, `${shortTime(interval.start)} → ${interval.end === null ? 'ongoing' : shortTime(interval.end)} · ${formatDuration(interval.duration_ms)}`, ...describeDrift(interval.differed)];
+      return `<rect class="drift-band" data-index="${i}" data-start="${esc(interval.start)}" data-end="${esc(interval.end ?? '')}" x="${px(x(from))}" y="${TOP - 6}" width="${px(Math.max(2, x(to) - x(from)))}" height="${bandHeight}"><title>${esc(tip.join('\n'))}</title></rect>`;
+    }).join('')
+    // thousands of intervals: shade each column by the share of its time spent out of sync
+    : binShares(syncSegments, t0, t1).filter((bin) => bin.drift > 0).map((bin) => `<rect class="drift-band dense" x="${px(x(bin.from))}" y="${TOP - 6}" width="${px(Math.max(1, x(bin.to) - x(bin.from)))}" height="${bandHeight}" fill-opacity="${(0.25 + 0.75 * bin.drift).toFixed(2)}"><title>${esc(`${(bin.drift * 100).toFixed(0)}% of this stretch out of sync\n${span(bin.from, bin.to)}`)}</title></rect>`).join('');
   const axis = ticks(t0, t1).map((tick) => `<g class="tick"><line x1="${px(x(tick.t))}" x2="${px(x(tick.t))}" y1="${TOP - 6}" y2="${axisY}"/><text x="${px(x(tick.t))}" y="${axisY + 16}">${esc(tick.label)}</text></g>`).join('');
   const laneSvg = lanes.map((lane, i) => `<g class="lane" transform="translate(0 ${laneY(i)})">
     <text class="lane-label" x="12" y="${LANE_H / 2 - 1}">${esc(lane.label)}</text><text class="lane-hint" x="12" y="${LANE_H / 2 + 11}">${esc(lane.hint)}</text>
@@ -286,8 +330,8 @@ function page(input: TimelineInput, svg: string, t0: number, t1: number): string
     card('Reports', String(reports), `${history.steps.length} events in the window`),
   ].join('');
 
-  const intervalRows = drift.intervals.map((i, n) => `<tr class="${i.ongoing ? 'ongoing' : ''}"><td>${n + 1}</td><td>${esc(shortTime(i.start))}</td><td>${i.end === null ? '<b>ongoing</b>' : esc(shortTime(i.end))}</td><td>${esc(formatDuration(i.duration_ms))}</td><td class="wrap">${esc(describeDrift(i.differed).join('; ') || '—')}</td><td>${i.ended_by === null ? '—' : esc(`${i.ended_by.event_type} v${i.ended_by.version}`)}</td></tr>`).join('');
-  const targetRows = drift.reconciliations.map((r) => `<tr><td>v${r.target_version}</td><td>${esc(shortTime(r.set_at))}</td><td title="${esc(r.set_by.actor ?? '')}">${esc(shortActor(r.set_by.actor))}</td><td><span class="pill ${r.status}">${r.status}</span></td><td>${r.delay_ms === null ? (r.waiting_ms === null ? '—' : `${esc(formatDuration(r.waiting_ms))} so far`) : esc(formatDuration(r.delay_ms))}</td></tr>`).join('');
+  const intervalRows = drift.intervals.map((i, n) => [i, n] as const).slice(-INTERVAL_ROWS).reverse().map(([i, n]) => `<tr class="${i.ongoing ? 'ongoing' : ''}"><td>${n + 1}</td><td>${esc(shortTime(i.start))}</td><td>${i.end === null ? '<b>ongoing</b>' : esc(shortTime(i.end))}</td><td>${esc(formatDuration(i.duration_ms))}</td><td class="wrap">${esc(describeDrift(i.differed).join('; ') || '—')}</td><td>${i.ended_by === null ? '—' : esc(`${i.ended_by.event_type} v${i.ended_by.version}`)}</td></tr>`).join('');
+  const targetRows = drift.reconciliations.slice(-INTERVAL_ROWS).reverse().map((r) => `<tr><td>v${r.target_version}</td><td>${esc(shortTime(r.set_at))}</td><td title="${esc(r.set_by.actor ?? '')}">${esc(shortActor(r.set_by.actor))}</td><td><span class="pill ${r.status}">${r.status}</span></td><td>${r.delay_ms === null ? (r.waiting_ms === null ? '—' : `${esc(formatDuration(r.waiting_ms))} so far`) : esc(formatDuration(r.delay_ms))}</td></tr>`).join('');
   const shownSteps = history.steps.slice(-EVENT_ROWS).reverse();
   const eventRows = shownSteps.map((s) => `<tr><td>${esc(shortTime(s.at))}</td><td>${s.event.aggregate_version}</td><td><span class="type ${tone(s.event.event_type)}">${esc(s.event.event_type)}</span></td><td title="${esc(eventRef(s.event).actor ?? '')}">${esc(shortActor(eventRef(s.event).actor))}</td><td class="summary">${esc(eventSummary(s))}</td></tr>`).join('');
 
@@ -320,12 +364,12 @@ svg{width:100%;height:auto;display:block}
 .seg-label{fill:#fff;font-size:11.5px;font-weight:650;pointer-events:none}
 .mark{stroke:var(--card);stroke-width:1.5}.mark.ok,.mark.good{fill:var(--sync)}.mark.bad{fill:var(--drift)}.mark.neutral{fill:var(--t0)}
 .bar.ok{fill:var(--sync)}.bar.bad{fill:var(--drift)}
-.drift-band{fill:var(--drift-band);stroke:var(--drift);stroke-opacity:.35;stroke-dasharray:3 3}
+.drift-band{fill:var(--drift-band);stroke:var(--drift);stroke-opacity:.35;stroke-dasharray:3 3}.drift-band.dense{stroke:none}.seg.dense{stroke:none}
 .tick line{stroke:var(--line)}.tick text{fill:var(--muted);font-size:11px;text-anchor:middle}
 #cursor{stroke:var(--text);stroke-opacity:.35;stroke-width:1;pointer-events:none}
 #tip{position:fixed;z-index:10;pointer-events:none;max-width:460px;background:#111827;color:#f3f4f6;border-radius:8px;padding:8px 10px;font-size:12.5px;line-height:1.4;box-shadow:0 6px 24px rgba(0,0,0,.25);white-space:pre-wrap;display:none}
 #tip b{display:block;margin-bottom:2px}#tip .time{color:#9ca3af;font-size:11.5px}
-h2{font-size:16px;margin:26px 0 8px}
+h2{font-size:16px;margin:26px 0 8px}h2 small{color:var(--muted);font-weight:400;font-size:12.5px}
 table{width:100%;border-collapse:collapse;background:var(--card);border:1px solid var(--line);border-radius:10px;overflow:hidden;font-size:13px}
 th,td{text-align:left;padding:7px 10px;border-bottom:1px solid var(--line);vertical-align:top;white-space:nowrap}td.summary,td.wrap{white-space:normal;overflow-wrap:anywhere;width:100%}th{color:var(--muted);font-weight:600;font-size:12px;text-transform:uppercase;letter-spacing:.04em}
 tr.ongoing td{background:var(--drift-band)}
@@ -347,9 +391,9 @@ footer{color:var(--muted);font-size:12px;margin-top:24px}
   <div class="legend"><span><i style="background:var(--sync)"></i>in sync</span><span><i style="background:var(--drift)"></i>out of sync</span><span><i style="background:var(--drift-band);border:1px dashed var(--drift)"></i>drift interval</span><span><i style="background:var(--none)"></i>no target</span><span><i style="background:var(--t0)"></i>target version</span><span><i style="background:var(--off)"></i>disabled / offline</span><span>● report (green: in sync after it)</span><span>◆ other event</span></div>
   ${svg}
 </section>
-<h2>Drift intervals</h2>
+<h2>Drift intervals${drift.intervals.length > INTERVAL_ROWS ? ` <small>(the latest ${INTERVAL_ROWS} of ${drift.intervals.length}, newest first)</small>` : drift.intervals.length > 1 ? ' <small>(newest first)</small>' : ''}</h2>
 ${drift.intervals.length === 0 ? '<div class="empty">The device was never out of sync in this window.</div>' : `<table id="drift-table"><thead><tr><th>#</th><th>Start</th><th>End</th><th>Duration</th><th>What differed when it started</th><th>Ended by</th></tr></thead><tbody>${intervalRows}</tbody></table>`}
-<h2>Target versions</h2>
+<h2>Target versions${drift.reconciliations.length > INTERVAL_ROWS ? ` <small>(the latest ${INTERVAL_ROWS} of ${drift.reconciliations.length}, newest first)</small>` : drift.reconciliations.length > 1 ? ' <small>(newest first)</small>' : ''}</h2>
 ${drift.reconciliations.length === 0 ? '<div class="empty">No target change in this window.</div>' : `<table><thead><tr><th>Version</th><th>Set at</th><th>By</th><th>Outcome</th><th>Time to reach</th></tr></thead><tbody>${targetRows}</tbody></table>`}
 <h2>Events</h2>
 <details${history.steps.length <= 60 ? ' open' : ''}><summary>${history.steps.length} event(s) in the window${history.steps.length > EVENT_ROWS ? `, the latest ${EVENT_ROWS} listed` : ''}, newest first</summary>

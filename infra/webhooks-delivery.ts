@@ -101,10 +101,15 @@ async function boundedText(response: Response, max: number): Promise<string> {
 
 function describeFailure(error: unknown, timeoutMs: number): string {
   if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) return `timed out after ${timeoutMs} ms`;
-  const cause = error instanceof Error ? (error.cause as { code?: string; message?: string } | undefined) : undefined;
-  const detail = cause?.code ?? cause?.message;
-  const message = error instanceof Error ? error.message : String(error);
-  return (detail ? `${message} (${detail})` : message).slice(0, 1000);
+  const field = (value: unknown, key: 'message' | 'code'): string | undefined => {
+    const v = typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
+    return typeof v === 'string' && v !== '' ? v : undefined;
+  };
+  // fetch rejects with "fetch failed" and the network error as its cause
+  const cause = error instanceof Error ? error.cause : undefined;
+  const message = field(error, 'message') ?? String(error);
+  const detail = field(cause, 'code') ?? field(cause, 'message') ?? field(error, 'code');
+  return (detail !== undefined && detail !== message ? `${message} (${detail})` : message).slice(0, 1000);
 }
 
 /** The retry delay after failed attempt `attempt` (1-based), with ±20% jitter. */

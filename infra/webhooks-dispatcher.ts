@@ -18,6 +18,9 @@ export function createWebhookDispatcher(pool: DatabasePool, options: { pollInter
     pool,
     startFrom: 'now',
     batchSize: 200,
+    // queueing fails only when the database does: keep trying for a while before dead-lettering
+    maxAttempts: 10,
+    retryBaseMs: 200,
     ...options,
     // read after the batch, so every webhook committed before its events is seen
     beforeBatch: async () => {

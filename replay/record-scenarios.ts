@@ -30,6 +30,7 @@ export function scenarioApi(s: RecordingSession, uuid: string) {
   return {
     clock: s.clock,
     check: s.check,
+    sweep: s.sweep,
     /** Creates a provisioning key and registers the device with it. */
     async register(label: string, fields: Record<string, unknown> = {}) {
       const key = await expect(s.request('POST', '/api/v1/provisioning-keys', { token: s.adminToken, body: { fleet_id: 'fleet-fixtures', description: 'fixture recording' } }), 'create provisioning key');
@@ -215,6 +216,38 @@ export const scenarios: Scenario[] = [
       api.clock.advance('2m');
       await api.report({ apps: reported(v2 as never, 11 + 1), config, ...resources(45, 68) }, 'v2 fully running: in sync');
       api.check({ 'drift.in_sync': true, 'target.version': 2 });
+    },
+  },
+  {
+    name: 'volumes-networks-connectivity',
+    description: 'Volumes and networks come and go, an image pull fails, the device goes silent past the connectivity timeout and comes back, and a target nobody reaches times out.',
+    device: '0f1e0007-0000-4000-8000-000000000007',
+    start: '2026-03-10T07:00:00.000Z',
+    async run(api) {
+      await api.register('device registers');
+      api.clock.advance('1m');
+      await api.target({ '7000': { appId: 7000, appName: 'edge', services: [service('main', 'registry.example/edge:1'), service('cache', 'redis:7')] } }, {}, 'admin sets target v1 (edge + redis)');
+      api.clock.advance('1m');
+      await api.report({ apps: { '7000': { services: { main: { status: 'Downloading', image: 'registry.example/edge:1', downloadProgress: 60 }, cache: { status: 'Downloading', image: 'redis:7', imagePullError: 'manifest for redis:7 not found' } } } }, ...resources(30, 20) }, 'the redis image pull fails');
+      api.clock.advance('2m');
+      await api.report({ apps: { '7000': { services: { main: running('registry.example/edge:1', 'c-edge'), cache: running('redis:7', 'c-redis') }, volumes: ['edge-data', 'redis-data'], networks: ['edge-net'] } }, ...resources(22, 35) }, 'both run, with two volumes and a network: in sync');
+      api.check({ 'drift.in_sync': true });
+      api.clock.advance('10m');
+      await api.report({ apps: { '7000': { services: { main: running('registry.example/edge:1', 'c-edge'), cache: running('redis:7', 'c-redis') }, volumes: ['edge-data'], networks: [] } }, ...resources(21, 33) }, 'a volume and the network are removed');
+      api.clock.advance('20m');
+      await api.sweep('silent for 20 minutes: the sweeper marks the connection lost');
+      api.check({ 'connectivity.status': 'lost' });
+      api.clock.advance('5m');
+      await api.poll();
+      api.check({ 'connectivity.status': 'online' });
+      api.clock.advance('1m');
+      await api.target({ '7000': { appId: 7000, appName: 'edge', services: [service('main', 'registry.example/edge:2'), service('cache', 'redis:7')] } }, {}, 'admin sets target v2 (edge 2)');
+      api.clock.advance('31m');
+      await api.poll();
+      await api.sweep('v2 not reached within 30 minutes: reconciliation fails');
+      api.check({ 'drift.in_sync': false, 'reconciliation.status': 'failed' });
+      api.clock.advance('4m');
+      await api.report({ apps: { '7000': { services: { main: running('registry.example/edge:2', 'c-edge-2'), cache: running('redis:7', 'c-redis') }, volumes: ['edge-data'], networks: [] } }, ...resources(19, 30) }, 'edge 2 finally runs: in sync');
     },
   },
   {

@@ -1,7 +1,8 @@
 // Recording fixtures from a real run: the devicetrail app on its own fresh database, served
 // over HTTP on 127.0.0.1 with a scripted clock, driven by scenario scripts through the public
-// API. After every write the device's inline read model (what the live service folded) is
-// saved as an expected state; at the end the events are exported with `replay export`.
+// API (and, where a scenario asks, the lifecycle sweepers the service runs on a timer). After
+// every call that wrote events, the device's inline read model (what the live service folded)
+// is saved as an expected state; at the end the events are exported with `replay export`.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { sql, type DatabasePool } from 'slonik';
@@ -9,6 +10,8 @@ import { z } from 'zod';
 import { createApp } from '../app/create-app.ts';
 import { createDeps } from '../app/deps.ts';
 import { FOLD_VERSION } from '../domain/device/evolve.ts';
+import { createConnectivitySweeper } from '../infra/connectivity-sweeper.ts';
+import { createReconciliationSweeper } from '../infra/reconciliation-sweeper.ts';
 import { parseDuration } from '../infra/replay-time.ts';
 import type { Sidecar } from './fixture-check.ts';
 
@@ -29,6 +32,8 @@ export type RecordingSession = {
   adminToken: string;
   /** Sends a request at the current instant; a write is followed by an observation of `device`. */
   request: (method: string, path: string, options?: { token?: string; body?: unknown; label?: string }) => Promise<Exchange>;
+  /** Runs the lifecycle sweepers once at the current instant (default timeouts), as the service would. */
+  sweep: (label: string) => Promise<number>;
   /** Attaches named checks (dotted path → value) to the last observation. */
   check: (checks: Record<string, unknown>) => void;
   /** The sidecar for the device, built from the observations. */
@@ -37,6 +42,9 @@ export type RecordingSession = {
 };
 
 const UA = 'devicetrail-fixture-recorder/1';
+// the service's defaults (app/config.ts): CONNECTIVITY_TIMEOUT and RECONCILIATION_TIMEOUT
+const CONNECTIVITY_TIMEOUT_MS = 15 * 60_000;
+const RECONCILIATION_TIMEOUT_MS = 30 * 60_000;
 
 /** Starts the app on `pool` with a scripted clock starting at `start`, recording `device`. */
 export async function startRecording(pool: DatabasePool, device: string, start: string): Promise<RecordingSession> {
@@ -60,11 +68,20 @@ export async function startRecording(pool: DatabasePool, device: string, start: 
     },
   };
 
+  /** Saves the device's read model after a call, when the call wrote events. */
   async function observe(label: string): Promise<void> {
     const row = await pool.maybeOne(sql.type(stateRow)`SELECT state FROM devices WHERE uuid = ${device}`);
     if (row === null) return;
-    observations.push({ at: clock.now(), label, state: row.state as Record<string, unknown> });
+    const state = row.state as Record<string, unknown>;
+    const last = observations[observations.length - 1];
+    if (last !== undefined && last.state['version'] === state['version']) return;
+    observations.push({ at: clock.now(), label, state });
   }
+  const sweeperOptions = { pool, store: deps.store, clock: deps.clock, intervalMs: 60_000, onError: (_m: string, e: unknown) => { errors.push(e); } };
+  const sweepers = [
+    createConnectivitySweeper({ ...sweeperOptions, timeoutMs: CONNECTIVITY_TIMEOUT_MS }),
+    createReconciliationSweeper({ ...sweeperOptions, timeoutMs: RECONCILIATION_TIMEOUT_MS }),
+  ];
 
   return {
     clock,
@@ -81,8 +98,17 @@ export async function startRecording(pool: DatabasePool, device: string, start: 
       const body = text === '' ? undefined : JSON.parse(text);
       if (errors.length > 0) throw new Error(`the service failed on ${method} ${path}: ${String(errors[0])}`);
       if (response.status >= 500) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-      if (method !== 'GET') await observe(options.label ?? `after ${method} ${path} (${response.status})`);
+      await observe(options.label ?? `after ${method} ${path} (${response.status})`);
       return { status: response.status, body };
+    },
+    async sweep(label) {
+      if (now <= lastRequestAt) now = lastRequestAt + 1_000;
+      lastRequestAt = now;
+      let written = 0;
+      for (const sweeper of sweepers) written += await sweeper.runOnce();
+      if (errors.length > 0) throw new Error(`a sweeper failed: ${String(errors[0])}`);
+      await observe(label);
+      return written;
     },
     check(named) {
       if (observations.length === 0) throw new Error('check: nothing observed yet');

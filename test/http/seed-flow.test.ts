@@ -134,6 +134,12 @@ test.serial('a disabled device gets 403 on its device-key calls; its reason is r
   const report = await app.request('PATCH', '/api/v1/device/state', { token: 'secret-key', body: { [uuid]: { cpu_usage: 99 } } });
   t.is(report.status, 403);
   t.is(report.body.error.code, 'device_inactive');
+  // a report identical to the last accepted one (nothing to write) is refused too
+  const same = await app.request('PATCH', '/api/v1/device/state', {
+    token: 'secret-key',
+    body: { [uuid]: { apps: { '1000': { status: 'running', containerId: 'abc123' } }, ip_address: '192.168.1.100', cpu_usage: 25.5, memory_usage: 45.2 } },
+  });
+  t.is(same.status, 403);
   t.is(await app.eventCount(), before);
   const events = await app.request('GET', `/api/v1/devices/${uuid}/events?type=device.offline`, { token: app.adminToken });
   t.is(events.body.events.at(-1).data.reason, 'stolen');

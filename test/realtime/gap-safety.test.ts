@@ -8,7 +8,7 @@ import { START_CURSOR, readFeedBatch } from '../../infra/event-feed.ts';
 import { EventListener } from '../../infra/event-listener.ts';
 import type { StoredEvent } from '../../infra/event-store.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
-import { append, appendTo, deferred, memoryLog, preparePartitions, waitFor } from './realtime-helpers.ts';
+import { append, appendTo, deferred, memoryLog, preparePartitions, waitFor, waitForHorizon } from './realtime-helpers.ts';
 
 let db: TestDatabase;
 test.before(async () => {
@@ -85,6 +85,7 @@ test.serial('an open transaction holds the feed back at the horizon; nothing beh
 
   longMayCommit.resolve();
   await long;
+  await waitForHorizon(db.pool);
   const released = await readFeedBatch(db.pool, held.cursor, { limit: 1000 });
   t.deepEqual(released.items.map((i) => i.event.event_id), [first.event_id, later!.event_id]);
 });

@@ -89,7 +89,7 @@ test.serial('a failing handler is retried with backoff, then dead-lettered; the 
   const attempts: number[] = [];
   const handled: string[] = [];
   const { lines, log } = memoryLog();
-  const listener = new EventListener({ name: 'dead-letters', pool: db.pool, pollIntervalMs: 50, maxAttempts: 3, retryBaseMs: 5, log });
+  const listener = new EventListener({ name: 'dead-letters', pool: db.pool, pollIntervalMs: 50, maxAttempts: 3, retryBaseMs: 20, log });
   listener.onEventType('poison.pill', (event) => {
     attempts.push(Date.now());
     if (failing) throw new Error(`cannot handle ${event.event_id}`);
@@ -99,7 +99,8 @@ test.serial('a failing handler is retried with backoff, then dead-lettered; the 
   await listener.start();
   await waitFor('the healthy event after the poison', () => handled.includes(after!.event_id));
   t.is(attempts.length, 3, 'three attempts, then dead-lettered');
-  t.true(attempts[2]! - attempts[1]! >= attempts[1]! - attempts[0]!, 'the delay grows');
+  // backoff 20 ms, then 40 ms (timers never fire early by more than a millisecond)
+  t.true(attempts[1]! - attempts[0]! >= 19 && attempts[2]! - attempts[1]! >= 39, `the delay doubles: ${attempts[1]! - attempts[0]!} ms, ${attempts[2]! - attempts[1]!} ms`);
   const [letter] = await listDeadLetters(db.pool, { listener: 'dead-letters' });
   t.is(letter?.event_id, poison!.event_id);
   t.is(letter?.status, 'dead');

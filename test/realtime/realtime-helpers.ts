@@ -3,6 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { createEventStore, type StoredEvent } from '../../infra/event-store.ts';
+import { readHorizon } from '../../infra/event-feed.ts';
 import { ensurePartitionsAhead } from '../../infra/partitions.ts';
 
 /** A promise with its resolve function. */
@@ -59,4 +60,15 @@ export async function allEventIds(pool: DatabasePool): Promise<string[]> {
 export function memoryLog(): { lines: string[]; log: (level: string, message: string) => void } {
   const lines: string[] = [];
   return { lines, log: (level, message) => { lines.push(`${level}: ${message}`); } };
+}
+
+/**
+ * Waits until every event committed so far is below the horizon, i.e. readable by the
+ * gap-safe feed. Other test files' open transactions (the horizon is server-wide) can hold
+ * it back for a moment.
+ */
+export async function waitForHorizon(pool: DatabasePool): Promise<void> {
+  const newest = await pool.oneFirst(sql.type(z.object({ t: z.string().nullable() }))`SELECT max(transaction_id)::text AS t FROM events`);
+  if (newest === null) return;
+  await waitFor('the horizon to pass the newest event', async () => BigInt(await readHorizon(pool)) > BigInt(newest));
 }

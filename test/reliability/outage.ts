@@ -1,0 +1,228 @@
+// `npm run test:outage`: the database goes away under load and comes back; the service
+// fails fast, says it is not ready, recovers by itself, and loses nothing it acknowledged.
+//
+// The service (app/main.ts, a child process) runs on a PostgreSQL server this driver starts
+// and controls: the embedded server (the same binaries `npm start` uses) in a temporary
+// directory. Under ingest load the server is taken away for OUTAGE_MS (~10 s) in each mode:
+//   stop   fast shutdown (what a restart, an upgrade or a managed failover does): sessions are
+//          terminated, new connections refused;
+//   crash  SIGKILL of the postmaster and every backend (an OOM kill, a host crash without disk
+//          loss): no goodbye at all, and crash recovery from the WAL on restart;
+//   freeze SIGSTOP of every server process (a hung host or a network partition): connections
+//          stay open and nothing answers; only the service's own deadlines (REQUEST_TIMEOUT,
+//          set to 3 s here, and the pool's connect timeout) end a request. SIGCONT ends it.
+// Then the server is started again on the same data directory and port (or continued).
+// Checked from the outside: during the outage every answer is 503 with Retry-After and a JSON
+// error, within FAIL_FAST_MS; /readyz answers 503 naming the database; afterwards requests succeed and
+// /readyz is 200 again with the same service process (no restart); every request that got a
+// 2xx has its events (store-check.ts), before and after.
+//   npm run test:outage [-- --modes stop,crash,freeze --outage-ms 10000 --devices 60 --connections 12 --debug]
+// (--debug prints the service's warnings and errors other than 503 lines)
+import { readdir, readFile, chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../infra/embedded-postgres.ts';
+import { freePort } from '../helpers/test-server.ts';
+import { send, type HttpResponse } from './http-client.ts';
+import { findSecrets } from './secrets.ts';
+import { startService, stopService, type ServiceProcess } from './service-process.ts';
+import { checkStore, storeIsSound } from './store-check.ts';
+import { createWorkload } from './workload.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    modes: { type: 'string', default: 'stop,crash,freeze' },
+    'outage-ms': { type: 'string', default: '10000' },
+    devices: { type: 'string', default: '60' },
+    connections: { type: 'string', default: '12' },
+    debug: { type: 'boolean', default: false },
+  },
+});
+type Mode = 'stop' | 'crash' | 'freeze';
+const modes = args.modes.split(',').map((m) => m.trim()) as Mode[];
+for (const mode of modes) if (!['stop', 'crash', 'freeze'].includes(mode)) throw new Error(`unknown mode ${mode}; use stop, crash, freeze`);
+const OUTAGE_MS = Number(args['outage-ms']);
+// an answer during the outage must come within this: refused connections answer at once, and
+// a server that does not answer at all is cut off by REQUEST_TIMEOUT
+const REQUEST_TIMEOUT_MS = 3000;
+const FAIL_FAST_MS = REQUEST_TIMEOUT_MS + 2000;
+const POOL_SIZE = 6;
+
+const started = Date.now();
+const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
+const log = (line: string) => console.log(`[outage ${elapsed()}] ${line}`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Every process whose parent is `pid` (the postmaster's backends and auxiliary processes). */
+async function childrenOf(pid: number): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // the command may contain spaces and parentheses: the ppid is the 2nd field after the last ')'
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === pid) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+
+let frozen: number[] = [];
+const thaw = () => {
+  for (const pid of frozen) { try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ } }
+  frozen = [];
+};
+
+async function takeDown(server: EmbeddedPostgres, mode: Mode): Promise<void> {
+  if (mode === 'stop') {
+    await server.stop();
+    return;
+  }
+  const victims = [server.pid, ...(await childrenOf(server.pid))];
+  if (mode === 'freeze') {
+    frozen = victims;
+    for (const pid of victims) process.kill(pid, 'SIGSTOP');
+    return;
+  }
+  for (const pid of victims) { try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ } }
+  for (let i = 0; i < 200 && victims.some(alive); i += 1) await sleep(50);
+  await server.stop(); // resolves at once: the process has exited
+}
+
+type Sample = { at: number; status: number | 'network error'; ms: number; retryAfter: string | undefined; code: string | undefined };
+
+const dir = await mkdtemp(path.join(tmpdir(), 'devicetrail-outage-'));
+await chmod(dir, 0o755); // as root, PostgreSQL runs as another user and must reach its data
+const pgPort = await freePort();
+const port = await freePort();
+const startDatabase = () => startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), stateDir: dir, port: pgPort, database: 'devicetrail', log: () => {} });
+let database = await startDatabase();
+let service: ServiceProcess | null = null;
+let exitCode = 1;
+const failures: string[] = [];
+const expect = (ok: boolean, message: string) => { if (!ok) failures.push(message); };
+try {
+  service = await startService({
+    port,
+    // a pool smaller than the load's concurrency: when the server goes, every pooled
+    // connection is busy, and each must be given up and replaced afterwards
+    env: { DATABASE_URL: database.url, DATA_DIR: dir, DB_POOL_SIZE: String(POOL_SIZE), REQUEST_TIMEOUT: `${REQUEST_TIMEOUT_MS}ms`, REPORT_RATE_LIMIT: 'off', REGISTER_RATE_LIMIT: 'off' },
+  });
+  const pid = service.pid;
+  const base = service.baseUrl;
+  const adminToken = (await readFile(path.join(dir, 'admin-token'), 'utf8')).trim();
+  const key = await send(base, { method: 'POST', path: '/api/v1/provisioning-keys', headers: { Authorization: `Bearer ${adminToken}` }, body: { fleet_id: 'outage-test' } });
+  if (key.status !== 201) throw new Error(`provisioning key: ${key.status} ${key.text}`);
+  const samples: Sample[] = [];
+  const workload = createWorkload({
+    baseUrl: () => base, adminToken, provisioningKey: key.json.key, initialDevices: Number(args.devices), maxDevices: Number(args.devices),
+    connections: Number(args.connections), timeoutMs: 60_000,
+    onResponse: (request, response) => samples.push(response instanceof Error
+      ? { at: request.at, status: 'network error', ms: Date.now() - request.at, retryAfter: undefined, code: response.message }
+      : { at: request.at, status: response.status, ms: response.ms, retryAfter: response.headers['retry-after'] as string | undefined, code: response.json?.error?.code }),
+  });
+  await workload.provision();
+  workload.start();
+  log(`service pid ${pid} on ${base}, PostgreSQL pid ${database.pid} on 127.0.0.1:${pgPort}; ${args.devices} devices, ${args.connections} connections`);
+
+  const readiness: { at: number; status: number; database: unknown; ms: number }[] = [];
+  let polling = true;
+  const poller = (async () => {
+    while (polling) {
+      const at = Date.now();
+      const r: HttpResponse | null = await send(base, { method: 'GET', path: '/readyz' }, { timeoutMs: 20_000 }).catch(() => null);
+      readiness.push({ at, status: r?.status ?? 0, database: r?.json?.checks?.database, ms: Date.now() - at });
+      await sleep(250);
+    }
+  })();
+
+  for (const mode of modes) {
+    await sleep(3000);
+    const steady = samples.filter((s) => s.at > Date.now() - 2000);
+    expect(steady.some((s) => s.status === 200), `${mode}: no successful request before the outage`);
+    const down = Date.now();
+    await takeDown(database, mode);
+    const downDone = Date.now();
+    log(`${mode}: PostgreSQL down (took ${downDone - down} ms); staying down ${OUTAGE_MS} ms`);
+    await sleep(OUTAGE_MS);
+    const upStart = Date.now();
+    if (mode === 'freeze') thaw();
+    else database = await startDatabase();
+    const up = Date.now();
+    log(`${mode}: PostgreSQL up again (pid ${database.pid}, started in ${up - upStart} ms)`);
+    // recovery: the first 2xx request sent after the server is back, and /readyz 200
+    let recoveredAt: number | null = null;
+    let readyAt: number | null = null;
+    for (let i = 0; i < 600 && (recoveredAt === null || readyAt === null); i += 1) {
+      recoveredAt ??= samples.find((s) => s.at >= up && typeof s.status === 'number' && s.status < 300)?.at ?? null;
+      readyAt ??= readiness.find((r) => r.at >= up && r.status === 200)?.at ?? null;
+      await sleep(100);
+    }
+    await sleep(3000);
+
+    // the outage window: from when the server was fully down until it was back
+    const during = samples.filter((s) => s.at >= downDone && s.at + s.ms <= upStart);
+    const statuses: Record<string, number> = {};
+    for (const s of during) statuses[String(s.status)] = (statuses[String(s.status)] ?? 0) + 1;
+    const not503 = during.filter((s) => s.status !== 503);
+    const no503Headers = during.filter((s) => s.status === 503 && (s.retryAfter === undefined || !['database_unavailable', 'request_timeout'].includes(s.code ?? '')));
+    const slowest = Math.max(0, ...during.map((s) => s.ms));
+    const ms = during.map((s) => s.ms).sort((a, b) => a - b);
+    const p50 = ms[Math.floor(ms.length / 2)] ?? 0;
+    const readyDuring = readiness.filter((r) => r.at >= downDone && r.at + r.ms <= upStart);
+    const after = samples.filter((s) => recoveredAt !== null && s.at >= recoveredAt + 1000 && s.at < Date.now() - 100);
+    const failingAfter = after.filter((s) => s.status !== 200 && s.status !== 201 && s.status !== 403);
+    console.log('');
+    console.log(`outage "${mode}": PostgreSQL down ${upStart - downDone} ms`);
+    console.log(`  requests during it  ${during.length}  (statuses ${JSON.stringify(statuses)})`);
+    console.log(`  answer time         p50 ${p50.toFixed(0)} ms, max ${slowest.toFixed(0)} ms (limit ${FAIL_FAST_MS} ms)`);
+    console.log(`  /readyz during it   ${readyDuring.length} polls, ${readyDuring.filter((r) => r.status === 503).length} answered 503, slowest ${Math.max(0, ...readyDuring.map((r) => r.ms))} ms`);
+    console.log(`  recovered           first 2xx ${recoveredAt === null ? 'NEVER' : `${recoveredAt - up} ms`} after PostgreSQL was back, /readyz 200 after ${readyAt === null ? 'NEVER' : `${readyAt - up} ms`}; same service pid: ${service.child.exitCode === null && service.pid === pid}`);
+    console.log(`  after recovery      ${after.length} requests, ${failingAfter.length} neither 2xx nor 403 (disabled device)`);
+    // frozen, each connection waits out the deadline: fewer requests
+    const enough = mode === 'freeze' ? Number(args.connections) : 20;
+    expect(during.length >= enough, `${mode}: only ${during.length} requests during the outage`);
+    expect(Object.keys(workload.stats.statuses).every((s) => s === '503' || Number(s) < 500), `${mode}: 5xx answers other than 503 so far: ${JSON.stringify(workload.stats.statuses)}`);
+    expect(not503.length === 0, `${mode}: answers other than 503 during the outage: ${JSON.stringify(not503.slice(0, 5))}`);
+    expect(no503Headers.length === 0, `${mode}: 503 without Retry-After or code database_unavailable: ${JSON.stringify(no503Headers.slice(0, 3))}`);
+    expect(slowest <= FAIL_FAST_MS, `${mode}: an answer during the outage took ${slowest.toFixed(0)} ms`);
+    expect(readyDuring.length > 0 && readyDuring.every((r) => r.status === 503 && (r.database as { ok?: boolean } | undefined)?.ok === false), `${mode}: /readyz did not say "database not ready" throughout: ${JSON.stringify(readyDuring.slice(0, 3))}`);
+    expect(recoveredAt !== null && readyAt !== null, `${mode}: the service did not recover`);
+    expect(service.child.exitCode === null && service.pid === pid, `${mode}: the service process exited`);
+    expect(failingAfter.length === 0, `${mode}: failures after recovery: ${JSON.stringify(failingAfter.slice(0, 5))}`);
+  }
+  polling = false;
+  await poller;
+  await workload.stop();
+  const exit = await stopService(service);
+  expect(exit.code === 0, `the service did not stop cleanly: ${exit.code ?? exit.signal}`);
+  if (args.debug) for (const l of service.output().lines) if (/"level":"(error|fatal|warn)"/.test(l) && !/"status":503/.test(l)) console.log(l.slice(0, 1500));
+  const report = await checkStore(database.url, workload.acks);
+  const leaks = findSecrets([adminToken, key.json.key, ...workload.devices.map((d) => d.key)], [{ name: 'service logs', text: service.output().lines.join('\n') }]);
+  console.log('');
+  console.log(`outage test: ${modes.length} outage(s) of ${OUTAGE_MS} ms under load`);
+  console.log(`  requests sent      ${workload.stats.sent}  (statuses ${Object.entries(workload.stats.statuses).map(([s, n]) => `${s}:${n}`).join(' ')}; ${workload.stats.networkErrors} network errors)`);
+  console.log(`  requests acked     ${report.acked}`);
+  console.log(`  events found       ${report.eventsFound} of ${report.eventsPromised} promised`);
+  console.log(`  missing            ${report.missing}`);
+  console.log(`  gaps, broken chains, read model ≠ fold: ${report.gaps}, ${report.brokenChains}, ${report.foldMismatches}`);
+  for (const p of [...report.problems, ...leaks]) console.log(`  PROBLEM ${p}`);
+  expect(storeIsSound(report), 'the store lost or garbled acknowledged events');
+  expect(leaks.length === 0, 'secrets in the logs');
+  expect(workload.stats.networkErrors === 0, `${workload.stats.networkErrors} requests got no HTTP answer at all`);
+  service = null;
+  for (const f of failures) console.log(`  FAILED ${f}`);
+  console.log(failures.length === 0 ? `outage test passed in ${elapsed()}` : `outage test FAILED in ${elapsed()}`);
+  exitCode = failures.length === 0 ? 0 : 1;
+} catch (error) {
+  console.error(`outage test FAILED: ${(error as Error).stack ?? String(error)}`);
+  if (service !== null) console.error(service.output().lines.slice(-30).join('\n'));
+} finally {
+  thaw();
+  if (service !== null) await stopService(service, 5000);
+  await database.stop();
+  await rm(dir, { recursive: true, force: true });
+}
+process.exit(exitCode);
