@@ -9,6 +9,7 @@ import { errorHandler, HttpError } from './errors.ts';
 import { feedRoutes } from './feed-routes.ts';
 import { fleetRoutes } from './fleet-routes.ts';
 import { healthRoutes } from './health-routes.ts';
+import { inputLimits } from './input-limits.ts';
 import { logRequests, silentLogger, type Logger } from './logger.ts';
 import { createMetrics, instrumentStore, type Metrics } from './metrics.ts';
 import { metricsRoutes } from './metrics-routes.ts';
@@ -59,6 +60,7 @@ export function createApp(appDeps: AppDeps, options: AppOptions = {}): Koa {
     // let the error handler shape the response
     onerror: (error) => { throw error; },
   }));
+  app.use(inputLimits());
   if (options.requestTimeoutMs !== undefined) app.use(requestDeadline(options.requestTimeoutMs, (error, ctx) => deps.logError(`request ${String(ctx.state['requestId'])} failed after its deadline`, error)));
 
   const routeErrors = {

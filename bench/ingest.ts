@@ -42,20 +42,22 @@ async function sql(text: string): Promise<any[]> {
   try { return (await client.query(text)).rows; } finally { await client.end(); }
 }
 
-function startProcess(script: string, port: number): Promise<ChildProcess> {
+async function startProcess(script: string, port: number): Promise<ChildProcess> {
   const profile = process.env['BENCH_PROFILE'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_PROFILE']}`] : [];
   const child = spawn(process.execPath, [...profile, '--import', 'tsx', script], {
     env: { ...process.env, DATABASE_URL: url, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'ignore', 'inherit'],
   });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      if (/listening/.test(out)) resolve(child);
-    });
-    child.once('exit', (code) => reject(new Error(`${script} exited with ${code}: ${out}`)));
-  });
+  let exited: number | null | undefined;
+  child.once('exit', (code) => { exited = code; });
+  // ready when it answers on its port (the service logs JSON at LOG_LEVEL=warn, so no banner)
+  for (let i = 0; i < 600; i += 1) {
+    if (exited !== undefined) throw new Error(`${script} exited with ${exited}`);
+    const up = await fetch(`http://127.0.0.1:${port}/`).then(() => true, () => false);
+    if (up) return child;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${script} did not start listening on ${port}`);
 }
 
 async function peakRssMb(pid: number): Promise<number> {

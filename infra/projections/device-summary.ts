@@ -4,6 +4,7 @@
 import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { deviceEventSchemas, parseDeviceEvent } from '../../domain/device/events.ts';
+import { jsonEqual } from '../../domain/device/drift.ts';
 import { evolve, FOLD_VERSION } from '../../domain/device/evolve.ts';
 import { initialState, type DeviceState } from '../../domain/device/state.ts';
 import { ProjectionBuilder, type ProjectionOptions } from '../projection-builder.ts';
@@ -18,12 +19,27 @@ export function createDeviceSummaryProjection(options: Omit<ProjectionOptions<De
     key: (event) => (event.aggregate_type === 'device' ? event.aggregate_id : null),
     initialState,
     // the handler's source does not show evolve's: its version does
-    version: `fold-${FOLD_VERSION}`,
+    version: `fold-${FOLD_VERSION}-summary-2`,
   });
   for (const type of Object.keys(deviceEventSchemas)) {
-    builder.on(type, (event, state) => evolve(state, parseDeviceEvent({ type: event.event_type, data: event.data, timestamp: event.timestamp })));
+    builder.on(type, (event, state) => {
+      // A report of only system fields and resources (most reports: cpu, memory…) cannot
+      // change what the summary counts (fleet, type, active, in sync): leave the state as
+      // is, which also spares the write. Everything else is folded with the domain's evolve.
+      if (event.event_type === 'current_state.updated' && !changesSummary(event.data, state)) return undefined;
+      return evolve(state, parseDeviceEvent({ type: event.event_type, data: event.data, timestamp: event.timestamp }));
+    });
   }
   return builder;
+}
+
+/** Whether a current_state.updated event changes anything drift is computed from. */
+function changesSummary(data: Record<string, unknown>, state: DeviceState): boolean {
+  if (state.status !== 'registered' || state.current === null) return true;
+  const current = state.current;
+  return (data['apps'] !== undefined && !jsonEqual(data['apps'], current.apps))
+    || (data['config'] !== undefined && !jsonEqual(data['config'], current.config))
+    || (data['update_status'] !== undefined && data['update_status'] !== current.update_status);
 }
 
 const builders = new WeakMap<DatabasePool, ProjectionBuilder<DeviceState>>();
