@@ -30,13 +30,13 @@ export const analyticsQuery = z.object({
   top: z.coerce.number().int().min(1).max(1000).default(10),
 }).strict();
 
-/** Maps replay's errors to HTTP: unknown device or an instant before it existed → 404. */
+/** Maps replay's errors to HTTP: unknown device or an instant before it existed → 404, before the retention horizon → 410. */
 async function mapped<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (error) {
     if (!(error instanceof ReplayError)) throw error;
-    const status = error.code === 'invalid_range' ? 400 : 404;
+    const status = error.code === 'invalid_range' ? 400 : error.code === 'before_retention_horizon' ? 410 : 404;
     throw new HttpError(status, error.code === 'invalid_range' ? 'invalid_request' : error.code, error.message, error.details);
   }
 }
@@ -81,7 +81,7 @@ export function replayRoutes(router: Router, deps: AppDeps): void {
   router.get('/fleet/status', async (ctx: Context) => {
     await requireAdmin(ctx, deps);
     const query = parseOr400(fleetQuery, ctx.query, 'query');
-    ctx.body = await replayFleet(source, query.at ?? source.now(), { fleet: query.fleet });
+    ctx.body = await mapped(() => replayFleet(source, query.at ?? source.now(), { fleet: query.fleet }));
   });
 
   router.get('/analytics', async (ctx: Context) => {

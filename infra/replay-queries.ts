@@ -6,7 +6,8 @@ import { FOLD_VERSION } from '../domain/device/evolve.ts';
 import type { DeviceState } from '../domain/device/state.ts';
 import { storedEventRow, type StoredEvent } from './event-store.ts';
 import { createFolder, foldFrom, initialBase, instantMs, type ReplayBase, type ReplayEvent, type StateAt } from './replay-history.ts';
-import type { DeviceSummary, EventWindow, ReplaySource } from './replay-source.ts';
+import { ReplayError, type DeviceSummary, type EventWindow, type ReplaySource } from './replay-source.ts';
+import { assertAfterHorizon, readHorizon } from './retention-horizon.ts';
 import { createSnapshotStore, TIMESTAMP_SLACK_MS, type Snapshot } from './snapshots.ts';
 
 const replayEventRow = z.object({
@@ -100,10 +101,17 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
 
   /** The base valid at `at` and the lower time bound for the events after it. */
   async function baseAt(uuid: string, at: string | undefined): Promise<{ base: ReplayBase; lower: string | null }> {
+    // retention (issue #6): nothing before the horizon; after it, its horizon snapshot is the base
+    const horizon = at === undefined ? (await readHorizon(pool))?.horizon ?? null : await assertAfterHorizon(pool, at);
     const snapshot = useSnapshots && at !== undefined ? await snapshots.latest('device', uuid, FOLD_VERSION, at) : null;
     if (snapshot !== null) return { base: baseOf(snapshot), lower: minus(snapshot.last_event_at, TIMESTAMP_SLACK_MS) };
     // no snapshot: the device's first event is its registration, so that bounds the scan
     const device = await summary(uuid);
+    if (horizon !== null && device !== null && instantMs(device.registered_at) < instantMs(horizon)) {
+      throw new ReplayError('before_retention_horizon',
+        `device ${uuid} has history before the retention horizon ${horizon}, and no horizon snapshot of fold version ${FOLD_VERSION} to start from: ask for an instant at or after ${horizon}`,
+        { uuid, horizon, fold_version: FOLD_VERSION });
+    }
     return { base: initialBase(), lower: device === null ? null : minus(device.registered_at, TIMESTAMP_SLACK_MS) };
   }
 
@@ -147,6 +155,7 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
     },
 
     async fleetAt(at, fleetOptions = {}) {
+      const horizon = await assertAfterHorizon(pool, at);
       const devices = (await pool.any(sql.type(summaryRow)`
         SELECT uuid, device_name, device_type, fleet_id, registered_at FROM devices
          WHERE registered_at <= ${at}::timestamptz
@@ -157,6 +166,12 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
       const load = async (chunk: readonly DeviceSummary[]) => {
         const ids = chunk.map((d) => d.uuid);
         const snaps = useSnapshots ? await snapshots.latestMany('device', ids, FOLD_VERSION, at) : new Map<string, Snapshot>();
+        const unsnapshotted = horizon === null ? undefined : chunk.find((d) => !snaps.has(d.uuid) && instantMs(d.registered_at) < instantMs(horizon));
+        if (unsnapshotted !== undefined && horizon !== null) {
+          throw new ReplayError('before_retention_horizon',
+            `device ${unsnapshotted.uuid} has history before the retention horizon ${horizon}, and no horizon snapshot of fold version ${FOLD_VERSION} to start from`,
+            { uuid: unsnapshotted.uuid, horizon, fold_version: FOLD_VERSION });
+        }
         const bases = new Map(chunk.map((d) => {
           const s = snaps.get(d.uuid);
           return [d.uuid, s === undefined ? initialBase() : baseOf(s)] as const;
@@ -210,6 +225,8 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
            AND "timestamp" > ${from}::timestamptz AND "timestamp" <= ${to}::timestamptz
          GROUP BY aggregate_id ORDER BY count(*) DESC, aggregate_id`)];
     },
+
+    horizon: async () => (await readHorizon(pool))?.horizon ?? null,
 
     async driftingNow() {
       // the inline read model is the fold of every event, kept in the append's transaction

@@ -41,8 +41,11 @@ export async function replayHistory(source: ReplaySource, uuid: string, range: {
   const until = range.until ?? source.now();
   checkRange(range.since, until);
   if (instantMs(until) < instantMs(device.registered_at)) throw notYet(device, until);
-  const window = await source.window(uuid, { since: range.since, until });
-  return { device, history: buildHistory(window.base, window.events, { since: range.since, until }) };
+  // after retention, "the whole history" starts at the horizon (issue #6)
+  const horizon = range.since === undefined ? await source.horizon?.() ?? null : null;
+  const since = horizon !== null && instantMs(device.registered_at) < instantMs(horizon) ? horizon : range.since;
+  const window = await source.window(uuid, { since, until });
+  return { device, history: buildHistory(window.base, window.events, { since, until }) };
 }
 
 /** Drift intervals and reconciliation delays of a device over a window. */

@@ -42,11 +42,13 @@ export type ReplaySource = {
   eventCounts: (eventType: string, from: string, to: string) => Promise<EventCount[]>;
   /** Devices out of sync at `now()`. */
   driftingNow: () => Promise<DriftingDevice[]>;
+  /** The retention horizon (history before it is gone), or null; absent for fixtures. */
+  horizon?: () => Promise<string | null>;
 };
 
-/** Why replay cannot answer: unknown device, or an instant before it existed. */
+/** Why replay cannot answer: unknown device, an instant before it existed or before the retention horizon. */
 export class ReplayError extends Error {
-  readonly code: 'device_not_found' | 'device_not_registered_yet' | 'invalid_range';
+  readonly code: 'device_not_found' | 'device_not_registered_yet' | 'invalid_range' | 'before_retention_horizon';
   readonly details: Record<string, unknown> | undefined;
   constructor(code: ReplayError['code'], message: string, details?: Record<string, unknown>) {
     super(message);

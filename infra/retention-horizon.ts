@@ -2,6 +2,7 @@
 // 006), and the anchors each aggregate's remaining chain continues from.
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
+import { ReplayError } from './replay-source.ts';
 
 const horizonRow = z.object({ horizon: z.string(), retention_days: z.number(), updated_at: z.string() });
 const anchorRow = z.object({
@@ -59,4 +60,18 @@ export async function writeAnchors(connection: CommonQueryMethods, anchors: read
       ['text', 'text', 'int8', 'text', 'timestamptz', 'timestamptz'],
     )}
     ON CONFLICT DO NOTHING`);
+}
+
+/** The error replay gives for an instant before the horizon (HTTP 410, CLI exit code 1). */
+export function beforeHorizonError(at: string, horizon: string): ReplayError {
+  return new ReplayError('before_retention_horizon',
+    `${at} is before the retention horizon ${horizon}: events before it were removed by retention (RETENTION_DAYS); ask for an instant at or after ${horizon}, or replay the partition archives with --fixture`,
+    { at, horizon });
+}
+
+/** Throws beforeHorizonError when `at` lies before the recorded horizon; returns the horizon. */
+export async function assertAfterHorizon(connection: CommonQueryMethods, at: string): Promise<string | null> {
+  const recorded = await readHorizon(connection);
+  if (recorded !== null && Date.parse(at) < Date.parse(recorded.horizon)) throw beforeHorizonError(at, recorded.horizon);
+  return recorded?.horizon ?? null;
 }

@@ -16,8 +16,9 @@ import { fleetCommand } from './fleet-command.ts';
 import { FixtureError, openFixtures } from './fixture-source.ts';
 import { stateCommand } from './state-command.ts';
 import { timelineCommand } from './timeline-command.ts';
+import { verifyCommand } from './verify.ts';
 
-const commands: Command[] = [stateCommand, diffCommand, driftCommand, fleetCommand, timelineCommand, exportCommand, analyticsCommand, checkCommand];
+const commands: Command[] = [stateCommand, diffCommand, driftCommand, fleetCommand, timelineCommand, exportCommand, analyticsCommand, checkCommand, verifyCommand];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -40,7 +41,7 @@ export const processContext: CommandContext = {
   stderr: process.stderr,
   async openDatabase() {
     const db = await openCliDatabase((line) => process.stderr.write(`${line}\n`));
-    return { source: createReplayQueries(db.pool), close: db.close };
+    return { source: createReplayQueries(db.pool), close: db.close, pool: db.pool };
   },
   async openFixtures(files) {
     return { source: await openFixtures(files), close: async () => {} };

@@ -2,6 +2,7 @@
 // ("2026-03-02T08:00:00Z", "2026-03-02", "now", "-2h"), and opening the source (the
 // service's database, or --fixture files).
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { DatabasePool } from 'slonik';
 import type { ReplaySource } from '../infra/replay-source.ts';
 import { parseDuration } from '../infra/replay-time.ts';
 
@@ -15,8 +16,8 @@ export class CliError extends Error {
   }
 }
 
-/** A source and how to let go of it. */
-export type OpenedSource = { source: ReplaySource; close: () => Promise<void> };
+/** A source and how to let go of it; `pool` when the source is the database (verify reads it directly). */
+export type OpenedSource = { source: ReplaySource; close: () => Promise<void>; pool?: DatabasePool };
 
 /** Where output goes and how sources open; injected so commands stay testable. */
 export type CommandContext = {

@@ -25,7 +25,7 @@ const tally = { tried: 0, statuses: {} as Record<string, number>, kinds: {} as R
 const failures: string[] = [];
 
 // a 400's message starts by naming where the problem is
-const NAMES_THE_PROBLEM = /^(body|query|path parameter [a-z_]+|request body|[A-Za-z-]+ header|If-Match|If-None-Match|Last-Event-ID)\b/;
+const NAMES_THE_PROBLEM = /^(body|query|path|path parameter [a-z_]+|request body|[A-Za-z-]+ header|If-Match|If-None-Match|Last-Event-ID)\b/;
 
 test.before(async () => {
   app = await startReliabilityApp();

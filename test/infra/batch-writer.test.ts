@@ -1,0 +1,92 @@
+// Group commit: many devices' reports in one statement; a device whose stream moved on
+// is retried alone and never fails the others.
+import test from 'ava';
+import { sql } from 'slonik';
+import { z } from 'zod';
+import { decide } from '../../domain/device/decide.ts';
+import { fold } from '../../domain/device/evolve.ts';
+import { parseDeviceEvent } from '../../domain/device/events.ts';
+import { initialState } from '../../domain/device/state.ts';
+import { handleCommand } from '../../infra/command-handler.ts';
+import { createDeviceBatchWriter } from '../../infra/device-batch-writer.ts';
+import { deviceAdapter } from '../../infra/device-store.ts';
+import { startTestApp, type TestApp } from '../helpers/app.ts';
+
+let app: TestApp;
+test.before(async () => { app = await startTestApp(); });
+test.after.always(async () => { await app?.close(); });
+
+const context = (uuid: string) => ({ metadata: { actor: { type: 'device' as const, id: uuid } }, source: 'api' });
+const report = (n: number) => (state: Parameters<typeof decide>[1]) =>
+  decide({ type: 'report_state', now: new Date().toISOString(), system: { uptime: n }, resources: { cpu_usage: n } }, state);
+
+async function assertFoldEqualsReadModel(t: import('ava').ExecutionContext, uuid: string): Promise<void> {
+  const events = await app.deps.store.readStream('device', uuid);
+  t.deepEqual(events.map((e) => e.aggregate_version), events.map((_, i) => i + 1), 'gapless versions');
+  const folded = fold(events.map((e) => parseDeviceEvent({ type: e.event_type, data: e.data, timestamp: e.timestamp })), initialState());
+  const row = await app.db.pool.one(sql.type(z.object({ state: z.unknown(), version: z.number() }))`SELECT state, version FROM devices WHERE uuid = ${uuid}`);
+  t.deepEqual(JSON.parse(JSON.stringify(folded)), row.state);
+  t.is(row.version, events.length);
+}
+
+test.serial('concurrent reports of many devices are written together, each gapless and equal to its fold', async (t) => {
+  const { key } = await app.createProvisioningKey();
+  const devices = await Promise.all(Array.from({ length: 40 }, () => app.registerDevice(key)));
+  const writer = createDeviceBatchWriter(app.db.pool, app.deps.store, { maxInFlight: 1 });
+  const results = await Promise.all(devices.flatMap((d) => [1, 2, 3].map((n) => writer.submit(d.uuid, report(n), context(d.uuid)))));
+  t.is(results.length, 120);
+  t.true(results.every((r) => r.events.length === 1));
+  // one statement = one transaction: count the transactions the 120 events were committed in
+  const transactions = new Set(results.map((r) => r.events[0]!.transaction_id));
+  t.log(`120 reports of 40 devices committed in ${transactions.size} transactions`);
+  t.true(transactions.size >= 3, 'a device appears at most once per batch');
+  t.true(transactions.size <= 30, `far fewer commits than reports (${transactions.size})`);
+  for (const d of devices.slice(0, 5)) await assertFoldEqualsReadModel(t, d.uuid);
+});
+
+test.serial('a device whose stream another writer moves mid-batch is retried alone; the others commit', async (t) => {
+  const { key } = await app.createProvisioningKey();
+  const [a, b, c] = await Promise.all([1, 2, 3].map(() => app.registerDevice(key)));
+  const writer = createDeviceBatchWriter(app.db.pool, app.deps.store, { maxInFlight: 1 });
+  // another writer appends to A and keeps its transaction open (the stream row stays locked)
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => { release = resolve; });
+  let appended!: () => void;
+  const holding = new Promise<void>((resolve) => { appended = resolve; });
+  const other = handleCommand(app.db.pool, app.deps.store, deviceAdapter, a!.uuid,
+    (state) => decide({ type: 'set_target_state', now: new Date().toISOString(), target: { apps: {}, config: {} } }, state),
+    { metadata: { actor: { type: 'admin', id: 'test' } }, source: 'api' }, async () => { appended(); await gate; });
+  await holding;
+  const submitted = [a!, b!, c!].map((d) => writer.submit(d.uuid, report(7), context(d.uuid)));
+  // wait until the batch statement is blocked on A's stream row, then let the other writer commit
+  let blocked = false;
+  for (let i = 0; i < 400 && !blocked; i += 1) {
+    const waiting = await app.db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+      SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
+    blocked = waiting > 0;
+    if (!blocked) await new Promise((r) => setTimeout(r, 25));
+  }
+  t.true(blocked, 'the batch statement waited on the stream row the other writer holds');
+  release();
+  await other;
+  const results = await Promise.all(submitted);
+  t.deepEqual(results.map((r) => r.events[0]?.event_type), ['current_state.updated', 'current_state.updated', 'current_state.updated']);
+  // B and C committed together; A lost its compare-and-set and was written alone, after the target
+  const [ra, rb, rc] = results.map((r) => r.events[0]!);
+  t.is(rb!.transaction_id, rc!.transaction_id);
+  t.not(ra!.transaction_id, rb!.transaction_id);
+  const aEvents = await app.deps.store.readStream('device', a!.uuid);
+  t.is(aEvents[1]!.event_type, 'target_state.updated');
+  t.is(aEvents.find((e) => e.event_id === ra!.event_id)!.aggregate_version > 2, true);
+  for (const d of [a!, b!, c!]) await assertFoldEqualsReadModel(t, d.uuid);
+});
+
+test.serial('a report for a disabled device is refused even when its state is cached', async (t) => {
+  const { key } = await app.createProvisioningKey();
+  const d = await app.registerDevice(key);
+  const writer = createDeviceBatchWriter(app.db.pool, app.deps.store);
+  await writer.submit(d.uuid, report(1), context(d.uuid));
+  await app.request('PATCH', `/api/v1/devices/${d.uuid}/active`, { token: app.adminToken, body: { is_active: false } });
+  await t.throwsAsync(writer.submit(d.uuid, report(1), context(d.uuid)), { message: /disabled/ });
+  await t.throwsAsync(writer.submit(d.uuid, report(2), context(d.uuid)), { message: /disabled/ });
+});
