@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { createAdminTokens } from '../infra/credentials.ts';
 import { openCliDatabase, type CliDatabase } from './cli-database.ts';
 import { deadLettersCommand, listenersCommand } from './dead-letters-cli.ts';
+import { partitionsCommand, retentionCommand } from './partitions-cli.ts';
 
 type Command = { summary: string; usage: string; run: (db: CliDatabase, argv: string[]) => Promise<number> };
 
@@ -43,6 +44,8 @@ const commands: Record<string, Command> = {
   },
   'dead-letters': deadLettersCommand,
   listeners: listenersCommand,
+  partitions: partitionsCommand,
+  retention: retentionCommand,
 };
 
 /** Adds a command (used by modules that bring their own operator commands). */

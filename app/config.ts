@@ -43,6 +43,10 @@ const schema = z.object({
   BODY_LIMIT_KB: z.coerce.number().int().min(1).max(10_240).default(256),
   DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(20),
   PARTITION_DAYS_AHEAD: z.coerce.number().int().min(1).max(366).default(7),
+  // retention (issue #6): day partitions older than RETENTION_DAYS are dropped (0 keeps everything),
+  // archived first to ARCHIVE_DIR as gzip NDJSON when it is set
+  RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(90),
+  ARCHIVE_DIR: z.string().min(1).optional(),
   LOG_REQUESTS: bool.default('true'),
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -5,6 +5,7 @@
 import type { Server } from 'node:http';
 import { createConnectivitySweeper } from '../infra/connectivity-sweeper.ts';
 import { createDatabasePool } from '../infra/database.ts';
+import { createMaintenanceJob } from '../infra/maintenance-job.ts';
 import { migrate } from '../infra/migrate.ts';
 import { ensurePartitionsAhead } from '../infra/partitions.ts';
 import { createReconciliationSweeper } from '../infra/reconciliation-sweeper.ts';
@@ -31,11 +32,13 @@ async function main(config: Config, logger: Logger): Promise<void> {
   const pool = await createDatabasePool(database.url, { maximumPoolSize: config.DB_POOL_SIZE });
   onShutdown('database pool', () => pool.end());
   await ensurePartitionsAhead(pool, new Date(), config.PARTITION_DAYS_AHEAD);
-  // keeps /readyz's "partitions ahead" true on a long-running process
-  const partitionTimer = setInterval(() => {
-    ensurePartitionsAhead(pool, new Date(), config.PARTITION_DAYS_AHEAD).catch((err: unknown) => logger.error({ err }, 'creating partitions ahead failed'));
-  }, HOUR_MS);
-  onShutdown('partitions ahead', () => clearInterval(partitionTimer));
+  // hourly: partitions ahead (keeps /readyz's "partitions ahead" true) and retention (issue #6)
+  const maintenance = createMaintenanceJob(pool, {
+    clock: () => new Date(), daysAhead: config.PARTITION_DAYS_AHEAD, retentionDays: config.RETENTION_DAYS,
+    archiveDir: config.ARCHIVE_DIR, intervalMs: HOUR_MS, log, onError: (message, err) => logger.error({ err }, message),
+  });
+  maintenance.start();
+  onShutdown('partition maintenance and retention', () => maintenance.stop());
   const deps = createDeps(pool, { bodyLimitKb: config.BODY_LIMIT_KB, logError: (message, err) => logger.error({ err }, message) });
   const metrics = createMetrics({ pool, clock: deps.clock });
   deps.store = instrumentStore(deps.store, metrics);

@@ -162,7 +162,10 @@ async function snapshotAtHorizon(connection: CommonQueryMethods, horizon: string
       }
     }
     await connection.transaction(async (tx) => {
-      snapshots += await createSnapshotStore(tx).write(points.flatMap((p) => (p.snapshot === null ? [] : [p.snapshot])));
+      const states = points.flatMap((p) => (p.snapshot === null ? [] : [p.snapshot]));
+      // a periodic snapshot may already sit at that version: same fold, same state, kept
+      await createSnapshotStore(tx).write(states);
+      snapshots += states.length;
       await writeAnchors(tx, points.map((p) => p.anchor));
     });
     anchors += points.length;

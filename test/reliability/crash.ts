@@ -14,6 +14,7 @@
 // which survives each SIGKILL of the service (as it does under `npm start`) and is reused by
 // the restarted service.
 //   npm run test:crash [-- --kills 5 --devices 300 --connections 24 --min-ms 1500 --max-ms 6000]
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -145,6 +146,10 @@ try {
 
   // the database as the service left it, checked from the outside
   const report = await checkStore(await target.checkUrl(), workload.acks);
+  // and the product's own verifier agrees: every hash chain intact
+  const verify = spawnSync(process.execPath, ['--import', 'tsx', 'replay/cli.ts', 'verify', '--json'], {
+    env: { ...process.env, DATABASE_URL: await target.checkUrl() }, encoding: 'utf8', timeout: 300_000,
+  });
   const secrets = [adminToken, provisioningKey, ...workload.devices.map((d) => d.key)];
   const leaks = findSecrets(secrets, [{ name: 'service logs', text: logLines.join('\n') }]);
   const statuses = Object.entries(workload.stats.statuses).map(([s, n]) => `${s}:${n}`).join(' ');
@@ -159,6 +164,7 @@ try {
   console.log(`  broken hash chains ${report.brokenChains}`);
   console.log(`  read model ≠ fold  ${report.foldMismatches} of ${report.devices} devices`);
   console.log(`  secrets in logs    ${leaks.length} (${secrets.length} secrets, ${logLines.length} log lines)`);
+  console.log(`  replay verify      exit ${verify.status}${verify.status === 0 ? '' : `: ${(verify.stdout + verify.stderr).slice(-500)}`}`);
   for (const problem of [...report.problems, ...leaks]) console.log(`  PROBLEM ${problem}`);
   // the check itself must be able to fail: one acknowledgement whose events were never
   // written, and one read model altered behind the service's back
@@ -170,7 +176,7 @@ try {
   const control = await checkStore(checkUrl, [...workload.acks, { requestId: 'never-sent', route: 'self-check', aggregateId: 'none', minEvents: 1, eventIds: [] }]);
   const checkerWorks = control.missing === 1 && control.foldMismatches === 1 && findSecrets(['planted-secret-123'], [{ name: 'x', text: 'a planted-secret-123 here' }]).length === 1;
   console.log(`  checker self-test  ${checkerWorks ? 'ok' : 'FAILED'} (a fabricated ack → missing ${control.missing}, a tampered read model → ${control.foldMismatches} mismatch, a planted secret is found)`);
-  const sound = storeIsSound(report) && leaks.length === 0 && report.acked > 0 && checkerWorks;
+  const sound = storeIsSound(report) && leaks.length === 0 && report.acked > 0 && checkerWorks && verify.status === 0;
   console.log(sound ? `crash test passed in ${elapsed()}` : `crash test FAILED in ${elapsed()}`);
   exitCode = sound ? 0 : 1;
 } catch (error) {
