@@ -2,7 +2,7 @@
 // state reports per device (PATCH /device/state, REPORT_RATE_LIMIT) and registration attempts
 // per provisioning key (POST /device/register, REGISTER_RATE_LIMIT). A token bucket per
 // caller: `limit` requests at once, refilled at `limit` per `windowMs`. Over the limit: 429
-// with Retry-After, before the body is looked at, and nothing is written. The buckets live in
+// with Retry-After before the route runs, and nothing is written. The buckets live in
 // this process: with several instances behind a balancer each allows the limit.
 import type { Context, Next } from 'koa';
 import type { Router } from '@koa/router';
