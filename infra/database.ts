@@ -1,6 +1,7 @@
 // The slonik pool, with type parsers that keep timestamps as ISO strings and int8 as numbers.
 import { createPool, type DatabasePool } from 'slonik';
 import { createResilientPgDriverFactory } from './database-driver.ts';
+import { gatePool } from './database-gate.ts';
 
 /** PostgreSQL "2026-11-27 20:51:10.123+00" → "2026-11-27T20:51:10.123Z". */
 export function pgTimestampToIso(value: string): string {
@@ -13,8 +14,10 @@ export type PoolOptions = { maximumPoolSize?: number; statementTimeoutMs?: numbe
 
 /** Creates the slonik pool every infra module receives. */
 export async function createDatabasePool(url: string, options: PoolOptions = {}): Promise<DatabasePool> {
-  return createPool(url, {
-    maximumPoolSize: options.maximumPoolSize ?? 10,
+  const size = options.maximumPoolSize ?? 10;
+  // a caller waits at most 5 s for a free connection (see database-gate.ts)
+  return gatePool(await createPool(url, {
+    maximumPoolSize: size,
     statementTimeout: options.statementTimeoutMs ?? 30_000,
     idleTimeout: 10_000,
     connectionTimeout: 5_000,
@@ -30,7 +33,7 @@ export async function createDatabasePool(url: string, options: PoolOptions = {})
       { name: 'json', parse: (v: string) => JSON.parse(v) },
       { name: 'jsonb', parse: (v: string) => JSON.parse(v) },
     ],
-  });
+  }), size, 5_000);
 }
 
 /** Hides the password in a connection string, for logs. */

@@ -9,11 +9,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { BackendTerminatedUnexpectedlyError, sql } from 'slonik';
+import { BackendTerminatedUnexpectedlyError, ConnectionError, sql, type DatabasePool } from 'slonik';
 import { createApp } from '../../app/create-app.ts';
 import { createDeps } from '../../app/deps.ts';
 import { isDatabaseDown } from '../../app/errors.ts';
 import { createDatabasePool } from '../../infra/database.ts';
+import { gatePool } from '../../infra/database-gate.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../infra/embedded-postgres.ts';
 import { migrate } from '../../infra/migrate.ts';
 import { ensurePartitionsAhead } from '../../infra/partitions.ts';
@@ -114,4 +115,36 @@ test('errors that mean "the database cannot be reached" are recognised, through 
   for (const error of [new Error('boom'), coded('duplicate key value', '23505'), coded('syntax error', '42601'), 'ECONNREFUSED', null]) {
     t.false(isDatabaseDown(error), String(error));
   }
+});
+
+test('the pool gate: at most `size` operations at once, a freed slot goes to the next caller, a caller kept waiting gets a ConnectionError', async (t) => {
+  const releases: (() => void)[] = [];
+  let running = 0;
+  let most = 0;
+  const fake = {
+    query: () => new Promise<void>((resolve) => {
+      running += 1;
+      most = Math.max(most, running);
+      releases.push(() => { running -= 1; resolve(); });
+    }),
+    state: () => ({ waitingClients: 0 }),
+  } as unknown as DatabasePool;
+  const pool = gatePool(fake, 2, 200);
+  const first = pool.query(sql.unsafe`SELECT 1`);
+  const second = pool.query(sql.unsafe`SELECT 1`);
+  const third = pool.query(sql.unsafe`SELECT 1`);
+  await new Promise((r) => setTimeout(r, 20));
+  t.is(running, 2, 'the third waits at the gate');
+  t.is((pool.state() as { waitingClients: number }).waitingClients, 1, 'and is reported as waiting');
+  releases.shift()!();
+  await first;
+  await new Promise((r) => setTimeout(r, 20));
+  t.is(running, 2, 'the freed slot went to the third');
+  const kept = pool.query(sql.unsafe`SELECT 1`).then(() => null, (e: unknown) => e);
+  const error = await kept;
+  t.true(error instanceof ConnectionError, String(error));
+  t.true(isDatabaseDown(error), 'a caller kept waiting is answered 503');
+  for (const release of releases.splice(0)) release();
+  await Promise.all([second, third]);
+  t.is(most, 2);
 });
