@@ -42,12 +42,16 @@ async function sql(text: string): Promise<any[]> {
   try { return (await client.query(text)).rows; } finally { await client.end(); }
 }
 
+const children = new Set<ChildProcess>();
+
 async function startProcess(script: string, port: number): Promise<ChildProcess> {
   const profile = process.env['BENCH_PROFILE'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_PROFILE']}`] : [];
   const child = spawn(process.execPath, [...profile, '--import', 'tsx', script], {
-    env: { ...process.env, DATABASE_URL: url, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'warn' },
+    // provisioning thousands of devices with one key is the operator's doing here: lift that limit
+    env: { ...process.env, DATABASE_URL: url, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'warn', REGISTER_RATE_LIMIT: '1000000/1m' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
+  children.add(child);
   let exited: number | null | undefined;
   child.once('exit', (code) => { exited = code; });
   // ready when it answers on its port (the service logs JSON at LOG_LEVEL=warn, so no banner)
@@ -146,6 +150,7 @@ try {
     console.log(`\nratio devicetrail ÷ baseline = ${(devicetrailRate / baselineRate).toFixed(2)}`);
   }
 } finally {
+  for (const child of children) await stop(child);
   await adminQuery(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`, server.adminUrl).catch(() => undefined);
   await server.stop();
   await rm(dataDir, { recursive: true, force: true });

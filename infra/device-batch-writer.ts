@@ -50,7 +50,7 @@ export type DeviceBatchWriter = {
 export function createDeviceBatchWriter(pool: DatabasePool, store: EventStore, options: BatchWriterOptions = {}): DeviceBatchWriter {
   const maxBatch = options.maxBatch ?? 256;
   const maxInFlight = options.maxInFlight ?? 3;
-  const cacheSize = options.cacheSize ?? 20_000;
+  const cacheSize = options.cacheSize ?? 2_000;
   const queue: Job[] = [];
   const busy = new Set<string>();
   const cache = new Map<string, Loaded>();
@@ -59,6 +59,7 @@ export function createDeviceBatchWriter(pool: DatabasePool, store: EventStore, o
 
   const remember = (uuid: string, loaded: Loaded) => {
     cache.delete(uuid);
+    if (cacheSize === 0) return;
     if (cache.size >= cacheSize) cache.delete(cache.keys().next().value!);
     cache.set(uuid, loaded);
   };
