@@ -3,7 +3,7 @@
 // query, the pool recovers once the server is back instead of waiting for ghost connections
 // for ever (infra/database-driver.ts); while the server is down the API answers 503 with
 // Retry-After and /readyz says why; errors that mean "database unreachable" are recognised.
-import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,11 +15,12 @@ import { createDeps } from '../../app/deps.ts';
 import { isDatabaseDown } from '../../app/errors.ts';
 import { createDatabasePool } from '../../infra/database.ts';
 import { gatePool } from '../../infra/database-gate.ts';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../infra/embedded-postgres.ts';
+import { startEmbeddedPostgres } from '../../infra/embedded-postgres.ts';
 import { migrate } from '../../infra/migrate.ts';
 import { ensurePartitionsAhead } from '../../infra/partitions.ts';
 import { freePort } from '../helpers/test-server.ts';
 import { send } from './http-client.ts';
+import { crashServer } from './postgres-signals.ts';
 
 async function ownServer(t: { teardown: (f: () => Promise<void>) => void }) {
   const dir = await mkdtemp(path.join(tmpdir(), 'devicetrail-dbdown-'));
@@ -34,18 +35,6 @@ async function ownServer(t: { teardown: (f: () => Promise<void>) => void }) {
   return handle;
 }
 
-/** SIGKILL of the postmaster and its backends: a crash, no goodbye to the clients. */
-async function crash(server: EmbeddedPostgres): Promise<void> {
-  const pids = [server.pid];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === server.pid) pids.push(Number(entry));
-  }
-  for (const pid of pids) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
-  await server.stop();
-}
-
 /** `work`, or a rejection after `ms`: a hang fails the test instead of hanging it. */
 const within = <T>(work: Promise<T>, ms: number, what: string) => Promise.race([work, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms))]);
 
@@ -55,7 +44,7 @@ test.serial('every pooled connection broken mid-query by a crash: the pool gives
   t.teardown(() => pool.end().catch(() => undefined));
   const inFlight = Array.from({ length: 3 }, () => pool.query(sql.unsafe`SELECT pg_sleep(30)`).then(() => 'finished', (e: Error) => e));
   await new Promise((r) => setTimeout(r, 300));
-  await crash(db.server);
+  await crashServer(db.server);
   for (const outcome of await within(Promise.all(inFlight), 10_000, 'the queries in flight')) t.true(isDatabaseDown(outcome), String(outcome));
   const down = await within(pool.query(sql.unsafe`SELECT 1`).then(() => null, (e: Error) => e), 10_000, 'a query while the server is down');
   t.true(isDatabaseDown(down), String(down));

@@ -20,13 +20,14 @@
 //   npm run test:outage [-- --modes stop,crash,freeze --outage-ms 10000 --devices 60 --connections 12
 //                          --request-timeout-ms 8000 --debug]
 // (--debug prints slow answers and the service's warnings and errors other than 503 lines)
-import { readdir, readFile, chmod, mkdtemp, rm } from 'node:fs/promises';
+import { readFile, chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../infra/embedded-postgres.ts';
 import { freePort } from '../helpers/test-server.ts';
 import { send, type HttpResponse } from './http-client.ts';
+import { crashServer, freezeServer } from './postgres-signals.ts';
 import { findSecrets } from './secrets.ts';
 import { startService, stopService, type ServiceProcess } from './service-process.ts';
 import { checkStore, storeIsSound } from './store-check.ts';
@@ -60,41 +61,12 @@ const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
 const log = (line: string) => console.log(`[outage ${elapsed()}] ${line}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Every process whose parent is `pid` (the postmaster's backends and auxiliary processes). */
-async function childrenOf(pid: number): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    // the command may contain spaces and parentheses: the ppid is the 2nd field after the last ')'
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (ppid === pid) pids.push(Number(entry));
-  }
-  return pids;
-}
-
-const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
-
-let frozen: number[] = [];
-const thaw = () => {
-  for (const pid of frozen) { try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ } }
-  frozen = [];
-};
+let thaw: () => void = () => {};
 
 async function takeDown(server: EmbeddedPostgres, mode: Mode): Promise<void> {
-  if (mode === 'stop') {
-    await server.stop();
-    return;
-  }
-  const victims = [server.pid, ...(await childrenOf(server.pid))];
-  if (mode === 'freeze') {
-    frozen = victims;
-    for (const pid of victims) { try { process.kill(pid, 'SIGSTOP'); } catch { /* a backend that just exited */ } }
-    return;
-  }
-  for (const pid of victims) { try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ } }
-  for (let i = 0; i < 200 && victims.some(alive); i += 1) await sleep(50);
-  await server.stop(); // resolves at once: the process has exited
+  if (mode === 'stop') await server.stop();
+  else if (mode === 'crash') await crashServer(server);
+  else thaw = await freezeServer(server);
 }
 
 type Sample = { at: number; route: string; status: number | 'network error'; ms: number; retryAfter: string | undefined; code: string | undefined };
@@ -154,7 +126,7 @@ try {
     log(`${mode}: PostgreSQL down (took ${downDone - down} ms); staying down ${OUTAGE_MS} ms`);
     await sleep(OUTAGE_MS);
     const upStart = Date.now();
-    if (mode === 'freeze') thaw();
+    if (mode === 'freeze') { thaw(); thaw = () => {}; }
     else database = await startDatabase();
     const up = Date.now();
     log(`${mode}: PostgreSQL up again (pid ${database.pid}, started in ${up - upStart} ms)`);
@@ -211,6 +183,7 @@ try {
   await workload.stop();
   const exit = await stopService(service);
   expect(exit.code === 0, `the service did not stop cleanly: ${exit.code ?? exit.signal}`);
+  if (args.debug) console.log(service.output().stderr.slice(-20_000));
   if (args.debug) for (const l of service.output().lines) if (/"level":"(error|fatal|warn)"/.test(l) && !/"status":503/.test(l)) console.log(l.slice(0, 1500));
   const report = await checkStore(database.url, workload.acks);
   const leaks = findSecrets([adminToken, key.json.key, ...workload.devices.map((d) => d.key)], [{ name: 'service logs', text: service.output().lines.join('\n') }]);
