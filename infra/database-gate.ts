@@ -50,14 +50,10 @@ export function gatePool(pool: DatabasePool, size: number, waitMs: number): Data
   }
 
   const gated = (method: (...args: unknown[]) => Promise<unknown>) => async (...args: unknown[]) => {
-    const t0 = Date.now();
     await enter();
-    const t1 = Date.now();
-    const timer = setTimeout(() => console.error(`GATEDEBUG slow op ${method.name} waited ${t1 - t0} ms, running 3 s: ${JSON.stringify(pool.state())} active=${active} waiting=${waiting.length} sql=${String((args[0] as { sql?: string })?.sql ?? '').slice(0, 120)}`), 3000);
     try {
       return await method.apply(pool, args);
     } finally {
-      clearTimeout(timer);
       leave();
     }
   };

@@ -27,10 +27,14 @@ export async function openDedicatedSession(url: string, events: SessionEvents = 
   const client = new pg.Client({ connectionString: url, keepAlive: true, application_name: 'devicetrail-listener' });
   let alive = true;
   let closing = false;
+  let opened = false;
   const lost = (error: Error | null) => {
     if (!alive) return;
     alive = false;
-    if (!closing) events.onLost?.(error);
+    // while connecting, the failure reaches the caller as the rejection of this function; its
+    // onLost may not even see the session yet (a server shutting down ends the connection
+    // during its startup, test/reliability/outage.ts)
+    if (!closing && opened) events.onLost?.(error);
   };
   // An 'error' without a listener would crash the process: a dropped session is expected.
   client.on('error', (error) => lost(error));
@@ -43,6 +47,11 @@ export async function openDedicatedSession(url: string, events: SessionEvents = 
     closing = true;
     await client.end().catch(() => undefined);
     throw error;
+  }
+  opened = true;
+  if (!alive) {
+    await client.end().catch(() => undefined);
+    throw new Error('the database connection ended while it was being opened');
   }
   return {
     async listen(channel) {

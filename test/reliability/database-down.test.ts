@@ -5,6 +5,7 @@
 // Retry-After and /readyz says why; errors that mean "database unreachable" are recognised.
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
+import { createServer as createTcpServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,6 +16,7 @@ import { createDeps } from '../../app/deps.ts';
 import { isDatabaseDown } from '../../app/errors.ts';
 import { createDatabasePool } from '../../infra/database.ts';
 import { gatePool } from '../../infra/database-gate.ts';
+import { openDedicatedSession } from '../../infra/dedicated-session.ts';
 import { startEmbeddedPostgres } from '../../infra/embedded-postgres.ts';
 import { migrate } from '../../infra/migrate.ts';
 import { ensurePartitionsAhead } from '../../infra/partitions.ts';
@@ -136,4 +138,18 @@ test('the pool gate: at most `size` operations at once, a freed slot goes to the
   for (const release of releases.splice(0)) release();
   await Promise.all([second, third]);
   t.is(most, 2);
+});
+
+test('a dedicated session whose server ends it while it opens fails as a rejection, never through onLost (a leader loop crashed the service that way)', async (t) => {
+  // a "server" that accepts the connection and closes it at once, as PostgreSQL does while shutting down
+  const server = createTcpServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const url = `postgres://nobody:x@127.0.0.1:${(server.address() as AddressInfo).port}/none`;
+  let lost = 0;
+  for (let i = 0; i < 5; i += 1) {
+    await t.throwsAsync(openDedicatedSession(url, { onLost: () => { lost += 1; } }));
+  }
+  await new Promise((r) => setTimeout(r, 50));
+  t.is(lost, 0);
 });
