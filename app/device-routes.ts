@@ -50,6 +50,92 @@ export const reportBody = z.object({
   ...resourceShape,
 }).strict();
 
+const systemFields: ReadonlySet<string> = new Set(systemFieldNames);
+const resourceFields: ReadonlySet<string> = new Set(resourceFieldNames);
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isText = (v: unknown, max: number, min = 0): boolean => typeof v === 'string' && v.length >= min && v.length <= max;
+const isInt = (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v);
+/** A record key the schema keeps: zod's records drop `__proto__`, so such reports go to the schema. */
+const isKey = (k: string, max: number): boolean => k.length >= 1 && k.length <= max && k !== '__proto__';
+
+/** The service fields reportedServiceSchema checks (an app without `services` carries them too). */
+function serviceFieldOk(key: string, v: unknown): boolean | undefined {
+  switch (key) {
+    case 'status': return isText(v, 64);
+    case 'containerId': return isText(v, 128);
+    case 'image': return isText(v, 512);
+    case 'exitCode': return isInt(v);
+    case 'restartCount': return isInt(v) && (v as number) >= 0;
+    case 'downloadProgress': return typeof v === 'number' && v >= 0 && v <= 100;
+    case 'imagePullError': return isText(v, 2048);
+    default: return undefined;
+  }
+}
+
+function simpleService(service: unknown): boolean {
+  if (!isPlainObject(service)) return false;
+  for (const key in service) if (serviceFieldOk(key, service[key]) !== true) return false;
+  return true;
+}
+
+function simpleApp(app: unknown): boolean {
+  if (!isPlainObject(app)) return false;
+  for (const key in app) {
+    const v = app[key];
+    const ok = serviceFieldOk(key, v) ?? (key === 'releaseId' ? isInt(v) || isText(v, 128)
+      : key === 'commit' ? isText(v, 128)
+        : key === 'services' ? simpleServices(v)
+          : false);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+function simpleServices(services: unknown): boolean {
+  if (!isPlainObject(services)) return false;
+  for (const name in services) if (!isKey(name, 128) || !simpleService(services[name])) return false;
+  return true;
+}
+
+/**
+ * True only for a report reportBody certainly accepts, in its common shapes (apps with
+ * services, system and resource fields, update_status); anything else (config, volumes,
+ * networks, fields of other apps, infinities…) is left to the schema, which also names
+ * the problem. Skips zod on the hot path; the schema stays the definition.
+ */
+export function plainValidReport(value: unknown): value is z.infer<typeof reportBody> {
+  if (!isPlainObject(value)) return false;
+  for (const key in value) {
+    const v = value[key];
+    if (resourceFields.has(key)) {
+      if (v !== null && !(typeof v === 'number' && Number.isFinite(v))) return false;
+    } else if (systemFields.has(key)) {
+      if (v !== null && !(key === 'uptime' ? typeof v === 'number' && Number.isFinite(v) && v >= 0 : isText(v, 256))) return false;
+    } else if (key === 'update_status') {
+      if (!isText(v, 64, 1)) return false;
+    } else if (key === 'apps') {
+      if (!isPlainObject(v)) return false;
+      let apps = 0;
+      for (const appId in v) {
+        apps += 1;
+        if (apps > 100 || !isKey(appId, 64) || !simpleApp(v[appId])) return false;
+      }
+    } else return false;
+  }
+  return true;
+}
+
+/**
+ * A report entry, validated. The result is the JSON value itself, which for any valid
+ * report equals what the schema would return (no defaults or transforms): its objects
+ * keep the parser's compact shape instead of being rebuilt.
+ */
+export function parseReport(value: unknown, root: string): z.infer<typeof reportBody> {
+  if (plainValidReport(value)) return value;
+  parseOr400(reportBody, value, root);
+  return value as z.infer<typeof reportBody>;
+}
+
 /** Sorts a validated report into the buckets the domain folds. */
 export function toReportCommand(report: z.infer<typeof reportBody>, now: string): ReportState {
   const values = report as Record<string, unknown>;
@@ -179,7 +265,7 @@ export function deviceRoutes(router: Router, deps: AppDeps): void {
       const uuid = uuidSchema.safeParse(key);
       if (!uuid.success) throw new HttpError(400, 'invalid_request', `body.${key}: key must be a device uuid`);
       if (uuid.data !== device.uuid) throw new HttpError(403, 'forbidden', `body.${key}: a device may only report its own state`);
-      reports.push([uuid.data, parseOr400(reportBody, value, `body.${key}`)]);
+      reports.push([uuid.data, parseReport(value, `body.${key}`)]);
     }
     const now = deps.clock().toISOString();
     const result: Record<string, { version: number; in_sync: boolean; events_written: number }> = {};

@@ -71,7 +71,8 @@ async function peakRssMb(pid: number): Promise<number> {
 }
 
 async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
+  // gone already (an exit code, or a signal: the baseline server does not catch SIGTERM)
+  if (child.exitCode !== null || child.signalCode !== null) return;
   await new Promise<void>((resolve) => { child.once('exit', () => resolve()); child.kill('SIGTERM'); setTimeout(() => child.kill('SIGKILL'), 10_000).unref(); });
 }
 
@@ -138,6 +139,10 @@ try {
   const gaps = Number((await sql(`SELECT count(*) AS n FROM (SELECT aggregate_id, max(aggregate_version) - count(*) AS gap FROM events WHERE aggregate_type = 'device' GROUP BY aggregate_id) g WHERE gap <> 0`))[0].n);
   const devicetrailRate = summary('devicetrail  PATCH /api/v1/device/state', result, stored, rss);
   console.log(`  version gaps      ${gaps} devices`);
+  // rows rewritten per report, updated in place (HOT) when their page has room (migration 007)
+  await new Promise((resolve) => setTimeout(resolve, 1_500)); // statistics reach pg_stat a moment after the commits
+  const hot = await sql(`SELECT relname, n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE relname IN ('devices', 'streams') ORDER BY relname`);
+  console.log(`  in-place updates  ${hot.map((h) => `${h.relname} ${Number(h.upd) > 0 ? Math.round((100 * Number(h.hot)) / Number(h.upd)) : 0} % of ${h.upd}`).join(', ')} (HOT)`);
 
   if (!args['skip-baseline']) {
     const basePort = await freePort();

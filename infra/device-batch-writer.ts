@@ -2,8 +2,10 @@
 // requests for different devices are decided together and written by ONE autocommit
 // statement: compare-and-set on every stream, insert every event, update every read-model
 // row. PostgreSQL then commits (and fsyncs) many events at once instead of one per request.
-// A device whose stream moved on (another writer, another instance) is retried alone
-// through handleCommand, so one conflict never fails the rest of the batch.
+// A device this process wrote last is decided from its state in memory without reading
+// anything: the compare-and-set is what makes that safe. A device whose stream moved on
+// (another writer, another instance, an admin's disable) is retried alone through
+// handleCommand, reading fresh, so one conflict never fails the rest of the batch.
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { causationIndexes } from '../domain/device/decide.ts';
@@ -28,6 +30,25 @@ type Decided = { job: Job; loaded: Loaded; state: RegisteredDevice; rows: Prepar
 
 const loadRow = z.object({ uuid: z.string(), version: z.number(), last_hash: z.string(), state: z.unknown(), fold_version: z.number().nullable() });
 const insertedRow = z.object({ event_id: z.string(), aggregate_id: z.string(), global_position: z.number(), transaction_id: z.string() });
+
+const keyedByAppId = ['containers', 'volumes', 'networks', 'target'] as const;
+
+/**
+ * The state to keep in memory, with the objects keyed by app id that the fold rebuilt made
+ * again by JSON.parse (same values). V8 stores small integer keys such as app id "1000"
+ * set by assignment or spread in an array as long as the largest id, which every later
+ * Object.keys or for-in over it walks and copies; JSON.parse builds the compact form.
+ */
+function compactKeyed(state: RegisteredDevice, before: DeviceState): RegisteredDevice {
+  if (before.status !== 'registered') return state;
+  let compact = state;
+  for (const key of keyedByAppId) {
+    if (state[key] === before[key] || state[key] === null) continue;
+    if (compact === state) compact = { ...state };
+    (compact as Record<string, unknown>)[key] = JSON.parse(JSON.stringify(state[key]));
+  }
+  return compact;
+}
 
 /** Options; defaults suit the API process. */
 export type BatchWriterOptions = {
@@ -111,12 +132,12 @@ export function createDeviceBatchWriter(pool: DatabasePool, store: EventStore, o
   }
 
   /**
-   * Every device's head, read fresh for each batch (another writer or instance may have
-   * moved it: an admin's disable must refuse the very next report). The state itself comes
-   * from memory when the cached copy is of that same version, else from the read model.
+   * The heads of devices not decided from memory, read fresh: the state from the read model,
+   * or from memory when the cached copy is of that same version.
    */
   async function load(uuids: string[]): Promise<Map<string, Loaded | 'refold'>> {
     const found = new Map<string, Loaded | 'refold'>();
+    if (uuids.length === 0) return found;
     const rows = await pool.any(sql.type(loadRow)`
       SELECT s.aggregate_id AS uuid, s.version, s.last_hash, d.fold_version,
              CASE WHEN s.version = c.cached_version THEN NULL ELSE d.state END AS state
@@ -132,29 +153,72 @@ export function createDeviceBatchWriter(pool: DatabasePool, store: EventStore, o
     return found;
   }
 
-  async function run(batch: Job[]): Promise<void> {
-    let loaded: Map<string, Loaded | 'refold'>;
+  /**
+   * Decides one job against a loaded state. `fresh`: the state was just read with its head;
+   * otherwise it is this process's last committed state of the device, which another writer
+   * may have moved on since: events decided from it are written under the same
+   * compare-and-set (a moved stream refuses them and the job is retried alone, reading
+   * fresh), while an answer that writes nothing (an error such as device_inactive, or an
+   * unchanged report) is only given from a fresh read ('verify').
+   */
+  function decideJob(job: Job, loaded: Loaded, fresh: boolean): Decided | 'done' | 'slow' | 'verify' {
+    let events: DeviceEvent[];
     try {
-      loaded = await load(batch.map((job) => job.uuid));
+      events = job.decide(loaded.state);
     } catch (error) {
-      for (const job of batch) job.reject(error);
-      return;
+      if (!fresh) return 'verify';
+      job.reject(error);
+      return 'done';
     }
+    if (events.length === 0) {
+      if (!fresh) return 'verify';
+      job.resolve({ state: loaded.state, events: [], head: loaded.head });
+      return 'done';
+    }
+    try {
+      const state = events.reduce(evolve, loaded.state);
+      if (state.status !== 'registered') return 'slow';
+      const rows = prepareEvents('device', job.uuid, loaded.head, toNewEvents({ ...deviceAdapter, causes: causationIndexes }, events, job.context));
+      return { job, loaded, state, rows };
+    } catch (error) {
+      job.reject(error);
+      return 'done';
+    }
+  }
+
+  async function run(batch: Job[]): Promise<void> {
     const decided: Decided[] = [];
     const slow: Job[] = [];
+    const toLoad: Job[] = [];
+    const take = (job: Job, outcome: ReturnType<typeof decideJob>) => {
+      if (outcome === 'slow') slow.push(job);
+      else if (outcome === 'verify') toLoad.push(job);
+      else if (outcome !== 'done') decided.push(outcome);
+    };
+    // devices this process wrote last: decided from memory, no read (the write checks the head)
     for (const job of batch) {
-      const current = loaded.get(job.uuid);
-      // unknown here (not registered yet?) or folded by another evolve: the slow path knows how
-      if (current === undefined || current === 'refold') { slow.push(job); continue; }
+      const cached = cache.get(job.uuid);
+      if (cached === undefined) toLoad.push(job);
+      else take(job, decideJob(job, cached, false));
+    }
+    if (toLoad.length > 0) {
+      let loaded: Map<string, Loaded | 'refold'>;
       try {
-        const events = job.decide(current.state);
-        if (events.length === 0) { job.resolve({ state: current.state, events: [], head: current.head }); continue; }
-        const state = events.reduce(evolve, current.state);
-        if (state.status !== 'registered') { slow.push(job); continue; }
-        const rows = prepareEvents('device', job.uuid, current.head, toNewEvents({ ...deviceAdapter, causes: causationIndexes }, events, job.context));
-        decided.push({ job, loaded: current, state, rows });
+        loaded = await load(toLoad.map((job) => job.uuid));
       } catch (error) {
-        job.reject(error);
+        for (const job of toLoad) job.reject(error);
+        loaded = new Map();
+        toLoad.length = 0;
+      }
+      for (const job of toLoad) {
+        const current = loaded.get(job.uuid);
+        // unknown here (not registered yet?) or folded by another evolve: the slow path knows how
+        if (current === undefined || current === 'refold') slow.push(job);
+        else {
+          const outcome = decideJob(job, current, true);
+          if (outcome === 'verify') slow.push(job);
+          else take(job, outcome);
+        }
       }
     }
     if (decided.length > 0) {
@@ -166,7 +230,7 @@ export function createDeviceBatchWriter(pool: DatabasePool, store: EventStore, o
           const events = d.rows.map((row) => ({ ...row, ...inserted.get(row.event_id)! }));
           const last = events[events.length - 1]!;
           const head = { version: last.aggregate_version, last_hash: last.hash };
-          remember(d.job.uuid, { state: d.state, head });
+          remember(d.job.uuid, { state: compactKeyed(d.state, d.loaded.state), head });
           store.recordAppended(events);
           d.job.resolve({ state: d.state, events, head });
         }
@@ -179,21 +243,29 @@ export function createDeviceBatchWriter(pool: DatabasePool, store: EventStore, o
 
   /**
    * One statement, one commit: CAS every stream, insert the events of the streams that
-   * moved, update their read-model rows. Returns, per device written, its events'
-   * global positions and transaction id; a device missing from the result lost its CAS.
+   * moved, update their read-model rows. The batch travels as two JSON parameters unpacked
+   * by PostgreSQL (jsonb_to_recordset): one serialisation, nothing for the driver to escape.
+   * Returns, per device written, its events' global positions and transaction id; a device
+   * missing from the result lost its CAS.
    */
   async function write(decided: Decided[]): Promise<Map<string, Map<string, { global_position: number; transaction_id: string }>>> {
     const rows = decided.flatMap((d) => d.rows);
     await store.partitions.ensure(pool, rows.map((r) => r.timestamp));
-    const seenAt = (d: Decided) => ((d.job.context.metadata.actor.type === 'device') ? d.rows[d.rows.length - 1]!.timestamp : null);
+    const devices = JSON.stringify(decided.map((d) => {
+      const last = d.rows[d.rows.length - 1]!;
+      return {
+        uuid: d.job.uuid, expected: d.loaded.head.version, version: last.aggregate_version, last_hash: last.hash,
+        state: d.state, is_active: d.state.is_active, in_sync: d.state.drift.in_sync, drift_since: d.state.drift_since,
+        target_version: d.state.target?.version ?? 0, updated_at: d.state.updated_at,
+        seen_at: d.job.context.metadata.actor.type === 'device' ? last.timestamp : null,
+      };
+    }));
+    const events = JSON.stringify(rows);
     const inserted = await pool.any(sql.type(insertedRow)`
       WITH input AS (
-        SELECT * FROM ${sql.unnest(decided.map((d) => [
-          d.job.uuid, d.loaded.head.version, d.rows[d.rows.length - 1]!.aggregate_version, d.rows[d.rows.length - 1]!.hash,
-          JSON.stringify(d.state), d.state.is_active, d.state.drift.in_sync, d.state.drift_since, d.state.target?.version ?? 0,
-          d.state.updated_at, seenAt(d),
-        ]), ['text', 'int8', 'int8', 'text', 'jsonb', 'bool', 'bool', 'timestamptz', 'int4', 'timestamptz', 'timestamptz'])}
-          AS i(uuid, expected, version, last_hash, state, is_active, in_sync, drift_since, target_version, updated_at, seen_at)
+        SELECT * FROM jsonb_to_recordset(${devices}::jsonb)
+          AS i(uuid text, expected int8, version int8, last_hash text, state jsonb, is_active bool, in_sync bool,
+               drift_since timestamptz, target_version int4, updated_at timestamptz, seen_at timestamptz)
       ),
       cas AS (
         UPDATE streams s SET version = i.version, last_hash = i.last_hash, updated_at = now()
@@ -203,10 +275,10 @@ export function createDeviceBatchWriter(pool: DatabasePool, store: EventStore, o
       ),
       ins AS (
         INSERT INTO events (event_id, event_type, aggregate_type, aggregate_id, aggregate_version, data, metadata, "timestamp", source, hash)
-        SELECT e.* FROM ${sql.unnest(
-          rows.map((r) => [r.event_id, r.event_type, r.aggregate_type, r.aggregate_id, r.aggregate_version, JSON.stringify(r.data), JSON.stringify(r.metadata), r.timestamp, r.source, r.hash]),
-          ['uuid', 'text', 'text', 'text', 'int8', 'jsonb', 'jsonb', 'timestamptz', 'text', 'text'],
-        )} AS e(event_id, event_type, aggregate_type, aggregate_id, aggregate_version, data, metadata, "timestamp", source, hash)
+        SELECT e.event_id, e.event_type, e.aggregate_type, e.aggregate_id, e.aggregate_version, e.data, e.metadata, e."timestamp", e.source, e.hash
+          FROM jsonb_to_recordset(${events}::jsonb)
+            AS e(event_id uuid, event_type text, aggregate_type text, aggregate_id text, aggregate_version int8,
+                 data jsonb, metadata jsonb, "timestamp" timestamptz, source text, hash text)
          WHERE e.aggregate_id IN (SELECT aggregate_id FROM cas)
         RETURNING event_id, aggregate_id, global_position, transaction_id::text AS transaction_id
       ),

@@ -29,8 +29,17 @@ export type FeedCursor = { transactionId: string; position: number; ahead: reado
 /** The cursor before the first event. */
 export const START_CURSOR: FeedCursor = { transactionId: '0', position: 0, ahead: [] };
 
-/** Which events a read returns; the cursor still moves past the others. */
-export type FeedFilter = { types?: readonly string[] | undefined; aggregateType?: string | undefined; aggregateId?: string | undefined };
+/**
+ * Which events a read returns; the cursor still moves past the others. `types` and
+ * `typePrefixes` together: an event whose type is one of `types` or starts with one of
+ * `typePrefixes` (either given alone: only that list; both empty: no event).
+ */
+export type FeedFilter = {
+  types?: readonly string[] | undefined;
+  typePrefixes?: readonly string[] | undefined;
+  aggregateType?: string | undefined;
+  aggregateId?: string | undefined;
+};
 
 /** One event of a batch with the cursor that stands right after it. */
 export type FeedItem = { event: StoredEvent; cursor: FeedCursor };
@@ -97,8 +106,9 @@ export function feedEventJson(event: StoredEvent): FeedEventJson {
 
 /**
  * Remembers, per aggregate, the highest version handed out with all earlier ones, so the
- * predecessor check can be skipped for aggregates whose events arrive in order. Only valid
- * for unfiltered reads. Bounded: the oldest entries are forgotten first.
+ * predecessor check can be skipped for aggregates whose events arrive in order. Recorded
+ * only by reads that keep whole streams (no type filter). Bounded: the oldest entries are
+ * forgotten first.
  */
 export class KnownVersions {
   readonly #max: number;
@@ -125,11 +135,17 @@ const eventColumns = sql.fragment`event_id, event_type, aggregate_type, aggregat
   global_position, transaction_id::text AS transaction_id, data, metadata, "timestamp", source, hash`;
 
 const horizonRow = z.object({ horizon: z.string() });
-const heldRow = z.object({ held: z.boolean() });
+/** A page row: the horizon and held-back flag of the read, and an event (all null when none). */
+const pageRow = z.object({ page_horizon: z.string(), page_held: z.boolean(), event_id: z.string().nullable() }).passthrough();
+
+const likePrefix = (prefix: string) => `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 
 function filterConditions(filter: FeedFilter) {
   const conditions = [];
-  if (filter.types !== undefined) conditions.push(sql.fragment`event_type = ANY(${sql.array([...filter.types], 'text')})`);
+  if (filter.typePrefixes !== undefined) {
+    const patterns = sql.array(filter.typePrefixes.map(likePrefix), 'text');
+    conditions.push(sql.fragment`(event_type = ANY(${sql.array([...(filter.types ?? [])], 'text')}) OR event_type LIKE ANY(${patterns}))`);
+  } else if (filter.types !== undefined) conditions.push(sql.fragment`event_type = ANY(${sql.array([...filter.types], 'text')})`);
   if (filter.aggregateType !== undefined) conditions.push(sql.fragment`aggregate_type = ${filter.aggregateType}`);
   if (filter.aggregateId !== undefined) conditions.push(sql.fragment`aggregate_id = ${filter.aggregateId}`);
   return conditions;
@@ -166,17 +182,32 @@ export async function readFeedBatch(
   options: { limit: number; filter?: FeedFilter; known?: KnownVersions },
 ): Promise<FeedBatch> {
   const filter = options.filter ?? {};
-  // An older horizon is only more cautious, so it may be read before the events.
-  const horizon = await readHorizon(connection);
   const conditions = [
     sql.fragment`(transaction_id, global_position) > (${cursor.transactionId}::xid8, ${cursor.position}::int8)`,
-    sql.fragment`transaction_id < ${horizon}::xid8`,
+    sql.fragment`transaction_id < h.horizon`,
     ...filterConditions(filter),
   ];
-  // ORDER BY names the table's columns: the select list has transaction_id as text
-  const rows = await connection.any(sql.type(storedEventRow)`
-    SELECT ${eventColumns} FROM events WHERE ${sql.join(conditions, sql.fragment` AND `)}
-    ORDER BY events.transaction_id, events.global_position LIMIT ${options.limit}`);
+  // One statement, one snapshot: the horizon, the events below it, and whether committed
+  // events wait above it. ORDER BY names the table's columns: the select list has
+  // transaction_id as text.
+  const page = await connection.any(sql.type(pageRow)`
+    WITH h AS (
+      SELECT x.horizon, EXISTS (SELECT 1 FROM events WHERE ${sql.join([sql.fragment`transaction_id >= x.horizon`, ...filterConditions(filter)], sql.fragment` AND `)}) AS held
+        FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) x
+    )
+    SELECT h.horizon::text AS page_horizon, h.held AS page_held, e.*
+      FROM h LEFT JOIN LATERAL (
+        SELECT ${eventColumns} FROM events WHERE ${sql.join(conditions, sql.fragment` AND `)}
+        ORDER BY events.transaction_id, events.global_position LIMIT ${options.limit}
+      ) e ON true`);
+  const horizon = page[0]!.page_horizon;
+  const held = page[0]!.page_held;
+  const rows: StoredEvent[] = [];
+  for (const row of page) {
+    if (row.event_id === null) continue;
+    const { page_horizon: _h, page_held: _held, ...event } = row;
+    rows.push(event as StoredEvent);
+  }
   const full = rows.length === options.limit;
 
   const last = rows[rows.length - 1];
@@ -247,7 +278,8 @@ export async function readFeedBatch(
       prune();
     }
   }
-  if (options.known !== undefined && options.filter === undefined) {
+  // a filter by aggregate keeps whole streams, so what was handed out is still every version up to the top
+  if (options.known !== undefined && filter.types === undefined && filter.typePrefixes === undefined) {
     for (const [key, group] of groups) {
       const top = group[group.length - 1];
       if (top !== undefined && group.every((e) => handedOut.has(e.global_position))) options.known.set(key, top.aggregate_version);
@@ -255,11 +287,7 @@ export async function readFeedBatch(
   }
   if (!full && comparePositions([horizon, 0], base) > 0) base = [horizon, 0];
   prune();
-  let heldBack = false;
-  if (!full) {
-    heldBack = await connection.oneFirst(sql.type(heldRow)`
-      SELECT EXISTS (SELECT 1 FROM events WHERE ${sql.join([sql.fragment`transaction_id >= ${horizon}::xid8`, ...filterConditions(filter)], sql.fragment` AND `)}) AS held`);
-  }
+  const heldBack = !full && held;
   return { items, cursor: snapshot(), full, heldBack };
 }
 

@@ -14,7 +14,7 @@ import { hostname } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { DatabasePool } from 'slonik';
 import { assertDatabaseOption, leaseDatabase, poolUrl, type DatabaseLease, type DatabaseOption } from './database-source.ts';
-import { EVENTS_CHANNEL, KnownVersions, START_CURSOR, encodeCursor, feedLag, headCursor, readFeedBatch, type FeedCursor, type FeedLag } from './event-feed.ts';
+import { EVENTS_CHANNEL, KnownVersions, START_CURSOR, encodeCursor, feedLag, headCursor, readFeedBatch, type FeedCursor, type FeedFilter, type FeedLag } from './event-feed.ts';
 import type { StoredEvent } from './event-store.ts';
 import { LeaderLoop, LostLeadershipError, type RealtimeLog, type StepResult } from './leader-loop.ts';
 import {
@@ -35,6 +35,12 @@ export type EventListenerOptions = DatabaseOption & {
   batchSize?: number;
   /** Polling fallback when no notification arrives (default 1000 ms). */
   pollIntervalMs?: number;
+  /**
+   * After a read that was not a full batch, wait until this long after it before reading
+   * again (default 0): under a steady stream of commits, one read per interval takes what
+   * many notifications announced. Handlers run up to this much later.
+   */
+  coalesceMs?: number;
   /** How often a standby process tries to take over (default 1000 ms). */
   lockPollMs?: number;
   /** Attempts per event before it is dead-lettered (default 5). */
@@ -44,6 +50,13 @@ export type EventListenerOptions = DatabaseOption & {
   retryMaxMs?: number;
   /** Runs once per batch after it is read and before its handlers (e.g. refresh a cache). */
   beforeBatch?: (events: readonly StoredEvent[]) => unknown;
+  /**
+   * Which events the handlers need (default: all): the others are not read, the cursor
+   * moves past them. Asked again right after each read: when the answer changed (say, a
+   * new subscription), the batch is thrown away and read again with the new filter, so an
+   * event is never skipped for a filter that was older than the event.
+   */
+  select?: () => Promise<FeedFilter | undefined>;
   log?: RealtimeLog;
   onStatus?: (status: 'leader' | 'standby' | 'stopped') => void;
 };
@@ -64,6 +77,17 @@ export function describeError(error: unknown): string {
   return text.length > 4000 ? `${text.slice(0, 4000)}…` : text;
 }
 
+const filterKey = (filter: FeedFilter | undefined) => (filter === undefined ? '*' : JSON.stringify([
+  filter.types === undefined ? null : [...filter.types].sort(),
+  filter.typePrefixes === undefined ? null : [...filter.typePrefixes].sort(),
+  filter.aggregateType ?? null, filter.aggregateId ?? null,
+]));
+
+/** Whether two filters select the same events. */
+function sameFilter(a: FeedFilter | undefined, b: FeedFilter | undefined): boolean {
+  return filterKey(a) === filterKey(b);
+}
+
 /** Reacts to events, at least once each, in per-aggregate version order. */
 export class EventListener {
   /** The listener's name. */
@@ -78,6 +102,8 @@ export class EventListener {
   #cursor: FeedCursor = START_CURSOR;
   #known = new KnownVersions();
   #checkRedeliveries = true;
+  #filter: { value: FeedFilter | undefined } | null = null;
+  #nextReadAt = 0;
   #starting: Promise<void> | null = null;
 
   constructor(options: EventListenerOptions = {}) {
@@ -133,6 +159,7 @@ export class EventListener {
           this.#token = `${hostname()}:${process.pid}:${randomUUID()}`;
           this.#cursor = checkpointCursor(await claimCheckpoint(pool, this.name, this.#token));
           this.#known = new KnownVersions();
+          this.#filter = null;
           this.#checkRedeliveries = true;
         },
         onNotification: (channel, payload) => {
@@ -185,8 +212,26 @@ export class EventListener {
       this.#checkRedeliveries = false;
       await this.#redeliver(pool, log);
     }
+    const wait = this.#nextReadAt - Date.now();
+    if (wait > 0) {
+      try {
+        await delay(wait, undefined, { signal: this.#stopping!.signal });
+      } catch {
+        return 'idle';
+      }
+    }
     const before = this.#cursor;
-    const batch = await readFeedBatch(pool, before, { limit: this.#options.batchSize ?? 100, known: this.#known });
+    const select = this.#options.select;
+    const filter = select === undefined ? undefined : (this.#filter ??= { value: await select() }).value;
+    const batch = await readFeedBatch(pool, before, { limit: this.#options.batchSize ?? 100, known: this.#known, ...(filter === undefined ? {} : { filter }) });
+    this.#nextReadAt = batch.full ? 0 : Date.now() + (this.#options.coalesceMs ?? 0);
+    if (select !== undefined) {
+      const now = await select();
+      if (!sameFilter(now, filter)) {
+        this.#filter = { value: now };
+        return 'more';
+      }
+    }
     if (batch.items.length > 0) await this.#options.beforeBatch?.(batch.items.map((i) => i.event));
     let cursor = before;
     let processed = 0;

@@ -12,14 +12,20 @@ export type ReplayEvent = Pick<StoredEvent, 'event_id' | 'event_type' | 'aggrega
 
 /** Thrown for an event type the fold of this build does not know (never silently skipped). */
 export class UnknownEventTypeError extends Error {
-  constructor(event: ReplayEvent) {
+  constructor(event: Pick<ReplayEvent, 'event_id' | 'event_type' | 'aggregate_version'>) {
     super(`event ${event.event_id} (version ${event.aggregate_version}) has type "${event.event_type}", which this build's fold does not know`);
     this.name = 'UnknownEventTypeError';
   }
 }
 
+/**
+ * An event row as the folder reads it: its instant also in ms since the epoch, and whether
+ * the device caused it (isDeviceCaused). The database's state reads select exactly this.
+ */
+export type FoldEvent = Pick<ReplayEvent, 'event_id' | 'event_type' | 'aggregate_version' | 'data' | 'timestamp'> & { at_ms: number; device_caused: boolean };
+
 /** The row as the fold sees it; `validate` checks `data` against the event's zod schema (fixtures). */
-export function toDeviceEvent(row: ReplayEvent, validate = false): DeviceEvent {
+export function toDeviceEvent(row: Omit<FoldEvent, 'at_ms' | 'device_caused'>, validate = false): DeviceEvent {
   if (!isDeviceEventType(row.event_type)) throw new UnknownEventTypeError(row);
   if (validate) return parseDeviceEvent({ type: row.event_type, data: row.data, timestamp: row.timestamp });
   return { type: row.event_type, data: row.data, timestamp: row.timestamp } as DeviceEvent;
@@ -33,6 +39,17 @@ export function isDeviceCaused(event: ReplayEvent): boolean {
   const actor = event.metadata['actor'] as { type?: unknown } | undefined;
   return actor?.type === 'device' || event.source === 'device';
 }
+
+/** A row as the folder reads it. */
+export const toFoldEvent = (row: ReplayEvent): FoldEvent => ({
+  event_id: row.event_id,
+  event_type: row.event_type,
+  aggregate_version: row.aggregate_version,
+  data: row.data,
+  timestamp: row.timestamp,
+  at_ms: instantMs(row.timestamp),
+  device_caused: isDeviceCaused(row),
+});
 
 /**
  * The state at `at`, by the definition: `events.filter(e => e.timestamp <= at).reduce(evolve,
@@ -75,14 +92,19 @@ export function createFolder(base: ReplayBase, at: string, validate = false) {
   const t = instantMs(at);
   let state = base.state;
   let lastSeen = base.last_seen_at;
+  let lastSeenMs = lastSeen === null ? -Infinity : instantMs(lastSeen);
   let folded = 0;
   return {
     /** Adds events in version order, all with version > base.version; those after `at` are skipped. */
-    add(events: readonly ReplayEvent[]): void {
+    add(events: readonly FoldEvent[]): void {
       for (const event of events) {
-        if (event.aggregate_version <= base.version || instantMs(event.timestamp) > t) continue;
+        if (event.aggregate_version <= base.version || event.at_ms > t) continue;
         state = evolve(state, toDeviceEvent(event, validate));
-        if (isDeviceCaused(event)) lastSeen = later(lastSeen, event.timestamp);
+        // the latest instant, not the last event's: timestamps may go backwards
+        if (event.device_caused && event.at_ms > lastSeenMs) {
+          lastSeen = event.timestamp;
+          lastSeenMs = event.at_ms;
+        }
         folded += 1;
       }
     },
@@ -99,7 +121,7 @@ export function createFolder(base: ReplayBase, at: string, validate = false) {
  */
 export function foldFrom(base: ReplayBase, events: readonly ReplayEvent[], at: string, validate = false): StateAt {
   const folder = createFolder(base, at, validate);
-  folder.add(events);
+  folder.add(events.map(toFoldEvent));
   return folder.result();
 }
 

@@ -1,11 +1,11 @@
 // Replay from PostgreSQL: the newest valid snapshot, then only the events after it, with
 // both timestamp bounds in the SQL so the planner prunes the day partitions outside them.
-import { sql, type DatabasePool, type QuerySqlToken } from 'slonik';
+import { sql, type DatabasePool, type FragmentSqlToken, type QuerySqlToken } from 'slonik';
 import { z } from 'zod';
 import { FOLD_VERSION } from '../domain/device/evolve.ts';
 import type { DeviceState } from '../domain/device/state.ts';
 import { storedEventRow, type StoredEvent } from './event-store.ts';
-import { createFolder, foldFrom, initialBase, instantMs, type ReplayBase, type ReplayEvent, type StateAt } from './replay-history.ts';
+import { createFolder, initialBase, instantMs, type FoldEvent, type ReplayBase, type ReplayEvent, type StateAt } from './replay-history.ts';
 import { ReplayError, type DeviceSummary, type EventWindow, type ReplaySource } from './replay-source.ts';
 import { assertAfterHorizon, readHorizon } from './retention-horizon.ts';
 import { createSnapshotStore, TIMESTAMP_SLACK_MS, type Snapshot } from './snapshots.ts';
@@ -19,13 +19,22 @@ const replayEventRow = z.object({
   timestamp: z.string(),
   source: z.string(),
 });
-const fleetEventRow = replayEventRow.extend({ aggregate_id: z.string() });
+const foldEventRow = z.object({
+  event_id: z.string(),
+  event_type: z.string(),
+  aggregate_version: z.number(),
+  data: z.record(z.string(), z.unknown()),
+  at_ms: z.number(),
+  device_caused: z.boolean(),
+});
+const fleetEventRow = foldEventRow.extend({ device: z.number() });
 const summaryRow = z.object({ uuid: z.string(), device_name: z.string(), device_type: z.string(), fleet_id: z.string(), registered_at: z.string() });
 const countRow = z.object({ uuid: z.string(), count: z.number(), first: z.string(), last: z.string() });
 const driftingRow = summaryRow.extend({ state: z.unknown(), drift_since: z.string().nullable() });
 const planRow = z.object({ 'QUERY PLAN': z.string() });
 
 const PAGE = 5_000;
+const BATCH = 1_000;
 const FLEET_CHUNK = 1_000;
 
 /** An event's instant as the ISO text replay uses, formatted by PostgreSQL (parsing it in JS costs ~2 µs a row). */
@@ -34,6 +43,24 @@ export const isoTimestamp = sql.fragment`to_char("timestamp" AT TIME ZONE 'UTC',
 // replay needs only the actor of an event's metadata (for "last seen" and "caused by")
 const replayColumns = sql.fragment`event_id, event_type, aggregate_version, data,
   jsonb_build_object('actor', metadata->'actor') AS metadata, ${isoTimestamp} AS "timestamp", source`;
+// what the folder reads (FoldEvent): the instant as ms since the epoch, turned into ISO text in
+// JS (to_char costs PostgreSQL about 1 µs a row, and full replays are bound by PostgreSQL), and
+// isDeviceCaused() computed here, so metadata is neither sent nor parsed
+const foldColumns = (e: string) => sql.fragment`${sql.identifier([e, 'event_id'])}, ${sql.identifier([e, 'event_type'])},
+  ${sql.identifier([e, 'aggregate_version'])}, ${sql.identifier([e, 'data'])},
+  floor(extract(epoch FROM ${sql.identifier([e, 'timestamp'])}) * 1000)::int8 AS at_ms,
+  (COALESCE(${sql.identifier([e, 'metadata'])}->'actor'->>'type' = 'device', false) OR ${sql.identifier([e, 'source'])} = 'device') AS device_caused`;
+
+/** A fold row as the folder reads it. */
+const toFoldEvent = (row: z.infer<typeof foldEventRow>): FoldEvent => ({
+  event_id: row.event_id,
+  event_type: row.event_type,
+  aggregate_version: row.aggregate_version,
+  data: row.data,
+  timestamp: new Date(row.at_ms).toISOString(),
+  at_ms: row.at_ms,
+  device_caused: row.device_caused,
+});
 const exportColumns = sql.fragment`event_id, event_type, aggregate_type, aggregate_id, aggregate_version,
   global_position, transaction_id::text AS transaction_id, data, metadata, "timestamp", source, hash`;
 
@@ -54,6 +81,12 @@ function eventsAfter(uuid: string, afterVersion: number, lower: string | null, u
      ${lower === null ? sql.fragment`` : sql.fragment`AND "timestamp" >= ${lower}::timestamptz`}`;
 }
 
+/** The cursor stateAt reads: this device's events after a version, between two instants. */
+const foldCursor = (uuid: string, afterVersion: number, lower: string | null, upper: string) => sql.fragment`
+  DECLARE replay_events NO SCROLL CURSOR FOR
+  SELECT ${foldColumns('events')} FROM events WHERE ${eventsAfter(uuid, afterVersion, lower, upper)}
+   ORDER BY aggregate_version`;
+
 /** Options: `snapshots: false` folds from the first event (tests compare both paths). */
 export type ReplayQueryOptions = { clock?: () => Date; snapshots?: boolean };
 
@@ -71,6 +104,33 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
   const page = (uuid: string, after: number, lower: string | null, upper: string) => pool.any(sql.type(replayEventRow)`
     SELECT ${replayColumns} FROM events WHERE ${eventsAfter(uuid, after, lower, upper)}
      ORDER BY aggregate_version LIMIT ${PAGE}`);
+
+  /**
+   * Reads a cursor (`DECLARE replay_events …`) in batches and hands them to `consume`: the query
+   * is planned once (planning over every day partition costs PostgreSQL milliseconds, so LIMIT
+   * pages paid it again and again), the next batch is already being read while one is folded,
+   * and fewer rows are alive at a time than with pages of 5,000.
+   */
+  async function eachBatch<S extends typeof foldEventRow | typeof fleetEventRow>(cursor: FragmentSqlToken, row: S, consume: (rows: readonly z.infer<S>[]) => void): Promise<void> {
+    await pool.transaction(async (transaction) => {
+      await transaction.query(sql.unsafe`${cursor}`);
+      // FETCH takes no parameter: 1000 is BATCH
+      const fetch = () => transaction.any(sql.type(row)`FETCH 1000 FROM replay_events`) as Promise<readonly z.infer<S>[]>;
+      let next = fetch();
+      for (;;) {
+        const rows = await next;
+        const more = rows.length === BATCH;
+        if (more) next = fetch();
+        try {
+          consume(rows);
+        } catch (error) {
+          next.catch(() => undefined); // the prefetch is abandoned; its failure must not go unhandled
+          throw error;
+        }
+        if (!more) return;
+      }
+    });
+  }
 
   /**
    * Hands the events after a version, up to `upper`, from `lower` on, to `consume` page by page;
@@ -130,7 +190,15 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
     async stateAt(uuid, at): Promise<StateAt> {
       const { base, lower } = await baseAt(uuid, at);
       const folder = createFolder(base, at);
-      await eachPage(uuid, base.version, lower, at, folder.add);
+      // most reads start from a snapshot and need one batch: one statement, one round trip;
+      // longer ones go on through a cursor (four round trips to open, fetch and close)
+      const first = await pool.any(sql.type(foldEventRow)`
+        SELECT ${foldColumns('events')} FROM events WHERE ${eventsAfter(uuid, base.version, lower, at)}
+         ORDER BY aggregate_version LIMIT ${BATCH}`);
+      folder.add(first.map(toFoldEvent));
+      if (first.length === BATCH) {
+        await eachBatch(foldCursor(uuid, first[first.length - 1]!.aggregate_version, lower, at), foldEventRow, (rows) => folder.add(rows.map(toFoldEvent)));
+      }
       return folder.result();
     },
 
@@ -161,59 +229,53 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
          WHERE registered_at <= ${at}::timestamptz
          ${fleetOptions.fleet === undefined ? sql.fragment`` : sql.fragment`AND fleet_id = ${fleetOptions.fleet}`}
          ORDER BY registered_at, uuid`));
-      const results: { summary: DeviceSummary; result: StateAt }[] = [];
       fleetOptions.onProgress?.(0, devices.length);
-      const load = async (chunk: readonly DeviceSummary[]) => {
-        const ids = chunk.map((d) => d.uuid);
-        const snaps = useSnapshots ? await snapshots.latestMany('device', ids, FOLD_VERSION, at) : new Map<string, Snapshot>();
-        const unsnapshotted = horizon === null ? undefined : chunk.find((d) => !snaps.has(d.uuid) && instantMs(d.registered_at) < instantMs(horizon));
-        if (unsnapshotted !== undefined && horizon !== null) {
-          throw new ReplayError('before_retention_horizon',
-            `device ${unsnapshotted.uuid} has history before the retention horizon ${horizon}, and no horizon snapshot of fold version ${FOLD_VERSION} to start from`,
-            { uuid: unsnapshotted.uuid, horizon, fold_version: FOLD_VERSION });
-        }
-        const bases = new Map(chunk.map((d) => {
-          const s = snaps.get(d.uuid);
-          return [d.uuid, s === undefined ? initialBase() : baseOf(s)] as const;
-        }));
-        const lower = minus(chunk.reduce((min, d) => {
-          const from = snaps.get(d.uuid)?.last_event_at ?? d.registered_at;
-          return instantMs(from) < instantMs(min) ? from : min;
-        }, at), TIMESTAMP_SLACK_MS);
-        const rows = await pool.any(sql.type(fleetEventRow)`
-          SELECT e.aggregate_id, e.event_id, e.event_type, e.aggregate_version, e.data,
-                 jsonb_build_object('actor', e.metadata->'actor') AS metadata, ${isoTimestamp} AS "timestamp", e.source
-            FROM events e
-            JOIN ${sql.unnest(chunk.map((d) => [d.uuid, bases.get(d.uuid)!.version]), ['text', 'int8'])} AS b(id, version)
-              ON e.aggregate_id = b.id AND e.aggregate_version > b.version
-           WHERE e.aggregate_type = 'device' AND e.aggregate_id = ANY(${sql.array(ids, 'text')})
-             AND e."timestamp" <= ${at}::timestamptz AND e."timestamp" >= ${lower}::timestamptz
-           ORDER BY e.aggregate_id, e.aggregate_version`);
-        return { chunk, bases, rows };
+      const snaps = new Map<string, Snapshot>();
+      for (let i = 0; useSnapshots && i < devices.length; i += FLEET_CHUNK) {
+        const found = await snapshots.latestMany('device', devices.slice(i, i + FLEET_CHUNK).map((d) => d.uuid), FOLD_VERSION, at);
+        for (const [uuid, snapshot] of found) snaps.set(uuid, snapshot);
+      }
+      const unsnapshotted = horizon === null ? undefined : devices.find((d) => !snaps.has(d.uuid) && instantMs(d.registered_at) < instantMs(horizon));
+      if (unsnapshotted !== undefined && horizon !== null) {
+        throw new ReplayError('before_retention_horizon',
+          `device ${unsnapshotted.uuid} has history before the retention horizon ${horizon}, and no horizon snapshot of fold version ${FOLD_VERSION} to start from`,
+          { uuid: unsnapshotted.uuid, horizon, fold_version: FOLD_VERSION });
+      }
+      const bases = devices.map((d) => {
+        const snapshot = snaps.get(d.uuid);
+        return snapshot === undefined ? initialBase() : baseOf(snapshot);
+      });
+      // each device's events after its base, from the lower bound stateAt uses, device after
+      // device: one index scan per device (a join on all the ids let the planner scan whole
+      // partitions), read through one cursor and folded as they arrive
+      const cursor = sql.fragment`
+        DECLARE replay_events NO SCROLL CURSOR FOR
+        SELECT b.n AS device, ${foldColumns('e')}
+          FROM ${sql.unnest(devices.map((d, i) => [d.uuid, bases[i]!.version, minus(snaps.get(d.uuid)?.last_event_at ?? d.registered_at, TIMESTAMP_SLACK_MS)]), ['text', 'int8', 'timestamptz'])}
+               WITH ORDINALITY AS b(id, version, lower, n)
+         CROSS JOIN LATERAL (
+           SELECT * FROM events
+            WHERE aggregate_type = 'device' AND aggregate_id = b.id AND aggregate_version > b.version
+              AND "timestamp" <= ${at}::timestamptz AND "timestamp" >= b.lower
+            ORDER BY aggregate_version) e
+         ORDER BY b.n, e.aggregate_version`;
+      const results: { summary: DeviceSummary; result: StateAt }[] = [];
+      let pending: FoldEvent[] = [];
+      const finish = () => {
+        const folder = createFolder(bases[results.length]!, at);
+        folder.add(pending);
+        pending = [];
+        results.push({ summary: devices[results.length]!, result: folder.result() });
       };
-      const chunks: DeviceSummary[][] = [];
-      for (let i = 0; i < devices.length; i += FLEET_CHUNK) chunks.push(devices.slice(i, i + FLEET_CHUNK));
-      // while one chunk is folded here, PostgreSQL already reads the next
-      let next = chunks.length > 0 ? load(chunks[0]!) : null;
-      for (let c = 0; c < chunks.length; c += 1) {
-        const { chunk, bases, rows } = await next!;
-        next = c + 1 < chunks.length ? load(chunks[c + 1]!) : null;
-        const byDevice = new Map<string, ReplayEvent[]>();
+      await eachBatch(cursor, fleetEventRow, (rows) => {
         for (const row of rows) {
-          const list = byDevice.get(row.aggregate_id);
-          if (list === undefined) byDevice.set(row.aggregate_id, [row]);
-          else list.push(row);
-        }
-        try {
-          for (const device of chunk) {
-            results.push({ summary: device, result: foldFrom(bases.get(device.uuid)!, byDevice.get(device.uuid) ?? [], at) });
-          }
-        } catch (error) {
-          next?.catch(() => undefined); // the prefetch is abandoned; its failure must not go unhandled
-          throw error;
+          while (results.length < row.device - 1) finish();
+          pending.push(toFoldEvent(row));
         }
         fleetOptions.onProgress?.(results.length, devices.length);
-      }
+      });
+      while (results.length < devices.length) finish();
+      fleetOptions.onProgress?.(results.length, devices.length);
       return results;
     },
 
@@ -240,12 +302,10 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
   return {
     ...source,
 
-    /** EXPLAIN of the events query `stateAt(uuid, at)` runs: shows which partitions are read. */
+    /** EXPLAIN of the events cursor `stateAt(uuid, at)` reads: shows which partitions are read. */
     async explainStateAt(uuid: string, at: string): Promise<string> {
       const { base, lower } = await baseAt(uuid, at);
-      const query: QuerySqlToken = sql.type(planRow)`EXPLAIN (COSTS OFF)
-        SELECT ${replayColumns} FROM events WHERE ${eventsAfter(uuid, base.version, lower, at)}
-         ORDER BY aggregate_version LIMIT ${PAGE}`;
+      const query: QuerySqlToken = sql.type(planRow)`EXPLAIN (COSTS OFF) ${foldCursor(uuid, base.version, lower, at)}`;
       const rows = await pool.any(query);
       return rows.map((r) => (r as z.infer<typeof planRow>)['QUERY PLAN']).join('\n');
     },

@@ -7,7 +7,7 @@ import type { DeviceEvent, DeviceEventType, ReportedApp, TargetState } from './e
 import { deriveLifecycle } from './lifecycle.ts';
 import { expireReconciliation, reconciliationAfterTarget } from './reconciliation.ts';
 import type { DeviceReportedEvent } from './reported-events.ts';
-import type { DeviceState, RegisteredDevice } from './state.ts';
+import type { CurrentState, DeviceState, RegisteredDevice } from './state.ts';
 
 /** Registration data, already validated and normalised by the shell. */
 export type RegisterDevice = {
@@ -89,6 +89,28 @@ export function causationIndexes(events: readonly DeviceEvent[]): (number | null
   });
 }
 
+/**
+ * Whether a merged report says what the current state already says (its time aside): the
+ * flat fields that change most (resources, system) first, the nested ones last.
+ */
+function sameReport(merged: CurrentState, current: CurrentState): boolean {
+  return sameFields(merged.resources, current.resources) && sameFields(merged.system, current.system)
+    && merged.update_status === current.update_status
+    && jsonEqual(merged.config, current.config) && jsonEqual(merged.apps, current.apps);
+}
+
+/** The same keys with the same values, without allocating. */
+function sameFields(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  let keys = 0;
+  for (const key in a) {
+    if (!Object.hasOwn(a, key)) continue;
+    if (!Object.hasOwn(b, key) || !jsonEqual(a[key], b[key])) return false;
+    keys += 1;
+  }
+  for (const key in b) if (Object.hasOwn(b, key)) keys -= 1;
+  return keys === 0;
+}
+
 function registered(state: DeviceState): RegisteredDevice {
   if (state.status !== 'registered') throw new DomainError('device_not_found', 'device is not registered');
   return state;
@@ -133,7 +155,7 @@ export function decide(command: DeviceCommand, state: DeviceState): DeviceEvent[
       const { type: _t, now, ...report } = command;
       const restored = connectionRestoredIfLost(device, now);
       const merged = mergeReport(device.current, report, now);
-      if (device.current !== null && jsonEqual({ ...merged, reported_at: '' }, { ...device.current, reported_at: '' })) return restored;
+      if (device.current !== null && sameReport(merged, device.current)) return restored;
       const data: DeviceEvent & { type: 'current_state.updated' } = {
         type: 'current_state.updated',
         timestamp: now,

@@ -1,8 +1,8 @@
 // evolve: the one fold used by the API, replay, snapshots and fixtures.
-import { computeDrift } from './drift.ts';
+import { computeDrift, sameJson, type Drift } from './drift.ts';
 import type { DeviceEvent, DeviceEventOf, ReportedApp } from './events.ts';
 import { indexServices, reportedServices } from './services.ts';
-import type { ContainerState, CurrentState, DeviceState, RegisteredDevice } from './state.ts';
+import { copyRegistered, type ContainerState, type CurrentState, type DeviceState, type RegisteredDevice } from './state.ts';
 
 /**
  * Bumped whenever evolve changes meaning; snapshots of another fold version are ignored.
@@ -42,68 +42,73 @@ export function evolve(state: DeviceState, event: DeviceEvent): DeviceState {
     };
   }
   if (state.status !== 'registered') return { ...state, version } as DeviceState;
-  const next = applyToRegistered(state, event);
-  return withDrift(state, { ...next, version, updated_at: event.timestamp }, event.timestamp);
+  // { ...state, ...changes, version, updated_at }, with the copy made by copyRegistered
+  const next = copyRegistered(state);
+  Object.assign(next, changesOf(state, event));
+  next.version = version;
+  next.updated_at = event.timestamp;
+  // only the target and the current report move drift; lifecycle events leave it as it was
+  if (next.target === state.target && next.current === state.current) return next;
+  const drift = driftAfter(state, next);
+  next.drift = drift;
+  next.drift_since = drift.in_sync ? null : state.drift.in_sync || state.drift_since === null ? event.timestamp : state.drift_since;
+  return next;
 }
 
-function applyToRegistered(state: RegisteredDevice, event: Exclude<DeviceEvent, { type: 'device.provisioned' }>): RegisteredDevice {
+/** The fields an event changes, with their new values. */
+function changesOf(state: RegisteredDevice, event: Exclude<DeviceEvent, { type: 'device.provisioned' }>): Partial<RegisteredDevice> {
   switch (event.type) {
     case 'target_state.updated':
-      return {
-        ...state,
-        target: { apps: event.data.new_state.apps, config: event.data.new_state.config, version: event.data.version, updated_at: event.timestamp },
-      };
+      return { target: { apps: event.data.new_state.apps, config: event.data.new_state.config, version: event.data.version, updated_at: event.timestamp } };
     case 'current_state.updated': {
       const current = mergeReport(state.current, event.data, event.timestamp);
-      if (event.data.apps === undefined) return { ...state, current };
-      return { ...state, current, ...forgetUnreported(state, event.data.apps) };
+      if (event.data.apps === undefined || nothingToForget(state, current.apps)) return { current };
+      return { current, ...forgetUnreported(state, current.apps) };
     }
     case 'device.online':
-      return { ...state, is_active: true };
+      return { is_active: true };
     case 'device.offline':
-      return { ...state, is_active: false };
+      return { is_active: false };
     case 'container.started':
       return {
-        ...withContainer(state, event, 'running'),
+        containers: withContainer(state.containers, event, 'running'),
         images: event.data.image === null || Object.hasOwn(state.images, event.data.image)
           ? state.images
           : { ...state.images, [event.data.image]: { app_id: event.data.app_id, service_name: event.data.service_name, since: event.timestamp } },
       };
     case 'container.stopped':
       // `removed`: the service left the report, so the container is gone, not just stopped
-      if (event.data.status === 'removed') return { ...state, containers: withoutContainer(state.containers, event.data.app_id, event.data.service_name) };
-      return withContainer(state, event, 'stopped');
+      if (event.data.status === 'removed') return { containers: withoutContainer(state.containers, event.data.app_id, event.data.service_name) };
+      return { containers: withContainer(state.containers, event, 'stopped') };
     case 'container.crashed':
-      return withContainer(state, event, 'crashed');
+      return { containers: withContainer(state.containers, event, 'crashed') };
     case 'image.pulled':
-      if (event.data.image === null) return state;
-      return { ...state, images: { ...state.images, [event.data.image]: { app_id: event.data.app_id, service_name: event.data.service_name, since: event.timestamp } } };
+      if (event.data.image === null) return {};
+      return { images: { ...state.images, [event.data.image]: { app_id: event.data.app_id, service_name: event.data.service_name, since: event.timestamp } } };
     case 'image.pull_failed':
-      return state;
+      return {};
     case 'volume.created':
-      return { ...state, volumes: withName(state.volumes, event.data.app_id, event.data.name) };
+      return { volumes: withName(state.volumes, event.data.app_id, event.data.name) };
     case 'volume.removed':
-      return { ...state, volumes: withoutName(state.volumes, event.data.app_id, event.data.name) };
+      return { volumes: withoutName(state.volumes, event.data.app_id, event.data.name) };
     case 'network.created':
-      return { ...state, networks: withName(state.networks, event.data.app_id, event.data.name) };
+      return { networks: withName(state.networks, event.data.app_id, event.data.name) };
     case 'network.removed':
-      return { ...state, networks: withoutName(state.networks, event.data.app_id, event.data.name) };
+      return { networks: withoutName(state.networks, event.data.app_id, event.data.name) };
     case 'reconciliation.started':
-      return { ...state, reconciliation: { status: 'open', target_version: event.data.target_version, started_at: event.timestamp } };
+      return { reconciliation: { status: 'open', target_version: event.data.target_version, started_at: event.timestamp } };
     case 'reconciliation.completed':
       return {
-        ...state,
         reconciliation: { status: 'completed', target_version: event.data.target_version, started_at: event.data.started_at, ended_at: event.timestamp, duration_ms: event.data.duration_ms },
       };
     case 'reconciliation.failed':
       return {
-        ...state,
         reconciliation: { status: 'failed', target_version: event.data.target_version, started_at: event.data.started_at, ended_at: event.timestamp, duration_ms: event.data.duration_ms, reason: event.data.reason },
       };
     case 'device.connection_lost':
-      return { ...state, connectivity: { status: 'lost', since: event.timestamp, last_seen_at: event.data.last_seen_at } };
+      return { connectivity: { status: 'lost', since: event.timestamp, last_seen_at: event.data.last_seen_at } };
     case 'device.connection_restored':
-      return { ...state, connectivity: { status: 'online', since: event.timestamp } };
+      return { connectivity: { status: 'online', since: event.timestamp } };
     default: {
       const unreachable: never = event;
       return unreachable;
@@ -113,9 +118,9 @@ function applyToRegistered(state: RegisteredDevice, event: Exclude<DeviceEvent, 
 
 type ContainerEvent = DeviceEventOf<'container.started' | 'container.stopped' | 'container.crashed'>;
 
-function withContainer(state: RegisteredDevice, event: ContainerEvent, status: ContainerState['status']): RegisteredDevice {
+function withContainer(containers: RegisteredDevice['containers'], event: ContainerEvent, status: ContainerState['status']): RegisteredDevice['containers'] {
   const { app_id: appId, service_name: serviceName } = event.data;
-  const previous = state.containers[appId]?.[serviceName];
+  const previous = containers[appId]?.[serviceName];
   const container: ContainerState = {
     app_id: appId,
     service_name: serviceName,
@@ -126,7 +131,7 @@ function withContainer(state: RegisteredDevice, event: ContainerEvent, status: C
     restart_count: event.data.restart_count ?? previous?.restart_count ?? 0,
     since: event.timestamp,
   };
-  return { ...state, containers: { ...state.containers, [appId]: { ...state.containers[appId], [serviceName]: container } } };
+  return { ...containers, [appId]: { ...containers[appId], [serviceName]: container } };
 }
 
 function withoutContainer(containers: RegisteredDevice['containers'], appId: string, serviceName: string): RegisteredDevice['containers'] {
@@ -156,6 +161,53 @@ function forgetUnreported(state: RegisteredDevice, apps: Record<string, Reported
   return { containers, images };
 }
 
+/**
+ * True when forgetUnreported would keep every container and image (most reports list the
+ * same services as the last one): checked by lookups, without building the service index.
+ */
+function nothingToForget(state: RegisteredDevice, apps: Record<string, ReportedApp>): boolean {
+  // forgetUnreported's assignment `containers[appId] = …` turns an app id "__proto__" into a
+  // prototype, and rebuilds such an object without it: leave those cases to it
+  if (Object.getPrototypeOf(state.containers) !== Object.prototype) return false;
+  for (const appId of Object.keys(state.containers)) {
+    if (appId === '__proto__') return false;
+    const names = Object.keys(state.containers[appId]!);
+    if (names.length === 0) return false; // forgetUnreported drops an app left without containers
+    for (const name of names) {
+      if (listedService(apps, appId, name) === undefined) return false;
+    }
+  }
+  for (const image of Object.keys(state.images)) {
+    const owner = state.images[image]!;
+    const own = listedService(apps, owner.app_id, owner.service_name);
+    if (own !== undefined && ((own.image ?? null) === null || own.image === image)) continue;
+    if (!imageListed(apps, image)) return false;
+  }
+  return true;
+}
+
+/** A service of the report by app id and name, as reportedServices flattens them; undefined when not listed. */
+function listedService(apps: Record<string, ReportedApp>, appId: string, name: string): { image?: string | null | undefined } | undefined {
+  if (!Object.hasOwn(apps, appId)) return undefined;
+  const app = apps[appId]!;
+  if (app.services === undefined) return name === appId ? app : undefined;
+  return Object.hasOwn(app.services, name) ? app.services[name] : undefined;
+}
+
+/** True when some listed service reports `image`. */
+function imageListed(apps: Record<string, ReportedApp>, image: string): boolean {
+  for (const app of Object.values(apps)) {
+    if (app.services === undefined) {
+      if (app.image === image) return true;
+      continue;
+    }
+    for (const service of Object.values(app.services)) {
+      if (service.image === image) return true;
+    }
+  }
+  return false;
+}
+
 function withName(names: Record<string, string[]>, appId: string, name: string): Record<string, string[]> {
   const current = names[appId] ?? [];
   if (current.includes(name)) return names;
@@ -177,26 +229,37 @@ export function mergeReport(
   reportedAt: string,
 ): CurrentState {
   const merged: CurrentState = {
-    apps: report.apps ?? current?.apps ?? {},
+    apps: report.apps === undefined ? current?.apps ?? {} : previousIfSame(current?.apps, report.apps),
     system: { ...current?.system, ...report.system },
     resources: { ...current?.resources, ...report.resources },
     reported_at: reportedAt,
   };
-  const config = report.config ?? current?.config;
+  const config = report.config === undefined ? current?.config : previousIfSame(current?.config, report.config);
   if (config !== undefined) merged.config = config;
   const updateStatus = report.update_status ?? current?.update_status;
   if (updateStatus !== undefined) merged.update_status = updateStatus;
   return merged;
 }
 
-function withDrift(before: RegisteredDevice, after: RegisteredDevice, at: string): RegisteredDevice {
-  // only the target and the current report move drift; lifecycle events leave it as it was
-  if (after.target === before.target && after.current === before.current) return after;
-  const drift = computeDrift(after.target, after.current);
-  let driftSince = before.drift_since;
-  if (drift.in_sync) driftSince = null;
-  else if (before.drift.in_sync || driftSince === null) driftSince = at;
-  return { ...after, drift, drift_since: driftSince };
+/**
+ * The previous value when the new one is the same JSON (same keys in the same order), so a
+ * report repeating its apps keeps the very same object and the fold can tell by identity that
+ * they did not change.
+ */
+function previousIfSame<T>(previous: T | undefined, next: T): T {
+  return previous !== undefined && sameJson(previous, next) ? previous : next;
+}
+
+/**
+ * The drift after the target or the report changed. When the target, the reported apps and
+ * the reported config are the same objects as before (see previousIfSame), it is the drift
+ * already computed from them.
+ */
+function driftAfter(before: RegisteredDevice, after: RegisteredDevice): Drift {
+  const was = before.current;
+  const now = after.current;
+  if (after.target === before.target && was !== null && now !== null && now.apps === was.apps && now.config === was.config) return before.drift;
+  return computeDrift(after.target, now);
 }
 
 /** Folds events from the initial state (or a given state). */

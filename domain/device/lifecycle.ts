@@ -33,8 +33,8 @@ export function deriveLifecycle(previous: DeviceState, report: StateReport, now:
 function namedResourceChanges(known: Record<string, string[]>, apps: NonNullable<StateReport['apps']>, field: 'volumes' | 'networks') {
   const created: [string, string][] = [];
   const removed: [string, string][] = [];
-  for (const [appId, app] of Object.entries(apps)) {
-    const reported = app[field];
+  for (const appId of Object.keys(apps)) {
+    const reported = apps[appId]![field];
     if (reported === undefined) continue;
     const before = new Set(known[appId] ?? []);
     const after = new Set(reported);
@@ -46,18 +46,29 @@ function namedResourceChanges(known: Record<string, string[]>, apps: NonNullable
 
 function serviceEvents(previous: RegisteredDevice, services: ObservedService[], now: string): DeviceEvent[] {
   const events: DeviceEvent[] = [];
-  const previousReport = indexServices(reportedServices(previous.current?.apps ?? {}));
+  // the previous report's services are looked at only for a pull error or a finished download
+  let previousReport: ReturnType<typeof indexServices> | null = null;
+  const beforeOf = (service: ObservedService) => {
+    if (service.pull_error === null && service.download_progress !== 100) return undefined;
+    previousReport ??= indexServices(reportedServices(previous.current?.apps ?? {}));
+    return previousReport.get(service.app_id)?.get(service.service_name);
+  };
   const pulled = new Set<string>();
   for (const service of services) {
     const known = previous.containers[service.app_id]?.[service.service_name];
-    const before = previousReport.get(service.app_id)?.get(service.service_name);
-    events.push(...imageEvents(previous, known, before, service, pulled, now));
+    events.push(...imageEvents(previous, known, beforeOf(service), service, pulled, now));
     events.push(...containerEvents(known, service, now));
   }
-  const reported = indexServices(services);
-  for (const byService of Object.values(previous.containers)) {
-    for (const known of Object.values(byService)) {
-      if (known.status !== 'running' || reported.get(known.app_id)?.has(known.service_name) === true) continue;
+  let reported: ReturnType<typeof indexServices> | null = null;
+  for (const appId in previous.containers) {
+    if (!Object.hasOwn(previous.containers, appId)) continue;
+    const byService = previous.containers[appId]!;
+    for (const name in byService) {
+      if (!Object.hasOwn(byService, name)) continue;
+      const known = byService[name]!;
+      if (known.status !== 'running') continue;
+      reported ??= indexServices(services);
+      if (reported.get(known.app_id)?.has(known.service_name) === true) continue;
       events.push(containerEvent('container.stopped', now, fromKnown(known, 'removed')));
     }
   }

@@ -75,6 +75,58 @@ export type RegisteredDevice = {
   version: number;
 };
 
+/** The fields of a registered device, in the order evolve creates them (and JSON keeps). */
+const registeredFields = [
+  'status', 'device_name', 'device_type', 'fleet_id', 'mac_address', 'ip_address', 'os_version', 'supervisor_version',
+  'provisioning_key_id', 'is_active', 'target', 'current', 'drift', 'drift_since', 'containers', 'images', 'volumes',
+  'networks', 'reconciliation', 'connectivity', 'registered_at', 'updated_at', 'version',
+] as const satisfies readonly (keyof RegisteredDevice)[];
+
+/** True when `device` has exactly the fields of registeredFields, in that order. */
+function inFieldOrder(device: RegisteredDevice): boolean {
+  let i = 0;
+  for (const key in device) {
+    if (key !== registeredFields[i]) return false;
+    i += 1;
+  }
+  return i === registeredFields.length;
+}
+
+/**
+ * A shallow copy of a registered device, the same as `{ ...device }`. The fold makes one per
+ * event; written out field by field it costs a tenth of a spread of 23 fields in V8. A device
+ * with other fields or another order (a state read back from jsonb, which sorts keys) is
+ * spread, so the copy always keeps the original's order.
+ */
+export function copyRegistered(device: RegisteredDevice): RegisteredDevice {
+  if (!inFieldOrder(device)) return { ...device };
+  return {
+    status: device.status,
+    device_name: device.device_name,
+    device_type: device.device_type,
+    fleet_id: device.fleet_id,
+    mac_address: device.mac_address,
+    ip_address: device.ip_address,
+    os_version: device.os_version,
+    supervisor_version: device.supervisor_version,
+    provisioning_key_id: device.provisioning_key_id,
+    is_active: device.is_active,
+    target: device.target,
+    current: device.current,
+    drift: device.drift,
+    drift_since: device.drift_since,
+    containers: device.containers,
+    images: device.images,
+    volumes: device.volumes,
+    networks: device.networks,
+    reconciliation: device.reconciliation,
+    connectivity: device.connectivity,
+    registered_at: device.registered_at,
+    updated_at: device.updated_at,
+    version: device.version,
+  };
+}
+
 /** Device state is a union on `status`. */
 export type DeviceState = { status: 'unregistered'; version: 0 } | RegisteredDevice;
 

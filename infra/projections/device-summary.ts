@@ -17,6 +17,8 @@ export function createDeviceSummaryProjection(options: Omit<ProjectionOptions<De
   const builder = new ProjectionBuilder<DeviceState>(DEVICE_SUMMARY, {
     ...options,
     key: (event) => (event.aggregate_type === 'device' ? event.aggregate_id : null),
+    // a handler for every device event type: read whole device streams
+    aggregateType: 'device',
     initialState,
     // the handler's source does not show evolve's: its version does
     version: `fold-${FOLD_VERSION}-summary-2`,
@@ -48,7 +50,8 @@ const builders = new WeakMap<DatabasePool, ProjectionBuilder<DeviceState>>();
 export function deviceSummaryProjection(pool: DatabasePool): ProjectionBuilder<DeviceState> {
   let builder = builders.get(pool);
   if (builder === undefined) {
-    builder = createDeviceSummaryProjection({ pool });
+    // continuous mode under ingest load: one read per quarter second rather than one per commit
+    builder = createDeviceSummaryProjection({ pool, coalesceMs: 250, cacheStates: 2_000 });
     builders.set(pool, builder);
   }
   return builder;

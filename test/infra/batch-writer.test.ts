@@ -90,3 +90,43 @@ test.serial('a report for a disabled device is refused even when its state is ca
   await t.throwsAsync(writer.submit(d.uuid, report(1), context(d.uuid)), { message: /disabled/ });
   await t.throwsAsync(writer.submit(d.uuid, report(2), context(d.uuid)), { message: /disabled/ });
 });
+
+test.serial('a device written by this writer is decided from memory; when another writer moved it, the answer comes from a fresh read', async (t) => {
+  const { key } = await app.createProvisioningKey();
+  const d = await app.registerDevice(key);
+  const writer = createDeviceBatchWriter(app.db.pool, app.deps.store);
+  const first = await writer.submit(d.uuid, report(1), context(d.uuid));
+  t.is(first.events.length, 1);
+  // another writer appends report 2; this writer still holds report 1 in memory
+  await handleCommand(app.db.pool, app.deps.store, deviceAdapter, d.uuid, report(2), context(d.uuid));
+  // report 1 again: unchanged against memory, but a change against the stream: it is written
+  const again = await writer.submit(d.uuid, report(1), context(d.uuid));
+  t.is(again.events.length, 1, 'an unchanged answer is never given from memory alone');
+  t.is(again.state.version, first.state.version + 2);
+  // and once more: now memory is fresh, nothing changed, nothing written
+  const same = await writer.submit(d.uuid, report(1), context(d.uuid));
+  t.is(same.events.length, 0);
+  // a change decided from stale memory loses its compare-and-set and is retried alone
+  await handleCommand(app.db.pool, app.deps.store, deviceAdapter, d.uuid, report(3), context(d.uuid));
+  const changed = await writer.submit(d.uuid, report(4), context(d.uuid));
+  t.is(changed.events.length, 1);
+  t.is(changed.events[0]!.aggregate_version, again.state.version + 2);
+  await assertFoldEqualsReadModel(t, d.uuid);
+});
+
+test.serial('reports travel as the parser made them: app ids as keys fold and store as before', async (t) => {
+  const { key } = await app.createProvisioningKey();
+  const d = await app.registerDevice(key);
+  const body = (n: number) => ({ [d.uuid]: {
+    apps: { '1000': { status: 'running', containerId: 'c-1', services: { main: { status: 'Running', image: 'r/web:1' } } }, '1001': { status: 'running', containerId: 'c-2' } },
+    uptime: n, cpu_usage: n } });
+  for (const n of [1, 2, 3]) {
+    const response = await app.request('PATCH', '/api/v1/device/state', { token: d.key, body: body(n) });
+    t.is(response.status, 200, response.text);
+  }
+  // the zod schema still decides what is valid, and names the field
+  const bad = await app.request('PATCH', '/api/v1/device/state', { token: d.key, body: { [d.uuid]: { apps: { '1000': { status: 7 } } } } });
+  t.is(bad.status, 400);
+  t.regex(bad.body.error.message, /apps\.1000\.status/);
+  await assertFoldEqualsReadModel(t, d.uuid);
+});

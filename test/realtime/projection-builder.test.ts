@@ -155,3 +155,34 @@ test.serial('keyed states: one per key; null deletes; a changed definition build
   await changed.process();
   t.deepEqual(await changed.getState('dev-0'), { events: 1 });
 });
+
+test.serial('states kept in memory are dropped when another builder commits; whole-stream reads fold every event once, in order', async (t) => {
+  const build = (cacheStates: number) => {
+    const builder = new ProjectionBuilder<{ seen: number[] }>('cached_per_aggregate', {
+      pool: db.pool, batchSize: 5, cacheStates, aggregateType: 'cache-test',
+      key: (event) => event.aggregate_id,
+      initialState: () => ({ seen: [] }),
+    });
+    builder.on('test.happened', (event, state) => ({ seen: [...state.seen, event.aggregate_version] }));
+    return builder;
+  };
+  const a = build(100);
+  const b = build(0);
+  t.is(a.definition, b.definition, 'cacheStates is not part of the definition');
+  const ids = ['agg-1', 'agg-2', 'agg-3'];
+  const round = async (n: number) => {
+    for (const id of ids) await append(db.pool, id, n, { aggregateType: 'cache-test' });
+    await append(db.pool, 'other', 1, { aggregateType: 'not-read' });
+    await waitForHorizon(db.pool);
+  };
+  await round(3);
+  await a.process();
+  await round(2);
+  await b.process(); // another process commits: a's memory is stale
+  await round(2);
+  await a.process();
+  await round(1);
+  await a.process();
+  for (const id of ids) t.deepEqual((await a.getState(id)).seen, [1, 2, 3, 4, 5, 6, 7, 8], id);
+  t.deepEqual(await a.getState('other'), { seen: [] }, 'other aggregate types are not read');
+});
