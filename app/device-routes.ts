@@ -126,14 +126,13 @@ export function plainValidReport(value: unknown): value is z.infer<typeof report
 }
 
 /**
- * A report entry, validated. The result is the JSON value itself, which for any valid
- * report equals what the schema would return (no defaults or transforms): its objects
- * keep the parser's compact shape instead of being rebuilt.
+ * A report entry, validated. On the fast path the result is the JSON value itself, which
+ * equals what the schema would return (test/http/report-fast-path.test.ts): its objects keep
+ * the parser's compact shape instead of being rebuilt. Otherwise, the schema's output.
  */
 export function parseReport(value: unknown, root: string): z.infer<typeof reportBody> {
   if (plainValidReport(value)) return value;
-  parseOr400(reportBody, value, root);
-  return value as z.infer<typeof reportBody>;
+  return parseOr400(reportBody, value, root);
 }
 
 /** Sorts a validated report into the buckets the domain folds. */

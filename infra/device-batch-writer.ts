@@ -181,6 +181,7 @@ export function createDeviceBatchWriter(pool: DatabasePool, store: EventStore, o
       const rows = prepareEvents('device', job.uuid, loaded.head, toNewEvents({ ...deviceAdapter, causes: causationIndexes }, events, job.context));
       return { job, loaded, state, rows };
     } catch (error) {
+      if (!fresh) return 'verify'; // a failure, too, is only an answer from a fresh read
       job.reject(error);
       return 'done';
     }

@@ -188,8 +188,8 @@ export async function readFeedBatch(
     ...filterConditions(filter),
   ];
   // One statement, one snapshot: the horizon, the events below it, and whether committed
-  // events wait above it. ORDER BY names the table's columns: the select list has
-  // transaction_id as text.
+  // events wait above it. The inner ORDER BY names the table's columns (the select list has
+  // transaction_id as text); the outer one keeps that order whatever the join's plan.
   const page = await connection.any(sql.type(pageRow)`
     WITH h AS (
       SELECT x.horizon, EXISTS (SELECT 1 FROM events WHERE ${sql.join([sql.fragment`transaction_id >= x.horizon`, ...filterConditions(filter)], sql.fragment` AND `)}) AS held
@@ -199,7 +199,8 @@ export async function readFeedBatch(
       FROM h LEFT JOIN LATERAL (
         SELECT ${eventColumns} FROM events WHERE ${sql.join(conditions, sql.fragment` AND `)}
         ORDER BY events.transaction_id, events.global_position LIMIT ${options.limit}
-      ) e ON true`);
+      ) e ON true
+     ORDER BY e.transaction_id::xid8, e.global_position`);
   const horizon = page[0]!.page_horizon;
   const held = page[0]!.page_held;
   const rows: StoredEvent[] = [];

@@ -129,7 +129,8 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
         }
         if (!more) return;
       }
-    });
+      // no retry: consume has already folded what it was given, so a second pass would fold twice
+    }, 0);
   }
 
   /**
