@@ -36,6 +36,8 @@ const planRow = z.object({ 'QUERY PLAN': z.string() });
 const PAGE = 5_000;
 const BATCH = 1_000;
 const FLEET_CHUNK = 1_000;
+/** From this many devices on, a fleet is read on two connections at once. */
+const FLEET_SPLIT_AT = 2_000;
 
 /** An event's instant as the ISO text replay uses, formatted by PostgreSQL (parsing it in JS costs ~2 µs a row). */
 export const isoTimestamp = sql.fragment`to_char("timestamp" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
@@ -88,7 +90,12 @@ const foldCursor = (uuid: string, afterVersion: number, lower: string | null, up
    ORDER BY aggregate_version`;
 
 /** Options: `snapshots: false` folds from the first event (tests compare both paths). */
-export type ReplayQueryOptions = { clock?: () => Date; snapshots?: boolean };
+export type ReplayQueryOptions = {
+  clock?: () => Date;
+  snapshots?: boolean;
+  /** From this many devices on, fleetAt reads two halves on two connections at once (default 2,000). */
+  fleetSplitAt?: number;
+};
 
 /** The database as a replay source. */
 export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOptions = {}) {
@@ -248,36 +255,51 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
       });
       // each device's events after its base, from the lower bound stateAt uses, device after
       // device: one index scan per device (a join on all the ids let the planner scan whole
-      // partitions), read through one cursor and folded as they arrive
-      const cursor = sql.fragment`
-        DECLARE replay_events NO SCROLL CURSOR FOR
-        SELECT b.n AS device, ${foldColumns('e')}
-          FROM ${sql.unnest(devices.map((d, i) => [d.uuid, bases[i]!.version, minus(snaps.get(d.uuid)?.last_event_at ?? d.registered_at, TIMESTAMP_SLACK_MS)]), ['text', 'int8', 'timestamptz'])}
-               WITH ORDINALITY AS b(id, version, lower, n)
-         CROSS JOIN LATERAL (
-           SELECT * FROM events
-            WHERE aggregate_type = 'device' AND aggregate_id = b.id AND aggregate_version > b.version
-              AND "timestamp" <= ${at}::timestamptz AND "timestamp" >= b.lower
-            ORDER BY aggregate_version) e
-         ORDER BY b.n, e.aggregate_version`;
-      const results: { summary: DeviceSummary; result: StateAt }[] = [];
-      let pending: FoldEvent[] = [];
-      const finish = () => {
-        const folder = createFolder(bases[results.length]!, at);
-        folder.add(pending);
-        pending = [];
-        results.push({ summary: devices[results.length]!, result: folder.result() });
+      // partitions), read through a cursor and folded as they arrive. A large fleet is read in
+      // two halves on two connections at once: PostgreSQL works on the second half while
+      // this process folds the first.
+      const parts = devices.length >= (options.fleetSplitAt ?? FLEET_SPLIT_AT) ? 2 : 1;
+      const size = Math.ceil(devices.length / parts);
+      const done: number[] = [];
+      const readPart = async (part: number): Promise<{ summary: DeviceSummary; result: StateAt }[]> => {
+        const from = part * size;
+        const members = devices.slice(from, from + size);
+        const results: { summary: DeviceSummary; result: StateAt }[] = [];
+        if (members.length === 0) return results;
+        const cursor = sql.fragment`
+          DECLARE replay_events NO SCROLL CURSOR FOR
+          SELECT b.n AS device, ${foldColumns('e')}
+            FROM ${sql.unnest(members.map((d, i) => [d.uuid, bases[from + i]!.version, minus(snaps.get(d.uuid)?.last_event_at ?? d.registered_at, TIMESTAMP_SLACK_MS)]), ['text', 'int8', 'timestamptz'])}
+                 WITH ORDINALITY AS b(id, version, lower, n)
+           CROSS JOIN LATERAL (
+             SELECT * FROM events
+              WHERE aggregate_type = 'device' AND aggregate_id = b.id AND aggregate_version > b.version
+                AND "timestamp" <= ${at}::timestamptz AND "timestamp" >= b.lower
+              ORDER BY aggregate_version) e
+           ORDER BY b.n, e.aggregate_version`;
+        let pending: FoldEvent[] = [];
+        const finish = () => {
+          const folder = createFolder(bases[from + results.length]!, at);
+          folder.add(pending);
+          pending = [];
+          results.push({ summary: members[results.length]!, result: folder.result() });
+        };
+        const progress = () => {
+          done[part] = results.length;
+          fleetOptions.onProgress?.(done.reduce((a, b) => a + b, 0), devices.length);
+        };
+        await eachBatch(cursor, fleetEventRow, (rows) => {
+          for (const row of rows) {
+            while (results.length < row.device - 1) finish();
+            pending.push(toFoldEvent(row));
+          }
+          progress();
+        });
+        while (results.length < members.length) finish();
+        progress();
+        return results;
       };
-      await eachBatch(cursor, fleetEventRow, (rows) => {
-        for (const row of rows) {
-          while (results.length < row.device - 1) finish();
-          pending.push(toFoldEvent(row));
-        }
-        fleetOptions.onProgress?.(results.length, devices.length);
-      });
-      while (results.length < devices.length) finish();
-      fleetOptions.onProgress?.(results.length, devices.length);
-      return results;
+      return (await Promise.all(Array.from({ length: parts }, (_, part) => readPart(part)))).flat();
     },
 
     async eventCounts(eventType, from, to) {

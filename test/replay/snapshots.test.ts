@@ -169,6 +169,9 @@ test('fleet at an instant equals each device\'s own state at that instant', asyn
     for (const { summary, result } of fleet) {
       t.deepEqual(normalise(result.state), normalise(replayAt(histories[summary.uuid]!, at)), `${summary.uuid} at ${at}`);
     }
+    // read in two halves on two connections (as a fleet of 2,000 or more is): the same answer, in the same order
+    const split = await createReplayQueries(fleetDb.pool, { fleetSplitAt: 1 }).fleetAt(at);
+    t.deepEqual(split.map((f) => [f.summary, normalise(f.result.state), f.result.events_folded]), fleet.map((f) => [f.summary, normalise(f.result.state), f.result.events_folded]), `split fleet at ${at}`);
     const odd = await queries.fleetAt(at, { fleet: 'odd' });
     t.true(odd.every((f) => f.summary.fleet_id === 'odd'));
   }
