@@ -14,7 +14,8 @@ import type { DeviceEvent } from '../domain/device/events.ts';
 import type { DeviceState, RegisteredDevice } from '../domain/device/state.ts';
 import { handleCommand, toNewEvents, type CommandResult } from './command-handler.ts';
 import { deviceAdapter } from './device-store.ts';
-import { prepareEvents, type EventMetadata, type EventStore, type PreparedEvent, type StoredEvent, type StreamHead } from './event-store.ts';
+import { prepareEvents, type EventMetadata, type EventStore, type PreparedEvent, type StreamHead } from './event-store.ts';
+import { StateCache } from './state-cache.ts';
 
 /** One device command waiting for its batch. */
 type Job = {
@@ -26,7 +27,7 @@ type Job = {
 };
 
 type Loaded = { state: DeviceState; head: StreamHead };
-type Decided = { job: Job; loaded: Loaded; state: RegisteredDevice; rows: PreparedEvent[] };
+type Decided = { job: Job; loaded: Loaded; state: RegisteredDevice; rows: PreparedEvent[]; stateJson?: string };
 
 const loadRow = z.object({ uuid: z.string(), version: z.number(), last_hash: z.string(), state: z.unknown(), fold_version: z.number().nullable() });
 const insertedRow = z.object({ event_id: z.string(), aggregate_id: z.string(), global_position: z.number(), transaction_id: z.string() });
@@ -56,8 +57,10 @@ export type BatchWriterOptions = {
   maxBatch?: number;
   /** Batches written at the same time (each on its own connection). */
   maxInFlight?: number;
-  /** Devices whose last committed state is kept in memory (saves reading it back). */
+  /** Devices whose last committed state is kept in memory as an object (saves reading it back). */
   cacheSize?: number;
+  /** Devices, beyond those, whose last committed state is kept as JSON text (see state-cache.ts). */
+  coldCacheSize?: number;
 };
 
 /** The writer: `submit` resolves when the command's events are committed. */
@@ -71,18 +74,16 @@ export type DeviceBatchWriter = {
 export function createDeviceBatchWriter(pool: DatabasePool, store: EventStore, options: BatchWriterOptions = {}): DeviceBatchWriter {
   const maxBatch = options.maxBatch ?? 256;
   const maxInFlight = options.maxInFlight ?? 3;
-  const cacheSize = options.cacheSize ?? 2_000;
   const queue: Job[] = [];
   const busy = new Set<string>();
-  const cache = new Map<string, Loaded>();
+  // a fleet of 10,000 devices reporting in turn: 2,000 as objects, the rest as JSON text
+  const cache = new StateCache<Loaded>({ hot: options.cacheSize ?? 2_000, cold: options.coldCacheSize ?? 20_000 });
   let inFlight = 0;
   let scheduled = false;
 
-  const remember = (uuid: string, loaded: Loaded) => {
-    cache.delete(uuid);
-    if (cacheSize === 0) return;
-    if (cache.size >= cacheSize) cache.delete(cache.keys().next().value!);
-    cache.set(uuid, loaded);
+  /** Keeps a device's committed state; `stateJson`, when known, is JSON.stringify(loaded.state). */
+  const remember = (uuid: string, loaded: Loaded, stateJson?: string) => {
+    cache.set(uuid, loaded, stateJson === undefined ? undefined : `{"state":${stateJson},"head":${JSON.stringify(loaded.head)}}`);
   };
 
   function schedule(): void {
@@ -231,7 +232,7 @@ export function createDeviceBatchWriter(pool: DatabasePool, store: EventStore, o
           const events = d.rows.map((row) => ({ ...row, ...inserted.get(row.event_id)! }));
           const last = events[events.length - 1]!;
           const head = { version: last.aggregate_version, last_hash: last.hash };
-          remember(d.job.uuid, { state: compactKeyed(d.state, d.loaded.state), head });
+          remember(d.job.uuid, { state: compactKeyed(d.state, d.loaded.state), head }, d.stateJson);
           store.recordAppended(events);
           d.job.resolve({ state: d.state, events, head });
         }
@@ -252,15 +253,18 @@ export function createDeviceBatchWriter(pool: DatabasePool, store: EventStore, o
   async function write(decided: Decided[]): Promise<Map<string, Map<string, { global_position: number; transaction_id: string }>>> {
     const rows = decided.flatMap((d) => d.rows);
     await store.partitions.ensure(pool, rows.map((r) => r.timestamp));
-    const devices = JSON.stringify(decided.map((d) => {
+    // the state's JSON is made once: for the batch and for the cache's cold tier
+    const devices = `[${decided.map((d) => {
       const last = d.rows[d.rows.length - 1]!;
-      return {
+      d.stateJson = JSON.stringify(d.state);
+      const fields = JSON.stringify({
         uuid: d.job.uuid, expected: d.loaded.head.version, version: last.aggregate_version, last_hash: last.hash,
-        state: d.state, is_active: d.state.is_active, in_sync: d.state.drift.in_sync, drift_since: d.state.drift_since,
+        is_active: d.state.is_active, in_sync: d.state.drift.in_sync, drift_since: d.state.drift_since,
         target_version: d.state.target?.version ?? 0, updated_at: d.state.updated_at,
         seen_at: d.job.context.metadata.actor.type === 'device' ? last.timestamp : null,
-      };
-    }));
+      });
+      return `${fields.slice(0, -1)},"state":${d.stateJson}}`;
+    }).join(',')}]`;
     const events = JSON.stringify(rows);
     const inserted = await pool.any(sql.type(insertedRow)`
       WITH input AS (

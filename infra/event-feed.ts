@@ -147,8 +147,17 @@ function filterConditions(filter: FeedFilter) {
     conditions.push(sql.fragment`(event_type = ANY(${sql.array([...(filter.types ?? [])], 'text')}) OR event_type LIKE ANY(${patterns}))`);
   } else if (filter.types !== undefined) conditions.push(sql.fragment`event_type = ANY(${sql.array([...filter.types], 'text')})`);
   if (filter.aggregateType !== undefined) conditions.push(sql.fragment`aggregate_type = ${filter.aggregateType}`);
-  if (filter.aggregateId !== undefined) conditions.push(sql.fragment`aggregate_id = ${filter.aggregateId}`);
-  return conditions;
+  if (filter.aggregateId !== undefined) {
+    conditions.push(sql.fragment`aggregate_id = ${filter.aggregateId}`);
+    return conditions;
+  }
+  // A feed is read in feed order through events_feed_idx. A type or aggregate-type condition
+  // matches most of a day's events, yet the planner, which cannot know the horizon, may
+  // choose the index on that column and read the whole day partition for a page of a few
+  // hundred events (measured: 100 ms per read at 70,000 events, growing all day). `IS TRUE`
+  // (same meaning: these columns are NOT NULL) keeps those indexes out of it; one device's
+  // feed (aggregateId) is narrow, and its aggregate index is the right one.
+  return conditions.map((condition) => sql.fragment`(${condition}) IS TRUE`);
 }
 
 /** The transaction-id horizon now: every transaction below it has ended. */
@@ -192,7 +201,10 @@ export async function readFeedBatch(
   // transaction_id as text); the outer one keeps that order whatever the join's plan.
   const page = await connection.any(sql.type(pageRow)`
     WITH h AS (
-      SELECT x.horizon, EXISTS (SELECT 1 FROM events WHERE ${sql.join([sql.fragment`transaction_id >= x.horizon`, ...filterConditions(filter)], sql.fragment` AND `)}) AS held
+      -- the first event at or above the horizon, found through events_feed_idx (an EXISTS
+      -- would let the planner drop the ORDER BY and scan a whole partition to prove there is none)
+      SELECT x.horizon, (SELECT transaction_id FROM events WHERE ${sql.join([sql.fragment`transaction_id >= x.horizon`, ...filterConditions(filter)], sql.fragment` AND `)}
+                          ORDER BY transaction_id, global_position LIMIT 1) IS NOT NULL AS held
         FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) x
     )
     SELECT h.horizon::text AS page_horizon, h.held AS page_held, e.*

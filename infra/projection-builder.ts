@@ -18,6 +18,7 @@ import { EVENTS_CHANNEL, KnownVersions, encodeCursor, feedLag, readFeedBatch, ty
 import type { StoredEvent } from './event-store.ts';
 import { describeError, stderrLog } from './event-listener.ts';
 import { LeaderLoop, type RealtimeLog, type StepResult } from './leader-loop.ts';
+import { StateCache } from './state-cache.ts';
 import {
   commitProjection, findProjection, loadProjection, loadStates, projectionCursor, readState, recordProjectionError, resetProjection,
   type ProjectionRow,
@@ -47,6 +48,8 @@ export type ProjectionOptions<S> = DatabaseOption & {
    * keys it has not seen; valid while no other process commits to the projection.
    */
   cacheStates?: number;
+  /** States kept beyond those as JSON text, parsed when next needed (default 0; see state-cache.ts). */
+  coldCacheStates?: number;
   pollIntervalMs?: number;
   /**
    * Continuous mode: after a batch that was not full, wait until this long after it before
@@ -99,7 +102,7 @@ export class ProjectionBuilder<S = Record<string, any>> {
   #known = new KnownVersions();
   #knownRevision: number | null = null;
   /** States as committed by this builder, same validity as #known. */
-  readonly #cached = new Map<string, unknown>();
+  readonly #cached: StateCache<unknown>;
   #nextReadAt = 0;
 
   constructor(name: string, options: ProjectionOptions<S> = {}) {
@@ -107,6 +110,7 @@ export class ProjectionBuilder<S = Record<string, any>> {
     assertDatabaseOption(options, `ProjectionBuilder "${name}"`);
     this.name = name;
     this.#options = options;
+    this.#cached = new StateCache({ hot: options.cacheStates ?? 0, cold: options.coldCacheStates ?? 0 });
   }
 
   /** Folds events of `type` with `handler` (several handlers for a type run in order). */
@@ -232,26 +236,22 @@ export class ProjectionBuilder<S = Record<string, any>> {
   }
 
   /**
-   * Keeps the states of a committed batch in memory (up to `cacheStates` keys, least
-   * recently used first out), as stored: JSON, read back from what was written.
+   * Keeps the states of a committed batch in memory (`cacheStates` as objects, then
+   * `coldCacheStates` as JSON text; least recently used first out), as stored: JSON, read back
+   * from what was written.
    */
   #remember(stored: Map<string, unknown>, upserts: ReadonlyMap<string, S>, deletes: ReadonlySet<string>): void {
-    const max = this.#options.cacheStates ?? 0;
-    if (max === 0) return;
+    if ((this.#options.cacheStates ?? 0) + (this.#options.coldCacheStates ?? 0) === 0) return;
     for (const [key, state] of stored) {
-      if (upserts.has(key) || deletes.has(key)) continue;
-      this.#cached.delete(key);
+      // a state taken from the cache is already its newest entry (with its JSON, if it has one)
+      if (upserts.has(key) || deletes.has(key) || this.#cached.has(key)) continue;
       this.#cached.set(key, state);
     }
     for (const [key, state] of upserts) {
-      this.#cached.delete(key);
-      this.#cached.set(key, JSON.parse(JSON.stringify(state)));
+      const json = JSON.stringify(state);
+      this.#cached.set(key, JSON.parse(json), json);
     }
     for (const key of deletes) this.#cached.delete(key);
-    for (const key of this.#cached.keys()) {
-      if (this.#cached.size <= max) break;
-      this.#cached.delete(key);
-    }
   }
 
   #initial(): S {

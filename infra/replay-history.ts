@@ -26,13 +26,48 @@ export type FoldEvent = Pick<ReplayEvent, 'event_id' | 'event_type' | 'aggregate
 
 /** The row as the fold sees it; `validate` checks `data` against the event's zod schema (fixtures). */
 export function toDeviceEvent(row: Omit<FoldEvent, 'at_ms' | 'device_caused'>, validate = false): DeviceEvent {
+  return deviceEventAt(row, row.timestamp, validate);
+}
+
+/** As toDeviceEvent, for a row whose ISO instant is given apart (FoldRow). */
+function deviceEventAt(row: Omit<FoldRow, 'at_ms' | 'device_caused'>, timestamp: string, validate: boolean): DeviceEvent {
   if (!isDeviceEventType(row.event_type)) throw new UnknownEventTypeError(row);
-  if (validate) return parseDeviceEvent({ type: row.event_type, data: row.data, timestamp: row.timestamp });
-  return { type: row.event_type, data: row.data, timestamp: row.timestamp } as DeviceEvent;
+  if (validate) return parseDeviceEvent({ type: row.event_type, data: row.data, timestamp });
+  return { type: row.event_type, data: row.data, timestamp } as DeviceEvent;
 }
 
 /** Milliseconds since the epoch of an ISO instant. */
 export const instantMs = (iso: string): number => Date.parse(iso);
+
+const DAY_MS = 86_400_000;
+const pad = (n: number, width: number) => String(n).padStart(width, '0');
+// the time of day in three pieces, "HH:mm:" (by minute of the day), "ss." and "sssZ"
+const MINUTES = Array.from({ length: 1_440 }, (_, m) => `${pad(Math.floor(m / 60), 2)}:${pad(m % 60, 2)}:`);
+const SECONDS = Array.from({ length: 60 }, (_, s) => `${pad(s, 2)}.`);
+const MILLIS = Array.from({ length: 1_000 }, (_, ms) => `${pad(ms, 3)}Z`);
+let cachedDay = NaN;
+let cachedDayPrefix = '';
+
+/**
+ * `new Date(ms).toISOString()`, an order of magnitude cheaper: a full replay formats 100,000
+ * instants, nearly all on a day already seen, so the date part ("2026-01-05T", or "+012345-…T"
+ * outside years 0–9999) is kept from the last call and only the time of day is put together
+ * from tables. Anything but an integer in Date's range (±8.64e15) is left to Date itself, which
+ * truncates fractions and throws the same RangeError. test/replay/iso-instant.test.ts compares
+ * both over boundaries and random instants.
+ */
+export function isoOfMs(ms: number): string {
+  if (!Number.isInteger(ms) || ms > 8.64e15 || ms < -8.64e15) return new Date(ms).toISOString();
+  const day = Math.floor(ms / DAY_MS) * DAY_MS; // ms are exact integers, so is day (a multiple of 86,400,000 in range)
+  if (day !== cachedDay) {
+    const iso = new Date(day).toISOString();
+    cachedDayPrefix = iso.slice(0, iso.length - 13); // without "00:00:00.000Z"
+    cachedDay = day;
+  }
+  const ofDay = ms - day;
+  const seconds = Math.floor(ofDay / 1000);
+  return cachedDayPrefix + MINUTES[Math.floor(seconds / 60)]! + SECONDS[seconds % 60]! + MILLIS[ofDay % 1000]!;
+}
 
 /** True when the device itself caused the event (its last sign of life before an instant). */
 export function isDeviceCaused(event: ReplayEvent): boolean {
@@ -87,6 +122,12 @@ export type StateAt = {
 
 const later = (a: string | null, b: string | null): string | null => (a === null ? b : b === null ? a : (instantMs(b) > instantMs(a) ? b : a));
 
+/**
+ * A fold row as the database's state reads send it: a FoldEvent whose instant is only in ms
+ * since the epoch. The folder formats the ISO text (isoOfMs) only for the events it folds.
+ */
+export type FoldRow = Omit<FoldEvent, 'timestamp'>;
+
 /** Folds events into a base incrementally (page by page); `result()` is the state at `at`. */
 export function createFolder(base: ReplayBase, at: string, validate = false) {
   const t = instantMs(at);
@@ -94,18 +135,29 @@ export function createFolder(base: ReplayBase, at: string, validate = false) {
   let lastSeen = base.last_seen_at;
   let lastSeenMs = lastSeen === null ? -Infinity : instantMs(lastSeen);
   let folded = 0;
+  /** Folds one event (version > base.version, at or before `at`) stamped `timestamp`. */
+  const fold = (event: FoldRow, timestamp: string): void => {
+    state = evolve(state, deviceEventAt(event, timestamp, validate));
+    // the latest instant, not the last event's: timestamps may go backwards
+    if (event.device_caused && event.at_ms > lastSeenMs) {
+      lastSeen = timestamp;
+      lastSeenMs = event.at_ms;
+    }
+    folded += 1;
+  };
   return {
     /** Adds events in version order, all with version > base.version; those after `at` are skipped. */
     add(events: readonly FoldEvent[]): void {
       for (const event of events) {
         if (event.aggregate_version <= base.version || event.at_ms > t) continue;
-        state = evolve(state, toDeviceEvent(event, validate));
-        // the latest instant, not the last event's: timestamps may go backwards
-        if (event.device_caused && event.at_ms > lastSeenMs) {
-          lastSeen = event.timestamp;
-          lastSeenMs = event.at_ms;
-        }
-        folded += 1;
+        fold(event, event.timestamp);
+      }
+    },
+    /** As `add`, for rows with the instant in ms only. */
+    addRows(rows: readonly FoldRow[]): void {
+      for (const row of rows) {
+        if (row.aggregate_version <= base.version || row.at_ms > t) continue;
+        fold(row, isoOfMs(row.at_ms));
       }
     },
     result(): StateAt {

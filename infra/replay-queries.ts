@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { FOLD_VERSION } from '../domain/device/evolve.ts';
 import type { DeviceState } from '../domain/device/state.ts';
 import { storedEventRow, type StoredEvent } from './event-store.ts';
-import { createFolder, initialBase, instantMs, type FoldEvent, type ReplayBase, type ReplayEvent, type StateAt } from './replay-history.ts';
+import { createFolder, initialBase, instantMs, type FoldRow, type ReplayBase, type ReplayEvent, type StateAt } from './replay-history.ts';
 import { ReplayError, type DeviceSummary, type EventWindow, type ReplaySource } from './replay-source.ts';
 import { assertAfterHorizon, readHorizon } from './retention-horizon.ts';
 import { createSnapshotStore, TIMESTAMP_SLACK_MS, type Snapshot } from './snapshots.ts';
@@ -45,24 +45,15 @@ export const isoTimestamp = sql.fragment`to_char("timestamp" AT TIME ZONE 'UTC',
 // replay needs only the actor of an event's metadata (for "last seen" and "caused by")
 const replayColumns = sql.fragment`event_id, event_type, aggregate_version, data,
   jsonb_build_object('actor', metadata->'actor') AS metadata, ${isoTimestamp} AS "timestamp", source`;
-// what the folder reads (FoldEvent): the instant as ms since the epoch, turned into ISO text in
-// JS (to_char costs PostgreSQL about 1 µs a row, and full replays are bound by PostgreSQL), and
-// isDeviceCaused() computed here, so metadata is neither sent nor parsed
+// what the folder reads (FoldRow): the instant as ms since the epoch, turned into ISO text in
+// JS by the folder (to_char costs PostgreSQL about 1 µs a row, and full replays are bound by PostgreSQL), and
+// isDeviceCaused() computed here, so metadata is neither sent nor parsed. The rows are FoldRows
+// as they come from the driver: no second object per row
 const foldColumns = (e: string) => sql.fragment`${sql.identifier([e, 'event_id'])}, ${sql.identifier([e, 'event_type'])},
   ${sql.identifier([e, 'aggregate_version'])}, ${sql.identifier([e, 'data'])},
   floor(extract(epoch FROM ${sql.identifier([e, 'timestamp'])}) * 1000)::int8 AS at_ms,
   (COALESCE(${sql.identifier([e, 'metadata'])}->'actor'->>'type' = 'device', false) OR ${sql.identifier([e, 'source'])} = 'device') AS device_caused`;
 
-/** A fold row as the folder reads it. */
-const toFoldEvent = (row: z.infer<typeof foldEventRow>): FoldEvent => ({
-  event_id: row.event_id,
-  event_type: row.event_type,
-  aggregate_version: row.aggregate_version,
-  data: row.data,
-  timestamp: new Date(row.at_ms).toISOString(),
-  at_ms: row.at_ms,
-  device_caused: row.device_caused,
-});
 const exportColumns = sql.fragment`event_id, event_type, aggregate_type, aggregate_id, aggregate_version,
   global_position, transaction_id::text AS transaction_id, data, metadata, "timestamp", source, hash`;
 
@@ -127,7 +118,16 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
       for (;;) {
         const rows = await next;
         const more = rows.length === BATCH;
-        if (more) next = fetch();
+        if (more) {
+          next = fetch();
+          next.catch(() => undefined); // awaited below; until then a failure must not count as unhandled
+          // slonik sends the FETCH only a few awaits later, in microtasks that would otherwise
+          // wait for the synchronous fold below: PostgreSQL sat idle while every batch was
+          // folded. After this turn of the event loop the FETCH is on its way, and PostgreSQL
+          // reads the next batch while this one is folded (a full replay of 100,000 events:
+          // 1.25 → 0.86 s, measured)
+          await new Promise((resolve) => setImmediate(resolve));
+        }
         try {
           consume(rows);
         } catch (error) {
@@ -203,9 +203,9 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
       const first = await pool.any(sql.type(foldEventRow)`
         SELECT ${foldColumns('events')} FROM events WHERE ${eventsAfter(uuid, base.version, lower, at)}
          ORDER BY aggregate_version LIMIT ${BATCH}`);
-      folder.add(first.map(toFoldEvent));
+      folder.addRows(first);
       if (first.length === BATCH) {
-        await eachBatch(foldCursor(uuid, first[first.length - 1]!.aggregate_version, lower, at), foldEventRow, (rows) => folder.add(rows.map(toFoldEvent)));
+        await eachBatch(foldCursor(uuid, first[first.length - 1]!.aggregate_version, lower, at), foldEventRow, (rows) => folder.addRows(rows));
       }
       return folder.result();
     },
@@ -277,10 +277,10 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
                 AND "timestamp" <= ${at}::timestamptz AND "timestamp" >= b.lower
               ORDER BY aggregate_version) e
            ORDER BY b.n, e.aggregate_version`;
-        let pending: FoldEvent[] = [];
+        let pending: FoldRow[] = [];
         const finish = () => {
           const folder = createFolder(bases[from + results.length]!, at);
-          folder.add(pending);
+          folder.addRows(pending);
           pending = [];
           results.push({ summary: members[results.length]!, result: folder.result() });
         };
@@ -291,7 +291,7 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
         await eachBatch(cursor, fleetEventRow, (rows) => {
           for (const row of rows) {
             while (results.length < row.device - 1) finish();
-            pending.push(toFoldEvent(row));
+            pending.push(row);
           }
           progress();
         });

@@ -114,6 +114,23 @@ test.serial('a device written by this writer is decided from memory; when anothe
   await assertFoldEqualsReadModel(t, d.uuid);
 });
 
+test.serial('a device whose state is only kept as JSON (cold tier) is decided from that copy, still under the compare-and-set', async (t) => {
+  const { key } = await app.createProvisioningKey();
+  const devices = [await app.registerDevice(key), await app.registerDevice(key)];
+  // no state kept as an object: every cached state is the JSON tier's
+  const writer = createDeviceBatchWriter(app.db.pool, app.deps.store, { cacheSize: 0, coldCacheSize: 10 });
+  for (const d of devices) t.is((await writer.submit(d.uuid, report(1), context(d.uuid))).events.length, 1);
+  const [d] = devices;
+  // from the JSON copy: unchanged is checked against a fresh read, so nothing is written
+  t.is((await writer.submit(d!.uuid, report(1), context(d!.uuid))).events.length, 0);
+  // another writer moves the stream on: the copy is stale, its compare-and-set loses, the retry reads fresh
+  await handleCommand(app.db.pool, app.deps.store, deviceAdapter, d!.uuid, report(2), context(d!.uuid));
+  const changed = await writer.submit(d!.uuid, report(3), context(d!.uuid));
+  t.is(changed.events.length, 1);
+  t.is((await writer.submit(d!.uuid, report(4), context(d!.uuid))).events.length, 1);
+  for (const device of devices) await assertFoldEqualsReadModel(t, device.uuid);
+});
+
 test.serial('reports travel as the parser made them: app ids as keys fold and store as before', async (t) => {
   const { key } = await app.createProvisioningKey();
   const d = await app.registerDevice(key);
