@@ -2,7 +2,7 @@
 // initdb once, then one postgres server bound to 127.0.0.1 with TCP only.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes, createHash } from 'node:crypto';
-import { chmod, chown, mkdir, readFile, stat, writeFile, appendFile, rm } from 'node:fs/promises';
+import { chmod, chown, cp, mkdir, readFile, rename, stat, writeFile, appendFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { arch, platform, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -78,6 +78,36 @@ async function reachable(dir: string, user: RunAs): Promise<boolean> {
   }
 }
 
+/**
+ * The binaries where `user` can run them. As root in a private checkout (a clone inside a
+ * 0700 directory such as /root or a `mktemp -d`), the unprivileged user cannot reach
+ * node_modules: the package's native directory (bin, lib, share: PostgreSQL finds lib and
+ * share relative to its binary) is then copied once into the temp directory, under a name
+ * that changes with the binary, and run from there.
+ */
+async function runnableBinaries(bins: Binaries, user: RunAs, log: (message: string) => void): Promise<Binaries> {
+  if (user === null || (await reachable(bins.postgres, user))) return bins;
+  const native = path.dirname(path.dirname(bins.postgres));
+  const binary = await stat(bins.postgres);
+  const id = createHash('sha256').update(`${native}\0${binary.size}\0${binary.mtimeMs}`).digest('hex').slice(0, 12);
+  const target = path.join(tmpdir(), `devicetrail-pg-bin-${id}`);
+  const inTarget = (file: string) => path.join(target, path.relative(native, file));
+  if (!existsSync(inTarget(bins.postgres)) || !existsSync(inTarget(bins.initdb))) {
+    log(`embedded PostgreSQL: ${native} is not reachable by user "${user.name}"; copying the binaries to ${target}`);
+    const staging = `${target}.${process.pid}.tmp`;
+    await rm(staging, { recursive: true, force: true });
+    // symlinks (lib/libpq.so.5 → …) stay relative, so they point inside the copy
+    await cp(native, staging, { recursive: true, verbatimSymlinks: true });
+    await chmod(staging, 0o755);
+    // another process may have made the same copy meanwhile: either copy is as good
+    await rename(staging, target).catch(() => rm(staging, { recursive: true, force: true }));
+  }
+  if (!existsSync(inTarget(bins.postgres)) || !(await reachable(inTarget(bins.postgres), user))) {
+    throw new Error(`embedded PostgreSQL: neither ${native} nor ${target} is reachable by user "${user.name}", which runs PostgreSQL (running as root); make one of them searchable, or set DATABASE_URL`);
+  }
+  return { postgres: inTarget(bins.postgres), initdb: inTarget(bins.initdb) };
+}
+
 function runProcess(command: string, args: string[], user: RunAs): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(user ? { uid: user.uid, gid: user.gid } : {}), env: { ...process.env, LC_ALL: 'C' } });
@@ -133,8 +163,8 @@ async function waitForReady(child: ChildProcess, logFile: string): Promise<void>
  * a killed process) is reused rather than fought with.
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
-  const bins = await binaries();
   const user = runAsUser();
+  const bins = await runnableBinaries(await binaries(), user, options.log);
   await mkdir(options.stateDir, { recursive: true, mode: 0o755 }); // secrets inside are 0600
   let dataDir = path.resolve(options.dataDir);
   if (!(await reachable(dataDir, user))) {
