@@ -59,7 +59,7 @@ export type BatchWriterOptions = {
   maxInFlight?: number;
   /** Devices whose last committed state is kept in memory as an object (saves reading it back). */
   cacheSize?: number;
-  /** Devices, beyond those, whose last committed state is kept as JSON text (see state-cache.ts). */
+  /** Devices, beyond those, whose last committed state is kept as JSON text (see state-cache.ts); both 0: nothing is kept. */
   coldCacheSize?: number;
 };
 

@@ -131,7 +131,10 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
         try {
           consume(rows);
         } catch (error) {
-          next.catch(() => undefined); // the prefetch is abandoned; its failure must not go unhandled
+          // the prefetch is abandoned, but its FETCH is already running on this connection: let
+          // it end before the transaction rolls back (a ROLLBACK sent meanwhile would fail, and
+          // its error would take the place of this one)
+          await next.catch(() => undefined);
           throw error;
         }
         if (!more) return;

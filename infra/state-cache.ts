@@ -24,7 +24,12 @@ export class StateCache<T> {
   /** The value (a parsed copy when it was cold: it becomes hot again); undefined when absent. */
   get(key: string): T | undefined {
     const hot = this.#hot.get(key);
-    if (hot !== undefined) return hot.value;
+    if (hot !== undefined) {
+      // used: now the newest (a Map keeps insertion order)
+      this.#hot.delete(key);
+      this.#hot.set(key, hot);
+      return hot.value;
+    }
     const json = this.#cold.get(key);
     if (json === undefined) return undefined;
     this.#cold.delete(key);

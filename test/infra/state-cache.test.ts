@@ -50,3 +50,16 @@ test('the JSON given with a value is what its cold copy is made of', (t) => {
   off.set('a', { n: 1 });
   t.is(off.get('a'), undefined, 'sizes 0: nothing kept');
 });
+
+test('reading a hot entry makes it the newest: the least recently used one turns cold first', (t) => {
+  const cache = new StateCache<ReturnType<typeof state>>({ hot: 2, cold: 5 });
+  const a = state(1);
+  cache.set('a', a);
+  cache.set('b', state(2));
+  t.is(cache.get('a'), a);
+  cache.set('c', state(3)); // b, not a, turns cold
+  t.is(cache.get('a'), a, 'a is still the very object');
+  const b = cache.get('b');
+  t.deepEqual(b, state(2));
+  t.not(b, undefined);
+});
