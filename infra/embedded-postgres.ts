@@ -108,9 +108,16 @@ async function runnableBinaries(bins: Binaries, user: RunAs, log: (message: stri
   return { postgres: inTarget(bins.postgres), initdb: inTarget(bins.initdb) };
 }
 
+/**
+ * Spawn options that run a child as `user`, from `/`: the child starts in the parent's working
+ * directory otherwise, and Deno fails the spawn (EPERM) when `user` cannot enter it (a checkout
+ * in a 0700 directory). PostgreSQL's paths here are all absolute.
+ */
+const asUser = (user: RunAs) => (user ? { uid: user.uid, gid: user.gid, cwd: '/' } : {});
+
 function runProcess(command: string, args: string[], user: RunAs): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(user ? { uid: user.uid, gid: user.gid } : {}), env: { ...process.env, LC_ALL: 'C' } });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...asUser(user), env: { ...process.env, LC_ALL: 'C' } });
     let output = '';
     child.stdout.on('data', (c: Buffer) => { output += c.toString(); });
     child.stderr.on('data', (c: Buffer) => { output += c.toString(); });
@@ -216,7 +223,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const child = spawn(bins.postgres, [
     '-D', dataDir, '-p', String(options.port), '-h', '127.0.0.1',
     '-c', 'unix_socket_directories=', '-c', 'max_connections=300', '-c', 'listen_addresses=127.0.0.1',
-  ], { stdio: ['ignore', 'pipe', 'pipe'], ...(user ? { uid: user.uid, gid: user.gid } : {}), env: { ...process.env, LC_ALL: 'C' } });
+  ], { stdio: ['ignore', 'pipe', 'pipe'], ...asUser(user), env: { ...process.env, LC_ALL: 'C' } });
   await waitForReady(child, logFile);
   // keep draining output so the server never blocks on a full pipe
   child.stderr?.on('data', (c: Buffer) => void appendFile(logFile, c).catch(() => undefined));

@@ -184,22 +184,20 @@ export async function headCursor(connection: CommonQueryMethods): Promise<FeedCu
 
 const aggregateKey = (e: { aggregate_type: string; aggregate_id: string }) => `${e.aggregate_type}\u0000${e.aggregate_id}`;
 
-/** Reads the next batch after `cursor`, gap-safe and in per-aggregate version order. */
-export async function readFeedBatch(
-  connection: CommonQueryMethods,
-  cursor: FeedCursor,
-  options: { limit: number; filter?: FeedFilter; known?: KnownVersions },
-): Promise<FeedBatch> {
-  const filter = options.filter ?? {};
+/**
+ * The statement of one feed read: the horizon, whether committed events wait above it, and
+ * up to `limit` events after `cursor` below it. One statement, one snapshot. The inner ORDER
+ * BY names the table's columns (the select list has transaction_id as text); the outer one
+ * keeps that order whatever the join's plan. Exported for the test that checks how much of
+ * the log it reads.
+ */
+export function feedPageQuery(cursor: FeedCursor, limit: number, filter: FeedFilter = {}) {
   const conditions = [
     sql.fragment`(transaction_id, global_position) > (${cursor.transactionId}::xid8, ${cursor.position}::int8)`,
     sql.fragment`transaction_id < h.horizon`,
     ...filterConditions(filter),
   ];
-  // One statement, one snapshot: the horizon, the events below it, and whether committed
-  // events wait above it. The inner ORDER BY names the table's columns (the select list has
-  // transaction_id as text); the outer one keeps that order whatever the join's plan.
-  const page = await connection.any(sql.type(pageRow)`
+  return sql.type(pageRow)`
     WITH h AS (
       -- the first event at or above the horizon, found through events_feed_idx (an EXISTS
       -- would let the planner drop the ORDER BY and scan a whole partition to prove there is none)
@@ -210,9 +208,19 @@ export async function readFeedBatch(
     SELECT h.horizon::text AS page_horizon, h.held AS page_held, e.*
       FROM h LEFT JOIN LATERAL (
         SELECT ${eventColumns} FROM events WHERE ${sql.join(conditions, sql.fragment` AND `)}
-        ORDER BY events.transaction_id, events.global_position LIMIT ${options.limit}
+        ORDER BY events.transaction_id, events.global_position LIMIT ${limit}
       ) e ON true
-     ORDER BY e.transaction_id::xid8, e.global_position`);
+     ORDER BY e.transaction_id::xid8, e.global_position`;
+}
+
+/** Reads the next batch after `cursor`, gap-safe and in per-aggregate version order. */
+export async function readFeedBatch(
+  connection: CommonQueryMethods,
+  cursor: FeedCursor,
+  options: { limit: number; filter?: FeedFilter; known?: KnownVersions },
+): Promise<FeedBatch> {
+  const filter = options.filter ?? {};
+  const page = await connection.any(feedPageQuery(cursor, options.limit, filter));
   const horizon = page[0]!.page_horizon;
   const held = page[0]!.page_held;
   const rows: StoredEvent[] = [];
