@@ -2,7 +2,7 @@
 // and keep it in DATA_DIR/admin-token (mode 0600) for the operator.
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { createAdminTokens } from '../infra/credentials.ts';
+import type { createAdminTokens } from '../infra/devices/credentials.ts';
 
 /** Creates the bootstrap admin token when none exists; returns it, or null. */
 export async function bootstrapAdminToken(tokens: ReturnType<typeof createAdminTokens>, dataDir: string, print: (line: string) => void): Promise<string | null> {

@@ -1,8 +1,8 @@
 // Which PostgreSQL the process uses: DATABASE_URL when set, else the embedded server
 // with its data under DATA_DIR (kept across restarts).
 import path from 'node:path';
-import { redactUrl } from '../infra/database.ts';
-import { startEmbeddedPostgres } from '../infra/embedded-postgres.ts';
+import { redactUrl } from '../infra/postgres/pool.ts';
+import { startEmbeddedPostgres } from '../infra/postgres/embedded-server.ts';
 import type { Config } from './config.ts';
 
 /** A database the process can use, and how to let go of it. */

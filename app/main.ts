@@ -3,20 +3,20 @@
 // run the stop hooks newest first (jobs and listeners, then the pool, then the embedded
 // PostgreSQL; see app/shutdown.ts), exit 0.
 import type { Server } from 'node:http';
-import { createConnectivitySweeper } from '../infra/connectivity-sweeper.ts';
-import { createDatabasePool } from '../infra/database.ts';
-import { createMaintenanceJob } from '../infra/maintenance-job.ts';
-import { migrate } from '../infra/migrate.ts';
-import { ensurePartitionsAhead } from '../infra/partitions.ts';
-import { createReconciliationSweeper } from '../infra/reconciliation-sweeper.ts';
-import { createSnapshotter } from '../infra/replay-snapshotter.ts';
+import { createConnectivitySweeper } from '../infra/devices/connectivity-sweeper.ts';
+import { createDatabasePool } from '../infra/postgres/pool.ts';
+import { createMaintenanceJob } from '../infra/retention/maintenance-job.ts';
+import { migrate } from '../infra/postgres/migrate.ts';
+import { ensurePartitionsAhead } from '../infra/event-store/partitions.ts';
+import { createReconciliationSweeper } from '../infra/devices/reconciliation-sweeper.ts';
+import { createSnapshotter } from '../infra/replay/snapshotter.ts';
 import { bootstrapAdminToken } from './bootstrap.ts';
 import { loadConfig, ConfigError, type Config } from './config.ts';
 import { openDatabase } from './database-target.ts';
-import { createApp } from './create-app.ts';
-import { createDeps } from './deps.ts';
-import { createLogger, type Logger } from './logger.ts';
-import { createMetrics, instrumentStore } from './metrics.ts';
+import { createApp } from './http/create-app.ts';
+import { createDeps } from './http/deps.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
+import { createMetrics, instrumentStore } from './observability/metrics.ts';
 import { startRealtimeJobs } from './realtime-jobs.ts';
 import { onShutdown, processShutdown, within } from './shutdown.ts';
 

@@ -3,12 +3,12 @@
 // device_summary projection in continuous mode. Several instances may run them: the
 // listener and the projection run in one process at a time, delivery in all.
 import type { DatabasePool } from 'slonik';
-import type { RealtimeLog } from '../infra/leader-loop.ts';
-import { deviceSummaryProjection } from '../infra/projections/device-summary.ts';
-import { createWebhookDispatcher } from '../infra/webhooks-dispatcher.ts';
-import { WebhookWorker } from '../infra/webhooks-delivery.ts';
+import type { RealtimeLog } from '../infra/realtime/leader-loop.ts';
+import { deviceSummaryProjection } from '../infra/realtime/projections/device-summary.ts';
+import { createWebhookDispatcher } from '../infra/webhooks/dispatcher.ts';
+import { WebhookWorker } from '../infra/webhooks/delivery.ts';
 import type { Config } from './config.ts';
-import { registerLagGauge } from './metrics.ts';
+import { registerLagGauge } from './observability/metrics.ts';
 
 /** Running jobs; `stop()` stops them all. */
 export type RealtimeJobs = { stop: () => Promise<void> };

@@ -6,12 +6,11 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { createDatabasePool } from '../infra/database.ts';
-import { GENESIS_HASH, eventHash, type HashedFields } from '../infra/event-hash.ts';
-import { createEventStore, type NewEvent } from '../infra/event-store.ts';
-import { migrate } from '../infra/migrate.ts';
-import { adminQuery, databaseUrl } from '../test/helpers/database.ts';
-import { startTestServer } from '../test/helpers/test-server.ts';
+import { createDatabasePool } from '../infra/postgres/pool.ts';
+import { GENESIS_HASH, eventHash, type HashedFields } from '../infra/event-store/event-hash.ts';
+import { createEventStore, type NewEvent } from '../infra/event-store/event-store.ts';
+import { migrate } from '../infra/postgres/migrate.ts';
+import { adminQuery, databaseUrl, startScratchServer } from '../infra/postgres/scratch-server.ts';
 
 const { values } = parseArgs({ options: { hashes: { type: 'string', default: '200000' }, appends: { type: 'string', default: '2000' } } });
 const HASHES = Number(values.hashes);
@@ -60,7 +59,7 @@ for (const [name, sample] of Object.entries(samples)) {
   console.log(`  ${name.padEnd(34)} ${us.toFixed(2).padStart(7)} µs/event  (${Math.round(1e6 / us).toLocaleString('en')} events/s on one core)`);
 }
 
-const server = await startTestServer(process.env, (line) => console.log(line));
+const server = await startScratchServer(process.env, (line) => console.log(line));
 const name = `devicetrail_bench_hash_${process.pid}`;
 try {
   await adminQuery(`CREATE DATABASE ${name}`, server.adminUrl);

@@ -11,8 +11,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runLoad, type LoadResult } from './load.ts';
 import pg from 'pg';
-import { adminQuery, databaseUrl } from '../test/helpers/database.ts';
-import { freePort, startTestServer } from '../test/helpers/test-server.ts';
+import { adminQuery, databaseUrl, freePort, startScratchServer } from '../infra/postgres/scratch-server.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -30,7 +29,7 @@ const paced = args.interval !== undefined;
 const rate = paced ? Math.round(deviceCount / seconds(args.interval!)) : undefined;
 const connections = paced ? Math.max(Number(args.connections), 100) : Number(args.connections);
 
-const server = await startTestServer(process.env, (line) => console.log(line));
+const server = await startScratchServer(process.env, (line) => console.log(line));
 const dbName = `dt_bench_${randomBytes(4).toString('hex')}`;
 await adminQuery(`CREATE DATABASE ${dbName}`, server.adminUrl);
 const url = databaseUrl(dbName, server.adminUrl);

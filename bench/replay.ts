@@ -9,17 +9,17 @@ import { availableParallelism, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { DatabasePool } from 'slonik';
-import { createDatabasePool } from '../infra/database.ts';
-import { createEventStore, type StoredEvent } from '../infra/event-store.ts';
-import { migrate } from '../infra/migrate.ts';
-import { replayAt } from '../infra/replay-history.ts';
-import { createReplayQueries } from '../infra/replay-queries.ts';
-import { replayFleet } from '../infra/replay-service.ts';
-import { createSnapshotter } from '../infra/replay-snapshotter.ts';
-import { percentile } from '../infra/replay-time.ts';
-import { adminQuery, databaseUrl } from '../test/helpers/database.ts';
-import { startTestServer } from '../test/helpers/test-server.ts';
-import { appendHistory, generateHistory, seededRandom, type GeneratedEvent } from '../test/replay/generate-history.ts';
+import { createDatabasePool } from '../infra/postgres/pool.ts';
+import { createEventStore } from '../infra/event-store/event-store.ts';
+import type { StoredEvent } from '../domain/recorded-event.ts';
+import { migrate } from '../infra/postgres/migrate.ts';
+import { replayAt } from '../domain/replay/history.ts';
+import { createReplayQueries } from '../infra/replay/queries.ts';
+import { replayFleet } from '../domain/replay/service.ts';
+import { createSnapshotter } from '../infra/replay/snapshotter.ts';
+import { percentile } from '../domain/replay/time.ts';
+import { adminQuery, databaseUrl, startScratchServer } from '../infra/postgres/scratch-server.ts';
+import { appendHistory, generateHistory, seededRandom, type GeneratedEvent } from './generate-history.ts';
 
 const { values } = parseArgs({ options: {
   events: { type: 'string', default: '100000' },
@@ -139,7 +139,7 @@ function row(what: string, value: string, goal: string, met: boolean | null): st
   return `${what.padEnd(64)} ${value.padStart(22)}  ${goal.padEnd(20)} ${met === null ? '' : met ? 'met' : 'MISSED'}`;
 }
 
-const server = await startTestServer(process.env, log);
+const server = await startScratchServer(process.env, log);
 const name = `devicetrail_bench_replay_${process.pid}`;
 try {
   await adminQuery(`CREATE DATABASE ${name}`, server.adminUrl);

@@ -1,8 +1,8 @@
 // `replay analytics [--window 24h]`: the seed's questions — target change rate, who reports
 // most, reconciliation delays (p50/p90/p99/max), and who drifts now and for how long.
-import { computeAnalytics, type Activity, type Analytics } from '../infra/replay-analytics.ts';
-import { describeDrift, shortTime } from '../infra/replay-describe.ts';
-import { formatDuration, parseDuration } from '../infra/replay-time.ts';
+import { computeAnalytics, type Activity, type Analytics } from '../domain/replay/analytics.ts';
+import { describeDrift, shortTime } from '../domain/replay/describe.ts';
+import { formatDuration, parseDuration } from '../domain/replay/time.ts';
 import { CliError, commonHelp, commonOptions, printJson, withSource, type Command } from './command.ts';
 import { palette, table } from './text.ts';
 

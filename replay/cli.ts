@@ -3,9 +3,9 @@
 // --fixture, NDJSON files and no database at all. `--help` on every command.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openCliDatabase } from '../app/cli-database.ts';
-import { createReplayQueries } from '../infra/replay-queries.ts';
-import { ReplayError } from '../infra/replay-source.ts';
+import { openCliDatabase } from '../app/cli/cli-database.ts';
+import { createReplayQueries } from '../infra/replay/queries.ts';
+import { ReplayError } from '../domain/replay/source.ts';
 import { analyticsCommand } from './analytics-command.ts';
 import { checkCommand } from './check-command.ts';
 import { CliError, helpText, parseCommandArgs, type Command, type CommandContext } from './command.ts';
@@ -13,7 +13,7 @@ import { diffCommand } from './diff-command.ts';
 import { driftCommand } from './drift-command.ts';
 import { exportCommand } from './export-command.ts';
 import { fleetCommand } from './fleet-command.ts';
-import { FixtureError, openFixtures } from './fixture-source.ts';
+import { FixtureError, openFixtures } from '../infra/replay/fixture-source.ts';
 import { stateCommand } from './state-command.ts';
 import { timelineCommand } from './timeline-command.ts';
 import { verifyCommand } from './verify.ts';

@@ -3,8 +3,8 @@
 // service's database, or --fixture files).
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { DatabasePool } from 'slonik';
-import type { ReplaySource } from '../infra/replay-source.ts';
-import { parseDuration } from '../infra/replay-time.ts';
+import type { ReplaySource } from '../domain/replay/source.ts';
+import { parseDuration } from '../domain/replay/time.ts';
 
 /** A failure the user can fix; `code` 2 for usage errors, 1 for "no such thing". */
 export class CliError extends Error {

@@ -1,8 +1,8 @@
 // `replay diff <uuid> --from <T1> --to <T2>`: what changed between two instants, and which events did it.
-import { compact, shortTime } from '../infra/replay-describe.ts';
-import type { DiffReport, KeyDiff } from '../infra/replay-diff.ts';
-import { replayDiff } from '../infra/replay-service.ts';
-import { formatDuration } from '../infra/replay-time.ts';
+import { compact, shortTime } from '../domain/replay/describe.ts';
+import type { DiffReport, KeyDiff } from '../domain/replay/diff.ts';
+import { replayDiff } from '../domain/replay/service.ts';
+import { formatDuration } from '../domain/replay/time.ts';
 import { commonHelp, commonOptions, deviceArgument, printJson, requiredInstant, withSource, type Command } from './command.ts';
 import { palette } from './text.ts';
 

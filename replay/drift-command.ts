@@ -1,8 +1,8 @@
 // `replay drift <uuid> [--since T] [--until T]`: every interval out of sync, and reconciliation delays.
-import { describeDrift, shortTime } from '../infra/replay-describe.ts';
-import type { DriftReport } from '../infra/replay-drift.ts';
-import { replayDrift } from '../infra/replay-service.ts';
-import { formatDuration, percentile } from '../infra/replay-time.ts';
+import { describeDrift, shortTime } from '../domain/replay/describe.ts';
+import type { DriftReport } from '../domain/replay/drift.ts';
+import { replayDrift } from '../domain/replay/service.ts';
+import { formatDuration, percentile } from '../domain/replay/time.ts';
 import { commonHelp, commonOptions, deviceArgument, optionalInstant, printJson, withSource, type Command } from './command.ts';
 import { palette, table } from './text.ts';
 

@@ -2,8 +2,8 @@
 // one full event row (every column) per line: the fixture format.
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
-import type { StoredEvent } from '../infra/event-store.ts';
-import { ReplayError, type ReplaySource } from '../infra/replay-source.ts';
+import type { StoredEvent } from '../domain/recorded-event.ts';
+import { ReplayError, type ReplaySource } from '../domain/replay/source.ts';
 import { CliError, commonOptions, deviceArgument, optionalInstant, withSource, type Command } from './command.ts';
 
 const usage = 'export <uuid> [--since <instant>] [--until <instant>] [--out <file>] [--fixture <file>]';

@@ -5,12 +5,12 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { jsonEqual } from '../domain/device/drift.ts';
 import type { DeviceState } from '../domain/device/state.ts';
-import { compact } from '../infra/replay-describe.ts';
-import { jsonDiff } from '../infra/replay-diff.ts';
-import { driftReport } from '../infra/replay-drift.ts';
-import { buildHistory, replayAt } from '../infra/replay-history.ts';
-import type { StoredEvent } from '../infra/event-store.ts';
-import { fixtureSource, FixtureError, readFixtureFile } from './fixture-source.ts';
+import { compact } from '../domain/replay/describe.ts';
+import { jsonDiff } from '../domain/replay/diff.ts';
+import { driftReport } from '../domain/replay/drift.ts';
+import { buildHistory, replayAt } from '../domain/replay/history.ts';
+import type { StoredEvent } from '../domain/recorded-event.ts';
+import { fixtureSource, FixtureError, readFixtureFile } from '../infra/replay/fixture-source.ts';
 
 const instant = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO instant');
 

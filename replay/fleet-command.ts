@@ -1,7 +1,7 @@
 // `replay fleet --at <T> [--fleet <id>]`: every device's sync status at an instant, with totals.
-import { describeDrift, shortTime } from '../infra/replay-describe.ts';
-import { replayFleet, type FleetStatus } from '../infra/replay-service.ts';
-import { formatDuration } from '../infra/replay-time.ts';
+import { describeDrift, shortTime } from '../domain/replay/describe.ts';
+import { replayFleet, type FleetStatus } from '../domain/replay/service.ts';
+import { formatDuration } from '../domain/replay/time.ts';
 import { commonHelp, commonOptions, printJson, requiredInstant, withSource, type Command } from './command.ts';
 import { progressBar } from './progress.ts';
 import { palette, table } from './text.ts';

@@ -1,5 +1,5 @@
 // `replay state <uuid> --at <instant>`: a device's state at an instant.
-import { replayState } from '../infra/replay-service.ts';
+import { replayState } from '../domain/replay/service.ts';
 import { commonHelp, commonOptions, deviceArgument, printJson, requiredInstant, withSource, type Command } from './command.ts';
 import { stateText } from './text.ts';
 

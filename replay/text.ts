@@ -1,8 +1,8 @@
 // Text output for people: aligned tables, a device's state at an instant, colour on terminals.
-import { compact, describeDrift, describeFields, describeReportedApps, describeTargetApps, shortTime } from '../infra/replay-describe.ts';
-import { driftDetail } from '../infra/replay-drift.ts';
-import type { StateView } from '../infra/replay-view.ts';
-import { formatDuration } from '../infra/replay-time.ts';
+import { compact, describeDrift, describeFields, describeReportedApps, describeTargetApps, shortTime } from '../domain/replay/describe.ts';
+import { driftDetail } from '../domain/replay/drift.ts';
+import type { StateView } from '../domain/replay/view.ts';
+import { formatDuration } from '../domain/replay/time.ts';
 
 /** Colour helpers that are no-ops off a terminal. */
 export function palette(tty: boolean | undefined) {

@@ -1,8 +1,8 @@
 // `replay timeline <uuid> [--since T] [--until T] --html <file>`: the self-contained timeline page.
 import { writeFile } from 'node:fs/promises';
-import { driftReport } from '../infra/replay-drift.ts';
-import { replayHistory } from '../infra/replay-service.ts';
-import { renderTimeline } from '../infra/replay-timeline-html.ts';
+import { driftReport } from '../domain/replay/drift.ts';
+import { replayHistory } from '../domain/replay/service.ts';
+import { renderTimeline } from '../app/html/timeline.ts';
 import { CliError, commonHelp, commonOptions, deviceArgument, optionalInstant, printJson, withSource, type Command } from './command.ts';
 
 const usage = 'timeline <uuid> [--since <instant>] [--until <instant>] --html <file> [--fixture <file>]';

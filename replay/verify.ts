@@ -1,7 +1,7 @@
 // `replay verify [--aggregate <id>] [--since <instant>]`: recomputes every event's hash from
 // the one before it and reports each aggregate's first broken link; exit code 1 if any.
-import { readHorizon } from '../infra/retention-horizon.ts';
-import { verifyChains } from '../infra/verify.ts';
+import { readHorizon } from '../infra/event-store/retention-horizon.ts';
+import { verifyChains } from '../infra/event-store/verify.ts';
 import { CliError, optionalInstant, printJson, type Command } from './command.ts';
 import { progressBar } from './progress.ts';
 import { palette } from './text.ts';

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { openCliDatabase } from '../app/cli-database.ts';
+import { openCliDatabase } from '../app/cli/cli-database.ts';
 
 const baseUrl = process.env['DEMO_URL'] ?? 'http://localhost:4002';
 const db = await openCliDatabase(() => {});

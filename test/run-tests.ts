@@ -1,11 +1,11 @@
 // `npm test`: picks the PostgreSQL server (printed once), prepares a migrated template
 // database, then runs ava with any extra arguments. Exit code is ava's.
 import { spawn } from 'node:child_process';
-import { migrate } from '../infra/migrate.ts';
+import { migrate } from '../infra/postgres/migrate.ts';
 import { adminQuery, databaseUrl, TEMPLATE_DATABASE } from './helpers/database.ts';
-import { startTestServer } from './helpers/test-server.ts';
+import { startScratchServer } from '../infra/postgres/scratch-server.ts';
 
-const server = await startTestServer(process.env, (line) => console.log(`\n${line}\n`));
+const server = await startScratchServer(process.env, (line) => console.log(`\n${line}\n`));
 let code = 1;
 try {
   await adminQuery(`DROP DATABASE IF EXISTS ${TEMPLATE_DATABASE} WITH (FORCE)`, server.adminUrl);

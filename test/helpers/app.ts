@@ -3,8 +3,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { createApp } from '../../app/create-app.ts';
-import { createDeps, type AppDeps } from '../../app/deps.ts';
+import { createApp } from '../../app/http/create-app.ts';
+import { createDeps, type AppDeps } from '../../app/http/deps.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 
 /** What a helper request returns. */

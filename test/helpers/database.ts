@@ -1,8 +1,8 @@
 // Each test file gets its own database, cloned from a migrated template.
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import type { DatabasePool } from 'slonik';
-import { createDatabasePool } from '../../infra/database.ts';
+import { createDatabasePool } from '../../infra/postgres/pool.ts';
+import { adminQuery as scratchAdminQuery, databaseUrl as scratchDatabaseUrl } from '../../infra/postgres/scratch-server.ts';
 
 /** The template database name `npm test` prepares with all migrations. */
 export const TEMPLATE_DATABASE = 'devicetrail_test_template';
@@ -13,22 +13,14 @@ function serverUrl(): string {
   return url;
 }
 
-/** The URL of `database` on the test server. */
+/** The URL of `database` on the test server (or on `base`). */
 export function databaseUrl(database: string, base = serverUrl()): string {
-  const url = new URL(base);
-  url.pathname = `/${database}`;
-  return url.toString();
+  return scratchDatabaseUrl(database, base);
 }
 
-/** Runs one statement on the server's admin database. */
+/** Runs one statement on the test server's (or `base`'s) admin database. */
 export async function adminQuery(text: string, base = serverUrl()): Promise<void> {
-  const client = new pg.Client({ connectionString: base });
-  await client.connect();
-  try {
-    await client.query(text);
-  } finally {
-    await client.end();
-  }
+  await scratchAdminQuery(text, base);
 }
 
 /** A fresh, migrated database for one test file. */

@@ -4,7 +4,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
-import { parseReport, plainValidReport, reportBody } from '../../app/device-routes.ts';
+import { parseReport, plainValidReport, reportBody } from '../../app/http/routes/device.ts';
 import { resourceFieldNames, systemFieldNames } from '../../domain/device/events.ts';
 
 /** Mostly ordinary text; now and then a boundary: empty, exactly max, max + 1, a special key. */

@@ -7,9 +7,9 @@ import { decide } from '../../domain/device/decide.ts';
 import { fold } from '../../domain/device/evolve.ts';
 import { parseDeviceEvent } from '../../domain/device/events.ts';
 import { initialState } from '../../domain/device/state.ts';
-import { handleCommand } from '../../infra/command-handler.ts';
-import { createDeviceBatchWriter } from '../../infra/device-batch-writer.ts';
-import { deviceAdapter } from '../../infra/device-store.ts';
+import { handleCommand } from '../../infra/event-store/command-handler.ts';
+import { createDeviceBatchWriter } from '../../infra/devices/batch-writer.ts';
+import { deviceAdapter } from '../../infra/devices/device-store.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 
 let app: TestApp;

@@ -3,8 +3,8 @@
 import test from 'ava';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { ConcurrencyError, createEventStore } from '../../infra/event-store.ts';
-import { GENESIS_HASH } from '../../infra/event-hash.ts';
+import { ConcurrencyError, createEventStore } from '../../infra/event-store/event-store.ts';
+import { GENESIS_HASH } from '../../infra/event-store/event-hash.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 
 let db: TestDatabase;

@@ -1,7 +1,7 @@
 // The two-tier state cache: the newest entries as objects, older ones as JSON text, least
 // recently used out first.
 import test from 'ava';
-import { StateCache } from '../../infra/state-cache.ts';
+import { StateCache } from '../../infra/devices/state-cache.ts';
 
 const state = (n: number) => ({ n, apps: { '1000': { name: `app-${n}` } } });
 

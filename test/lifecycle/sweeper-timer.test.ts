@@ -1,7 +1,7 @@
 // The sweep timer: runs at start and again after each run, never two at once; a failing run
 // is reported and the next one still happens; stop waits for the run in progress.
 import test from 'ava';
-import { createSweeper } from '../../infra/sweeper.ts';
+import { createSweeper } from '../../infra/devices/sweeper.ts';
 
 test('runs at start, repeats, survives a failing run, never overlaps, and stop waits for the run in progress', async (t) => {
   const errors: unknown[] = [];

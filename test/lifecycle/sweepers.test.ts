@@ -3,10 +3,10 @@
 // calling in while they run is never left lost.
 import test from 'ava';
 import type { DatabasePool } from 'slonik';
-import { createConnectivitySweeper } from '../../infra/connectivity-sweeper.ts';
-import { createDatabasePool } from '../../infra/database.ts';
-import { createReconciliationSweeper } from '../../infra/reconciliation-sweeper.ts';
-import type { Sweeper } from '../../infra/sweeper.ts';
+import { createConnectivitySweeper } from '../../infra/devices/connectivity-sweeper.ts';
+import { createDatabasePool } from '../../infra/postgres/pool.ts';
+import { createReconciliationSweeper } from '../../infra/devices/reconciliation-sweeper.ts';
+import type { Sweeper } from '../../infra/devices/sweeper.ts';
 import { deviceEvents, expectStatus, startLifecycleApp } from './test-driver.ts';
 
 const T0 = new Date('2026-05-04T12:00:00.000Z');

@@ -2,10 +2,10 @@
 // sweepers with the same clock.
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { createConnectivitySweeper } from '../../infra/connectivity-sweeper.ts';
-import { storedEventRow, type StoredEvent } from '../../infra/event-store.ts';
-import { createReconciliationSweeper } from '../../infra/reconciliation-sweeper.ts';
-import type { Sweeper } from '../../infra/sweeper.ts';
+import { createConnectivitySweeper } from '../../infra/devices/connectivity-sweeper.ts';
+import { storedEventRow, type StoredEvent } from '../../domain/recorded-event.ts';
+import { createReconciliationSweeper } from '../../infra/devices/reconciliation-sweeper.ts';
+import type { Sweeper } from '../../infra/devices/sweeper.ts';
 import { startTestApp, type TestApp, type TestResponse } from '../helpers/app.ts';
 import { SCENARIO_TIMEOUTS, type ScenarioDriver } from './lifecycle-scenario.ts';
 

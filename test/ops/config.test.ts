@@ -48,7 +48,7 @@ test('the process refuses to start on a bad variable, naming it, and exits 1', (
 test('no module outside app/config.ts reads process.env (CLI and test harness scripts excepted)', async (t) => {
   const { execFileSync } = await import('node:child_process');
   const hits = execFileSync('grep', ['-rlE', 'process\\.env|Deno\\.env', 'app', 'infra', 'domain', 'replay'], { encoding: 'utf8' }).trim().split('\n');
-  t.deepEqual(hits.filter((f) => f !== 'app/config.ts' && f !== 'infra/embedded-postgres.ts'), []);
+  t.deepEqual(hits.filter((f) => f !== 'app/config.ts' && f !== 'infra/postgres/embedded-server.ts'), []);
 });
 
 test('the README configuration table lists every variable of the schema', async (t) => {

@@ -5,9 +5,9 @@ import { connect, createServer as createNetServer, type AddressInfo, type Socket
 import test from 'ava';
 import { sql } from 'slonik';
 import { createShutdownRegistry } from '../../app/shutdown.ts';
-import { createDatabasePool } from '../../infra/database.ts';
-import { listMigrations } from '../../infra/migrate.ts';
-import { ensurePartitionsAhead } from '../../infra/partitions.ts';
+import { createDatabasePool } from '../../infra/postgres/pool.ts';
+import { listMigrations } from '../../infra/postgres/migrate.ts';
+import { ensurePartitionsAhead } from '../../infra/event-store/partitions.ts';
 import { startOpsApp } from './ops-app.ts';
 
 test('/readyz is 503 naming the missing partition days until they exist, then 200', async (t) => {

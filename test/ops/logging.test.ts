@@ -1,9 +1,9 @@
 // Logs: one JSON line per request with request id, route, status, duration and device
 // uuid; never a secret; LOG_LEVEL honoured; pretty lines only when asked or on a terminal.
 import test from 'ava';
-import { createLogger, usePretty } from '../../app/logger.ts';
-import { prettyLine } from '../../app/log-pretty.ts';
-import { redact, REDACTED } from '../../app/log-redact.ts';
+import { createLogger, usePretty } from '../../app/observability/logger.ts';
+import { prettyLine } from '../../app/observability/log-pretty.ts';
+import { redact, REDACTED } from '../../app/observability/log-redact.ts';
 import { startOpsApp } from './ops-app.ts';
 
 function capture() {

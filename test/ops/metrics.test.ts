@@ -3,8 +3,8 @@
 import test from 'ava';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { createMetrics, registerLagGauge } from '../../app/metrics.ts';
-import { ensurePartitionsAhead } from '../../infra/partitions.ts';
+import { createMetrics, registerLagGauge } from '../../app/observability/metrics.ts';
+import { ensurePartitionsAhead } from '../../infra/event-store/partitions.ts';
 import { sample, startOpsApp } from './ops-app.ts';
 
 const METRICS_TOKEN = 'metrics-token-for-tests-0123456789';

@@ -5,11 +5,12 @@ import { Router } from '@koa/router';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import test from 'ava';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { createApp } from '../../app/create-app.ts';
-import { createDeps } from '../../app/deps.ts';
-import { registerBody } from '../../app/device-routes.ts';
-import { buildOpenApi, registeredRoutes, routeCoverage, type JsonSchema, type OpenApiDocument } from '../../app/openapi.ts';
-import { routeDocs } from '../../app/route-docs.ts';
+import { createApp } from '../../app/http/create-app.ts';
+import { createDeps } from '../../app/http/deps.ts';
+import { registerBody } from '../../app/http/routes/device.ts';
+import type { JsonSchema, OpenApiDocument } from '../../app/http/openapi/document.ts';
+import { buildOpenApi, registeredRoutes, routeCoverage } from '../../app/http/openapi/openapi.ts';
+import { routeDocs } from '../../app/http/openapi/route-docs.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { startOpsApp, type OpsResponse } from './ops-app.ts';
 
@@ -21,8 +22,8 @@ test('every route the routers serve is documented, and every documented route is
   t.true(served.length >= 30, `only ${served.length} routes found: the route walk is broken`);
   t.true(served.includes('GET /api/v1/devices/:uuid') && served.includes('GET /healthz'));
   const coverage = routeCoverage(app, routeDocs);
-  t.deepEqual(coverage.undocumented, [], 'routes without a declaration in app/route-docs.ts');
-  t.deepEqual(coverage.missing, [], 'declarations in app/route-docs.ts without a route');
+  t.deepEqual(coverage.undocumented, [], 'routes without a declaration in app/http/openapi/route-docs.ts');
+  t.deepEqual(coverage.missing, [], 'declarations in app/http/openapi/route-docs.ts without a route');
 
   // the check itself fails both ways
   const extra = new Router({ prefix: '/api/v1' });

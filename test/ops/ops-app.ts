@@ -2,8 +2,8 @@
 // database, served on 127.0.0.1, for the test/ops suites.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createApp, type AppOptions } from '../../app/create-app.ts';
-import { createDeps, type AppDeps } from '../../app/deps.ts';
+import { createApp, type AppOptions } from '../../app/http/create-app.ts';
+import { createDeps, type AppDeps } from '../../app/http/deps.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 
 /** What a request returns. */

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { createShutdownRegistry } from '../../app/shutdown.ts';
-import { freePort } from '../helpers/test-server.ts';
+import { freePort } from '../../infra/postgres/scratch-server.ts';
 
 type Service = { child: ChildProcess; lines: () => Record<string, unknown>[]; waitFor: (pattern: RegExp) => Promise<Record<string, unknown>>; exited: Promise<number | null> };
 

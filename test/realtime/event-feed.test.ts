@@ -3,7 +3,7 @@
 import test from 'ava';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { START_CURSOR, decodeCursor, encodeCursor } from '../../infra/event-feed.ts';
+import { START_CURSOR, decodeCursor, encodeCursor } from '../../infra/realtime/feed.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { allEventIds, append, waitFor, waitForHorizon } from './realtime-helpers.ts';
 

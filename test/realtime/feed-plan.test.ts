@@ -8,8 +8,8 @@
 import test from 'ava';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { feedPageQuery, type FeedCursor, type FeedFilter } from '../../infra/event-feed.ts';
-import { createPartitionCache } from '../../infra/partitions.ts';
+import { feedPageQuery, type FeedCursor, type FeedFilter } from '../../infra/realtime/feed.ts';
+import { createPartitionCache } from '../../infra/event-store/partitions.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 
 const EVENTS = 20_000;

@@ -3,7 +3,7 @@
 import test from 'ava';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { DEVICE_SUMMARY, deviceSummaryProjection } from '../../infra/projections/device-summary.ts';
+import { DEVICE_SUMMARY, deviceSummaryProjection } from '../../infra/realtime/projections/device-summary.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { waitForHorizon } from './realtime-helpers.ts';
 

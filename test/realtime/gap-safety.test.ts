@@ -4,9 +4,9 @@
 import test from 'ava';
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
-import { START_CURSOR, readFeedBatch } from '../../infra/event-feed.ts';
-import { EventListener } from '../../infra/event-listener.ts';
-import type { StoredEvent } from '../../infra/event-store.ts';
+import { START_CURSOR, readFeedBatch } from '../../infra/realtime/feed.ts';
+import { EventListener } from '../../infra/realtime/event-listener.ts';
+import type { StoredEvent } from '../../domain/recorded-event.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { append, appendTo, deferred, memoryLog, preparePartitions, waitFor, waitForHorizon } from './realtime-helpers.ts';
 

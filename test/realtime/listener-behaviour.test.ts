@@ -6,9 +6,9 @@ import { promisify } from 'node:util';
 import test from 'ava';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { EventListener } from '../../infra/event-listener.ts';
-import type { StoredEvent } from '../../infra/event-store.ts';
-import { listDeadLetters, listenerStatuses } from '../../infra/listener-store.ts';
+import { EventListener } from '../../infra/realtime/event-listener.ts';
+import type { StoredEvent } from '../../domain/recorded-event.ts';
+import { listDeadLetters, listenerStatuses } from '../../infra/realtime/listener-store.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { append, memoryLog, preparePartitions, waitFor } from './realtime-helpers.ts';
 
@@ -24,7 +24,7 @@ test.after.always(async () => { await db?.drop(); });
 /** Runs `npm run admin -- …` against the test database. */
 async function admin(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'app/admin-cli.ts', ...args], { env: { ...process.env, DATABASE_URL: db.url } });
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'app/cli/admin.ts', ...args], { env: { ...process.env, DATABASE_URL: db.url } });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string };

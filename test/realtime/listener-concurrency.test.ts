@@ -2,8 +2,8 @@
 // while a listener runs: it sees every event id exactly once, each aggregate in version order.
 import { setTimeout as delay } from 'node:timers/promises';
 import test from 'ava';
-import { ConcurrencyError } from '../../infra/event-store.ts';
-import { EventListener } from '../../infra/event-listener.ts';
+import { ConcurrencyError } from '../../infra/event-store/event-store.ts';
+import { EventListener } from '../../infra/realtime/event-listener.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { allEventIds, appendTo, memoryLog, preparePartitions, waitFor } from './realtime-helpers.ts';
 

@@ -3,7 +3,7 @@
 import test from 'ava';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { ProjectionBuilder, ProjectionError } from '../../infra/projection-builder.ts';
+import { ProjectionBuilder, ProjectionError } from '../../infra/realtime/projection-builder.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { append, memoryLog, preparePartitions, waitFor, waitForHorizon } from './realtime-helpers.ts';
 

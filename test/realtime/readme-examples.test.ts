@@ -12,7 +12,7 @@ import test from 'ava';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
-import { freePort } from '../helpers/test-server.ts';
+import { freePort } from '../../infra/postgres/scratch-server.ts';
 import { waitFor, waitForHorizon } from './realtime-helpers.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -24,7 +24,7 @@ test.after.always(async () => {
   await app?.close();
 });
 
-/** The README's TypeScript blocks that import app/event-sourcing.ts. */
+/** The README's TypeScript blocks that import app/cli/event-sourcing.ts. */
 async function readmeExamples(): Promise<string[]> {
   const readme = await readFile(path.join(root, 'README.md'), 'utf8');
   return [...readme.matchAll(/```typescript\n([\s\S]*?)```/g)].map((m) => m[1]!).filter((code) => code.includes("from '../app/event-sourcing.ts'"));

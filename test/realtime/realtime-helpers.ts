@@ -2,9 +2,10 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { createEventStore, type StoredEvent } from '../../infra/event-store.ts';
-import { readHorizon } from '../../infra/event-feed.ts';
-import { ensurePartitionsAhead } from '../../infra/partitions.ts';
+import { createEventStore } from '../../infra/event-store/event-store.ts';
+import type { StoredEvent } from '../../domain/recorded-event.ts';
+import { readHorizon } from '../../infra/realtime/feed.ts';
+import { ensurePartitionsAhead } from '../../infra/event-store/partitions.ts';
 
 /** A promise with its resolve function. */
 export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {

@@ -7,9 +7,9 @@ import { spawnSync } from 'node:child_process';
 import test from 'ava';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { registeredRoutes } from '../../app/openapi.ts';
-import { routeDocs, type RouteAuth } from '../../app/route-docs.ts';
-import { ensurePartitionsAhead } from '../../infra/partitions.ts';
+import { registeredRoutes } from '../../app/http/openapi/openapi.ts';
+import { routeDocs, type RouteAuth } from '../../app/http/openapi/route-docs.ts';
+import { ensurePartitionsAhead } from '../../infra/event-store/partitions.ts';
 import type { HttpRequest, HttpResponse } from './http-client.ts';
 import { startReliabilityApp, type ReliabilityApp } from './reliability-app.ts';
 import { routeExamples, type ExampleFixture } from './route-examples.ts';
@@ -70,7 +70,7 @@ test.before(async () => {
   secrets.push(webhookSecret, victimHook.json.secret);
   // revoked with the operator command, as an operator would
   const toRevoke = await app.deps.adminTokens.create('matrix-revoked');
-  const cli = spawnSync(process.execPath, ['--import', 'tsx', 'app/admin-cli.ts', 'revoke-token', toRevoke.id], { env: { ...process.env, DATABASE_URL: app.db.url }, encoding: 'utf8', timeout: 60_000 });
+  const cli = spawnSync(process.execPath, ['--import', 'tsx', 'app/cli/admin.ts', 'revoke-token', toRevoke.id], { env: { ...process.env, DATABASE_URL: app.db.url }, encoding: 'utf8', timeout: 60_000 });
   if (cli.status !== 0) throw new Error(`npm run admin -- revoke-token: ${cli.status} ${cli.stdout} ${cli.stderr}`);
   // the key's expiry passes
   now += 2 * 3_600_000;
@@ -132,7 +132,7 @@ test.serial('every route × every credential: the documented status, a JSON erro
   const missingExamples = routes.filter((r) => routeExamples[r] === undefined);
   t.deepEqual(missingExamples, [], 'routes without an example in test/reliability/route-examples.ts');
   const undocumented = routes.filter((r) => !routeDocs.some((d) => `${d.method} ${d.path}` === r));
-  t.deepEqual(undocumented, [], 'routes without a declaration (and so an auth kind) in app/route-docs.ts');
+  t.deepEqual(undocumented, [], 'routes without a declaration (and so an auth kind) in app/http/openapi/route-docs.ts');
 
   const failures: string[] = [];
   const tally = { cells: 0, allowed: 0, refused401: 0, refused403: 0 };

@@ -1,7 +1,7 @@
 // The database going away, in miniature (test/reliability/outage.ts is the full drill): on a
 // PostgreSQL server of its own, killed with every connection of the pool in the middle of a
 // query, the pool recovers once the server is back instead of waiting for ghost connections
-// for ever (infra/database-driver.ts); while the server is down the API answers 503 with
+// for ever (infra/postgres/driver.ts); while the server is down the API answers 503 with
 // Retry-After and /readyz says why; errors that mean "database unreachable" are recognised.
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
@@ -11,16 +11,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { BackendTerminatedUnexpectedlyError, ConnectionError, sql, type DatabasePool } from 'slonik';
-import { createApp } from '../../app/create-app.ts';
-import { createDeps } from '../../app/deps.ts';
-import { isDatabaseDown } from '../../app/errors.ts';
-import { createDatabasePool } from '../../infra/database.ts';
-import { gatePool } from '../../infra/database-gate.ts';
-import { openDedicatedSession } from '../../infra/dedicated-session.ts';
-import { startEmbeddedPostgres } from '../../infra/embedded-postgres.ts';
-import { migrate } from '../../infra/migrate.ts';
-import { ensurePartitionsAhead } from '../../infra/partitions.ts';
-import { freePort } from '../helpers/test-server.ts';
+import { createApp } from '../../app/http/create-app.ts';
+import { createDeps } from '../../app/http/deps.ts';
+import { isDatabaseDown } from '../../app/http/errors.ts';
+import { createDatabasePool } from '../../infra/postgres/pool.ts';
+import { gatePool } from '../../infra/postgres/gate.ts';
+import { openDedicatedSession } from '../../infra/postgres/dedicated-session.ts';
+import { startEmbeddedPostgres } from '../../infra/postgres/embedded-server.ts';
+import { migrate } from '../../infra/postgres/migrate.ts';
+import { ensurePartitionsAhead } from '../../infra/event-store/partitions.ts';
+import { freePort } from '../../infra/postgres/scratch-server.ts';
 import { send } from './http-client.ts';
 import { crashServer } from './postgres-signals.ts';
 

@@ -5,9 +5,9 @@
 // replays a run; the seed is printed.
 import test from 'ava';
 import fc from 'fast-check';
-import { registeredRoutes } from '../../app/openapi.ts';
-import { routeDocs } from '../../app/route-docs.ts';
-import { ensurePartitionsAhead } from '../../infra/partitions.ts';
+import { registeredRoutes } from '../../app/http/openapi/openapi.ts';
+import { routeDocs } from '../../app/http/openapi/route-docs.ts';
+import { ensurePartitionsAhead } from '../../infra/event-store/partitions.ts';
 import { fuzzRequest, type FuzzTarget } from './fuzz-requests.ts';
 import type { HttpRequest, HttpResponse } from './http-client.ts';
 import { startReliabilityApp, type ReliabilityApp } from './reliability-app.ts';
@@ -55,7 +55,7 @@ test.before(async () => {
   const targets: FuzzTarget[] = registeredRoutes(app.app).map((route) => {
     const doc = routeDocs.find((d) => `${d.method} ${d.path}` === route);
     const example = routeExamples[route];
-    if (doc === undefined || example === undefined) throw new Error(`${route}: no declaration in app/route-docs.ts or no example in route-examples.ts`);
+    if (doc === undefined || example === undefined) throw new Error(`${route}: no declaration in app/http/openapi/route-docs.ts or no example in route-examples.ts`);
     const credential = rightCredential[doc.auth];
     return { route, example, rightCredential: credential === undefined ? undefined : `Bearer ${credential}` };
   });

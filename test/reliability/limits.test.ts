@@ -3,7 +3,7 @@
 // The README's table must list each limit tested here.
 import { readFile } from 'node:fs/promises';
 import test from 'ava';
-import { INPUT_LIMITS } from '../../app/input-limits.ts';
+import { INPUT_LIMITS } from '../../app/http/middleware/input-limits.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 
 let app: TestApp;

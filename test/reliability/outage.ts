@@ -24,8 +24,8 @@ import { readFile, chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../infra/embedded-postgres.ts';
-import { freePort } from '../helpers/test-server.ts';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../infra/postgres/embedded-server.ts';
+import { freePort } from '../../infra/postgres/scratch-server.ts';
 import { send, type HttpResponse } from './http-client.ts';
 import { crashServer, freezeServer } from './postgres-signals.ts';
 import { findSecrets } from './secrets.ts';
@@ -49,7 +49,7 @@ for (const mode of modes) if (!['stop', 'crash', 'freeze'].includes(mode)) throw
 const OUTAGE_MS = Number(args['outage-ms']);
 // How fast a request sent during the outage must be answered. Stopped or crashed: refused
 // connections fail at once, and no caller waits for a pool connection longer than 5 s
-// (infra/database-gate.ts); the limit is below REQUEST_TIMEOUT, so the deadline cannot hide a
+// (infra/postgres/gate.ts); the limit is below REQUEST_TIMEOUT, so the deadline cannot hide a
 // hang. Frozen: a request already talking to the server waits for REQUEST_TIMEOUT (8 s here,
 // longer than /readyz's own 3 s check, so readiness answers with its checks).
 const REQUEST_TIMEOUT_MS = Number(args['request-timeout-ms']);

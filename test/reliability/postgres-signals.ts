@@ -3,7 +3,7 @@
 // postmaster is stopped first, so that it forks no backend between the listing and the signal
 // (a backend left alive keeps the shared memory, and the server could not start again).
 import { readdir, readFile } from 'node:fs/promises';
-import type { EmbeddedPostgres } from '../../infra/embedded-postgres.ts';
+import type { EmbeddedPostgres } from '../../infra/postgres/embedded-server.ts';
 
 const signal = (pid: number, name: NodeJS.Signals) => { try { process.kill(pid, name); } catch { /* it just exited */ } };
 const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { fold } from '../../domain/device/evolve.ts';
 import { parseDeviceEvent } from '../../domain/device/events.ts';
 import { initialState } from '../../domain/device/state.ts';
-import { canonicalJson } from '../../infra/event-hash.ts';
+import { canonicalJson } from '../../infra/event-store/event-hash.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 
 let app: TestApp;

@@ -3,9 +3,9 @@
 // time; configured by REPORT_RATE_LIMIT / REGISTER_RATE_LIMIT, which the real service obeys.
 import test from 'ava';
 import { loadConfig, ConfigError } from '../../app/config.ts';
-import { createLimiter } from '../../app/rate-limit.ts';
+import { createLimiter } from '../../app/http/middleware/rate-limit.ts';
 import { createTestDatabase } from '../helpers/database.ts';
-import { freePort } from '../helpers/test-server.ts';
+import { freePort } from '../../infra/postgres/scratch-server.ts';
 import { send } from './http-client.ts';
 import { startReliabilityApp } from './reliability-app.ts';
 import { startService, stopService } from './service-process.ts';

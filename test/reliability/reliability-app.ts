@@ -8,9 +8,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { createApp, type AppOptions } from '../../app/create-app.ts';
-import { createDeps, type AppDeps } from '../../app/deps.ts';
-import { createLogger } from '../../app/logger.ts';
+import { createApp, type AppOptions } from '../../app/http/create-app.ts';
+import { createDeps, type AppDeps } from '../../app/http/deps.ts';
+import { createLogger } from '../../app/observability/logger.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { keepAliveAgent, send, type HttpRequest, type HttpResponse } from './http-client.ts';
 

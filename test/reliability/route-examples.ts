@@ -1,5 +1,5 @@
 // One valid request per route, keyed "METHOD /pattern" exactly as the routers register it
-// (app/openapi.ts registeredRoutes). The auth matrix sends each with every kind of credential;
+// (app/http/openapi/openapi.ts registeredRoutes). The auth matrix sends each with every kind of credential;
 // the fuzzer starts from them. A route without an example fails the suite, so a new endpoint
 // cannot slip past the matrix.
 import { randomUUID } from 'node:crypto';

@@ -6,7 +6,7 @@ import pg from 'pg';
 import { fold } from '../../domain/device/evolve.ts';
 import { parseDeviceEvent } from '../../domain/device/events.ts';
 import { initialState } from '../../domain/device/state.ts';
-import { canonicalJson, eventHash, GENESIS_HASH } from '../../infra/event-hash.ts';
+import { canonicalJson, eventHash, GENESIS_HASH } from '../../infra/event-store/event-hash.ts';
 import type { Ack } from './workload.ts';
 
 /** What the check found; `problems` lists the first few of each kind. */

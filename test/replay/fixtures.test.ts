@@ -5,7 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { checkExpectations, checkFixtureFile, sidecarPath, type Sidecar } from '../../replay/fixture-check.ts';
-import { parseNdjson } from '../../replay/fixture-source.ts';
+import { parseNdjson } from '../../infra/replay/fixture-source.ts';
 
 const dir = path.resolve(import.meta.dirname, '../../fixtures');
 const fixtures = readdirSync(dir).filter((f) => /\.ndjson(\.gz)?$/.test(f)).sort();
@@ -79,7 +79,7 @@ test('a removed event is a gap in the versions', (t) => {
 });
 
 test('an event with data its schema refuses is reported', async (t) => {
-  const { eventHash, GENESIS_HASH } = await import('../../infra/event-hash.ts');
+  const { eventHash, GENESIS_HASH } = await import('../../infra/event-store/event-hash.ts');
   const bad = events();
   bad[0]!.data = { ...bad[0]!.data, device_name: 42 };
   // re-chain so the hash check passes and the schema check is what fails

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { evolve, FOLD_VERSION } from '../../domain/device/evolve.ts';
 import type { DeviceEvent } from '../../domain/device/events.ts';
 import { initialState, type DeviceState } from '../../domain/device/state.ts';
-import { generateHistory } from './generate-history.ts';
+import { generateHistory } from '../../bench/generate-history.ts';
 import { REFERENCE_FOLD_VERSION, referenceEvolve } from './reference-fold.ts';
 
 const roundTrip = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;

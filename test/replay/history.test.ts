@@ -3,13 +3,13 @@
 import test from 'ava';
 import { jsonEqual } from '../../domain/device/drift.ts';
 import { FOLD_VERSION } from '../../domain/device/evolve.ts';
-import type { StoredEvent } from '../../infra/event-store.ts';
-import { jsonDiff } from '../../infra/replay-diff.ts';
-import { driftReport } from '../../infra/replay-drift.ts';
-import { buildHistory, foldFrom, initialBase, replayAt, stateInHistory, type ReplayBase, type ReplayEvent } from '../../infra/replay-history.ts';
-import { formatDuration, parseDuration, percentile } from '../../infra/replay-time.ts';
+import type { StoredEvent } from '../../domain/recorded-event.ts';
+import { jsonDiff } from '../../domain/replay/diff.ts';
+import { driftReport } from '../../domain/replay/drift.ts';
+import { buildHistory, foldFrom, initialBase, replayAt, stateInHistory, type ReplayBase, type ReplayEvent } from '../../domain/replay/history.ts';
+import { formatDuration, parseDuration, percentile } from '../../domain/replay/time.ts';
 import { CliError, parseInstant } from '../../replay/command.ts';
-import { generateHistory } from './generate-history.ts';
+import { generateHistory } from '../../bench/generate-history.ts';
 
 const UUID = '1a2b0000-0000-4000-8000-000000000001';
 

@@ -3,7 +3,7 @@
 // random instants over the whole range, and values Date truncates or refuses.
 import test from 'ava';
 import fc from 'fast-check';
-import { isoOfMs } from '../../infra/replay-history.ts';
+import { isoOfMs } from '../../domain/replay/history.ts';
 
 const MAX = 8.64e15;
 const DAY = 86_400_000;

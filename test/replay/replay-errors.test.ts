@@ -2,11 +2,11 @@
 // by-product of the read it abandoned (the next batch is already being fetched while one is
 // folded, on the same connection).
 import test from 'ava';
-import { createEventStore } from '../../infra/event-store.ts';
-import { UnknownEventTypeError } from '../../infra/replay-history.ts';
-import { createReplayQueries } from '../../infra/replay-queries.ts';
+import { createEventStore } from '../../infra/event-store/event-store.ts';
+import { UnknownEventTypeError } from '../../domain/replay/history.ts';
+import { createReplayQueries } from '../../infra/replay/queries.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
-import { appendHistory, generateHistory } from './generate-history.ts';
+import { appendHistory, generateHistory } from '../../bench/generate-history.ts';
 
 const DEVICE = '5a9b0000-0000-4000-8000-0000000000e1';
 const START = '2026-03-01T00:00:00.000Z';

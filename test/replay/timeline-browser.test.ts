@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { chromium } from 'playwright-core';
-import { driftReport } from '../../infra/replay-drift.ts';
-import { replayHistory } from '../../infra/replay-service.ts';
-import { renderTimeline } from '../../infra/replay-timeline-html.ts';
-import { openFixtures } from '../../replay/fixture-source.ts';
+import { driftReport } from '../../domain/replay/drift.ts';
+import { replayHistory } from '../../domain/replay/service.ts';
+import { renderTimeline } from '../../app/html/timeline.ts';
+import { openFixtures } from '../../infra/replay/fixture-source.ts';
 
 // evaluated in the page; tsconfig carries no DOM library
 declare const getComputedStyle: (element: unknown) => { fill: string; display: string };

@@ -1,10 +1,10 @@
 // Partition maintenance and retention from several instances at once: no error, no
 // duplicate or overlapping partition, nothing dropped twice.
 import test from 'ava';
-import { createDatabasePool } from '../../infra/database.ts';
-import { createMaintenanceJob } from '../../infra/maintenance-job.ts';
-import { listPartitions, runPartitionMaintenance } from '../../infra/partition-maintenance.ts';
-import { runRetention } from '../../infra/retention.ts';
+import { createDatabasePool } from '../../infra/postgres/pool.ts';
+import { createMaintenanceJob } from '../../infra/retention/maintenance-job.ts';
+import { listPartitions, runPartitionMaintenance } from '../../infra/retention/partition-maintenance.ts';
+import { runRetention } from '../../infra/retention/retention.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { DAY, writeFleet } from './scenario.ts';
 

@@ -1,8 +1,8 @@
 // A fleet with months of history for the retention suites: devices written through the event
 // store with injected timestamps (partitions created on demand), and a provisioning key.
 import type { DatabasePool } from 'slonik';
-import { createEventStore } from '../../infra/event-store.ts';
-import { appendHistory, generateHistory } from '../replay/generate-history.ts';
+import { createEventStore } from '../../infra/event-store/event-store.ts';
+import { appendHistory, generateHistory } from '../../bench/generate-history.ts';
 
 export const DAY = 86_400_000;
 

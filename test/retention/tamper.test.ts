@@ -4,13 +4,13 @@
 import test from 'ava';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { listPartitions } from '../../infra/partition-maintenance.ts';
-import { createReplayQueries } from '../../infra/replay-queries.ts';
-import { runRetention, RetentionError } from '../../infra/retention.ts';
-import { verifyChains } from '../../infra/verify.ts';
+import { listPartitions } from '../../infra/retention/partition-maintenance.ts';
+import { createReplayQueries } from '../../infra/replay/queries.ts';
+import { runRetention, RetentionError } from '../../infra/retention/retention.ts';
+import { verifyChains } from '../../infra/event-store/verify.ts';
 import { runCli } from '../../replay/cli.ts';
 import type { CommandContext } from '../../replay/command.ts';
-import { openFixtures } from '../../replay/fixture-source.ts';
+import { openFixtures } from '../../infra/replay/fixture-source.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { DAY, writeFleet } from './scenario.ts';
 

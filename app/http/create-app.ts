@@ -1,0 +1,95 @@
+// The Koa app factory: one error handler on top, JSON-only bodies, the versioned router.
+import Koa from 'koa';
+import { Router } from '@koa/router';
+import bodyParser from 'koa-bodyparser';
+import { adminRoutes } from './routes/admin-devices.ts';
+import type { AppDeps } from './deps.ts';
+import { deviceRoutes } from './routes/device.ts';
+import { errorHandler, HttpError } from './errors.ts';
+import { feedRoutes } from './routes/feed.ts';
+import { fleetRoutes } from './routes/fleet.ts';
+import { healthRoutes } from './routes/health.ts';
+import { inputLimits } from './middleware/input-limits.ts';
+import { logRequests, silentLogger, type Logger } from '../observability/logger.ts';
+import { createMetrics, instrumentStore, type Metrics } from '../observability/metrics.ts';
+import { metricsRoutes } from './routes/metrics.ts';
+import { openApiRoutes } from './openapi/openapi.ts';
+import { provisioningKeyRoutes } from './routes/provisioning-keys.ts';
+import { rateLimitRoutes, type RateLimits } from './middleware/rate-limit.ts';
+import { replayRoutes } from './routes/replay.ts';
+import { requestDeadline } from './middleware/request-deadline.ts';
+import { requestId, requireJsonBody } from './request.ts';
+import { routeDocs } from './openapi/route-docs.ts';
+import { closeConnectionsWhenDraining, processShutdown, type ShutdownRegistry } from '../shutdown.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
+
+/** Operational wiring; every field has a default suited to tests (silent logs, own metrics). */
+export type AppOptions = {
+  logger?: Logger;
+  /** One log line per request (LOG_REQUESTS). */
+  logRequests?: boolean;
+  metrics?: Metrics;
+  /** Besides admin tokens, this bearer token may read /metrics (METRICS_TOKEN). */
+  metricsToken?: string;
+  /** Readiness wants partitions for today and this many days ahead (PARTITION_DAYS_AHEAD). */
+  partitionDaysAhead?: number;
+  /** Whose draining flag readiness and keep-alive follow. */
+  shutdown?: ShutdownRegistry;
+  /** Per-device report and per-key registration limits (REPORT_RATE_LIMIT, REGISTER_RATE_LIMIT); none by default. */
+  rateLimits?: RateLimits;
+  /** A handler that has not answered by then gets a 503 (REQUEST_TIMEOUT); none by default. */
+  requestTimeoutMs?: number;
+};
+
+/** Builds the app; tests drive `app.callback()` without opening a port. */
+export function createApp(appDeps: AppDeps, options: AppOptions = {}): Koa {
+  const app = new Koa({ proxy: false });
+  const metrics = options.metrics ?? createMetrics({ pool: appDeps.pool, clock: appDeps.clock, defaultMetrics: false });
+  const deps: AppDeps = { ...appDeps, store: instrumentStore(appDeps.store, metrics) };
+  const shutdown = options.shutdown ?? processShutdown;
+  app.use(requestId());
+  app.use(logRequests(options.logger ?? silentLogger(), { enabled: options.logRequests ?? true }));
+  app.use(metrics.measureRequests());
+  app.use(closeConnectionsWhenDraining(shutdown));
+  app.use(errorHandler((error, ctx) => deps.logError(`unexpected error on ${ctx.method} ${ctx.path} (request ${String(ctx.state['requestId'])})`, error)));
+  app.use(requireJsonBody());
+  app.use(bodyParser({
+    enableTypes: ['json'],
+    jsonLimit: `${deps.bodyLimitKb}kb`,
+    strict: true,
+    // let the error handler shape the response
+    onerror: (error) => { throw error; },
+  }));
+  app.use(inputLimits());
+  if (options.requestTimeoutMs !== undefined) app.use(requestDeadline(options.requestTimeoutMs, (error, ctx) => deps.logError(`request ${String(ctx.state['requestId'])} failed after its deadline`, error)));
+
+  const routeErrors = {
+    throw: true,
+    notImplemented: () => new HttpError(501, 'not_implemented', 'method not implemented'),
+    methodNotAllowed: () => new HttpError(405, 'method_not_allowed', 'method not allowed on this path'),
+  };
+  const root = new Router();
+  healthRoutes(root, deps, { partitionDaysAhead: options.partitionDaysAhead ?? 7, draining: () => shutdown.draining });
+  metricsRoutes(root, deps, metrics, options.metricsToken);
+  openApiRoutes(root, routeDocs);
+  app.use(root.routes());
+  app.use(root.allowedMethods(routeErrors));
+
+  const api = new Router({ prefix: '/api/v1' });
+  rateLimitRoutes(api, deps, options.rateLimits);
+  deviceRoutes(api, deps);
+  adminRoutes(api, deps);
+  provisioningKeyRoutes(api, deps);
+  webhookRoutes(api, deps);
+  feedRoutes(api, deps);
+  fleetRoutes(api, deps);
+  replayRoutes(api, deps);
+  app.use(api.routes());
+  app.use(api.allowedMethods(routeErrors));
+  // sets (not throws) the 404 so allowedMethods, which runs after it, can turn it into a 405
+  app.use(async function notFound(ctx) {
+    ctx.status = 404;
+    ctx.body = { error: { code: 'not_found', message: `no endpoint ${ctx.method} ${ctx.path}` } };
+  });
+  return app;
+}

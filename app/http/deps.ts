@@ -1,0 +1,35 @@
+// What the HTTP layer needs, built once per database pool and passed to every route.
+import type { DatabasePool } from 'slonik';
+import { createAdminTokens, createDeviceKeys } from '../../infra/devices/credentials.ts';
+import { createDeviceQueries } from '../../infra/devices/device-queries.ts';
+import { createEventStore, type EventStore } from '../../infra/event-store/event-store.ts';
+import { createProvisioningKeyQueries } from '../../infra/devices/provisioning-key-store.ts';
+
+/** Dependencies of the app; `clock` is injectable so tests control time. */
+export type AppDeps = {
+  pool: DatabasePool;
+  store: EventStore;
+  clock: () => Date;
+  adminTokens: ReturnType<typeof createAdminTokens>;
+  deviceKeys: ReturnType<typeof createDeviceKeys>;
+  provisioningKeys: ReturnType<typeof createProvisioningKeyQueries>;
+  devices: ReturnType<typeof createDeviceQueries>;
+  bodyLimitKb: number;
+  /** Where unexpected errors go (never to the client). */
+  logError: (message: string, error: unknown) => void;
+};
+
+/** Builds the dependencies for a pool. */
+export function createDeps(pool: DatabasePool, options: { clock?: () => Date; bodyLimitKb?: number; logError?: AppDeps['logError'] } = {}): AppDeps {
+  return {
+    pool,
+    store: createEventStore(pool),
+    clock: options.clock ?? (() => new Date()),
+    adminTokens: createAdminTokens(pool),
+    deviceKeys: createDeviceKeys(pool),
+    provisioningKeys: createProvisioningKeyQueries(pool),
+    devices: createDeviceQueries(pool),
+    bodyLimitKb: options.bodyLimitKb ?? 256,
+    logError: options.logError ?? ((message, error) => console.error(message, error)),
+  };
+}

@@ -1,0 +1,104 @@
+// HTTP errors and the one middleware that maps every failure to a JSON error body.
+import type { Context, Next } from 'koa';
+import { BackendTerminatedError, BackendTerminatedUnexpectedlyError, ConnectionError } from 'slonik';
+import { ZodError, type ZodIssue } from 'zod';
+import { DomainError, type DomainErrorCode } from '../../domain/errors.ts';
+
+/** An error with an HTTP status and a stable code. */
+export class HttpError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly details: unknown;
+  readonly headers: Record<string, string>;
+  constructor(status: number, code: string, message: string, details?: unknown, headers: Record<string, string> = {}) {
+    super(message);
+    this.name = 'HttpError';
+    this.status = status;
+    this.code = code;
+    this.details = details;
+    this.headers = headers;
+  }
+}
+
+const domainStatus: Record<DomainErrorCode, number> = {
+  device_not_found: 404,
+  device_already_registered: 409,
+  device_inactive: 403,
+  target_version_mismatch: 412,
+  provisioning_key_not_found: 404,
+  provisioning_key_revoked: 403,
+  provisioning_key_expired: 403,
+  provisioning_key_exists: 409,
+};
+
+/** Zod issues as `{field, message}` pairs; the first one names the problem. */
+export function describeIssues(issues: readonly ZodIssue[], root: string): { field: string; message: string }[] {
+  return issues.map((issue) => {
+    const field = [root, ...issue.path].join('.');
+    if (issue.code === 'unrecognized_keys') return { field, message: `unknown field(s): ${issue.keys.join(', ')}` };
+    return { field, message: issue.message };
+  });
+}
+
+/** Parses `value` with `schema` or throws a 400 that names the field. */
+export function parseOr400<T>(schema: { safeParse: (v: unknown) => { success: true; data: T } | { success: false; error: ZodError } }, value: unknown, root = 'body'): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const problems = describeIssues(result.error.issues, root);
+  const first = problems[0]!;
+  throw new HttpError(400, 'invalid_request', `${first.field}: ${first.message}`, problems);
+}
+
+// socket errors, and PostgreSQL's connection exceptions (class 08), admin/crash shutdown,
+// "cannot connect now" (starting up, shutting down) and too many connections
+const DATABASE_DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', '57P01', '57P02', '57P03', '53300']);
+const DATABASE_DOWN_MESSAGE = /ECONNREFUSED|ECONNRESET|Connection terminated|timeout exceeded when trying to connect|not queryable|Connection pool (is being terminated|is being shut down|has ended|has been shut down)/i;
+
+/** True when `error` (or an error it was caused by) means the database cannot be reached now. */
+export function isDatabaseDown(error: unknown, depth = 0): boolean {
+  if (!(error instanceof Error) || depth > 5) return false;
+  if (error instanceof ConnectionError || error instanceof BackendTerminatedError || error instanceof BackendTerminatedUnexpectedlyError) return true;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && (DATABASE_DOWN_CODES.has(code) || code.startsWith('08'))) return true;
+  return DATABASE_DOWN_MESSAGE.test(error.message) || isDatabaseDown(error.cause, depth + 1);
+}
+
+/** Maps every error to `{"error": {code, message, details?}}`; never leaks a stack. */
+export function errorHandler(onUnexpected: (error: unknown, ctx: Context) => void) {
+  return async function handleErrors(ctx: Context, next: Next): Promise<void> {
+    try {
+      await next();
+    } catch (error) {
+      let status = 500;
+      let body: { code: string; message: string; details?: unknown } = { code: 'internal_error', message: 'internal server error' };
+      if (error instanceof HttpError) {
+        status = error.status;
+        body = { code: error.code, message: error.message, ...(error.details === undefined ? {} : { details: error.details }) };
+        for (const [k, v] of Object.entries(error.headers)) ctx.set(k, v);
+      } else if (error instanceof DomainError) {
+        status = domainStatus[error.code];
+        body = { code: error.code, message: error.message, ...(error.details === undefined ? {} : { details: error.details }) };
+      } else if (isDatabaseDown(error)) {
+        status = 503;
+        body = { code: 'database_unavailable', message: 'the database is unavailable; retry later' };
+        ctx.set('Retry-After', '5');
+      } else if (isBodyParserError(error)) {
+        status = error.status;
+        body = error.status === 413
+          ? { code: 'payload_too_large', message: 'request body is too large' }
+          : { code: 'invalid_json', message: `request body is not valid JSON: ${error.message}` };
+      } else {
+        onUnexpected(error, ctx);
+      }
+      ctx.status = status;
+      ctx.body = { error: body };
+    }
+  };
+}
+
+function isBodyParserError(error: unknown): error is Error & { status: number } {
+  // raw-body errors carry a `type` ('entity.too.large'…); co-body's JSON errors are SyntaxErrors
+  return error instanceof Error && typeof (error as { status?: unknown }).status === 'number'
+    && [400, 413, 415].includes((error as unknown as { status: number }).status)
+    && (typeof (error as { type?: unknown }).type === 'string' || error instanceof SyntaxError);
+}

@@ -1,0 +1,58 @@
+// Limits every request is held to before any route sees it, whatever its schema: the body's
+// size (BODY_LIMIT_KB, 413, enforced by the body parser), and its shape (nesting depth, keys per
+// object, items per array, characters per string, no NUL or unpaired surrogates, which
+// PostgreSQL cannot store), and NUL-free query strings and paths. Each breach is a 400 that
+// names where it is. Field-level limits (lengths, counts of apps, services, events, config
+// keys) are in the routes' zod schemas; README "Limits" lists them all.
+import type { Context, Next } from 'koa';
+import { HttpError } from '../errors.ts';
+import { assertStorableJson } from '../request.ts';
+
+/** The shape limits, documented in README "Limits". */
+export const INPUT_LIMITS = {
+  /** Levels of nesting in a JSON body (the same bound jsonBody() applies). */
+  maxDepth: 32,
+  maxKeysPerObject: 1000,
+  maxItemsPerArray: 1000,
+  maxStringLength: 65_536,
+} as const;
+
+const invalid = (message: string) => new HttpError(400, 'invalid_request', message);
+
+/** Throws a 400 naming the first place where `body` breaks a shape limit. */
+export function assertWithinLimits(body: unknown): void {
+  assertStorableJson(body);
+  const stack: { value: unknown; path: string }[] = [{ value: body, path: 'body' }];
+  while (stack.length > 0) {
+    const { value, path } = stack.pop()!;
+    if (typeof value === 'string') {
+      if (value.length > INPUT_LIMITS.maxStringLength) throw invalid(`${path}: longer than ${INPUT_LIMITS.maxStringLength} characters`);
+    } else if (Array.isArray(value)) {
+      if (value.length > INPUT_LIMITS.maxItemsPerArray) throw invalid(`${path}: more than ${INPUT_LIMITS.maxItemsPerArray} items`);
+      value.forEach((v, i) => stack.push({ value: v, path: `${path}.${i}` }));
+    } else if (value !== null && typeof value === 'object') {
+      const entries = Object.entries(value);
+      if (entries.length > INPUT_LIMITS.maxKeysPerObject) throw invalid(`${path}: more than ${INPUT_LIMITS.maxKeysPerObject} keys`);
+      for (const [k, v] of entries) {
+        if (k.length > INPUT_LIMITS.maxStringLength) throw invalid(`${path}: a key longer than ${INPUT_LIMITS.maxStringLength} characters`);
+        stack.push({ value: v, path: `${path}.${k}` });
+      }
+    }
+  }
+}
+
+/** Koa middleware (after the body parser): the shape limits on bodies, NUL-free query and path. */
+export function inputLimits() {
+  return async function checkInputLimits(ctx: Context, next: Next): Promise<void> {
+    if (/%00/.test(ctx.path)) throw invalid('path: NUL characters are not allowed');
+    for (const [name, value] of Object.entries(ctx.query)) {
+      if (name.includes('\u0000')) throw invalid('query: NUL characters are not allowed in parameter names');
+      for (const v of Array.isArray(value) ? value : [value ?? '']) {
+        if (v.includes('\u0000')) throw invalid(`query.${name}: NUL characters are not allowed`);
+      }
+    }
+    const body = (ctx.request as { body?: unknown }).body;
+    if (body !== undefined) assertWithinLimits(body);
+    await next();
+  };
+}

@@ -1,0 +1,95 @@
+// Abuse limits on the two endpoints anyone holding a device or provisioning key can hammer:
+// state reports per device (PATCH /device/state, REPORT_RATE_LIMIT) and registration attempts
+// per provisioning key (POST /device/register, REGISTER_RATE_LIMIT). A token bucket per
+// caller: `limit` requests at once, refilled at `limit` per `windowMs`. Over the limit: 429
+// with Retry-After before the route runs, and nothing is written. The buckets live in
+// this process: with several instances behind a balancer each allows the limit.
+import type { Context, Next } from 'koa';
+import type { Router } from '@koa/router';
+import { authenticate } from './auth.ts';
+import type { AppDeps } from '../deps.ts';
+import { HttpError } from '../errors.ts';
+
+/** A token bucket: at most `limit` at once, refilled at `limit` per `windowMs`. */
+export type RateLimit = { limit: number; windowMs: number };
+
+/** The limits; null turns one off. */
+export type RateLimits = { reports: RateLimit | null; registrations: RateLimit | null };
+
+/** Buckets are forgotten beyond this many callers (full ones first), bounding memory. */
+const MAX_BUCKETS = 100_000;
+
+type Bucket = { tokens: number; at: number };
+
+/** One limit's buckets, keyed by caller; `take` answers how long to wait, 0 when allowed. */
+export function createLimiter(rate: RateLimit, now: () => number) {
+  const buckets = new Map<string, Bucket>();
+  const perMs = rate.limit / rate.windowMs;
+  const refill = (bucket: Bucket, at: number) => Math.min(rate.limit, bucket.tokens + (at - bucket.at) * perMs);
+  function evict(at: number): void {
+    for (const [key, bucket] of buckets) if (refill(bucket, at) >= rate.limit) buckets.delete(key);
+    // still too many: the least recently used go (a Map iterates in insertion order), down to
+    // 90% so that the next evictions are not one per request
+    for (const key of buckets.keys()) {
+      if (buckets.size < MAX_BUCKETS * 0.9) break;
+      buckets.delete(key);
+    }
+  }
+  return {
+    /** Takes one token for `key`: 0 when allowed, else the seconds until one is available. */
+    take(key: string): number {
+      const at = now();
+      const bucket = buckets.get(key);
+      const tokens = bucket === undefined ? rate.limit : refill(bucket, at);
+      buckets.delete(key);
+      if (tokens >= 1) {
+        if (buckets.size >= MAX_BUCKETS) evict(at);
+        buckets.set(key, { tokens: tokens - 1, at });
+        return 0;
+      }
+      buckets.set(key, { tokens, at });
+      return Math.max(1, Math.ceil((1 - tokens) / perMs / 1000));
+    },
+    size: () => buckets.size,
+  };
+}
+
+/** "60/10s" for messages. */
+const describe = (rate: RateLimit) => `${rate.limit} per ${rate.windowMs % 60_000 === 0 ? `${rate.windowMs / 60_000} min` : `${rate.windowMs / 1000} s`}`;
+
+function limitBy(deps: AppDeps, rate: RateLimit, what: string, keyOf: (ctx: Context) => Promise<string | null>) {
+  const limiter = createLimiter(rate, () => deps.clock().getTime());
+  return async function rateLimited(ctx: Context, next: Next): Promise<void> {
+    const key = await keyOf(ctx);
+    const wait = key === null ? 0 : limiter.take(key);
+    if (wait > 0) {
+      throw new HttpError(429, 'rate_limited', `too many ${what}: at most ${describe(rate)}; retry in ${wait} s`,
+        { limit: rate.limit, window_ms: rate.windowMs, retry_after_s: wait }, { 'Retry-After': String(wait) });
+    }
+    await next();
+  };
+}
+
+/**
+ * Registers the limits on the API router (before the device routes), so they apply to exactly
+ * the requests those routes match. Authentication happens here first: a bad credential is a
+ * 401 as before, and each bucket belongs to a real device or provisioning key.
+ */
+export function rateLimitRoutes(router: Router, deps: AppDeps, limits: RateLimits | undefined): void {
+  if (limits?.reports) {
+    const perDevice = limitBy(deps, limits.reports, 'state reports from this device', async (ctx) => {
+      if (ctx.method !== 'PATCH') return null;
+      const principal = await authenticate(ctx, deps);
+      return principal.type === 'device' ? principal.uuid : null;
+    });
+    router.use('/device/state', perDevice);
+  }
+  if (limits?.registrations) {
+    const perKey = limitBy(deps, limits.registrations, 'registration attempts with this provisioning key', async (ctx) => {
+      if (ctx.method !== 'POST') return null;
+      const principal = await authenticate(ctx, deps);
+      return principal.type === 'provisioning_key' ? principal.id : null;
+    });
+    router.use('/device/register', perKey);
+  }
+}

@@ -1,0 +1,90 @@
+// Per-request helpers: request id, JSON body rules, event metadata, common parameters.
+import { randomUUID } from 'node:crypto';
+import type { Context, Next } from 'koa';
+import { z } from 'zod';
+import type { Actor, EventMetadata } from '../../domain/recorded-event.ts';
+import { HttpError } from './errors.ts';
+
+/** A device uuid: 8-4-4-4-12 hex (any version, as the seed's example is not RFC 4122). */
+export const uuidSchema = z.string().regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'must be a uuid (8-4-4-4-12 hex digits)').transform((s) => s.toLowerCase());
+
+/** An ISO-8601 instant with a time zone, returned normalised to UTC. */
+export const instantSchema = z.string().max(64).refine((s) => /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)$/.test(s) && !Number.isNaN(Date.parse(s)), 'must be an ISO-8601 timestamp with a time zone, e.g. 2026-11-27T10:00:00Z').transform((s) => new Date(s).toISOString());
+
+/** The uuid in a route parameter, or a 400. */
+export function uuidParam(ctx: Context, name = 'uuid'): string {
+  const value = (ctx as unknown as { params: Record<string, string> }).params[name];
+  const result = uuidSchema.safeParse(value);
+  if (!result.success) throw new HttpError(400, 'invalid_request', `path parameter ${name}: must be a uuid`);
+  return result.data;
+}
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/** Gives each request an id (an incoming sane X-Request-Id is kept) and echoes it. */
+export function requestId() {
+  return async function assignRequestId(ctx: Context, next: Next): Promise<void> {
+    const incoming = ctx.get('X-Request-Id');
+    ctx.state['requestId'] = REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    ctx.set('X-Request-Id', ctx.state['requestId'] as string);
+    await next();
+  };
+}
+
+/** 415 for a body that is not JSON; runs before the body parser. */
+export function requireJsonBody() {
+  return async function checkContentType(ctx: Context, next: Next): Promise<void> {
+    const hasBody = ctx.request.length > 0 || ctx.get('Transfer-Encoding') !== '';
+    if (['POST', 'PUT', 'PATCH'].includes(ctx.method) && hasBody && !ctx.is('application/json', '+json')) {
+      throw new HttpError(415, 'unsupported_media_type', `request body must be JSON (Content-Type: application/json), got "${ctx.get('Content-Type') || 'none'}"`);
+    }
+    await next();
+  };
+}
+
+const MAX_DEPTH = 32;
+
+/**
+ * PostgreSQL's jsonb cannot store NUL characters or lone surrogates; refuse them up front
+ * (400, not a 500 from the database). Also bounds nesting depth.
+ */
+export function assertStorableJson(value: unknown, path = 'body'): void {
+  const stack: { value: unknown; path: string; depth: number }[] = [{ value, path, depth: 0 }];
+  while (stack.length > 0) {
+    const item = stack.pop()!;
+    if (item.depth > MAX_DEPTH) throw new HttpError(400, 'invalid_request', `${item.path}: nested more than ${MAX_DEPTH} levels deep`);
+    if (typeof item.value === 'string') checkString(item.value, item.path);
+    else if (Array.isArray(item.value)) item.value.forEach((v, i) => stack.push({ value: v, path: `${item.path}.${i}`, depth: item.depth + 1 }));
+    else if (item.value !== null && typeof item.value === 'object') {
+      for (const [k, v] of Object.entries(item.value)) {
+        checkString(k, `${item.path} (key)`);
+        stack.push({ value: v, path: `${item.path}.${k}`, depth: item.depth + 1 });
+      }
+    }
+  }
+}
+
+function checkString(s: string, path: string): void {
+  if (s.includes('\u0000')) throw new HttpError(400, 'invalid_request', `${path}: NUL characters are not allowed`);
+  if (!s.isWellFormed()) throw new HttpError(400, 'invalid_request', `${path}: contains an unpaired UTF-16 surrogate`);
+}
+
+/** The parsed JSON body, checked for storability. */
+export function jsonBody(ctx: Context): unknown {
+  const body = (ctx.request as unknown as { body?: unknown }).body;
+  assertStorableJson(body);
+  return body;
+}
+
+/** Metadata for events caused by this request (DESIGN.md "Metadata"). */
+export function requestMetadata(ctx: Context, actor: Actor, extra: Record<string, unknown> = {}): EventMetadata {
+  const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute;
+  return {
+    ip_address: ctx.ip || null,
+    user_agent: ctx.get('User-Agent').slice(0, 512) || null,
+    endpoint: typeof route === 'string' ? route : ctx.path,
+    request_id: (ctx.state['requestId'] as string | undefined) ?? null,
+    actor,
+    ...extra,
+  };
+}

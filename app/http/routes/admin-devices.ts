@@ -1,0 +1,121 @@
+// Endpoints admins call: set targets, toggle devices, read devices and their events.
+import type { Context } from 'koa';
+import type { Router } from '@koa/router';
+import { z } from 'zod';
+import { decide } from '../../../domain/device/decide.ts';
+import { targetStateSchema } from '../../../domain/device/events.ts';
+import { handleCommand } from '../../../infra/event-store/command-handler.ts';
+import { deviceAdapter } from '../../../infra/devices/device-store.ts';
+import { actorOf, requireAdmin } from '../middleware/auth.ts';
+import type { AppDeps } from '../deps.ts';
+import { HttpError, parseOr400 } from '../errors.ts';
+import { instantSchema, jsonBody, requestMetadata, uuidParam } from '../request.ts';
+import { deviceView } from '../views.ts';
+
+/** The seed's target body: `{apps, config}`; config may be omitted. */
+export const targetBody = targetStateSchema.extend({
+  apps: targetStateSchema.shape.apps.refine((apps) => Object.keys(apps).length <= 100, 'at most 100 apps'),
+  config: targetStateSchema.shape.config.refine((c) => Object.keys(c).length <= 500, 'at most 500 config keys').default({}),
+}).strict();
+
+export const activeBody = z.object({
+  is_active: z.boolean(),
+  reason: z.string().min(1).max(500).optional(),
+}).strict();
+
+const boolParam = z.enum(['true', 'false']).transform((v) => v === 'true');
+
+export const deviceListQuery = z.object({
+  fleet: z.string().min(1).max(128).optional(),
+  in_sync: boolParam.optional(),
+  active: boolParam.optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  offset: z.coerce.number().int().min(0).default(0),
+}).strict();
+
+export const eventListQuery = z.object({
+  type: z.union([z.string().max(64), z.array(z.string().max(64)).max(20)]).optional(),
+  since: instantSchema.optional(),
+  until: instantSchema.optional(),
+  after_version: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+}).strict();
+
+/** `If-Match: "3"` → 3; absent → undefined; anything else → 400. */
+export function parseIfMatch(header: string): number | undefined {
+  if (header === '') return undefined;
+  const match = /^(?:W\/)?"?(\d{1,12})"?$/.exec(header.trim());
+  if (match === null) throw new HttpError(400, 'invalid_request', 'If-Match header must be a target version, e.g. "3"');
+  return Number(match[1]);
+}
+
+async function existingDevice(deps: AppDeps, uuid: string) {
+  const row = await deps.devices.get(uuid);
+  if (row === null) throw new HttpError(404, 'device_not_found', `no device ${uuid}`);
+  return row;
+}
+
+/** Registers the admin device endpoints on the router. */
+export function adminRoutes(router: Router, deps: AppDeps): void {
+  router.post('/devices/:uuid/target-state', async (ctx: Context) => {
+    const admin = await requireAdmin(ctx, deps);
+    const uuid = uuidParam(ctx);
+    const expected = parseIfMatch(ctx.get('If-Match'));
+    const target = parseOr400(targetBody, jsonBody(ctx));
+    await existingDevice(deps, uuid);
+    const now = deps.clock().toISOString();
+    const result = await handleCommand(deps.pool, deps.store, deviceAdapter, uuid,
+      (state) => decide({ type: 'set_target_state', now, target, expected_version: expected }, state),
+      { metadata: requestMetadata(ctx, actorOf(admin)), source: 'api' });
+    const state = result.state;
+    const version = state.status === 'registered' ? state.target?.version ?? 0 : 0;
+    ctx.set('ETag', `"${version}"`);
+    ctx.body = { uuid, version, event_id: result.events[0]?.event_id ?? null, in_sync: state.status === 'registered' && state.drift.in_sync };
+  });
+
+  router.patch('/devices/:uuid/active', async (ctx: Context) => {
+    const admin = await requireAdmin(ctx, deps);
+    const uuid = uuidParam(ctx);
+    const body = parseOr400(activeBody, jsonBody(ctx));
+    await existingDevice(deps, uuid);
+    const now = deps.clock().toISOString();
+    const result = await handleCommand(deps.pool, deps.store, deviceAdapter, uuid,
+      (state) => decide({ type: 'set_active', now, is_active: body.is_active, reason: body.reason }, state),
+      { metadata: requestMetadata(ctx, actorOf(admin)), source: 'api' });
+    const event = result.events[0];
+    ctx.body = { uuid, is_active: body.is_active, changed: event !== undefined, event_type: event?.event_type ?? null, event_id: event?.event_id ?? null };
+  });
+
+  router.get('/devices', async (ctx: Context) => {
+    await requireAdmin(ctx, deps);
+    const query = parseOr400(deviceListQuery, ctx.query, 'query');
+    const { devices, total } = await deps.devices.list({
+      ...(query.fleet === undefined ? {} : { fleet_id: query.fleet }),
+      ...(query.in_sync === undefined ? {} : { in_sync: query.in_sync }),
+      ...(query.active === undefined ? {} : { is_active: query.active }),
+      limit: query.limit, offset: query.offset,
+    });
+    ctx.body = { devices: devices.map(deviceView), total, limit: query.limit, offset: query.offset };
+  });
+
+  router.get('/devices/:uuid', async (ctx: Context) => {
+    await requireAdmin(ctx, deps);
+    ctx.body = deviceView(await existingDevice(deps, uuidParam(ctx)));
+  });
+
+  router.get('/devices/:uuid/events', async (ctx: Context) => {
+    await requireAdmin(ctx, deps);
+    const uuid = uuidParam(ctx);
+    const query = parseOr400(eventListQuery, ctx.query, 'query');
+    await existingDevice(deps, uuid);
+    const types = query.type === undefined ? undefined : (Array.isArray(query.type) ? query.type : query.type.split(',')).map((t) => t.trim()).filter((t) => t !== '');
+    const events = await deps.devices.events(uuid, {
+      ...(types === undefined ? {} : { types }),
+      ...(query.since === undefined ? {} : { since: query.since }),
+      ...(query.until === undefined ? {} : { until: query.until }),
+      afterVersion: query.after_version, limit: query.limit,
+    });
+    const last = events[events.length - 1];
+    ctx.body = { events, next_after_version: events.length === query.limit && last !== undefined ? last.aggregate_version : null };
+  });
+}

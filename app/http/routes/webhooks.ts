@@ -1,0 +1,111 @@
+// Alert webhooks (admin): register, list, delete, and see every delivery with its attempts.
+//   POST   /api/v1/webhooks                 {url, event_types, secret?, description?} → 201, secret shown once
+//   GET    /api/v1/webhooks[?include_deleted=true]
+//   GET    /api/v1/webhooks/:id
+//   DELETE /api/v1/webhooks/:id             → 204 (pending deliveries are cancelled)
+//   GET    /api/v1/webhooks/:id/deliveries[?status=&limit=&offset=]
+import type { Context } from 'koa';
+import type { Router } from '@koa/router';
+import { z } from 'zod';
+import { deviceEventSchemas } from '../../../domain/device/events.ts';
+import { provisioningKeyEventSchemas } from '../../../domain/provisioning-key/events.ts';
+import { createWebhook, deleteWebhook, getWebhook, listDeliveries, listWebhooks, type Webhook } from '../../../infra/webhooks/registry.ts';
+import { generateWebhookSecret } from '../../../infra/webhooks/signature.ts';
+import { requireAdmin } from '../middleware/auth.ts';
+import type { AppDeps } from '../deps.ts';
+import { HttpError, parseOr400 } from '../errors.ts';
+import { jsonBody, uuidParam } from '../request.ts';
+
+/** Event types a webhook may name: the catalogue's, `*`, or a prefix such as `device.*`. */
+export const knownEventTypes = (): string[] => [...Object.keys(deviceEventSchemas), ...Object.keys(provisioningKeyEventSchemas)].sort();
+
+const eventTypePattern = z.string().min(1).max(64).superRefine((value, ctx) => {
+  if (value === '*') return;
+  if (value.endsWith('.*') && /^[a-z0-9_]+(\.[a-z0-9_]+)*\.\*$/.test(value)) return;
+  if (!knownEventTypes().includes(value)) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `unknown event type "${value}"; use "*", a prefix like "device.*", or one of: ${knownEventTypes().join(', ')}` });
+  }
+});
+
+const webhookUrl = z.string().max(2048).url('must be an absolute http(s) URL').refine((s) => /^https?:\/\//i.test(s), 'must be an http or https URL');
+
+/** Body of POST /webhooks. */
+export const webhookBody = z.object({
+  url: webhookUrl,
+  event_types: z.array(eventTypePattern).min(1, 'name at least one event type').max(50),
+  secret: z.string().min(16, 'must be at least 16 characters').max(256).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces').optional(),
+  description: z.string().min(1).max(500).optional(),
+}).strict();
+
+/** Query of GET /webhooks. */
+export const listQuery = z.object({ include_deleted: z.enum(['true', 'false']).transform((v) => v === 'true').optional() }).strict();
+
+/** Query of GET /webhooks/:id/deliveries. */
+export const deliveriesQuery = z.object({
+  status: z.enum(['pending', 'succeeded', 'failed', 'cancelled']).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+}).strict();
+
+/** A webhook as served (never the secret). */
+export const webhookView = (w: Webhook) => ({
+  id: w.id, url: w.url, event_types: w.event_types, description: w.description,
+  created_by: w.created_by, created_at: w.created_at, deleted_at: w.deleted_at,
+});
+
+async function existingWebhook(deps: AppDeps, id: string): Promise<Webhook> {
+  const webhook = await getWebhook(deps.pool, id);
+  if (webhook === null) throw new HttpError(404, 'webhook_not_found', `no webhook ${id}`);
+  return webhook;
+}
+
+/** Registers the webhook endpoints on the router. */
+export function webhookRoutes(router: Router, deps: AppDeps): void {
+  router.post('/webhooks', async (ctx: Context) => {
+    const admin = await requireAdmin(ctx, deps);
+    const body = parseOr400(webhookBody, jsonBody(ctx));
+    const secret = body.secret ?? generateWebhookSecret();
+    const webhook = await createWebhook(deps.pool, {
+      url: body.url,
+      event_types: [...new Set(body.event_types)],
+      secret,
+      description: body.description ?? null,
+      created_by: admin.id,
+      created_at: deps.clock().toISOString(),
+    });
+    ctx.status = 201;
+    ctx.set('Location', `/api/v1/webhooks/${webhook.id}`);
+    // the only time the secret leaves the server
+    ctx.body = { ...webhookView(webhook), secret };
+  });
+
+  router.get('/webhooks', async (ctx: Context) => {
+    await requireAdmin(ctx, deps);
+    const query = parseOr400(listQuery, ctx.query, 'query');
+    const webhooks = await listWebhooks(deps.pool, { includeDeleted: query.include_deleted ?? false });
+    ctx.body = { webhooks: webhooks.map(webhookView) };
+  });
+
+  router.get('/webhooks/:id', async (ctx: Context) => {
+    await requireAdmin(ctx, deps);
+    ctx.body = webhookView(await existingWebhook(deps, uuidParam(ctx, 'id')));
+  });
+
+  router.delete('/webhooks/:id', async (ctx: Context) => {
+    await requireAdmin(ctx, deps);
+    const id = uuidParam(ctx, 'id');
+    if (!(await deleteWebhook(deps.pool, id, deps.clock().toISOString()))) {
+      throw new HttpError(404, 'webhook_not_found', `no webhook ${id} (or it was already deleted)`);
+    }
+    ctx.status = 204;
+  });
+
+  router.get('/webhooks/:id/deliveries', async (ctx: Context) => {
+    await requireAdmin(ctx, deps);
+    const id = uuidParam(ctx, 'id');
+    const query = parseOr400(deliveriesQuery, ctx.query, 'query');
+    await existingWebhook(deps, id);
+    const deliveries = await listDeliveries(deps.pool, id, { status: query.status, limit: query.limit, offset: query.offset });
+    ctx.body = { deliveries, limit: query.limit, offset: query.offset };
+  });
+}

@@ -1,0 +1,124 @@
+// The seed's analytics questions, answered over a window ending now: how often targets
+// change, which devices report most, how long devices take to reach a new target, and
+// which devices drift now and since when. Works over any replay source.
+import { driftDetail, driftReport, type Reconciliation } from './drift.ts';
+import { buildHistory, instantMs } from './history.ts';
+import type { DeviceSummary, ReplaySource } from './source.ts';
+import { percentile } from './time.ts';
+
+/** The period analysed: (from, to]. */
+export type AnalyticsWindow = { from: string; to: string; duration_ms: number };
+
+/** Events of one type per device, busiest first. */
+export type Activity = {
+  total: number;
+  devices: number;
+  per_hour: number;
+  top: { uuid: string; device_name: string | null; count: number; per_hour: number; first: string; last: string }[];
+};
+
+/** Reconciliation delays: target update → first instant in sync with that version. */
+export type ReconciliationStats = {
+  targets: number;
+  converged: number;
+  pending: number;
+  superseded: number;
+  delay_ms: { p50: number | null; p90: number | null; p99: number | null; max: number | null; mean: number | null };
+  slowest: (Reconciliation & { uuid: string; device_name: string })[];
+  waiting: (Reconciliation & { uuid: string; device_name: string })[];
+};
+
+/** Devices out of sync now. */
+export type DriftingNow = {
+  as_of: string;
+  count: number;
+  devices: { uuid: string; device_name: string; fleet_id: string; drift_since: string | null; for_ms: number | null; differed: Record<string, unknown> }[];
+};
+
+/** Everything at once. */
+export type Analytics = {
+  window: AnalyticsWindow;
+  target_changes: Activity;
+  reports: Activity;
+  reconciliation: ReconciliationStats;
+  drifting_now: DriftingNow;
+};
+
+/** The window of `durationMs` ending at the source's now. */
+export function analyticsWindow(source: ReplaySource, durationMs: number): AnalyticsWindow {
+  const to = source.now();
+  return { from: new Date(instantMs(to) - durationMs).toISOString(), to, duration_ms: durationMs };
+}
+
+async function names(source: ReplaySource): Promise<Map<string, DeviceSummary>> {
+  return new Map((await source.devices()).map((d) => [d.uuid, d]));
+}
+
+/** How often events of a type happen, per device, busiest first. */
+export async function activity(source: ReplaySource, eventType: string, window: AnalyticsWindow, top = 10): Promise<Activity> {
+  const counts = await source.eventCounts(eventType, window.from, window.to);
+  const known = await names(source);
+  const hours = window.duration_ms / 3_600_000;
+  const total = counts.reduce((sum, c) => sum + c.count, 0);
+  return {
+    total,
+    devices: counts.length,
+    per_hour: total / hours,
+    top: counts.slice(0, top).map((c) => ({ ...c, device_name: known.get(c.uuid)?.device_name ?? null, per_hour: c.count / hours })),
+  };
+}
+
+/** Delays between each target update in the window and the device reaching it. */
+export async function reconciliationStats(source: ReplaySource, window: AnalyticsWindow, top = 10): Promise<ReconciliationStats> {
+  const devices = await source.eventCounts('target_state.updated', window.from, window.to);
+  const known = await names(source);
+  const all: (Reconciliation & { uuid: string; device_name: string })[] = [];
+  for (const { uuid } of devices) {
+    const events = await source.window(uuid, { since: window.from, until: window.to });
+    const report = driftReport(buildHistory(events.base, events.events, { since: window.from, until: window.to }));
+    const deviceName = known.get(uuid)?.device_name ?? uuid;
+    for (const r of report.reconciliations) all.push({ ...r, uuid, device_name: deviceName });
+  }
+  const delays = all.filter((r) => r.delay_ms !== null).map((r) => r.delay_ms!);
+  return {
+    targets: all.length,
+    converged: delays.length,
+    pending: all.filter((r) => r.status === 'pending').length,
+    superseded: all.filter((r) => r.status === 'superseded').length,
+    delay_ms: {
+      p50: percentile(delays, 50),
+      p90: percentile(delays, 90),
+      p99: percentile(delays, 99),
+      max: delays.length === 0 ? null : delays.reduce((a, b) => Math.max(a, b), 0),
+      mean: delays.length === 0 ? null : delays.reduce((a, b) => a + b, 0) / delays.length,
+    },
+    slowest: all.filter((r) => r.delay_ms !== null).sort((a, b) => b.delay_ms! - a.delay_ms!).slice(0, top),
+    waiting: all.filter((r) => r.status === 'pending').sort((a, b) => (b.waiting_ms ?? 0) - (a.waiting_ms ?? 0)).slice(0, top),
+  };
+}
+
+/** Devices out of sync now, longest first. */
+export async function driftingNow(source: ReplaySource): Promise<DriftingNow> {
+  const asOf = source.now();
+  const devices = (await source.driftingNow()).map(({ summary, state, drift_since }) => ({
+    uuid: summary.uuid,
+    device_name: summary.device_name,
+    fleet_id: summary.fleet_id,
+    drift_since,
+    for_ms: drift_since === null ? null : Math.max(0, instantMs(asOf) - instantMs(drift_since)),
+    differed: driftDetail(state),
+  })).sort((a, b) => (b.for_ms ?? -1) - (a.for_ms ?? -1));
+  return { as_of: asOf, count: devices.length, devices };
+}
+
+/** All analytics over the window of `durationMs` ending now. */
+export async function computeAnalytics(source: ReplaySource, durationMs: number, top = 10): Promise<Analytics> {
+  const window = analyticsWindow(source, durationMs);
+  return {
+    window,
+    target_changes: await activity(source, 'target_state.updated', window, top),
+    reports: await activity(source, 'current_state.updated', window, top),
+    reconciliation: await reconciliationStats(source, window, top),
+    drifting_now: await driftingNow(source),
+  };
+}

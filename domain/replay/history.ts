@@ -1,0 +1,258 @@
+// Replay over a device's event rows with the domain's one fold: the state at an instant,
+// and the sequence of states as time passes. Shared by the CLI, the HTTP routes, the
+// snapshotter and the fixture suite; pure (no I/O).
+import { evolve } from '../device/evolve.ts';
+import { isDeviceEventType, parseDeviceEvent, type DeviceEvent } from '../device/events.ts';
+import { initialState, type DeviceState } from '../device/state.ts';
+import type { StoredEvent } from '../recorded-event.ts';
+
+/** What replay reads of an event row (the database, a fixture or an archive). */
+export type ReplayEvent = Pick<StoredEvent, 'event_id' | 'event_type' | 'aggregate_version' | 'data' | 'metadata' | 'timestamp'>
+  & Partial<Pick<StoredEvent, 'source' | 'aggregate_id' | 'hash'>>;
+
+/** Thrown for an event type the fold of this build does not know (never silently skipped). */
+export class UnknownEventTypeError extends Error {
+  constructor(event: Pick<ReplayEvent, 'event_id' | 'event_type' | 'aggregate_version'>) {
+    super(`event ${event.event_id} (version ${event.aggregate_version}) has type "${event.event_type}", which this build's fold does not know`);
+    this.name = 'UnknownEventTypeError';
+  }
+}
+
+/**
+ * An event row as the folder reads it: its instant also in ms since the epoch, and whether
+ * the device caused it (isDeviceCaused). The database's state reads select exactly this.
+ */
+export type FoldEvent = Pick<ReplayEvent, 'event_id' | 'event_type' | 'aggregate_version' | 'data' | 'timestamp'> & { at_ms: number; device_caused: boolean };
+
+/** The row as the fold sees it; `validate` checks `data` against the event's zod schema (fixtures). */
+export function toDeviceEvent(row: Omit<FoldEvent, 'at_ms' | 'device_caused'>, validate = false): DeviceEvent {
+  return deviceEventAt(row, row.timestamp, validate);
+}
+
+/** As toDeviceEvent, for a row whose ISO instant is given apart (FoldRow). */
+function deviceEventAt(row: Omit<FoldRow, 'at_ms' | 'device_caused'>, timestamp: string, validate: boolean): DeviceEvent {
+  if (!isDeviceEventType(row.event_type)) throw new UnknownEventTypeError(row);
+  if (validate) return parseDeviceEvent({ type: row.event_type, data: row.data, timestamp });
+  return { type: row.event_type, data: row.data, timestamp } as DeviceEvent;
+}
+
+/** Milliseconds since the epoch of an ISO instant. */
+export const instantMs = (iso: string): number => Date.parse(iso);
+
+const DAY_MS = 86_400_000;
+const pad = (n: number, width: number) => String(n).padStart(width, '0');
+// the time of day in three pieces, "HH:mm:" (by minute of the day), "ss." and "sssZ"
+const MINUTES = Array.from({ length: 1_440 }, (_, m) => `${pad(Math.floor(m / 60), 2)}:${pad(m % 60, 2)}:`);
+const SECONDS = Array.from({ length: 60 }, (_, s) => `${pad(s, 2)}.`);
+const MILLIS = Array.from({ length: 1_000 }, (_, ms) => `${pad(ms, 3)}Z`);
+let cachedDay = NaN;
+let cachedDayPrefix = '';
+
+/**
+ * `new Date(ms).toISOString()`, an order of magnitude cheaper: a full replay formats 100,000
+ * instants, nearly all on a day already seen, so the date part ("2026-01-05T", or "+012345-…T"
+ * outside years 0–9999) is kept from the last call and only the time of day is put together
+ * from tables. Anything but an integer in Date's range (±8.64e15) is left to Date itself, which
+ * truncates fractions and throws the same RangeError. test/replay/iso-instant.test.ts compares
+ * both over boundaries and random instants.
+ */
+export function isoOfMs(ms: number): string {
+  if (!Number.isInteger(ms) || ms > 8.64e15 || ms < -8.64e15) return new Date(ms).toISOString();
+  const day = Math.floor(ms / DAY_MS) * DAY_MS; // ms are exact integers, so is day (a multiple of 86,400,000 in range)
+  if (day !== cachedDay) {
+    const iso = new Date(day).toISOString();
+    cachedDayPrefix = iso.slice(0, iso.length - 13); // without "00:00:00.000Z"
+    cachedDay = day;
+  }
+  const ofDay = ms - day;
+  const seconds = Math.floor(ofDay / 1000);
+  return cachedDayPrefix + MINUTES[Math.floor(seconds / 60)]! + SECONDS[seconds % 60]! + MILLIS[ofDay % 1000]!;
+}
+
+/** True when the device itself caused the event (its last sign of life before an instant). */
+export function isDeviceCaused(event: ReplayEvent): boolean {
+  const actor = event.metadata['actor'] as { type?: unknown } | undefined;
+  return actor?.type === 'device' || event.source === 'device';
+}
+
+/** A row as the folder reads it. */
+export const toFoldEvent = (row: ReplayEvent): FoldEvent => ({
+  event_id: row.event_id,
+  event_type: row.event_type,
+  aggregate_version: row.aggregate_version,
+  data: row.data,
+  timestamp: row.timestamp,
+  at_ms: instantMs(row.timestamp),
+  device_caused: isDeviceCaused(row),
+});
+
+/**
+ * The state at `at`, by the definition: `events.filter(e => e.timestamp <= at).reduce(evolve,
+ * initialState())`. `events` are one device's, in version order. The reference every faster
+ * path (snapshots, history steps) is tested against.
+ */
+export function replayAt(events: readonly ReplayEvent[], at: string): DeviceState {
+  const t = instantMs(at);
+  return events.filter((e) => instantMs(e.timestamp) <= t).map((e) => toDeviceEvent(e)).reduce(evolve, initialState());
+}
+
+/** Where a replay starts: the initial state, or a snapshot of events 1..version. */
+export type ReplayBase = {
+  state: DeviceState;
+  version: number;
+  /** Latest timestamp among the folded events; null for the initial state. */
+  last_event_at: string | null;
+  last_seen_at: string | null;
+};
+
+/** The base before any event. */
+export const initialBase = (): ReplayBase => ({ state: initialState(), version: 0, last_event_at: null, last_seen_at: null });
+
+/** A state at an instant, with how it was computed. */
+export type StateAt = {
+  at: string;
+  state: DeviceState;
+  /** Latest device-caused event at or before `at` (heartbeats are not events). */
+  last_seen_at: string | null;
+  /** Events folded in total (the snapshot's included). */
+  events_folded: number;
+  /** The snapshot replay started from, or null for a fold from the first event. */
+  snapshot_version: number | null;
+};
+
+const later = (a: string | null, b: string | null): string | null => (a === null ? b : b === null ? a : (instantMs(b) > instantMs(a) ? b : a));
+
+/**
+ * A fold row as the database's state reads send it: a FoldEvent whose instant is only in ms
+ * since the epoch. The folder formats the ISO text (isoOfMs) only for the events it folds.
+ */
+export type FoldRow = Omit<FoldEvent, 'timestamp'>;
+
+/** Folds events into a base incrementally (page by page); `result()` is the state at `at`. */
+export function createFolder(base: ReplayBase, at: string, validate = false) {
+  const t = instantMs(at);
+  let state = base.state;
+  let lastSeen = base.last_seen_at;
+  let lastSeenMs = lastSeen === null ? -Infinity : instantMs(lastSeen);
+  let folded = 0;
+  /** Folds one event (version > base.version, at or before `at`) stamped `timestamp`. */
+  const fold = (event: FoldRow, timestamp: string): void => {
+    state = evolve(state, deviceEventAt(event, timestamp, validate));
+    // the latest instant, not the last event's: timestamps may go backwards
+    if (event.device_caused && event.at_ms > lastSeenMs) {
+      lastSeen = timestamp;
+      lastSeenMs = event.at_ms;
+    }
+    folded += 1;
+  };
+  return {
+    /** Adds events in version order, all with version > base.version; those after `at` are skipped. */
+    add(events: readonly FoldEvent[]): void {
+      for (const event of events) {
+        if (event.aggregate_version <= base.version || event.at_ms > t) continue;
+        fold(event, event.timestamp);
+      }
+    },
+    /** As `add`, for rows with the instant in ms only. */
+    addRows(rows: readonly FoldRow[]): void {
+      for (const row of rows) {
+        if (row.aggregate_version <= base.version || row.at_ms > t) continue;
+        fold(row, isoOfMs(row.at_ms));
+      }
+    },
+    result(): StateAt {
+      return { at, state, last_seen_at: lastSeen, events_folded: base.version + folded, snapshot_version: base.version === 0 ? null : base.version };
+    },
+  };
+}
+
+/**
+ * The state at `at` from a base and the events after it (version order, version > base.version):
+ * the base plus every later event with timestamp <= at. Equal to `replayAt` over all events
+ * whenever the base's events all happened at or before `at`.
+ */
+export function foldFrom(base: ReplayBase, events: readonly ReplayEvent[], at: string, validate = false): StateAt {
+  const folder = createFolder(base, at, validate);
+  folder.add(events.map(toFoldEvent));
+  return folder.result();
+}
+
+/** One event becoming part of the past: the state just before and just after its instant. */
+export type Step = { event: ReplayEvent; at: string; before: DeviceState; after: DeviceState; last_seen_at: string | null };
+
+/** A device's history over a window: the state at its start, then one step per event. */
+export type History = {
+  since: string | null;
+  until: string;
+  /** The state at `since` (the initial state when there is no `since`). */
+  start: DeviceState;
+  start_last_seen: string | null;
+  steps: Step[];
+};
+
+/**
+ * The states as time passes through (since, until]. Events are visited in timestamp order;
+ * each step's `after` is the state at that instant by the definition above, so an event whose
+ * timestamp lies before an earlier-versioned one's makes that step re-fold in version order.
+ * `base` must cover only events at or before `since`.
+ */
+export function buildHistory(base: ReplayBase, events: readonly ReplayEvent[], window: { since?: string | undefined; until: string }, validate = false): History {
+  const sinceMs = window.since === undefined ? -Infinity : instantMs(window.since);
+  const untilMs = instantMs(window.until);
+  const after = events.filter((e) => e.aggregate_version > base.version && instantMs(e.timestamp) <= untilMs);
+  const included = after.filter((e) => instantMs(e.timestamp) <= sinceMs);
+  let state = base.state;
+  let lastSeen = base.last_seen_at;
+  let maxIncluded = base.version;
+  for (const event of included) {
+    state = evolve(state, toDeviceEvent(event, validate));
+    if (isDeviceCaused(event)) lastSeen = later(lastSeen, event.timestamp);
+    maxIncluded = Math.max(maxIncluded, event.aggregate_version);
+  }
+  const start = state;
+  const startLastSeen = lastSeen;
+  const pending = after.filter((e) => instantMs(e.timestamp) > sinceMs)
+    .sort((a, b) => instantMs(a.timestamp) - instantMs(b.timestamp) || a.aggregate_version - b.aggregate_version);
+  const steps: Step[] = [];
+  for (const event of pending) {
+    const before = state;
+    included.push(event);
+    if (event.aggregate_version > maxIncluded) {
+      state = evolve(state, toDeviceEvent(event, validate));
+      maxIncluded = event.aggregate_version;
+    } else {
+      // an earlier version arrives later in time: the state at this instant is a new fold
+      included.sort((a, b) => a.aggregate_version - b.aggregate_version);
+      state = included.map((e) => toDeviceEvent(e, validate)).reduce(evolve, base.state);
+    }
+    if (isDeviceCaused(event)) lastSeen = later(lastSeen, event.timestamp);
+    steps.push({ event, at: event.timestamp, before, after: state, last_seen_at: lastSeen });
+  }
+  return { since: window.since ?? null, until: window.until, start, start_last_seen: startLastSeen, steps };
+}
+
+/** The state a history shows at an instant inside it. */
+export function stateInHistory(history: History, at: string): DeviceState {
+  const t = instantMs(at);
+  let state = history.start;
+  for (const step of history.steps) {
+    if (instantMs(step.at) > t) break;
+    state = step.after;
+  }
+  return state;
+}
+
+/** A short reference to an event, for "caused by" and "ended by". */
+export type EventRef = { event_id: string; event_type: string; version: number; timestamp: string; actor: string | null };
+
+/** The reference of an event row. */
+export function eventRef(event: ReplayEvent): EventRef {
+  const actor = event.metadata['actor'] as { type?: string; id?: string } | undefined;
+  return {
+    event_id: event.event_id,
+    event_type: event.event_type,
+    version: event.aggregate_version,
+    timestamp: event.timestamp,
+    actor: actor?.type === undefined ? null : `${actor.type}${actor.id === undefined ? '' : `:${actor.id}`}`,
+  };
+}

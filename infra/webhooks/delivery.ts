@@ -1,0 +1,252 @@
+// The webhook delivery worker: claims due deliveries with a lease (no transaction stays
+// open during the HTTP call, so listeners' horizons are not held back), POSTs the event
+// JSON signed with the webhook's secret, records every attempt, and retries failures with
+// exponential backoff until the last attempt, when the delivery is marked failed. Safe on
+// several instances at once: claims use FOR UPDATE SKIP LOCKED.
+import { performance } from 'node:perf_hooks';
+import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { z } from 'zod';
+import { poolUrl } from '../postgres/database-source.ts';
+import { openDedicatedSession, type DedicatedSession } from '../postgres/dedicated-session.ts';
+import type { RealtimeLog } from '../realtime/leader-loop.ts';
+import { signWebhook, WEBHOOK_HEADERS } from './signature.ts';
+
+/** The channel new deliveries notify. */
+export const WEBHOOK_DELIVERIES_CHANNEL = 'devicetrail_webhook_deliveries';
+
+/** How the worker delivers. */
+export type WebhookWorkerOptions = {
+  pool: DatabasePool;
+  /** Attempts before a delivery is marked failed (default 8). */
+  maxAttempts?: number;
+  /** Delay before the second attempt; doubles each time up to `retryMaxMs` (defaults 1 s, 1 h). */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  /** Per-attempt timeout (default 10 s). */
+  timeoutMs?: number;
+  /** Deliveries attempted at once (default 4). */
+  concurrency?: number;
+  pollIntervalMs?: number;
+  log?: RealtimeLog;
+};
+
+const claimedRow = z.object({
+  id: z.string(),
+  webhook_id: z.string(),
+  event_type: z.string(),
+  payload: z.unknown(),
+  attempts: z.number(),
+  url: z.string(),
+  secret: z.string(),
+});
+type Claimed = z.infer<typeof claimedRow>;
+
+/** Claims up to `limit` due deliveries for `leaseSeconds`, counting the attempt. */
+async function claimDue(connection: CommonQueryMethods, limit: number, leaseSeconds: number): Promise<readonly Claimed[]> {
+  return connection.any(sql.type(claimedRow)`
+    UPDATE webhook_deliveries d
+       SET locked_until = now() + make_interval(secs => ${leaseSeconds}), attempts = d.attempts + 1
+      FROM webhooks w
+     WHERE w.id = d.webhook_id AND w.deleted_at IS NULL
+       AND d.id IN (SELECT id FROM webhook_deliveries
+                     WHERE status = 'pending' AND next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now())
+                     ORDER BY next_attempt_at LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+    RETURNING d.id, d.webhook_id, d.event_type, d.payload, d.attempts, w.url, w.secret`);
+}
+
+/** One attempt's outcome. */
+type Outcome = { attemptedAt: string; durationMs: number; statusCode: number | null; error: string | null; responseBody: string | null; ok: boolean };
+
+/** Records an attempt and schedules the next one (or ends the delivery), in one transaction. */
+async function recordAttempt(connection: CommonQueryMethods, delivery: Claimed, outcome: Outcome, retryInMs: number | null): Promise<void> {
+  const status = outcome.ok ? 'succeeded' : retryInMs === null ? 'failed' : 'pending';
+  await connection.transaction(async (t) => {
+    await t.query(sql.unsafe`
+      INSERT INTO webhook_delivery_attempts (delivery_id, attempt, attempted_at, duration_ms, status_code, error, response_body)
+      VALUES (${delivery.id}, ${delivery.attempts}, ${outcome.attemptedAt}::timestamptz, ${outcome.durationMs},
+              ${outcome.statusCode}, ${outcome.error}, ${outcome.responseBody})
+      ON CONFLICT DO NOTHING`);
+    await t.query(sql.unsafe`
+      UPDATE webhook_deliveries
+         SET status = ${status}, locked_until = NULL, last_status_code = ${outcome.statusCode}, last_error = ${outcome.error},
+             next_attempt_at = now() + make_interval(secs => ${(retryInMs ?? 0) / 1000}),
+             completed_at = CASE WHEN ${status} = 'pending' THEN NULL ELSE now() END
+       WHERE id = ${delivery.id} AND status = 'pending'`);
+  });
+}
+
+const nextDueRow = z.object({ wait_ms: z.number().nullable() });
+
+/** Milliseconds until the next pending delivery is due (null when none). */
+async function nextDueInMs(connection: CommonQueryMethods): Promise<number | null> {
+  return connection.oneFirst(sql.type(nextDueRow)`
+    SELECT (EXTRACT(EPOCH FROM (min(GREATEST(next_attempt_at, COALESCE(locked_until, next_attempt_at))) - now())) * 1000)::float8 AS wait_ms
+      FROM webhook_deliveries WHERE status = 'pending'`);
+}
+
+/** Reads at most `max` characters of a response body. */
+async function boundedText(response: Response, max: number): Promise<string> {
+  if (response.body === null) return '';
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  while (text.length < max) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+  }
+  await reader.cancel().catch(() => undefined);
+  return text.slice(0, max);
+}
+
+function describeFailure(error: unknown, timeoutMs: number): string {
+  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) return `timed out after ${timeoutMs} ms`;
+  const field = (value: unknown, key: 'message' | 'code'): string | undefined => {
+    const v = typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
+    return typeof v === 'string' && v !== '' ? v : undefined;
+  };
+  // fetch rejects with "fetch failed" and the network error as its cause
+  const cause = error instanceof Error ? error.cause : undefined;
+  const message = field(error, 'message') ?? String(error);
+  const detail = field(cause, 'code') ?? field(cause, 'message') ?? field(error, 'code');
+  return (detail !== undefined && detail !== message ? `${message} (${detail})` : message).slice(0, 1000);
+}
+
+/** The retry delay after failed attempt `attempt` (1-based), with ±20% jitter. */
+export function retryDelayMs(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+  const raw = Math.min(maxMs, baseMs * 2 ** (attempt - 1));
+  return Math.round(raw * (0.8 + 0.4 * random()));
+}
+
+/** A delivery worker; start() runs it in the background, runOnce() attempts what is due now. */
+export class WebhookWorker {
+  readonly #options: Required<Omit<WebhookWorkerOptions, 'log'>> & { log: RealtimeLog };
+  #running = false;
+  #loop: Promise<void> | null = null;
+  #session: DedicatedSession | null = null;
+  #wakeUp: (() => void) | null = null;
+  #pendingWake = false;
+
+  constructor(options: WebhookWorkerOptions) {
+    this.#options = {
+      maxAttempts: 8, retryBaseMs: 1000, retryMaxMs: 3_600_000, timeoutMs: 10_000, concurrency: 4, pollIntervalMs: 1000,
+      log: (level, message) => { if (level !== 'info') console.error(`[devicetrail] ${message}`); },
+      ...options,
+    };
+  }
+
+  /** Attempts every delivery due now (up to `concurrency`); returns how many. */
+  async runOnce(): Promise<number> {
+    const { pool, concurrency, timeoutMs } = this.#options;
+    const claimed = await claimDue(pool, concurrency, Math.ceil(timeoutMs / 1000) + 30);
+    await Promise.all(claimed.map((delivery) => this.#deliver(delivery)));
+    return claimed.length;
+  }
+
+  /** Runs in the background until stop(); woken by new deliveries, polling as a fallback. */
+  async start(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    await this.#listen().catch((error: unknown) => this.#options.log('warn', `webhook worker: no LISTEN session (${(error as Error).message}); polling only`));
+    this.#loop = this.#run();
+  }
+
+  /** Finishes the attempts in hand and stops. */
+  async stop(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    this.#wakeUp?.();
+    await this.#loop;
+    await this.#session?.close();
+    this.#session = null;
+  }
+
+  async #listen(): Promise<void> {
+    const session = await openDedicatedSession(poolUrl(this.#options.pool), {
+      onNotification: () => this.#wake(),
+      onLost: () => {
+        if (this.#session === session) this.#session = null;
+      },
+    });
+    await session.listen(WEBHOOK_DELIVERIES_CHANNEL);
+    this.#session = session;
+  }
+
+  #wake(): void {
+    this.#pendingWake = true;
+    this.#wakeUp?.();
+  }
+
+  async #sleep(ms: number): Promise<void> {
+    if (this.#pendingWake || !this.#running) {
+      this.#pendingWake = false;
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => { this.#wakeUp = null; resolve(); }, Math.max(0, ms));
+      this.#wakeUp = () => {
+        clearTimeout(timer);
+        this.#wakeUp = null;
+        this.#pendingWake = false;
+        resolve();
+      };
+    });
+  }
+
+  async #run(): Promise<void> {
+    let errorDelay = 250;
+    while (this.#running) {
+      try {
+        if (this.#session === null) await this.#listen().catch(() => undefined);
+        this.#pendingWake = false;
+        if ((await this.runOnce()) > 0) continue;
+        const due = await nextDueInMs(this.#options.pool);
+        errorDelay = 250;
+        await this.#sleep(due === null ? this.#options.pollIntervalMs : Math.min(Math.max(due, 10), this.#options.pollIntervalMs));
+      } catch (error) {
+        if (!this.#running) break;
+        this.#options.log('error', `webhook worker: ${(error as Error).message}; retrying in ${errorDelay} ms`, error);
+        await this.#sleep(errorDelay);
+        errorDelay = Math.min(errorDelay * 2, 30_000);
+      }
+    }
+  }
+
+  async #deliver(delivery: Claimed): Promise<void> {
+    const { timeoutMs, maxAttempts, retryBaseMs, retryMaxMs, log, pool } = this.#options;
+    const body = JSON.stringify(delivery.payload);
+    const timestamp = String(Math.floor(Date.now() / 1000));
+    const attemptedAt = new Date().toISOString();
+    const started = performance.now();
+    let outcome: Outcome;
+    try {
+      const response = await fetch(delivery.url, {
+        method: 'POST',
+        redirect: 'manual',
+        signal: AbortSignal.timeout(timeoutMs),
+        headers: {
+          'Content-Type': 'application/json',
+          'User-Agent': 'devicetrail-webhooks/1',
+          [WEBHOOK_HEADERS.delivery]: delivery.id,
+          [WEBHOOK_HEADERS.event]: delivery.event_type,
+          [WEBHOOK_HEADERS.webhook]: delivery.webhook_id,
+          [WEBHOOK_HEADERS.attempt]: String(delivery.attempts),
+          [WEBHOOK_HEADERS.timestamp]: timestamp,
+          [WEBHOOK_HEADERS.signature]: signWebhook(delivery.secret, timestamp, body),
+        },
+        body,
+      });
+      const text = await boundedText(response, 1000).catch(() => '');
+      const ok = response.status >= 200 && response.status < 300;
+      outcome = { attemptedAt, durationMs: Math.round(performance.now() - started), statusCode: response.status, error: ok ? null : `HTTP ${response.status}`, responseBody: text === '' ? null : text, ok };
+    } catch (error) {
+      outcome = { attemptedAt, durationMs: Math.round(performance.now() - started), statusCode: null, error: describeFailure(error, timeoutMs), responseBody: null, ok: false };
+    }
+    const retryIn = outcome.ok || delivery.attempts >= maxAttempts ? null : retryDelayMs(delivery.attempts, retryBaseMs, retryMaxMs);
+    await recordAttempt(pool, delivery, outcome, retryIn);
+    if (!outcome.ok) {
+      const next = retryIn === null ? 'giving up' : `retrying in ${retryIn} ms`;
+      log('warn', `webhook ${delivery.webhook_id}: delivery ${delivery.id} attempt ${delivery.attempts}/${maxAttempts} failed (${outcome.error}); ${next}`);
+    }
+  }
+}
