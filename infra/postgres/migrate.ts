@@ -2,7 +2,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import pg from 'pg';
 
-const migrationsDir = new URL('../migrations/', import.meta.url);
+const migrationsDir = new URL('./migrations/', import.meta.url);
 
 /**
  * Applies pending migrations and returns the names applied. Uses node-postgres directly
