@@ -3,7 +3,7 @@
 // else the embedded server under DATA_DIR (reused when the service runs, else started for
 // as long as a listener runs or a projection call lasts). So the seed's snippets run as written:
 //
-//   import { EventListener } from './event-sourcing.ts';
+//   import { EventListener } from '../app/cli/event-sourcing.ts';   // from a script in scripts/
 //   const listener = new EventListener();
 import type { DatabaseLease } from '../../infra/postgres/database-source.ts';
 import { EventListener as PoolEventListener, type EventListenerOptions } from '../../infra/realtime/event-listener.ts';

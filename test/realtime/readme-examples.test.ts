@@ -27,7 +27,7 @@ test.after.always(async () => {
 /** The README's TypeScript blocks that import app/cli/event-sourcing.ts. */
 async function readmeExamples(): Promise<string[]> {
   const readme = await readFile(path.join(root, 'README.md'), 'utf8');
-  return [...readme.matchAll(/```typescript\n([\s\S]*?)```/g)].map((m) => m[1]!).filter((code) => code.includes("from '../app/event-sourcing.ts'"));
+  return [...readme.matchAll(/```typescript\n([\s\S]*?)```/g)].map((m) => m[1]!).filter((code) => code.includes("from '../app/cli/event-sourcing.ts'"));
 }
 
 /** Writes a script into scripts/ (where the README says to put it), removed after the tests. */
