@@ -5,7 +5,11 @@ import path from 'node:path';
 import type { createAdminTokens } from '../infra/devices/credentials.ts';
 
 /** Creates the bootstrap admin token when none exists; returns it, or null. */
-export async function bootstrapAdminToken(tokens: ReturnType<typeof createAdminTokens>, dataDir: string, print: (line: string) => void): Promise<string | null> {
+export async function bootstrapAdminToken(
+  tokens: ReturnType<typeof createAdminTokens>,
+  dataDir: string,
+  print: (line: string) => void,
+): Promise<string | null> {
   if ((await tokens.count()) > 0) return null;
   const { token } = await tokens.create('bootstrap');
   await mkdir(dataDir, { recursive: true });

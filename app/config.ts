@@ -10,17 +10,26 @@ export function parseDuration(text: string): number | null {
   const trimmed = text.trim();
   if (!/^(\d+(\.\d+)?(ms|s|m|h|d))+$/.test(trimmed)) return null;
   let total = 0;
-  for (const [, amount, unit] of trimmed.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) total += Number(amount) * durationUnits[unit!]!;
+  for (const [, amount, unit] of trimmed.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) {
+    total += Number(amount) * durationUnits[unit!]!;
+  }
   return Math.round(total);
 }
 
 /** A duration variable in milliseconds, at least `minMs`. */
-const duration = (minMs: number) => z.string().transform((text, ctx) => {
-  const ms = parseDuration(text);
-  if (ms === null) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be a duration like 90s, 15m, 1h30m (units ms, s, m, h, d), got "${text}"` });
-  else if (ms < minMs) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be at least ${minMs} ms, got "${text}"` });
-  return ms ?? 0;
-});
+const duration = (minMs: number) =>
+  z.string().transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === null) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: `must be a duration like 90s, 15m, 1h30m (units ms, s, m, h, d), got "${text}"`,
+      });
+    } else if (ms < minMs) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be at least ${minMs} ms, got "${text}"` });
+    }
+    return ms ?? 0;
+  });
 
 /** "60/10s" → a token bucket of 60 refilled every 10 s; "off" → null. */
 const rateLimit = z.string().transform((text, ctx) => {
@@ -28,7 +37,11 @@ const rateLimit = z.string().transform((text, ctx) => {
   const match = /^\s*(\d{1,9})\s*\/\s*(\S+)\s*$/.exec(text);
   const windowMs = match === null ? null : parseDuration(match[2]!);
   if (match === null || windowMs === null || windowMs < 1000 || Number(match[1]) < 1) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be "off" or <count>/<duration> with a count of at least 1 and a duration of at least 1s, e.g. 60/10s, got "${text}"` });
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      message:
+        `must be "off" or <count>/<duration> with a count of at least 1 and a duration of at least 1s, e.g. 60/10s, got "${text}"`,
+    });
     return null;
   }
   return { limit: Number(match[1]), windowMs };
@@ -51,7 +64,10 @@ const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
-  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').max(512).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces').optional(),
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').max(512).regex(
+    /^[\x21-\x7e]+$/,
+    'must be printable ASCII without spaces',
+  ).optional(),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
   // lifecycle sweepers (issue #5): an open reconciliation fails after RECONCILIATION_TIMEOUT,
   // a device without an authenticated call for CONNECTIVITY_TIMEOUT is lost; checked every SWEEP_INTERVAL

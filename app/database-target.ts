@@ -11,7 +11,11 @@ export type DatabaseTarget = { url: string; description: string; stop: () => Pro
 /** Resolves (starting the embedded server when needed) the database for this config. */
 export async function openDatabase(config: Config, log: (message: string) => void): Promise<DatabaseTarget> {
   if (config.DATABASE_URL !== undefined) {
-    return { url: config.DATABASE_URL, description: `external PostgreSQL ${redactUrl(config.DATABASE_URL)} (DATABASE_URL)`, stop: async () => {} };
+    return {
+      url: config.DATABASE_URL,
+      description: `external PostgreSQL ${redactUrl(config.DATABASE_URL)} (DATABASE_URL)`,
+      stop: async () => {},
+    };
   }
   const dataDir = path.resolve(config.DATA_DIR);
   const server = await startEmbeddedPostgres({
@@ -23,7 +27,9 @@ export async function openDatabase(config: Config, log: (message: string) => voi
   });
   return {
     url: server.url,
-    description: `embedded PostgreSQL ${redactUrl(server.url)} (data in ${server.dataDir}${server.owned ? '' : ', reused running server'})`,
+    description: `embedded PostgreSQL ${redactUrl(server.url)} (data in ${server.dataDir}${
+      server.owned ? '' : ', reused running server'
+    })`,
     stop: server.stop,
   };
 }

@@ -11,7 +11,7 @@ import { ensurePartitionsAhead } from '../infra/event-store/partitions.ts';
 import { createReconciliationSweeper } from '../infra/devices/reconciliation-sweeper.ts';
 import { createSnapshotter } from '../infra/replay/snapshotter.ts';
 import { bootstrapAdminToken } from './bootstrap.ts';
-import { loadConfig, ConfigError, type Config } from './config.ts';
+import { type Config, ConfigError, loadConfig } from './config.ts';
 import { openDatabase } from './database-target.ts';
 import { createApp } from './http/create-app.ts';
 import { createDeps } from './http/deps.ts';
@@ -34,21 +34,38 @@ async function main(config: Config, logger: Logger): Promise<void> {
   await ensurePartitionsAhead(pool, new Date(), config.PARTITION_DAYS_AHEAD);
   // hourly: partitions ahead (keeps /readyz's "partitions ahead" true) and retention (issue #6)
   const maintenance = createMaintenanceJob(pool, {
-    clock: () => new Date(), daysAhead: config.PARTITION_DAYS_AHEAD, retentionDays: config.RETENTION_DAYS,
-    archiveDir: config.ARCHIVE_DIR, intervalMs: HOUR_MS, log, onError: (message, err) => logger.error({ err }, message),
+    clock: () => new Date(),
+    daysAhead: config.PARTITION_DAYS_AHEAD,
+    retentionDays: config.RETENTION_DAYS,
+    archiveDir: config.ARCHIVE_DIR,
+    intervalMs: HOUR_MS,
+    log,
+    onError: (message, err) => logger.error({ err }, message),
   });
   maintenance.start();
   onShutdown('partition maintenance and retention', () => maintenance.stop());
-  const deps = createDeps(pool, { bodyLimitKb: config.BODY_LIMIT_KB, logError: (message, err) => logger.error({ err }, message) });
+  const deps = createDeps(pool, {
+    bodyLimitKb: config.BODY_LIMIT_KB,
+    logError: (message, err) => logger.error({ err }, message),
+  });
   const metrics = createMetrics({ pool, clock: deps.clock });
   deps.store = instrumentStore(deps.store, metrics);
   // the token goes to a human at a terminal, never into collected logs
-  await bootstrapAdminToken(deps.adminTokens, config.DATA_DIR, (line) => process.stdout.isTTY
-    ? console.log(line)
-    : logger.warn(`created admin token "bootstrap"; it is saved in ${config.DATA_DIR}/admin-token (not logged)`));
+  await bootstrapAdminToken(
+    deps.adminTokens,
+    config.DATA_DIR,
+    (line) =>
+      process.stdout.isTTY
+        ? console.log(line)
+        : logger.warn(`created admin token "bootstrap"; it is saved in ${config.DATA_DIR}/admin-token (not logged)`),
+  );
   const app = createApp(deps, {
-    logger, logRequests: config.LOG_REQUESTS, metrics, partitionDaysAhead: config.PARTITION_DAYS_AHEAD,
-    rateLimits: { reports: config.REPORT_RATE_LIMIT, registrations: config.REGISTER_RATE_LIMIT }, requestTimeoutMs: config.REQUEST_TIMEOUT,
+    logger,
+    logRequests: config.LOG_REQUESTS,
+    metrics,
+    partitionDaysAhead: config.PARTITION_DAYS_AHEAD,
+    rateLimits: { reports: config.REPORT_RATE_LIMIT, registrations: config.REGISTER_RATE_LIMIT },
+    requestTimeoutMs: config.REQUEST_TIMEOUT,
     ...(config.METRICS_TOKEN === undefined ? {} : { metricsToken: config.METRICS_TOKEN }),
   });
   const server: Server = await new Promise((resolve, reject) => {
@@ -57,8 +74,18 @@ async function main(config: Config, logger: Logger): Promise<void> {
   });
   httpServer = server;
   const address = server.address();
-  log(`listening on http://${config.HOST}:${typeof address === 'object' && address !== null ? address.port : config.PORT}`);
-  const sweeperOptions = { pool, store: deps.store, clock: deps.clock, intervalMs: config.SWEEP_INTERVAL, onError: deps.logError };
+  log(
+    `listening on http://${config.HOST}:${
+      typeof address === 'object' && address !== null ? address.port : config.PORT
+    }`,
+  );
+  const sweeperOptions = {
+    pool,
+    store: deps.store,
+    clock: deps.clock,
+    intervalMs: config.SWEEP_INTERVAL,
+    onError: deps.logError,
+  };
   const sweepers = [
     createReconciliationSweeper({ ...sweeperOptions, timeoutMs: config.RECONCILIATION_TIMEOUT }),
     createConnectivitySweeper({ ...sweeperOptions, timeoutMs: config.CONNECTIVITY_TIMEOUT }),
@@ -68,11 +95,19 @@ async function main(config: Config, logger: Logger): Promise<void> {
     onShutdown('lifecycle sweeper', () => sweeper.stop());
   }
   if (config.REALTIME_JOBS) {
-    const realtime = await startRealtimeJobs(pool, config, (level, message, err) => logger[level](err === undefined ? {} : { err }, message));
+    const realtime = await startRealtimeJobs(
+      pool,
+      config,
+      (level, message, err) => logger[level](err === undefined ? {} : { err }, message),
+    );
     onShutdown('real-time jobs (webhooks, device_summary)', () => realtime.stop());
   }
   if (config.SNAPSHOT_EVERY > 0) {
-    const snapshotter = createSnapshotter(pool, { every: config.SNAPSHOT_EVERY, intervalMs: config.SNAPSHOT_INTERVAL, log });
+    const snapshotter = createSnapshotter(pool, {
+      every: config.SNAPSHOT_EVERY,
+      intervalMs: config.SNAPSHOT_INTERVAL,
+      log,
+    });
     snapshotter.start();
     onShutdown('snapshotter', () => snapshotter.stop());
   }
@@ -96,7 +131,10 @@ async function shutdown(signal: string, config: Config, logger: Logger): Promise
   }
   processShutdown.beginDraining();
   let closing = httpServer === null ? null : stopAccepting(httpServer);
-  logger.info({ signal, timeout_ms: config.SHUTDOWN_TIMEOUT_MS }, 'shutting down: refusing new connections, finishing requests in flight');
+  logger.info(
+    { signal, timeout_ms: config.SHUTDOWN_TIMEOUT_MS },
+    'shutting down: refusing new connections, finishing requests in flight',
+  );
   // a signal while starting: let startup finish, so everything it starts has registered its stop hook
   if (!(await within(startup.catch(() => undefined), config.SHUTDOWN_TIMEOUT_MS)).done) {
     logger.warn('startup did not finish within the shutdown timeout; stopping what has started');
@@ -105,7 +143,10 @@ async function shutdown(signal: string, config: Config, logger: Logger): Promise
   if (server !== null) {
     closing ??= stopAccepting(server);
     if (!(await within(closing, config.SHUTDOWN_TIMEOUT_MS)).done) {
-      logger.warn({ timeout_ms: config.SHUTDOWN_TIMEOUT_MS }, 'requests still running after the shutdown timeout; closing their connections');
+      logger.warn(
+        { timeout_ms: config.SHUTDOWN_TIMEOUT_MS },
+        'requests still running after the shutdown timeout; closing their connections',
+      );
       server.closeAllConnections();
       await within(closing, 1000);
     }
@@ -128,7 +169,9 @@ try {
 }
 const logger = createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT, nodeEnv: config.NODE_ENV });
 // SIGHUP: the terminal went away (the embedded PostgreSQL only reloads on it, so stop it here)
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void shutdown(signal, config, logger));
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => void shutdown(signal, config, logger));
+}
 // with the terminal gone, writes to it fail; that must not stop the shutdown half-way
 for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
 startup = main(config, logger);

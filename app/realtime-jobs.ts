@@ -14,10 +14,15 @@ import { registerLagGauge } from './observability/metrics.ts';
 export type RealtimeJobs = { stop: () => Promise<void> };
 
 /** Starts the jobs for a pool with the configured polling and webhook retry policy. */
-export async function startRealtimeJobs(pool: DatabasePool, config: Pick<Config, 'LISTENER_POLL_MS' | 'WEBHOOK_MAX_ATTEMPTS' | 'WEBHOOK_RETRY_BASE_MS' | 'WEBHOOK_TIMEOUT_MS'>, log: RealtimeLog): Promise<RealtimeJobs> {
+export async function startRealtimeJobs(
+  pool: DatabasePool,
+  config: Pick<Config, 'LISTENER_POLL_MS' | 'WEBHOOK_MAX_ATTEMPTS' | 'WEBHOOK_RETRY_BASE_MS' | 'WEBHOOK_TIMEOUT_MS'>,
+  log: RealtimeLog,
+): Promise<RealtimeJobs> {
   const dispatcher = createWebhookDispatcher(pool, { pollIntervalMs: config.LISTENER_POLL_MS, log });
   const worker = new WebhookWorker({
-    pool, log,
+    pool,
+    log,
     maxAttempts: config.WEBHOOK_MAX_ATTEMPTS,
     retryBaseMs: config.WEBHOOK_RETRY_BASE_MS,
     timeoutMs: config.WEBHOOK_TIMEOUT_MS,

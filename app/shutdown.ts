@@ -22,7 +22,9 @@ export type ShutdownRegistry = {
 /** Resolves to 'timed_out' when `work` does not settle within `ms`. */
 export async function within<T>(work: Promise<T>, ms: number): Promise<{ done: true; value: T } | { done: false }> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<{ done: false }>((resolve) => { timer = setTimeout(() => resolve({ done: false }), ms); });
+  const timeout = new Promise<{ done: false }>((resolve) => {
+    timer = setTimeout(() => resolve({ done: false }), ms);
+  });
   try {
     return await Promise.race([work.then((value) => ({ done: true as const, value })), timeout]);
   } finally {
@@ -85,7 +87,10 @@ export function onShutdown(name: string, hook: ShutdownHook): () => void {
 
 /** Koa middleware: while draining, responses ask the client to close its keep-alive connection. */
 export function closeConnectionsWhenDraining(registry: Pick<ShutdownRegistry, 'draining'>) {
-  return async function closeWhenDraining(ctx: { set: (name: string, value: string) => void }, next: () => Promise<unknown>): Promise<void> {
+  return async function closeWhenDraining(
+    ctx: { set: (name: string, value: string) => void },
+    next: () => Promise<unknown>,
+  ): Promise<void> {
     await next();
     if (registry.draining) ctx.set('Connection', 'close');
   };

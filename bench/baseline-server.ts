@@ -23,7 +23,16 @@ app.use(async (ctx) => {
   const [uuid, report] = Object.entries(body)[0] ?? ['', {}];
   await pool.query(
     'INSERT INTO baseline_events (event_id, event_type, aggregate_type, aggregate_id, data, metadata, "timestamp", source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
-    [randomUUID(), 'current_state.updated', 'device', uuid, JSON.stringify(report), JSON.stringify({ ip_address: ctx.ip, user_agent: ctx.get('User-Agent') }), new Date().toISOString(), 'api'],
+    [
+      randomUUID(),
+      'current_state.updated',
+      'device',
+      uuid,
+      JSON.stringify(report),
+      JSON.stringify({ ip_address: ctx.ip, user_agent: ctx.get('User-Agent') }),
+      new Date().toISOString(),
+      'api',
+    ],
   );
   ctx.body = { events_written: 1 };
 });

@@ -5,7 +5,7 @@ import type { CommonQueryMethods, DatabasePool } from 'slonik';
 import { decide, type DeviceCommand } from '../domain/device/decide.ts';
 import { evolve } from '../domain/device/evolve.ts';
 import type { DeviceEvent, TargetState } from '../domain/device/events.ts';
-import { initialState, type DeviceState } from '../domain/device/state.ts';
+import { type DeviceState, initialState } from '../domain/device/state.ts';
 import { DomainError } from '../domain/errors.ts';
 import { upsertDevice } from '../infra/devices/device-store.ts';
 import type { EventStore, NewEvent } from '../infra/event-store/event-store.ts';
@@ -44,7 +44,10 @@ function randomTarget(rng: () => number): TargetState {
   const count = 1 + Math.floor(rng() * 3);
   for (let i = 0; i < count; i += 1) {
     const id = String(1000 + Math.floor(rng() * 6) * 1000);
-    const services = ['main', 'sidecar'].slice(0, 1 + Math.floor(rng() * 2)).map((name) => ({ serviceName: name, image: `registry.example/${id}-${name}:${1 + Math.floor(rng() * 4)}` }));
+    const services = ['main', 'sidecar'].slice(0, 1 + Math.floor(rng() * 2)).map((name) => ({
+      serviceName: name,
+      image: `registry.example/${id}-${name}:${1 + Math.floor(rng() * 4)}`,
+    }));
     apps[id] = { appId: Number(id), appName: `app-${id}`, services };
   }
   return { apps, config: rng() < 0.5 ? {} : { LOG_LEVEL: rng() < 0.5 ? 'info' : 'debug' } };
@@ -57,9 +60,21 @@ function reportFor(state: DeviceState, rng: () => number) {
   for (const [id, app] of Object.entries(target?.apps ?? {})) {
     const services: Record<string, Record<string, unknown>> = {};
     for (const s of app.services ?? []) {
-      if (roll < 0.75) services[s.serviceName] = { status: 'Running', image: s.image, containerId: `c-${id}-${s.serviceName}` };
-      else if (roll < 0.87) services[s.serviceName] = { status: 'Exited', image: s.image, containerId: `c-${id}-${s.serviceName}`, exitCode: 1, restartCount: Math.floor(rng() * 5) };
-      else services[s.serviceName] = { status: 'Downloading', image: s.image, downloadProgress: Math.floor(rng() * 100) };
+      if (roll < 0.75) {
+        services[s.serviceName] = { status: 'Running', image: s.image, containerId: `c-${id}-${s.serviceName}` };
+      } else if (roll < 0.87) {
+        services[s.serviceName] = {
+          status: 'Exited',
+          image: s.image,
+          containerId: `c-${id}-${s.serviceName}`,
+          exitCode: 1,
+          restartCount: Math.floor(rng() * 5),
+        };
+      } else {services[s.serviceName] = {
+          status: 'Downloading',
+          image: s.image,
+          downloadProgress: Math.floor(rng() * 100),
+        };}
     }
     apps[id] = { services };
   }
@@ -94,35 +109,73 @@ export function generateHistory(options: HistoryOptions): GeneratedEvent[] {
     }
   };
   run({
-    type: 'register_device', now: new Date(t).toISOString(), device_name: `gen-${options.uuid.slice(0, 8)}`, device_type: 'raspberry-pi-4',
-    fleet_id: options.fleet ?? 'fleet-gen', mac_address: null, ip_address: null, os_version: null, supervisor_version: null, provisioning_key_id: 'gen-key',
+    type: 'register_device',
+    now: new Date(t).toISOString(),
+    device_name: `gen-${options.uuid.slice(0, 8)}`,
+    device_type: 'raspberry-pi-4',
+    fleet_id: options.fleet ?? 'fleet-gen',
+    mac_address: null,
+    ip_address: null,
+    os_version: null,
+    supervisor_version: null,
+    provisioning_key_id: 'gen-key',
   }, { type: 'provisioning_key', id: 'gen-key' });
   while (events.length < options.count) {
     t += gap * (0.2 + rng() * 1.6);
     let now = t;
-    if (options.outOfOrder !== undefined && rng() < options.outOfOrder) now = Math.max(t0 + 1, t - rng() * (options.jitterMs ?? 60_000));
+    if (options.outOfOrder !== undefined && rng() < options.outOfOrder) {
+      now = Math.max(t0 + 1, t - rng() * (options.jitterMs ?? 60_000));
+    }
     const at = new Date(now).toISOString();
     const roll = rng();
     const registered = state.status === 'registered' ? state : null;
     if (registered === null) break;
-    if (roll < 0.01 || registered.target === null) run({ type: 'set_target_state', now: at, target: randomTarget(rng) }, admin);
-    else if (roll < 0.014 || !registered.is_active) run({ type: 'set_active', now: at, is_active: !registered.is_active, reason: registered.is_active ? 'maintenance' : 'back' }, admin);
-    else run({ type: 'report_state', now: at, ...reportFor(state, rng) }, device);
+    if (roll < 0.01 || registered.target === null) {
+      run({ type: 'set_target_state', now: at, target: randomTarget(rng) }, admin);
+    } else if (roll < 0.014 || !registered.is_active) {
+      run({
+        type: 'set_active',
+        now: at,
+        is_active: !registered.is_active,
+        reason: registered.is_active ? 'maintenance' : 'back',
+      }, admin);
+    } else run({ type: 'report_state', now: at, ...reportFor(state, rng) }, device);
   }
   return events;
 }
 
 /** Appends generated events through the event store in batches, and writes the read model. */
-export async function appendHistory(pool: DatabasePool, store: EventStore, uuid: string, events: readonly GeneratedEvent[], batch = 2_000): Promise<void> {
+export async function appendHistory(
+  pool: DatabasePool,
+  store: EventStore,
+  uuid: string,
+  events: readonly GeneratedEvent[],
+  batch = 2_000,
+): Promise<void> {
   let head = await store.head(pool, 'device', uuid);
   let state: DeviceState = initialState();
   for (let i = 0; i < events.length; i += batch) {
     const slice = events.slice(i, i + batch);
     await pool.transaction(async (tx: CommonQueryMethods) => {
-      const stored = await store.append(tx, 'device', uuid, head, slice.map((e): NewEvent => ({
-        event_type: e.type, data: e.data as Record<string, unknown>, timestamp: e.timestamp, source: 'api',
-        metadata: { actor: e.actor, endpoint: 'generated', request_id: null, ip_address: null, user_agent: 'devicetrail-generator' },
-      })));
+      const stored = await store.append(
+        tx,
+        'device',
+        uuid,
+        head,
+        slice.map((e): NewEvent => ({
+          event_type: e.type,
+          data: e.data as Record<string, unknown>,
+          timestamp: e.timestamp,
+          source: 'api',
+          metadata: {
+            actor: e.actor,
+            endpoint: 'generated',
+            request_id: null,
+            ip_address: null,
+            user_agent: 'devicetrail-generator',
+          },
+        })),
+      );
       const last = stored[stored.length - 1]!;
       head = { version: last.aggregate_version, last_hash: last.hash };
       for (const e of slice) state = evolve(state, e);

@@ -3,13 +3,13 @@
 // server (bench/baseline-server.ts) the same way on the same PostgreSQL, and the ratio.
 // Paced fleet: `npm run bench:ingest -- --devices 10000 --interval 5s --duration 60s`.
 // Database: DATABASE_URL (a fresh database is created on that server) or embedded.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { runLoad, type LoadResult } from './load.ts';
+import { type LoadResult, runLoad } from './load.ts';
 import pg from 'pg';
 import { adminQuery, databaseUrl, freePort, startScratchServer } from '../infra/postgres/scratch-server.ts';
 
@@ -35,10 +35,15 @@ await adminQuery(`CREATE DATABASE ${dbName}`, server.adminUrl);
 const url = databaseUrl(dbName, server.adminUrl);
 const dataDir = await mkdtemp(path.join(tmpdir(), 'devicetrail-bench-'));
 
+// deno-lint-ignore no-explicit-any -- benchmark rows are read as loose JSON
 async function sql(text: string): Promise<any[]> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
-  try { return (await client.query(text)).rows; } finally { await client.end(); }
+  try {
+    return (await client.query(text)).rows;
+  } finally {
+    await client.end();
+  }
 }
 
 const children = new Set<ChildProcess>();
@@ -47,12 +52,22 @@ async function startProcess(script: string, port: number): Promise<ChildProcess>
   const profile = process.env['BENCH_PROFILE'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_PROFILE']}`] : [];
   const child = spawn(process.execPath, [...profile, '--import', 'tsx', script], {
     // provisioning thousands of devices with one key is the operator's doing here: lift that limit
-    env: { ...process.env, DATABASE_URL: url, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'warn', REGISTER_RATE_LIMIT: '1000000/1m' },
+    env: {
+      ...process.env,
+      DATABASE_URL: url,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'warn',
+      REGISTER_RATE_LIMIT: '1000000/1m',
+    },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   children.add(child);
   let exited: number | null | undefined;
-  child.once('exit', (code) => { exited = code; });
+  child.once('exit', (code) => {
+    exited = code;
+  });
   // ready when it answers on its port (the service logs JSON at LOG_LEVEL=warn, so no banner)
   for (let i = 0; i < 600; i += 1) {
     if (exited !== undefined) throw new Error(`${script} exited with ${exited}`);
@@ -72,7 +87,11 @@ async function peakRssMb(pid: number): Promise<number> {
 async function stop(child: ChildProcess): Promise<void> {
   // gone already (an exit code, or a signal: the baseline server does not catch SIGTERM)
   if (child.exitCode !== null || child.signalCode !== null) return;
-  await new Promise<void>((resolve) => { child.once('exit', () => resolve()); child.kill('SIGTERM'); setTimeout(() => child.kill('SIGKILL'), 10_000).unref(); });
+  await new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+  });
 }
 
 type Device = { uuid: string; key: string };
@@ -81,21 +100,38 @@ function report(device: Device, n: number): string {
   return JSON.stringify({
     [device.uuid]: {
       apps: {
-        '1000': { status: 'running', containerId: 'c0ffee1234', services: { main: { status: 'running', image: 'registry.example/app:1.4.2' } } },
+        '1000': {
+          status: 'running',
+          containerId: 'c0ffee1234',
+          services: { main: { status: 'running', image: 'registry.example/app:1.4.2' } },
+        },
         '1001': { status: 'running', containerId: 'beef5678' },
       },
-      ip_address: '10.0.3.17', os_version: 'balenaOS 5.1.20', uptime: 3600 + n,
-      cpu_usage: Math.round(Math.random() * 10000) / 100, memory_usage: Math.round(Math.random() * 10000) / 100, storage_usage: 41.3, cpu_temp: 48.5,
+      ip_address: '10.0.3.17',
+      os_version: 'balenaOS 5.1.20',
+      uptime: 3600 + n,
+      cpu_usage: Math.round(Math.random() * 10000) / 100,
+      memory_usage: Math.round(Math.random() * 10000) / 100,
+      storage_usage: 41.3,
+      cpu_temp: 48.5,
     },
   });
 }
 
 async function drive(port: number, devices: Device[]): Promise<LoadResult> {
   return runLoad({
-    port, connections, durationMs: duration * 1000, rate,
+    port,
+    connections,
+    durationMs: duration * 1000,
+    rate,
     next: (i) => {
       const device = devices[i % devices.length]!;
-      return { method: 'PATCH', path: '/api/v1/device/state', headers: { 'content-type': 'application/json', authorization: `Bearer ${device.key}` }, body: report(device, i) };
+      return {
+        method: 'PATCH',
+        path: '/api/v1/device/state',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${device.key}` },
+        body: report(device, i),
+      };
     },
   });
 }
@@ -103,7 +139,11 @@ async function drive(port: number, devices: Device[]): Promise<LoadResult> {
 function summary(name: string, r: LoadResult, stored: number, rss: number | null) {
   const errors = r.non2xx + r.errors;
   console.log(`\n${name}`);
-  console.log(`  requests/s (2xx)  ${(r.ok / r.durationS).toFixed(0)}   [${r.ok} ok in ${r.durationS.toFixed(1)} s, ${connections} connections${rate ? `, paced at ${rate}/s` : ''}]`);
+  console.log(
+    `  requests/s (2xx)  ${(r.ok / r.durationS).toFixed(0)}   [${r.ok} ok in ${
+      r.durationS.toFixed(1)
+    } s, ${connections} connections${rate ? `, paced at ${rate}/s` : ''}]`,
+  );
   console.log(`  latency ms        p50 ${r.p50}  p90 ${r.p90}  p99 ${r.p99}  max ${r.max}`);
   console.log(`  errors            ${errors}  (statuses ${JSON.stringify(r.statuses)})`);
   console.log(`  events stored     ${stored}  (${stored === r.ok ? 'equals' : 'DIFFERS FROM'} 2xx responses)`);
@@ -111,37 +151,78 @@ function summary(name: string, r: LoadResult, stored: number, rss: number | null
   return r.ok / r.durationS;
 }
 
-console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model}), ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`);
-console.log(`synchronous_commit = ${(await sql('SHOW synchronous_commit'))[0].synchronous_commit}, fsync = ${(await sql('SHOW fsync'))[0].fsync}`);
+console.log(
+  `machine: ${cpus().length} cores (${cpus()[0]?.model}), ${
+    Math.round(totalmem() / 2 ** 30)
+  } GiB, node ${process.version}`,
+);
+console.log(
+  `synchronous_commit = ${(await sql('SHOW synchronous_commit'))[0].synchronous_commit}, fsync = ${
+    (await sql('SHOW fsync'))[0].fsync
+  }`,
+);
 try {
   // devicetrail
   const port = await freePort();
   const service = await startProcess('app/main.ts', port);
   const admin = (await readFile(path.join(dataDir, 'admin-token'), 'utf8')).trim();
   const base = `http://127.0.0.1:${port}/api/v1`;
-  const keyResponse = await fetch(`${base}/provisioning-keys`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ fleet_id: 'bench' }) });
+  const keyResponse = await fetch(`${base}/provisioning-keys`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ fleet_id: 'bench' }),
+  });
   const provisioningKey = ((await keyResponse.json()) as { key: string }).key;
-  const devices: Device[] = Array.from({ length: deviceCount }, () => ({ uuid: crypto.randomUUID(), key: `bench-${randomBytes(16).toString('hex')}` }));
+  const devices: Device[] = Array.from(
+    { length: deviceCount },
+    () => ({ uuid: crypto.randomUUID(), key: `bench-${randomBytes(16).toString('hex')}` }),
+  );
   const t0 = Date.now();
   for (let start = 0; start < devices.length; start += 50) {
-    await Promise.all(devices.slice(start, start + 50).map(async (d) => {
-      const r = await fetch(`${base}/device/register`, { method: 'POST', headers: { authorization: `Bearer ${provisioningKey}`, 'content-type': 'application/json' }, body: JSON.stringify({ uuid: d.uuid, deviceName: `bench-${d.uuid.slice(0, 8)}`, deviceType: 'rpi4', deviceApiKey: d.key }) });
-      if (r.status !== 201) throw new Error(`register: ${r.status} ${await r.text()}`);
-    }));
+    await Promise.all(
+      devices.slice(start, start + 50).map(async (d) => {
+        const r = await fetch(`${base}/device/register`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${provisioningKey}`, 'content-type': 'application/json' },
+          body: JSON.stringify({
+            uuid: d.uuid,
+            deviceName: `bench-${d.uuid.slice(0, 8)}`,
+            deviceType: 'rpi4',
+            deviceApiKey: d.key,
+          }),
+        });
+        if (r.status !== 201) throw new Error(`register: ${r.status} ${await r.text()}`);
+      }),
+    );
   }
   console.log(`provisioned ${devices.length} devices in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  const before = Number((await sql(`SELECT count(*) AS n FROM events WHERE event_type = 'current_state.updated'`))[0].n);
+  const before = Number(
+    (await sql(`SELECT count(*) AS n FROM events WHERE event_type = 'current_state.updated'`))[0].n,
+  );
   const result = await drive(port, devices);
   const rss = await peakRssMb(service.pid!);
   await stop(service);
-  const stored = Number((await sql(`SELECT count(*) AS n FROM events WHERE event_type = 'current_state.updated'`))[0].n) - before;
-  const gaps = Number((await sql(`SELECT count(*) AS n FROM (SELECT aggregate_id, max(aggregate_version) - count(*) AS gap FROM events WHERE aggregate_type = 'device' GROUP BY aggregate_id) g WHERE gap <> 0`))[0].n);
+  const stored =
+    Number((await sql(`SELECT count(*) AS n FROM events WHERE event_type = 'current_state.updated'`))[0].n) - before;
+  const gaps = Number(
+    (await sql(
+      `SELECT count(*) AS n FROM (SELECT aggregate_id, max(aggregate_version) - count(*) AS gap FROM events WHERE aggregate_type = 'device' GROUP BY aggregate_id) g WHERE gap <> 0`,
+    ))[0].n,
+  );
   const devicetrailRate = summary('devicetrail  PATCH /api/v1/device/state', result, stored, rss);
   console.log(`  version gaps      ${gaps} devices`);
   // rows rewritten per report, updated in place (HOT) when their page has room (migration 007)
   await new Promise((resolve) => setTimeout(resolve, 1_500)); // statistics reach pg_stat a moment after the commits
-  const hot = await sql(`SELECT relname, n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE relname IN ('devices', 'streams') ORDER BY relname`);
-  console.log(`  in-place updates  ${hot.map((h) => `${h.relname} ${Number(h.upd) > 0 ? Math.round((100 * Number(h.hot)) / Number(h.upd)) : 0} % of ${h.upd}`).join(', ')} (HOT)`);
+  const hot = await sql(
+    `SELECT relname, n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE relname IN ('devices', 'streams') ORDER BY relname`,
+  );
+  console.log(
+    `  in-place updates  ${
+      hot.map((h) =>
+        `${h.relname} ${Number(h.upd) > 0 ? Math.round((100 * Number(h.hot)) / Number(h.upd)) : 0} % of ${h.upd}`
+      ).join(', ')
+    } (HOT)`,
+  );
 
   if (!args['skip-baseline']) {
     const basePort = await freePort();

@@ -2,40 +2,66 @@
 // requests until the deadline, and in-flight requests are awaited, so every response is
 // counted (an acked request is never missed when comparing with the rows stored).
 import http from 'node:http';
+import { Buffer } from 'node:buffer';
 
 /** One request to send. */
 export type LoadRequest = { method: string; path: string; headers: Record<string, string>; body: string };
 
 /** Load options; `rate` (requests/s over all workers) paces the load, else as fast as possible. */
-export type LoadOptions = { port: number; connections: number; durationMs: number; rate?: number | undefined; next: (i: number) => LoadRequest };
+export type LoadOptions = {
+  port: number;
+  connections: number;
+  durationMs: number;
+  rate?: number | undefined;
+  next: (i: number) => LoadRequest;
+};
 
 /** What a run measured; latencies in ms. */
 export type LoadResult = {
-  durationS: number; ok: number; non2xx: number; errors: number; statuses: Record<number, number>;
-  p50: number; p90: number; p99: number; max: number;
+  durationS: number;
+  ok: number;
+  non2xx: number;
+  errors: number;
+  statuses: Record<number, number>;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
 };
 
-const percentile = (sorted: Float64Array, p: number) => sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+const percentile = (sorted: Float64Array, p: number) =>
+  sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 
 /** Runs the load and returns figures. */
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: options.connections });
   const latencies: number[] = [];
   const statuses: Record<number, number> = {};
-  let ok = 0; let non2xx = 0; let errors = 0; let counter = 0;
+  let ok = 0;
+  let non2xx = 0;
+  let errors = 0;
+  let counter = 0;
   const start = performance.now();
   const deadline = start + options.durationMs;
   const interval = options.rate === undefined ? 0 : 1000 / options.rate;
   let nextSlot = start;
 
-  const send = (req: LoadRequest) => new Promise<number>((resolve) => {
-    const r = http.request({ host: '127.0.0.1', port: options.port, method: req.method, path: req.path, agent, headers: { ...req.headers, 'content-length': Buffer.byteLength(req.body) } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
+  const send = (req: LoadRequest) =>
+    new Promise<number>((resolve) => {
+      const r = http.request({
+        host: '127.0.0.1',
+        port: options.port,
+        method: req.method,
+        path: req.path,
+        agent,
+        headers: { ...req.headers, 'content-length': Buffer.byteLength(req.body) },
+      }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      r.on('error', () => resolve(0));
+      r.end(req.body);
     });
-    r.on('error', () => resolve(0));
-    r.end(req.body);
-  });
 
   async function worker(): Promise<void> {
     for (;;) {
@@ -61,5 +87,15 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   agent.destroy();
   const sorted = Float64Array.from(latencies).sort();
   const round = (x: number) => Math.round(x * 10) / 10;
-  return { durationS, ok, non2xx, errors, statuses, p50: round(percentile(sorted, 0.5)), p90: round(percentile(sorted, 0.9)), p99: round(percentile(sorted, 0.99)), max: round(sorted.at(-1) ?? 0) };
+  return {
+    durationS,
+    ok,
+    non2xx,
+    errors,
+    statuses,
+    p50: round(percentile(sorted, 0.5)),
+    p90: round(percentile(sorted, 0.9)),
+    p99: round(percentile(sorted, 0.99)),
+    max: round(sorted.at(-1) ?? 0),
+  };
 }

@@ -19,14 +19,16 @@ import { replayFleet } from '../domain/replay/service.ts';
 import { createSnapshotter } from '../infra/replay/snapshotter.ts';
 import { percentile } from '../domain/replay/time.ts';
 import { adminQuery, databaseUrl, startScratchServer } from '../infra/postgres/scratch-server.ts';
-import { appendHistory, generateHistory, seededRandom, type GeneratedEvent } from './generate-history.ts';
+import { appendHistory, type GeneratedEvent, generateHistory, seededRandom } from './generate-history.ts';
 
-const { values } = parseArgs({ options: {
-  events: { type: 'string', default: '100000' },
-  devices: { type: 'string', default: '10000' },
-  instants: { type: 'string', default: '200' },
-  every: { type: 'string', default: '500' },
-} });
+const { values } = parseArgs({
+  options: {
+    events: { type: 'string', default: '100000' },
+    devices: { type: 'string', default: '10000' },
+    instants: { type: 'string', default: '200' },
+    every: { type: 'string', default: '500' },
+  },
+});
 const EVENTS = Number(values.events);
 const DEVICES = Number(values.devices);
 const INSTANTS = Number(values.instants);
@@ -56,7 +58,11 @@ async function oneDevice(pool: DatabasePool): Promise<string[]> {
   const uuid = 'b0000000-0000-4000-8000-000000000001';
   const [events, generateMs] = await timed(() => historyOver(uuid, EVENTS, 1));
   const spanDays = (Date.parse(events[events.length - 1]!.timestamp) - Date.parse(START)) / DAY;
-  log(`generated ${events.length} events over ${spanDays.toFixed(1)} days with the domain's decide in ${seconds(generateMs)}`);
+  log(
+    `generated ${events.length} events over ${spanDays.toFixed(1)} days with the domain's decide in ${
+      seconds(generateMs)
+    }`,
+  );
   const [, appendMs] = await timed(() => appendHistory(pool, createEventStore(pool), uuid, events, 2_000));
   log(`appended through the event store (hash-chained, 2,000 per transaction) in ${seconds(appendMs)}`);
   const [pass, snapshotMs] = await timed(() => createSnapshotter(pool, { every: EVERY }).runOnce());
@@ -96,14 +102,42 @@ async function oneDevice(pool: DatabasePool): Promise<string[]> {
     count = result.events_folded;
   }
   const best = Math.min(...runs);
-  lines.push(row(`full replay from the first event (read + fold, ${count} events)`, `${Math.round(count / (best / 1000)).toLocaleString('en-US')} events/s`, '≥ 200,000 events/s', count / (best / 1000) >= 200_000));
-  lines.push(row('  (that is, per run: best / median of 3)', `${best.toFixed(0)} / ${percentile(runs, 50)!.toFixed(0)} ms`, '', null));
+  lines.push(
+    row(
+      `full replay from the first event (read + fold, ${count} events)`,
+      `${Math.round(count / (best / 1000)).toLocaleString('en-US')} events/s`,
+      '≥ 200,000 events/s',
+      count / (best / 1000) >= 200_000,
+    ),
+  );
+  lines.push(
+    row(
+      '  (that is, per run: best / median of 3)',
+      `${best.toFixed(0)} / ${percentile(runs, 50)!.toFixed(0)} ms`,
+      '',
+      null,
+    ),
+  );
   // this process's CPU time (read + fold; PostgreSQL's is its own): less sensitive than wall time to a busy machine
-  lines.push(row('  (CPU time of this process per run, min / median)', `${Math.min(...cpu).toFixed(0)} / ${percentile(cpu, 50)!.toFixed(0)} ms`, '', null));
+  lines.push(
+    row(
+      '  (CPU time of this process per run, min / median)',
+      `${Math.min(...cpu).toFixed(0)} / ${percentile(cpu, 50)!.toFixed(0)} ms`,
+      '',
+      null,
+    ),
+  );
   const rows: StoredEvent[] = [];
   for await (const r of full.exportEvents(uuid, {})) rows.push(r);
   const [, foldMs] = await timed(() => replayAt(rows, end));
-  lines.push(row('  (fold only, events already in memory)', `${Math.round(rows.length / (foldMs / 1000)).toLocaleString('en-US')} events/s`, '', null));
+  lines.push(
+    row(
+      '  (fold only, events already in memory)',
+      `${Math.round(rows.length / (foldMs / 1000)).toLocaleString('en-US')} events/s`,
+      '',
+      null,
+    ),
+  );
   return lines;
 }
 
@@ -115,11 +149,20 @@ async function fleet(pool: DatabasePool): Promise<string[]> {
       const work: Promise<void>[] = [];
       for (let j = i; j < Math.min(DEVICES, i + batch); j += 1) {
         const uuid = `f${String(j).padStart(7, '0')}-0000-4000-8000-000000000000`;
-        const events = generateHistory({ uuid, count: 10, start: new Date(Date.parse(START) + (j % 1000) * 60_000).toISOString(), spanMs: SPAN - DAY, seed: 1_000 + j, fleet: `fleet-${j % 10}` });
+        const events = generateHistory({
+          uuid,
+          count: 10,
+          start: new Date(Date.parse(START) + (j % 1000) * 60_000).toISOString(),
+          spanMs: SPAN - DAY,
+          seed: 1_000 + j,
+          fleet: `fleet-${j % 10}`,
+        });
         work.push(appendHistory(pool, store, uuid, events, 100));
       }
       await Promise.all(work);
-      if ((i / batch) % 8 === 0) process.stdout.write(`\r  provisioning the fleet: ${Math.min(DEVICES, i + batch)}/${DEVICES}`);
+      if ((i / batch) % 8 === 0) {
+        process.stdout.write(`\r  provisioning the fleet: ${Math.min(DEVICES, i + batch)}/${DEVICES}`);
+      }
     }
     process.stdout.write('\r\u001b[2K');
   });
@@ -128,9 +171,16 @@ async function fleet(pool: DatabasePool): Promise<string[]> {
   const at = new Date(Date.parse(START) + 20.5 * DAY).toISOString();
   const [status, firstMs] = await timed(() => replayFleet(queries, at));
   const [, secondMs] = await timed(() => replayFleet(queries, at));
-  log(`fleet at ${at}: ${status.totals.devices} devices, ${status.totals.in_sync} in sync, ${status.totals.out_of_sync} out of sync, ${status.totals.inactive} disabled`);
+  log(
+    `fleet at ${at}: ${status.totals.devices} devices, ${status.totals.in_sync} in sync, ${status.totals.out_of_sync} out of sync, ${status.totals.inactive} disabled`,
+  );
   return [
-    row(`fleet status at one instant, ${status.totals.devices.toLocaleString('en-US')} devices`, seconds(Math.min(firstMs, secondMs)), '≤ 2 s', Math.min(firstMs, secondMs) <= 2_000),
+    row(
+      `fleet status at one instant, ${status.totals.devices.toLocaleString('en-US')} devices`,
+      seconds(Math.min(firstMs, secondMs)),
+      '≤ 2 s',
+      Math.min(firstMs, secondMs) <= 2_000,
+    ),
     row('  (first run / second run)', `${seconds(firstMs)} / ${seconds(secondMs)}`, '', null),
   ];
 }
@@ -149,7 +199,9 @@ try {
   try {
     const results = [...await oneDevice(pool), ...await fleet(pool)];
     const load = loadavg().map((l) => l.toFixed(1)).join(' ');
-    console.log(`\nreplay benchmark (${server.description}, node ${process.version}, load average ${load} on ${availableParallelism()} cores)\n`);
+    console.log(
+      `\nreplay benchmark (${server.description}, node ${process.version}, load average ${load} on ${availableParallelism()} cores)\n`,
+    );
     console.log(`${'measure'.padEnd(64)} ${'value'.padStart(22)}  ${'goal'.padEnd(20)} result`);
     console.log(results.join('\n'));
   } finally {

@@ -33,4 +33,3 @@ export const storedEventRow = z.object({
   hash: z.string(),
 });
 export type StoredEvent = z.infer<typeof storedEventRow>;
-

@@ -1,7 +1,7 @@
 // `replay check [files…]`: replays fixtures and checks them against their expected states.
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { commonOptions, printJson, type Command } from './command.ts';
+import { type Command, commonOptions, printJson } from './command.ts';
 import { checkFixtureFile } from './fixture-check.ts';
 import { palette } from './text.ts';
 
@@ -13,7 +13,8 @@ export async function listFixtures(dir: string): Promise<string[]> {
 /** The check command. */
 export const checkCommand: Command = {
   name: 'check',
-  summary: 'Replays fixtures through the domain and checks every expected state in their sidecars (<name>.expected.json); exit code 1 if any fails.',
+  summary:
+    'Replays fixtures through the domain and checks every expected state in their sidecars (<name>.expected.json); exit code 1 if any fails.',
   usage: 'check [<fixture.ndjson>…] [--dir <dir>] [--json]',
   help: `options:
   --dir <dir>        check every *.ndjson in this directory (default: fixtures/ when no file is given)
@@ -25,7 +26,9 @@ example:
   options: { json: commonOptions['json']!, help: commonOptions['help']!, dir: { type: 'string' } },
   positionals: 1_000,
   async run(ctx, values, positionals) {
-    const files = positionals.length > 0 ? positionals : await listFixtures(typeof values['dir'] === 'string' ? values['dir'] : 'fixtures');
+    const files = positionals.length > 0
+      ? positionals
+      : await listFixtures(typeof values['dir'] === 'string' ? values['dir'] : 'fixtures');
     const results = [];
     for (const file of files) results.push(await checkFixtureFile(file));
     const failed = results.filter((r) => r.failures.length > 0);
@@ -33,7 +36,11 @@ example:
     else {
       const c = palette(ctx.stdout.isTTY);
       for (const r of results) {
-        ctx.stdout.write(`${r.failures.length === 0 ? c.green('ok  ') : c.red('FAIL')} ${r.fixture} (${r.scenario}): ${r.checked} expectation(s)\n`);
+        ctx.stdout.write(
+          `${
+            r.failures.length === 0 ? c.green('ok  ') : c.red('FAIL')
+          } ${r.fixture} (${r.scenario}): ${r.checked} expectation(s)\n`,
+        );
         for (const f of r.failures) ctx.stdout.write(`     ${f}\n`);
       }
       ctx.stdout.write(`${results.length - failed.length}/${results.length} fixture(s) pass\n`);

@@ -8,7 +8,7 @@ import { createReplayQueries } from '../infra/replay/queries.ts';
 import { ReplayError } from '../domain/replay/source.ts';
 import { analyticsCommand } from './analytics-command.ts';
 import { checkCommand } from './check-command.ts';
-import { CliError, helpText, parseCommandArgs, type Command, type CommandContext } from './command.ts';
+import { CliError, type Command, type CommandContext, helpText, parseCommandArgs } from './command.ts';
 import { diffCommand } from './diff-command.ts';
 import { driftCommand } from './drift-command.ts';
 import { exportCommand } from './export-command.ts';
@@ -18,7 +18,17 @@ import { stateCommand } from './state-command.ts';
 import { timelineCommand } from './timeline-command.ts';
 import { verifyCommand } from './verify.ts';
 
-const commands: Command[] = [stateCommand, diffCommand, driftCommand, fleetCommand, timelineCommand, exportCommand, analyticsCommand, checkCommand, verifyCommand];
+const commands: Command[] = [
+  stateCommand,
+  diffCommand,
+  driftCommand,
+  fleetCommand,
+  timelineCommand,
+  exportCommand,
+  analyticsCommand,
+  checkCommand,
+  verifyCommand,
+];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -39,7 +39,11 @@ export type Command = {
   options: Options;
   /** Positional arguments allowed. */
   positionals: number;
-  run: (ctx: CommandContext, values: Record<string, string | boolean | string[] | undefined>, positionals: string[]) => Promise<number>;
+  run: (
+    ctx: CommandContext,
+    values: Record<string, string | boolean | string[] | undefined>,
+    positionals: string[],
+  ) => Promise<number>;
 };
 
 /** Options every read command takes. */
@@ -50,7 +54,8 @@ export const commonOptions: Options = {
 };
 
 /** Help lines for the common options. */
-export const commonHelp = `  --fixture <file>   read this NDJSON fixture (or .ndjson.gz archive) instead of the database; repeatable
+export const commonHelp =
+  `  --fixture <file>   read this NDJSON fixture (or .ndjson.gz archive) instead of the database; repeatable
   --json             print JSON for scripts instead of text
   -h, --help         this help`;
 
@@ -70,7 +75,9 @@ export function parseCommandArgs(command: Command, argv: string[]) {
   try {
     const parsed = parseArgs({ args, options: command.options, allowPositionals: true, strict: true });
     if (parsed.positionals.length > command.positionals && parsed.values['help'] !== true) {
-      throw new CliError(`${command.name}: unexpected argument "${parsed.positionals[command.positionals]}"\nusage: ${command.usage}`);
+      throw new CliError(
+        `${command.name}: unexpected argument "${parsed.positionals[command.positionals]}"\nusage: ${command.usage}`,
+      );
     }
     return parsed as { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] };
   } catch (error) {
@@ -80,7 +87,8 @@ export function parseCommandArgs(command: Command, argv: string[]) {
 }
 
 /** The full help text of a command. */
-export const helpText = (command: Command): string => `usage: npm run replay -- ${command.usage}\n\n${command.summary}\n\n${command.help}\n`;
+export const helpText = (command: Command): string =>
+  `usage: npm run replay -- ${command.usage}\n\n${command.summary}\n\n${command.help}\n`;
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)$/;
 
@@ -96,10 +104,16 @@ export function parseInstant(text: string, flag: string, now: () => string): str
     if (ms === null) throw new CliError(`${flag}: "${text}" is not a duration before now (e.g. -2h, -30m, -7d)`);
     return new Date(Date.parse(now()) - ms).toISOString();
   }
-  if (/^\d{4}-\d\d-\d\d$/.test(value) && !Number.isNaN(Date.parse(`${value}T00:00:00Z`))) return new Date(`${value}T00:00:00Z`).toISOString();
-  if (/^\d{4}-\d\d-\d\dT[\d:.]+$/.test(value)) throw new CliError(`${flag}: "${text}" has no time zone; add one, e.g. ${value}Z`);
+  if (/^\d{4}-\d\d-\d\d$/.test(value) && !Number.isNaN(Date.parse(`${value}T00:00:00Z`))) {
+    return new Date(`${value}T00:00:00Z`).toISOString();
+  }
+  if (/^\d{4}-\d\d-\d\dT[\d:.]+$/.test(value)) {
+    throw new CliError(`${flag}: "${text}" has no time zone; add one, e.g. ${value}Z`);
+  }
   if (!ISO.test(value) || Number.isNaN(Date.parse(value))) {
-    throw new CliError(`${flag}: "${text}" is not an instant; use ISO-8601 with a time zone (2026-03-02T08:15:00Z), a date, "now" or "-2h"`);
+    throw new CliError(
+      `${flag}: "${text}" is not an instant; use ISO-8601 with a time zone (2026-03-02T08:15:00Z), a date, "now" or "-2h"`,
+    );
   }
   return new Date(value).toISOString();
 }
@@ -111,7 +125,12 @@ export function optionalInstant(values: Record<string, unknown>, name: string, n
 }
 
 /** A required instant flag. */
-export function requiredInstant(values: Record<string, unknown>, name: string, now: () => string, usage: string): string {
+export function requiredInstant(
+  values: Record<string, unknown>,
+  name: string,
+  now: () => string,
+  usage: string,
+): string {
   const value = optionalInstant(values, name, now);
   if (value === undefined) throw new CliError(`--${name} <instant> is required\nusage: ${usage}`);
   return value;
@@ -123,18 +142,28 @@ const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a
 export async function deviceArgument(source: ReplaySource, positionals: string[], usage: string): Promise<string> {
   const given = positionals[0];
   if (given !== undefined) {
-    if (!UUID.test(given)) throw new CliError(`"${given}" is not a device uuid (8-4-4-4-12 hex digits)\nusage: ${usage}`);
+    if (!UUID.test(given)) {
+      throw new CliError(`"${given}" is not a device uuid (8-4-4-4-12 hex digits)\nusage: ${usage}`);
+    }
     return given.toLowerCase();
   }
   const devices = await source.devices();
   if (devices.length === 1) return devices[0]!.uuid;
-  throw new CliError(`give the device uuid${devices.length > 1 ? ` (the source holds ${devices.length} devices)` : ''}\nusage: ${usage}`);
+  throw new CliError(
+    `give the device uuid${devices.length > 1 ? ` (the source holds ${devices.length} devices)` : ''}\nusage: ${usage}`,
+  );
 }
 
 /** Opens the source the flags ask for, runs `body`, and always closes it. */
-export async function withSource<T>(ctx: CommandContext, values: Record<string, unknown>, body: (source: ReplaySource) => Promise<T>): Promise<T> {
+export async function withSource<T>(
+  ctx: CommandContext,
+  values: Record<string, unknown>,
+  body: (source: ReplaySource) => Promise<T>,
+): Promise<T> {
   const fixtures = values['fixture'];
-  const opened = Array.isArray(fixtures) && fixtures.length > 0 ? await ctx.openFixtures(fixtures as string[]) : await ctx.openDatabase();
+  const opened = Array.isArray(fixtures) && fixtures.length > 0
+    ? await ctx.openFixtures(fixtures as string[])
+    : await ctx.openDatabase();
   try {
     return await body(opened.source);
   } finally {

@@ -4,21 +4,35 @@ import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import type { StoredEvent } from '../domain/recorded-event.ts';
 import { ReplayError, type ReplaySource } from '../domain/replay/source.ts';
-import { CliError, commonOptions, deviceArgument, optionalInstant, withSource, type Command } from './command.ts';
+import { CliError, type Command, commonOptions, deviceArgument, optionalInstant, withSource } from './command.ts';
 
 const usage = 'export <uuid> [--since <instant>] [--until <instant>] [--out <file>] [--fixture <file>]';
 
 /** The columns of an event row, in table order: one NDJSON line. */
 export function ndjsonLine(event: StoredEvent): string {
   return JSON.stringify({
-    event_id: event.event_id, event_type: event.event_type, aggregate_type: event.aggregate_type, aggregate_id: event.aggregate_id,
-    aggregate_version: event.aggregate_version, global_position: event.global_position, transaction_id: event.transaction_id,
-    data: event.data, metadata: event.metadata, timestamp: event.timestamp, source: event.source, hash: event.hash,
+    event_id: event.event_id,
+    event_type: event.event_type,
+    aggregate_type: event.aggregate_type,
+    aggregate_id: event.aggregate_id,
+    aggregate_version: event.aggregate_version,
+    global_position: event.global_position,
+    transaction_id: event.transaction_id,
+    data: event.data,
+    metadata: event.metadata,
+    timestamp: event.timestamp,
+    source: event.source,
+    hash: event.hash,
   });
 }
 
 /** Writes a device's events as NDJSON to a stream; returns how many. */
-export async function exportDevice(source: ReplaySource, uuid: string, range: { since?: string | undefined; until?: string | undefined }, write: (line: string) => Promise<void> | void): Promise<number> {
+export async function exportDevice(
+  source: ReplaySource,
+  uuid: string,
+  range: { since?: string | undefined; until?: string | undefined },
+  write: (line: string) => Promise<void> | void,
+): Promise<number> {
   let count = 0;
   for await (const event of source.exportEvents(uuid, range)) {
     await write(`${ndjsonLine(event)}\n`);
@@ -30,7 +44,7 @@ export async function exportDevice(source: ReplaySource, uuid: string, range: { 
 /** The export command. */
 export const exportCommand: Command = {
   name: 'export',
-  summary: 'A device\'s events as NDJSON, one event row (all columns) per line, in version order: the fixture format.',
+  summary: "A device's events as NDJSON, one event row (all columns) per line, in version order: the fixture format.",
   usage,
   help: `options:
   --since <instant>  only events at or after this instant
@@ -46,11 +60,18 @@ example:
   async run(ctx, values, positionals) {
     return withSource(ctx, values, async (source) => {
       const uuid = await deviceArgument(source, positionals, usage);
-      const range = { since: optionalInstant(values, 'since', source.now), until: optionalInstant(values, 'until', source.now) };
-      if (await source.device(uuid) === null) throw new ReplayError('device_not_found', `no device ${uuid} in ${source.description}`, { uuid });
+      const range = {
+        since: optionalInstant(values, 'since', source.now),
+        until: optionalInstant(values, 'until', source.now),
+      };
+      if (await source.device(uuid) === null) {
+        throw new ReplayError('device_not_found', `no device ${uuid} in ${source.description}`, { uuid });
+      }
       const out = values['out'];
       if (typeof out !== 'string') {
-        await exportDevice(source, uuid, range, (line) => { ctx.stdout.write(line); });
+        await exportDevice(source, uuid, range, (line) => {
+          ctx.stdout.write(line);
+        });
         return 0;
       }
       const stream = createWriteStream(out);

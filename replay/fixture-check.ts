@@ -10,7 +10,7 @@ import { jsonDiff } from '../domain/replay/diff.ts';
 import { driftReport } from '../domain/replay/drift.ts';
 import { buildHistory, replayAt } from '../domain/replay/history.ts';
 import type { StoredEvent } from '../domain/recorded-event.ts';
-import { fixtureSource, FixtureError, readFixtureFile } from '../infra/replay/fixture-source.ts';
+import { FixtureError, fixtureSource, readFixtureFile } from '../infra/replay/fixture-source.ts';
 
 const instant = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO instant');
 
@@ -76,7 +76,9 @@ export function checkExpectations(events: readonly StoredEvent[], sidecar: Sidec
     const state: DeviceState = replayAt(stream, at);
     checked += 1;
     if (!expectation.registered) {
-      if (state.status !== 'unregistered') failures.push(`${where}: expected the device not to exist yet, but it is registered`);
+      if (state.status !== 'unregistered') {
+        failures.push(`${where}: expected the device not to exist yet, but it is registered`);
+      }
       continue;
     }
     if (state.status !== 'registered') {
@@ -87,21 +89,39 @@ export function checkExpectations(events: readonly StoredEvent[], sidecar: Sidec
       const got = roundTrip(state);
       if (!jsonEqual(got, expectation.state)) {
         const diffs = jsonDiff(expectation.state, got);
-        failures.push(`${where}: state differs in ${diffs.length} place(s): ${diffs.slice(0, 5).map((d) => `${d.path}: expected ${compact(d.before, 60)}, got ${compact(d.after, 60)}`).join('; ')}`);
+        failures.push(
+          `${where}: state differs in ${diffs.length} place(s): ${
+            diffs.slice(0, 5).map((d) => `${d.path}: expected ${compact(d.before, 60)}, got ${compact(d.after, 60)}`)
+              .join('; ')
+          }`,
+        );
       }
     }
     for (const [path, expected] of Object.entries(expectation.checks ?? {})) {
       const got = valueAt(state, path);
-      if (!jsonEqual(roundTrip(got ?? null), expected)) failures.push(`${where}: ${path}: expected ${compact(expected, 60)}, got ${compact(got, 60)}`);
+      if (!jsonEqual(roundTrip(got ?? null), expected)) {
+        failures.push(`${where}: ${path}: expected ${compact(expected, 60)}, got ${compact(got, 60)}`);
+      }
     }
   }
   if (sidecar.drift !== undefined) {
     checked += 1;
     const until = new Date(sidecar.drift.until).toISOString();
-    const report = driftReport(buildHistory({ state: { status: 'unregistered', version: 0 }, version: 0, last_event_at: null, last_seen_at: null }, stream, { until }));
+    const report = driftReport(
+      buildHistory(
+        { state: { status: 'unregistered', version: 0 }, version: 0, last_event_at: null, last_seen_at: null },
+        stream,
+        { until },
+      ),
+    );
     const got = report.intervals.map((i) => ({ start: i.start, end: i.end }));
-    const want = sidecar.drift.intervals.map((i) => ({ start: new Date(i.start).toISOString(), end: i.end === null ? null : new Date(i.end).toISOString() }));
-    if (!jsonEqual(got, want)) failures.push(`drift intervals up to ${until}: expected ${JSON.stringify(want)}, got ${JSON.stringify(got)}`);
+    const want = sidecar.drift.intervals.map((i) => ({
+      start: new Date(i.start).toISOString(),
+      end: i.end === null ? null : new Date(i.end).toISOString(),
+    }));
+    if (!jsonEqual(got, want)) {
+      failures.push(`drift intervals up to ${until}: expected ${JSON.stringify(want)}, got ${JSON.stringify(got)}`);
+    }
   }
   return { fixture, scenario: sidecar.scenario, checked, failures };
 }
@@ -115,7 +135,9 @@ export async function readSidecar(file: string): Promise<Sidecar> {
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    throw new FixtureError(`cannot read the expectations ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new FixtureError(
+      `cannot read the expectations ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
   }
   let value: unknown;
   try {

@@ -1,8 +1,8 @@
 // `replay fleet --at <T> [--fleet <id>]`: every device's sync status at an instant, with totals.
 import { describeDrift, shortTime } from '../domain/replay/describe.ts';
-import { replayFleet, type FleetStatus } from '../domain/replay/service.ts';
+import { type FleetStatus, replayFleet } from '../domain/replay/service.ts';
 import { formatDuration } from '../domain/replay/time.ts';
-import { commonHelp, commonOptions, printJson, requiredInstant, withSource, type Command } from './command.ts';
+import { type Command, commonHelp, commonOptions, printJson, requiredInstant, withSource } from './command.ts';
 import { progressBar } from './progress.ts';
 import { palette, table } from './text.ts';
 
@@ -12,16 +12,34 @@ const usage = 'fleet --at <instant> [--fleet <id>] [--json] [--fixture <file>]';
 export function fleetText(status: FleetStatus, tty: boolean | undefined): string {
   const c = palette(tty);
   const t = status.totals;
-  const rows = [...status.devices].sort((a, b) => Number(a.in_sync) - Number(b.in_sync) || (b.out_of_sync_ms ?? 0) - (a.out_of_sync_ms ?? 0) || a.device_name.localeCompare(b.device_name));
+  const rows = [...status.devices].sort((a, b) =>
+    Number(a.in_sync) - Number(b.in_sync) || (b.out_of_sync_ms ?? 0) - (a.out_of_sync_ms ?? 0) ||
+    a.device_name.localeCompare(b.device_name)
+  );
   const lines = [
-    `Fleet${status.fleet === null ? '' : ` ${status.fleet}`} at ${shortTime(status.at)}: ${t.devices} device(s), ${c.green(`${t.in_sync} in sync`)}, ${t.out_of_sync > 0 ? c.red(`${t.out_of_sync} out of sync`) : '0 out of sync'}, ${t.inactive} disabled, ${t.without_target} without target, ${t.never_reported} never reported`,
+    `Fleet${status.fleet === null ? '' : ` ${status.fleet}`} at ${shortTime(status.at)}: ${t.devices} device(s), ${
+      c.green(`${t.in_sync} in sync`)
+    }, ${
+      t.out_of_sync > 0 ? c.red(`${t.out_of_sync} out of sync`) : '0 out of sync'
+    }, ${t.inactive} disabled, ${t.without_target} without target, ${t.never_reported} never reported`,
   ];
   if (rows.length > 0) {
-    lines.push('', table(['device', 'uuid', 'fleet', 'active', 'target', 'sync', 'out of sync for', 'what differs'], rows.map((r) => [
-      r.device_name, r.uuid, r.fleet_id, r.is_active ? 'yes' : c.red('no'), r.target_version === null ? '—' : `v${r.target_version}`,
-      r.in_sync ? c.green('in sync') : c.red('OUT'), r.out_of_sync_ms === null ? '' : formatDuration(r.out_of_sync_ms),
-      describeDrift(r.differed).join('; '),
-    ])));
+    lines.push(
+      '',
+      table(
+        ['device', 'uuid', 'fleet', 'active', 'target', 'sync', 'out of sync for', 'what differs'],
+        rows.map((r) => [
+          r.device_name,
+          r.uuid,
+          r.fleet_id,
+          r.is_active ? 'yes' : c.red('no'),
+          r.target_version === null ? '—' : `v${r.target_version}`,
+          r.in_sync ? c.green('in sync') : c.red('OUT'),
+          r.out_of_sync_ms === null ? '' : formatDuration(r.out_of_sync_ms),
+          describeDrift(r.differed).join('; '),
+        ]),
+      ),
+    );
   }
   return lines.join('\n');
 }
@@ -29,7 +47,8 @@ export function fleetText(status: FleetStatus, tty: boolean | undefined): string
 /** The fleet command. */
 export const fleetCommand: Command = {
   name: 'fleet',
-  summary: 'Every device\'s sync status at an instant, with totals (in sync, out of sync, disabled, without target, never reported).',
+  summary:
+    "Every device's sync status at an instant, with totals (in sync, out of sync, disabled, without target, never reported).",
   usage,
   help: `options:
   --at <instant>     the instant

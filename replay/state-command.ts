@@ -1,6 +1,14 @@
 // `replay state <uuid> --at <instant>`: a device's state at an instant.
 import { replayState } from '../domain/replay/service.ts';
-import { commonHelp, commonOptions, deviceArgument, printJson, requiredInstant, withSource, type Command } from './command.ts';
+import {
+  type Command,
+  commonHelp,
+  commonOptions,
+  deviceArgument,
+  printJson,
+  requiredInstant,
+  withSource,
+} from './command.ts';
 import { stateText } from './text.ts';
 
 const usage = 'state <uuid> --at <instant> [--json] [--fixture <file>]';
@@ -8,7 +16,8 @@ const usage = 'state <uuid> --at <instant> [--json] [--fixture <file>]';
 /** The state command. */
 export const stateCommand: Command = {
   name: 'state',
-  summary: 'The state of a device at an instant: identity, active flag, target (version, apps, config), what it reported (apps, system, resources), drift and when it was last seen.',
+  summary:
+    'The state of a device at an instant: identity, active flag, target (version, apps, config), what it reported (apps, system, resources), drift and when it was last seen.',
   usage,
   help: `options:
   --at <instant>     the instant: ISO-8601 with a time zone, a date (UTC midnight), "now", or "-2h" before now

@@ -1,5 +1,12 @@
 // Text output for people: aligned tables, a device's state at an instant, colour on terminals.
-import { compact, describeDrift, describeFields, describeReportedApps, describeTargetApps, shortTime } from '../domain/replay/describe.ts';
+import {
+  compact,
+  describeDrift,
+  describeFields,
+  describeReportedApps,
+  describeTargetApps,
+  shortTime,
+} from '../domain/replay/describe.ts';
 import { driftDetail } from '../domain/replay/drift.ts';
 import type { StateView } from '../domain/replay/view.ts';
 import { formatDuration } from '../domain/replay/time.ts';
@@ -11,18 +18,40 @@ export function palette(tty: boolean | undefined) {
 }
 
 /** Visible width of a string (colour codes do not count). */
+// deno-lint-ignore no-control-regex -- strips ANSI colour codes to measure a cell
 const width = (s: string) => s.replace(/\u001b\[\d+m/g, '').length;
 
 /** Left-aligned columns separated by two spaces. */
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(width(h), ...rows.map((r) => width(r[i] ?? ''))));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c + ' '.repeat(widths[i]! - width(c)))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === cells.length - 1 ? c : c + ' '.repeat(widths[i]! - width(c)))).join('  ').trimEnd();
   return [line(headers), line(widths.map((w) => '─'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
-const SHOWN = new Set(['uuid', 'at', 'device_name', 'device_type', 'fleet_id', 'mac_address', 'ip_address', 'os_version', 'supervisor_version',
-  'provisioning_key_id', 'is_active', 'target', 'current', 'drift', 'drift_since', 'registered_at', 'updated_at', 'version', 'in_sync',
-  'last_seen_at', 'replay']);
+const SHOWN = new Set([
+  'uuid',
+  'at',
+  'device_name',
+  'device_type',
+  'fleet_id',
+  'mac_address',
+  'ip_address',
+  'os_version',
+  'supervisor_version',
+  'provisioning_key_id',
+  'is_active',
+  'target',
+  'current',
+  'drift',
+  'drift_since',
+  'registered_at',
+  'updated_at',
+  'version',
+  'in_sync',
+  'last_seen_at',
+  'replay',
+]);
 
 /** A device's state at an instant, as text. */
 export function stateText(view: StateView, tty: boolean | undefined): string {
@@ -31,23 +60,41 @@ export function stateText(view: StateView, tty: boolean | undefined): string {
   const ago = (iso: string) => formatDuration(at - Date.parse(iso));
   const pad = (label: string) => c.bold(label.padEnd(8));
   const indent = ' '.repeat(10);
-  const identity = [view.device_type, `fleet ${view.fleet_id}`, `registered ${shortTime(view.registered_at)}`,
+  const identity = [
+    view.device_type,
+    `fleet ${view.fleet_id}`,
+    `registered ${shortTime(view.registered_at)}`,
     ...['mac_address', 'ip_address', 'os_version', 'supervisor_version'].flatMap((k) => {
       const v = (view as Record<string, unknown>)[k];
       return v === null || v === undefined ? [] : [`${k.replace('_address', '').replace('_version', '')} ${String(v)}`];
-    })];
+    }),
+  ];
   const lines = [
     `${pad('Device')}  ${c.bold(view.device_name)}  ${view.uuid}`,
     `${indent}${identity.join(' · ')}`,
-    `${pad('At')}  ${shortTime(view.at)}  ${c.dim(`(${view.replay.events_folded} events folded${view.replay.snapshot_version === null ? ' from the first' : `, from the snapshot at version ${view.replay.snapshot_version}`})`)}`,
+    `${pad('At')}  ${shortTime(view.at)}  ${
+      c.dim(`(${view.replay.events_folded} events folded${
+        view.replay.snapshot_version === null
+          ? ' from the first'
+          : `, from the snapshot at version ${view.replay.snapshot_version}`
+      })`)
+    }`,
     `${pad('Active')}  ${view.is_active ? c.green('yes') : c.red('no (disabled)')}`,
-    `${pad('Seen')}  ${view.last_seen_at === null ? 'never (no event from the device yet)' : `${shortTime(view.last_seen_at)} (${ago(view.last_seen_at)} before)`}`,
+    `${pad('Seen')}  ${
+      view.last_seen_at === null
+        ? 'never (no event from the device yet)'
+        : `${shortTime(view.last_seen_at)} (${ago(view.last_seen_at)} before)`
+    }`,
   ];
   const state = { status: 'registered' as const, ...view };
   if (view.target === null) lines.push(`${pad('Sync')}  ${c.dim('no target set')}`);
   else if (view.drift.in_sync) lines.push(`${pad('Sync')}  ${c.green('in sync')}`);
   else {
-    lines.push(`${pad('Sync')}  ${c.red('OUT OF SYNC')}${view.drift_since === null ? '' : ` since ${shortTime(view.drift_since)} (${ago(view.drift_since)})`}`);
+    lines.push(
+      `${pad('Sync')}  ${c.red('OUT OF SYNC')}${
+        view.drift_since === null ? '' : ` since ${shortTime(view.drift_since)} (${ago(view.drift_since)})`
+      }`,
+    );
     for (const d of describeDrift(driftDetail(state))) lines.push(`${indent}${d}`);
   }
   if (view.target === null) lines.push(`${pad('Target')}  none`);
@@ -61,7 +108,11 @@ export function stateText(view: StateView, tty: boolean | undefined): string {
   if (view.current === null) lines.push(`${pad('Current')}  nothing reported yet`);
   else {
     const { apps, system, resources, config, reported_at, update_status, ...more } = view.current;
-    lines.push(`${pad('Current')}  reported ${shortTime(reported_at)}${update_status === undefined ? '' : ` · update ${update_status}`}`);
+    lines.push(
+      `${pad('Current')}  reported ${shortTime(reported_at)}${
+        update_status === undefined ? '' : ` · update ${update_status}`
+      }`,
+    );
     const reported = describeReportedApps(apps);
     for (const a of reported) lines.push(`${indent}app ${a}`);
     if (reported.length === 0) lines.push(`${indent}no apps`);

@@ -3,20 +3,36 @@ import { writeFile } from 'node:fs/promises';
 import { driftReport } from '../domain/replay/drift.ts';
 import { replayHistory } from '../domain/replay/service.ts';
 import { renderTimeline } from '../app/html/timeline.ts';
-import { CliError, commonHelp, commonOptions, deviceArgument, optionalInstant, printJson, withSource, type Command } from './command.ts';
+import {
+  CliError,
+  type Command,
+  commonHelp,
+  commonOptions,
+  deviceArgument,
+  optionalInstant,
+  printJson,
+  withSource,
+} from './command.ts';
+import { Buffer } from 'node:buffer';
 
 const usage = 'timeline <uuid> [--since <instant>] [--until <instant>] --html <file> [--fixture <file>]';
 
 /** The timeline command. */
 export const timelineCommand: Command = {
   name: 'timeline',
-  summary: 'Writes one self-contained HTML file (inline SVG and CSS, no network) showing target versions, reports, sync with drift intervals shaded, enabled/disabled, connectivity and other events over time, with details on hover.',
+  summary:
+    'Writes one self-contained HTML file (inline SVG and CSS, no network) showing target versions, reports, sync with drift intervals shaded, enabled/disabled, connectivity and other events over time, with details on hover.',
   usage,
   help: `options:
   --html <file>      where to write the page ("-" for stdout)
   --since <instant>  start of the window (default: the device's registration)
   --until <instant>  end of the window (default: now; with --fixture, its last event)
-${commonHelp.replace('  --json             print JSON for scripts instead of text\n', '  --json             print a JSON summary (file, intervals) instead of text\n')}
+${
+    commonHelp.replace(
+      '  --json             print JSON for scripts instead of text\n',
+      '  --json             print a JSON summary (file, intervals) instead of text\n',
+    )
+  }
 
 example:
   npm run replay -- timeline 12345678-1234-1234-1234-123456789abc --since -24h --html timeline.html`,
@@ -27,17 +43,37 @@ example:
     if (typeof file !== 'string' || file === '') throw new CliError(`--html <file> is required\nusage: ${usage}`);
     return withSource(ctx, values, async (source) => {
       const uuid = await deviceArgument(source, positionals, usage);
-      const { device, history } = await replayHistory(source, uuid, { since: optionalInstant(values, 'since', source.now), until: optionalInstant(values, 'until', source.now) });
+      const { device, history } = await replayHistory(source, uuid, {
+        since: optionalInstant(values, 'since', source.now),
+        until: optionalInstant(values, 'until', source.now),
+      });
       const drift = driftReport(history);
-      const html = renderTimeline({ device, history, drift, generatedAt: new Date().toISOString(), sourceDescription: source.description });
+      const html = renderTimeline({
+        device,
+        history,
+        drift,
+        generatedAt: new Date().toISOString(),
+        sourceDescription: source.description,
+      });
       if (file === '-') {
         ctx.stdout.write(html);
         return 0;
       }
       await writeFile(file, html);
-      const summary = { file, bytes: Buffer.byteLength(html), events: history.steps.length, drift_intervals: drift.intervals.length, since: history.since, until: history.until };
+      const summary = {
+        file,
+        bytes: Buffer.byteLength(html),
+        events: history.steps.length,
+        drift_intervals: drift.intervals.length,
+        since: history.since,
+        until: history.until,
+      };
       if (values['json'] === true) printJson(ctx, summary);
-      else ctx.stdout.write(`wrote ${file} (${(summary.bytes / 1024).toFixed(1)} KiB): ${summary.events} events, ${summary.drift_intervals} drift interval(s)\n`);
+      else {ctx.stdout.write(
+          `wrote ${file} (${
+            (summary.bytes / 1024).toFixed(1)
+          } KiB): ${summary.events} events, ${summary.drift_intervals} drift interval(s)\n`,
+        );}
       return 0;
     });
   },

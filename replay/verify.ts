@@ -2,7 +2,7 @@
 // the one before it and reports each aggregate's first broken link; exit code 1 if any.
 import { readHorizon } from '../infra/event-store/retention-horizon.ts';
 import { verifyChains } from '../infra/event-store/verify.ts';
-import { CliError, optionalInstant, printJson, type Command } from './command.ts';
+import { CliError, type Command, optionalInstant, printJson } from './command.ts';
 import { progressBar } from './progress.ts';
 import { palette } from './text.ts';
 
@@ -11,7 +11,8 @@ const usage = 'verify [--aggregate <id>] [--since <instant>] [--json]';
 /** The verify command. */
 export const verifyCommand: Command = {
   name: 'verify',
-  summary: 'Checks the tamper-evidence hash chain of every aggregate (devices, provisioning keys): each event must hash, with the hash of the event before it, to its stored hash. Prints the first event that does not match per aggregate and why (altered, gap, reordered, head mismatch); exit code 1 if any.',
+  summary:
+    'Checks the tamper-evidence hash chain of every aggregate (devices, provisioning keys): each event must hash, with the hash of the event before it, to its stored hash. Prints the first event that does not match per aggregate and why (altered, gap, reordered, head mismatch); exit code 1 if any.',
   usage,
   help: `options:
   --aggregate <id>   check one aggregate (a device uuid or a provisioning key id)
@@ -26,7 +27,12 @@ drawn on a terminal.
 
 example:
   npm run replay -- verify --since -7d`,
-  options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, aggregate: { type: 'string' }, since: { type: 'string' } },
+  options: {
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+    aggregate: { type: 'string' },
+    since: { type: 'string' },
+  },
   positionals: 0,
   async run(ctx, values) {
     const aggregate = typeof values['aggregate'] === 'string' ? values['aggregate'].trim() : undefined;
@@ -39,13 +45,23 @@ example:
       const bar = progressBar(ctx, 'verifying');
       const result = await verifyChains(pool, { aggregate, since, onProgress: bar.update }).finally(bar.done);
       const horizon = (await readHorizon(pool))?.horizon ?? null;
-      if (values['json'] === true) printJson(ctx, { ...result, ok: result.breaks.length === 0, retention_horizon: horizon });
-      else {
+      if (values['json'] === true) {
+        printJson(ctx, { ...result, ok: result.breaks.length === 0, retention_horizon: horizon });
+      } else {
         const c = palette(ctx.stdout.isTTY);
-        const scope = `${result.events} event(s) of ${result.aggregates} aggregate(s)${since === undefined ? '' : ` since ${since}`}${aggregate === undefined ? '' : ` (aggregate ${aggregate})`}`;
-        if (result.breaks.length === 0) ctx.stdout.write(`${c.green('ok')}: verified ${scope}: every chain is intact${horizon === null ? '' : ` (retention horizon ${horizon})`}\n`);
-        else {
-          for (const b of result.breaks) ctx.stdout.write(`${c.red('BROKEN')} ${b.aggregate_type} ${b.aggregate_id}: ${b.reason}: ${b.message}\n`);
+        const scope = `${result.events} event(s) of ${result.aggregates} aggregate(s)${
+          since === undefined ? '' : ` since ${since}`
+        }${aggregate === undefined ? '' : ` (aggregate ${aggregate})`}`;
+        if (result.breaks.length === 0) {
+          ctx.stdout.write(
+            `${c.green('ok')}: verified ${scope}: every chain is intact${
+              horizon === null ? '' : ` (retention horizon ${horizon})`
+            }\n`,
+          );
+        } else {
+          for (const b of result.breaks) {
+            ctx.stdout.write(`${c.red('BROKEN')} ${b.aggregate_type} ${b.aggregate_id}: ${b.reason}: ${b.message}\n`);
+          }
           ctx.stdout.write(`${c.red(`${result.breaks.length} broken chain(s)`)} in ${scope}\n`);
         }
       }

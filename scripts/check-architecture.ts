@@ -48,7 +48,9 @@ function allowed(from: string, to: string): string | null {
   if (a === 'replay' && b === 'app' && !to.startsWith('app/cli/') && !to.startsWith('app/html/')) {
     return 'replay/ may import only app/cli/ and app/html/ from app/';
   }
-  if (rank[b] > rank[a] || (rank[a] === rank[b] && a !== b)) return `${a}/ may not import ${b}/ (layer order ${layerOrder.join(' ← ')})`;
+  if (rank[b] > rank[a] || (rank[a] === rank[b] && a !== b)) {
+    return `${a}/ may not import ${b}/ (layer order ${layerOrder.join(' ← ')})`;
+  }
   return null;
 }
 
@@ -73,7 +75,9 @@ for (const top of layerOrder) {
         edges.push(target);
         const why = allowed(rel, target);
         if (why !== null) problems.push(`${rel}: imports ${spec}: ${why}`);
-        if (top === 'domain' && !target.startsWith('domain/')) problems.push(`${rel}: imports ${spec} (outside domain/)`);
+        if (top === 'domain' && !target.startsWith('domain/')) {
+          problems.push(`${rel}: imports ${spec} (outside domain/)`);
+        }
       } else if (top === 'domain' && spec !== 'zod' && !spec.startsWith('zod/')) {
         problems.push(`${rel}: imports ${spec} (domain/ may import only zod and domain/)`);
       }

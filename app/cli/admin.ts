@@ -2,7 +2,7 @@
 // Commands register in `commands`; each parses its own flags.
 import { parseArgs } from 'node:util';
 import { createAdminTokens } from '../../infra/devices/credentials.ts';
-import { openCliDatabase, type CliDatabase } from './cli-database.ts';
+import { type CliDatabase, openCliDatabase } from './cli-database.ts';
 import { deadLettersCommand, listenersCommand } from './dead-letters.ts';
 import { partitionsCommand, retentionCommand } from './partitions.ts';
 
@@ -14,7 +14,10 @@ const commands: Record<string, Command> = {
     usage: 'create-token --name <name>',
     async run(db, argv) {
       const { values } = parseArgs({ args: argv, options: { name: { type: 'string' } } });
-      if (values.name === undefined || values.name.trim() === '') { console.error('create-token: --name <name> is required'); return 2; }
+      if (values.name === undefined || values.name.trim() === '') {
+        console.error('create-token: --name <name> is required');
+        return 2;
+      }
       const created = await createAdminTokens(db.pool).create(values.name.trim());
       console.error(`created admin token "${created.name}" (id ${created.id}); it is shown only now:`);
       console.log(created.token);
@@ -26,7 +29,9 @@ const commands: Record<string, Command> = {
     usage: 'list-tokens',
     async run(db) {
       for (const t of await createAdminTokens(db.pool).list()) {
-        console.log(`${t.id}  ${t.name.padEnd(20)}  created ${t.created_at}${t.revoked_at ? `  REVOKED ${t.revoked_at}` : ''}`);
+        console.log(
+          `${t.id}  ${t.name.padEnd(20)}  created ${t.created_at}${t.revoked_at ? `  REVOKED ${t.revoked_at}` : ''}`,
+        );
       }
       return 0;
     },
@@ -36,7 +41,10 @@ const commands: Record<string, Command> = {
     usage: 'revoke-token <id|name>',
     async run(db, argv) {
       const which = argv[0];
-      if (which === undefined) { console.error('revoke-token: give the token id or name'); return 2; }
+      if (which === undefined) {
+        console.error('revoke-token: give the token id or name');
+        return 2;
+      }
       const n = await createAdminTokens(db.pool).revoke(which);
       console.log(`revoked ${n} token(s)`);
       return n > 0 ? 0 : 1;
@@ -55,7 +63,7 @@ export function registerAdminCommand(name: string, command: Command): void {
 
 function help(): void {
   console.log('usage: npm run admin -- <command> [options]\n\ncommands:');
-  for (const [name, c] of Object.entries(commands)) console.log(`  ${c.usage.padEnd(34)} ${c.summary}`);
+  for (const c of Object.values(commands)) console.log(`  ${c.usage.padEnd(34)} ${c.summary}`);
 }
 
 const [name, ...rest] = process.argv.slice(2);

@@ -3,8 +3,8 @@
 import type { DatabasePool } from 'slonik';
 import { createDatabasePool } from '../../infra/postgres/pool.ts';
 import { migrate } from '../../infra/postgres/migrate.ts';
-import { loadConfig, type Config } from '../config.ts';
-import { openDatabase, type DatabaseTarget } from '../database-target.ts';
+import { type Config, loadConfig } from '../config.ts';
+import { type DatabaseTarget, openDatabase } from '../database-target.ts';
 
 /** An open, migrated database for a CLI command. Call `close()` when done. */
 export type CliDatabase = { config: Config; target: DatabaseTarget; pool: DatabasePool; close: () => Promise<void> };
@@ -16,7 +16,9 @@ export async function openCliDatabase(log: (line: string) => void = (l) => conso
   await migrate(target.url);
   const pool = await createDatabasePool(target.url, { maximumPoolSize: 4 });
   return {
-    config, target, pool,
+    config,
+    target,
+    pool,
     close: async () => {
       await pool.end();
       await target.stop();

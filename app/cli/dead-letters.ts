@@ -9,7 +9,12 @@
 import { parseArgs } from 'node:util';
 import type { DatabasePool } from 'slonik';
 import {
-  discardDeadLetters, listDeadLetters, listenerStatuses, requestRedelivery, type DeadLetter, type DeadLetterSelection,
+  type DeadLetter,
+  type DeadLetterSelection,
+  discardDeadLetters,
+  listDeadLetters,
+  listenerStatuses,
+  requestRedelivery,
 } from '../../infra/realtime/listener-store.ts';
 
 type Command = { summary: string; usage: string; run: (db: { pool: DatabasePool }, argv: string[]) => Promise<number> };
@@ -22,29 +27,50 @@ function firstLine(text: string): string {
 }
 
 function printLetter(l: DeadLetter): void {
-  console.log(`${String(l.id).padStart(6)}  ${l.status.padEnd(11)}  ${l.listener_name.padEnd(16)}  ${l.event_type.padEnd(24)}  ${l.aggregate_id}  attempts ${l.attempts}  last ${l.last_failed_at}  ${firstLine(l.error)}`);
+  console.log(
+    `${String(l.id).padStart(6)}  ${l.status.padEnd(11)}  ${l.listener_name.padEnd(16)}  ${
+      l.event_type.padEnd(24)
+    }  ${l.aggregate_id}  attempts ${l.attempts}  last ${l.last_failed_at}  ${firstLine(l.error)}`,
+  );
 }
 
 /** Parses `<id>... | --listener N | --all` into a selection; null (with a message) when unusable. */
 function selection(verb: string, argv: string[]): DeadLetterSelection | null {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { listener: { type: 'string' }, all: { type: 'boolean' } } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { listener: { type: 'string' }, all: { type: 'boolean' } },
+  });
   const ids = positionals.map(Number);
   if (ids.some((id) => !Number.isSafeInteger(id) || id <= 0)) {
-    console.error(`dead-letters ${verb}: ids are positive integers (see "dead-letters list"), got ${positionals.join(' ')}`);
+    console.error(
+      `dead-letters ${verb}: ids are positive integers (see "dead-letters list"), got ${positionals.join(' ')}`,
+    );
     return null;
   }
   if (ids.length === 0 && values.listener === undefined && values.all !== true) {
     console.error(`dead-letters ${verb}: give dead letter ids, --listener <name>, or --all`);
     return null;
   }
-  return { ...(ids.length > 0 ? { ids } : {}), ...(values.listener === undefined ? {} : { listener: values.listener }) };
+  return {
+    ...(ids.length > 0 ? { ids } : {}),
+    ...(values.listener === undefined ? {} : { listener: values.listener }),
+  };
 }
 
 async function deadLetters(db: { pool: DatabasePool }, argv: string[]): Promise<number> {
   const [verb, ...rest] = argv;
   switch (verb) {
     case 'list': {
-      const { values } = parseArgs({ args: rest, options: { listener: { type: 'string' }, status: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } } });
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          listener: { type: 'string' },
+          status: { type: 'string' },
+          limit: { type: 'string' },
+          json: { type: 'boolean' },
+        },
+      });
       const status = values.status as DeadLetter['status'] | undefined;
       if (status !== undefined && !STATUSES.includes(status)) {
         console.error(`dead-letters list: --status is one of ${STATUSES.join(', ')}`);
@@ -82,10 +108,14 @@ async function deadLetters(db: { pool: DatabasePool }, argv: string[]): Promise<
     case 'discard': {
       const selected = selection(verb, rest);
       if (selected === null) return 2;
-      const n = verb === 'redeliver' ? await requestRedelivery(db.pool, selected) : await discardDeadLetters(db.pool, selected);
-      console.log(verb === 'redeliver'
-        ? `${n} dead letter(s) queued for redelivery; the running listener of each retries them next`
-        : `${n} dead letter(s) discarded`);
+      const n = verb === 'redeliver'
+        ? await requestRedelivery(db.pool, selected)
+        : await discardDeadLetters(db.pool, selected);
+      console.log(
+        verb === 'redeliver'
+          ? `${n} dead letter(s) queued for redelivery; the running listener of each retries them next`
+          : `${n} dead letter(s) discarded`,
+      );
       return n > 0 ? 0 : 1;
     }
     default:
@@ -114,7 +144,11 @@ export const listenersCommand: Command = {
     }
     if (statuses.length === 0) console.log('no listener has run yet');
     for (const s of statuses) {
-      console.log(`${s.name.padEnd(20)}  behind ${String(s.events_behind).padStart(7)} events / ${s.seconds_behind.toFixed(1).padStart(8)} s  processed ${s.events_processed}  dead letters ${s.dead_letters}  owner ${s.owner ?? '(none)'}`);
+      console.log(
+        `${s.name.padEnd(20)}  behind ${String(s.events_behind).padStart(7)} events / ${
+          s.seconds_behind.toFixed(1).padStart(8)
+        } s  processed ${s.events_processed}  dead letters ${s.dead_letters}  owner ${s.owner ?? '(none)'}`,
+      );
     }
     return 0;
   },

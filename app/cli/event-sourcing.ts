@@ -7,8 +7,11 @@
 //   const listener = new EventListener();
 import type { DatabaseLease } from '../../infra/postgres/database-source.ts';
 import { EventListener as PoolEventListener, type EventListenerOptions } from '../../infra/realtime/event-listener.ts';
-import { ProjectionBuilder as PoolProjectionBuilder, type ProjectionOptions } from '../../infra/realtime/projection-builder.ts';
-import { openCliDatabase, type CliDatabase } from './cli-database.ts';
+import {
+  ProjectionBuilder as PoolProjectionBuilder,
+  type ProjectionOptions,
+} from '../../infra/realtime/projection-builder.ts';
+import { type CliDatabase, openCliDatabase } from './cli-database.ts';
 
 export type { EventHandler, EventListenerOptions } from '../../infra/realtime/event-listener.ts';
 export type { ProcessResult, ProjectionHandler, ProjectionOptions } from '../../infra/realtime/projection-builder.ts';
@@ -82,6 +85,7 @@ export class EventListener extends PoolEventListener {
 }
 
 /** ProjectionBuilder on the service's database unless given `pool` (see infra/realtime/projection-builder.ts). */
+// deno-lint-ignore no-explicit-any -- the seed's projections read untyped state (state.deviceCount || 0)
 export class ProjectionBuilder<S = Record<string, any>> extends PoolProjectionBuilder<S> {
   constructor(name: string, options: ProjectionOptions<S> = {}) {
     super(name, withServiceDatabase(options));

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import pg from 'pg';
 import { loadConfig } from '../config.ts';
 import { openDatabase } from '../database-target.ts';
+import { Buffer } from 'node:buffer';
 
 const args = process.argv.slice(2);
 const target = await openDatabase(loadConfig(), () => {});
@@ -33,11 +34,16 @@ async function builtinClient(url: string, argv: string[]): Promise<number> {
     const a = argv[i]!;
     if (a === '-A' || a === '--no-align') unaligned = true;
     else if (a === '-t' || a === '--tuples-only') tuplesOnly = true;
-    else if (/^-[At]+$/.test(a)) { unaligned ||= a.includes('A'); tuplesOnly ||= a.includes('t'); }
-    else if (a === '-c' || a === '--command') commands.push(argv[++i] ?? '');
+    else if (/^-[At]+$/.test(a)) {
+      unaligned ||= a.includes('A');
+      tuplesOnly ||= a.includes('t');
+    } else if (a === '-c' || a === '--command') commands.push(argv[++i] ?? '');
     else if (a === '-f' || a === '--file') commands.push(await readFile(argv[++i] ?? '', 'utf8'));
     else if (a === '-X' || a === '-q') continue;
-    else { console.error(`psql (built-in): unsupported argument ${a}; install psql for the full client`); return 2; }
+    else {
+      console.error(`psql (built-in): unsupported argument ${a}; install psql for the full client`);
+      return 2;
+    }
   }
   if (commands.length === 0) {
     const chunks: Buffer[] = [];
@@ -61,7 +67,10 @@ async function builtinClient(url: string, argv: string[]): Promise<number> {
 }
 
 function print(result: pg.QueryResult, unaligned: boolean, tuplesOnly: boolean): void {
-  if (result.fields.length === 0) { if (!tuplesOnly) console.log(result.command); return; }
+  if (result.fields.length === 0) {
+    if (!tuplesOnly) console.log(result.command);
+    return;
+  }
   const names = result.fields.map((f) => f.name);
   const rows = result.rows.map((r: Record<string, unknown>) => names.map((n) => format(r[n])));
   if (unaligned) {

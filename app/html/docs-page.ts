@@ -18,15 +18,25 @@ function typeLabel(schema: JsonSchema): string {
   const type = schema['type'];
   const types = Array.isArray(type) ? type as string[] : typeof type === 'string' ? [type] : [];
   const items = schema['items'] as JsonSchema | undefined;
-  const base = types.map((t) => (t === 'array' && items !== undefined ? `array of ${typeLabel(items)}` : t)).join(' or ');
+  const base = types.map((t) => (t === 'array' && items !== undefined ? `array of ${typeLabel(items)}` : t)).join(
+    ' or ',
+  );
   return base === '' ? 'any' : base;
 }
 
 function constraints(schema: JsonSchema): string[] {
   const out: string[] = [];
-  const add = (key: string, label: string) => { if (schema[key] !== undefined) out.push(`${label} ${String(schema[key])}`); };
-  add('minimum', '≥'); add('maximum', '≤'); add('exclusiveMinimum', '>'); add('exclusiveMaximum', '<');
-  add('minLength', 'length ≥'); add('maxLength', 'length ≤'); add('minItems', 'items ≥'); add('maxItems', 'items ≤');
+  const add = (key: string, label: string) => {
+    if (schema[key] !== undefined) out.push(`${label} ${String(schema[key])}`);
+  };
+  add('minimum', '≥');
+  add('maximum', '≤');
+  add('exclusiveMinimum', '>');
+  add('exclusiveMaximum', '<');
+  add('minLength', 'length ≥');
+  add('maxLength', 'length ≤');
+  add('minItems', 'items ≥');
+  add('maxItems', 'items ≤');
   if (schema['pattern'] !== undefined) out.push(`pattern ${String(schema['pattern'])}`);
   if (schema['format'] !== undefined) out.push(String(schema['format']));
   if (schema['default'] !== undefined) out.push(`default ${JSON.stringify(schema['default'])}`);
@@ -47,42 +57,82 @@ function renderSchema(schema: JsonSchema, depth = 0): string {
     for (const [name, property] of Object.entries(properties)) {
       const notes = constraints(property);
       const description = typeof property['description'] === 'string' ? ` — ${prose(property['description'])}` : '';
-      parts.push(`<li><code class="name">${escape(name)}</code> <span class="type">${escape(typeLabel(property))}</span>`
-        + `${required.has(name) ? ' <span class="req">required</span>' : ''}${notes.length > 0 ? ` <span class="notes">${escape(notes.join(', '))}</span>` : ''}${description}`
-        + `${renderSchema(property, depth + 1)}</li>`);
+      parts.push(
+        `<li><code class="name">${escape(name)}</code> <span class="type">${escape(typeLabel(property))}</span>` +
+          `${required.has(name) ? ' <span class="req">required</span>' : ''}${
+            notes.length > 0 ? ` <span class="notes">${escape(notes.join(', '))}</span>` : ''
+          }${description}` +
+          `${renderSchema(property, depth + 1)}</li>`,
+      );
     }
     parts.push('</ul>');
   } else if (extra !== undefined && typeof extra === 'object' && extra !== null) {
     const names = schema['propertyNames'] as JsonSchema | undefined;
-    parts.push(`<ul class="fields"><li><code class="name">{key}</code>${names?.['description'] === undefined ? '' : ` (${prose(String(names['description']))})`} → <span class="type">${escape(typeLabel(extra as JsonSchema))}</span>${renderSchema(extra as JsonSchema, depth + 1)}</li></ul>`);
+    parts.push(
+      `<ul class="fields"><li><code class="name">{key}</code>${
+        names?.['description'] === undefined ? '' : ` (${prose(String(names['description']))})`
+      } → <span class="type">${escape(typeLabel(extra as JsonSchema))}</span>${
+        renderSchema(extra as JsonSchema, depth + 1)
+      }</li></ul>`,
+    );
   }
   if (items !== undefined) parts.push(renderSchema(items, depth + 1));
-  for (const variant of ((schema['anyOf'] ?? schema['oneOf']) as JsonSchema[] | undefined) ?? []) parts.push(renderSchema(variant, depth + 1));
+  for (const variant of ((schema['anyOf'] ?? schema['oneOf']) as JsonSchema[] | undefined) ?? []) {
+    parts.push(renderSchema(variant, depth + 1));
+  }
   return parts.join('');
 }
 
-function renderOperation(method: string, path: string, op: Operation, schemes: OpenApiDocument['components']['securitySchemes']): string {
+function renderOperation(
+  method: string,
+  path: string,
+  op: Operation,
+  schemes: OpenApiDocument['components']['securitySchemes'],
+): string {
   const auth = op.security === undefined || op.security.length === 0
     ? 'none'
-    : op.security.map((s) => Object.keys(s).map((name) => `<code>${escape(name)}</code> (${prose(String(schemes[name]?.['description'] ?? ''))})`).join(' and ')).join(' or ');
+    : op.security.map((s) =>
+      Object.keys(s).map((name) =>
+        `<code>${escape(name)}</code> (${prose(String(schemes[name]?.['description'] ?? ''))})`
+      ).join(' and ')
+    ).join(' or ');
   const parameters = (op.parameters ?? []).map((p) => {
     const notes = constraints(p.schema);
-    return `<tr><td><code>${escape(p.name)}</code></td><td>${p.in}</td><td>${escape(typeLabel(p.schema))}${notes.length > 0 ? `<br><span class="notes">${escape(notes.join(', '))}</span>` : ''}</td>`
-      + `<td>${p.required ? 'yes' : ''}</td><td>${p.description === undefined ? '' : prose(p.description)}</td></tr>`;
+    return `<tr><td><code>${escape(p.name)}</code></td><td>${p.in}</td><td>${escape(typeLabel(p.schema))}${
+      notes.length > 0 ? `<br><span class="notes">${escape(notes.join(', '))}</span>` : ''
+    }</td>` +
+      `<td>${p.required ? 'yes' : ''}</td><td>${p.description === undefined ? '' : prose(p.description)}</td></tr>`;
   }).join('');
-  const body = op.requestBody === undefined ? '' : Object.entries(op.requestBody.content).map(([type, { schema }]) =>
-    `<h4>Body${op.requestBody!.required ? '' : ' (optional)'} <span class="ctype">${escape(type)}</span></h4>${renderSchema(schema) || `<p>${escape(typeLabel(schema))}</p>`}`).join('');
+  const body = op.requestBody === undefined
+    ? ''
+    : Object.entries(op.requestBody.content).map(([type, { schema }]) =>
+      `<h4>Body${op.requestBody!.required ? '' : ' (optional)'} <span class="ctype">${escape(type)}</span></h4>${
+        renderSchema(schema) || `<p>${escape(typeLabel(schema))}</p>`
+      }`
+    ).join('');
   const responses = Object.entries(op.responses).map(([status, response]) => {
-    const content = Object.entries(response.content ?? {}).map(([type, { schema }]) =>
-      (schema['$ref'] === '#/components/schemas/Error' ? '' : `<div class="ctype">${escape(type)}</div>${renderSchema(schema)}`)).join('');
-    const headers = Object.entries(response.headers ?? {}).map(([name, h]) => `<div class="notes">header <code>${escape(name)}</code>: ${prose(h.description)}</div>`).join('');
-    return `<details${status.startsWith('2') ? ' open' : ''}><summary><span class="status s${status[0]}">${escape(status)}</span> ${prose(response.description)}</summary>${headers}${content}</details>`;
+    const content = Object.entries(response.content ?? {}).map((
+      [type, { schema }],
+    ) => (schema['$ref'] === '#/components/schemas/Error'
+      ? ''
+      : `<div class="ctype">${escape(type)}</div>${renderSchema(schema)}`)
+    ).join('');
+    const headers = Object.entries(response.headers ?? {}).map(([name, h]) =>
+      `<div class="notes">header <code>${escape(name)}</code>: ${prose(h.description)}</div>`
+    ).join('');
+    return `<details${status.startsWith('2') ? ' open' : ''}><summary><span class="status s${status[0]}">${
+      escape(status)
+    }</span> ${prose(response.description)}</summary>${headers}${content}</details>`;
   }).join('');
   return `<section class="op" id="${anchor(method, path)}">
 <h3><span class="method ${method}">${method.toUpperCase()}</span> <code>${escape(path)}</code></h3>
 <p class="summary">${prose(op.summary)}</p>${op.description === undefined ? '' : `<p>${prose(op.description)}</p>`}
 <p class="auth"><b>Credentials:</b> ${auth}</p>
-${parameters === '' ? '' : `<h4>Parameters</h4><table><thead><tr><th>name</th><th>in</th><th>type</th><th>required</th><th></th></tr></thead><tbody>${parameters}</tbody></table>`}
+${
+    parameters === ''
+      ? ''
+      : `<h4>Parameters</h4><table><thead><tr><th>name</th><th>in</th><th>type</th><th>required</th><th></th></tr></thead><tbody>${parameters}</tbody></table>`
+  }
 ${body}<h4>Responses</h4>${responses}</section>`;
 }
 
@@ -112,17 +162,34 @@ export function renderDocsPage(document: OpenApiDocument): string {
       byTag.set(tag, [...(byTag.get(tag) ?? []), { method, path, op }]);
     }
   }
-  const nav = [...byTag].map(([tag, ops]) => `<h2>${escape(tag)}</h2>${ops.map(({ method, path, op }) =>
-    `<a href="#${anchor(method, path)}" title="${escape(op.summary)}"><b>${method.toUpperCase()}</b> ${escape(path)}</a>`).join('')}`).join('');
-  const sections = [...byTag].map(([tag, ops]) => `<h2>${escape(tag)}</h2>${ops.map(({ method, path, op }) => renderOperation(method, path, op, document.components.securitySchemes)).join('\n')}`).join('\n');
+  const nav = [...byTag].map(([tag, ops]) =>
+    `<h2>${escape(tag)}</h2>${
+      ops.map(({ method, path, op }) =>
+        `<a href="#${anchor(method, path)}" title="${escape(op.summary)}"><b>${method.toUpperCase()}</b> ${
+          escape(path)
+        }</a>`
+      ).join('')
+    }`
+  ).join('');
+  const sections = [...byTag].map(([tag, ops]) =>
+    `<h2>${escape(tag)}</h2>${
+      ops.map(({ method, path, op }) => renderOperation(method, path, op, document.components.securitySchemes)).join(
+        '\n',
+      )
+    }`
+  ).join('\n');
   const errorSchema = document.components.schemas['Error'];
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escape(document.info.title)} API ${escape(document.info.version)}</title><style>${STYLE}</style></head>
-<body><nav><b>${escape(document.info.title)} ${escape(document.info.version)}</b>${nav}<h2>More</h2><a href="/openapi.json">openapi.json</a></nav>
+<body><nav><b>${escape(document.info.title)} ${
+    escape(document.info.version)
+  }</b>${nav}<h2>More</h2><a href="/openapi.json">openapi.json</a></nav>
 <main><h1>${escape(document.info.title)} API <small>${escape(document.info.version)}</small></h1>
 <p>${prose(document.info.description)}</p>
-<p>The machine-readable description is <a href="/openapi.json"><code>/openapi.json</code></a> (OpenAPI ${escape(document.openapi)}).</p>
+<p>The machine-readable description is <a href="/openapi.json"><code>/openapi.json</code></a> (OpenAPI ${
+    escape(document.openapi)
+  }).</p>
 <h2>Errors</h2><p>Every error answer has this shape:</p>${errorSchema === undefined ? '' : renderSchema(errorSchema)}
 ${sections}
 </main></body></html>

@@ -2,14 +2,27 @@
 // network) showing a device's target versions, reports, sync and drift, enabled/disabled and
 // connectivity, and any other event family, over a window. Hover shows details.
 import type { DeviceState } from '../../domain/device/state.ts';
-import { describeDrift, describeFields, describeReportedApps, describeTargetApps, shortTime, compact } from '../../domain/replay/describe.ts';
+import {
+  compact,
+  describeDrift,
+  describeFields,
+  describeReportedApps,
+  describeTargetApps,
+  shortTime,
+} from '../../domain/replay/describe.ts';
 import { driftDetail, type DriftReport, type Reconciliation } from '../../domain/replay/drift.ts';
-import { eventRef, instantMs, type History, type Step } from '../../domain/replay/history.ts';
+import { eventRef, type History, instantMs, type Step } from '../../domain/replay/history.ts';
 import type { DeviceSummary } from '../../domain/replay/source.ts';
 import { formatDuration, percentile } from '../../domain/replay/time.ts';
 
 /** What the page is drawn from. */
-export type TimelineInput = { device: DeviceSummary; history: History; drift: DriftReport; generatedAt: string; sourceDescription: string };
+export type TimelineInput = {
+  device: DeviceSummary;
+  history: History;
+  drift: DriftReport;
+  generatedAt: string;
+  sourceDescription: string;
+};
 
 const W = 1200;
 const LABEL_W = 150;
@@ -24,12 +37,22 @@ const EVENT_ROWS = 400;
 const MAX_SEGMENTS = 1_500;
 const INTERVAL_ROWS = 500;
 
-const KNOWN = new Set(['device.provisioned', 'target_state.updated', 'current_state.updated', 'device.online', 'device.offline',
-  'device.connection_lost', 'device.connection_restored']);
+const KNOWN = new Set([
+  'device.provisioned',
+  'target_state.updated',
+  'current_state.updated',
+  'device.online',
+  'device.offline',
+  'device.connection_lost',
+  'device.connection_restored',
+]);
 
 /** Escapes text for HTML content and attribute values. */
 export function escapeHtml(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(
+    /'/g,
+    '&#39;',
+  );
 }
 
 const esc = escapeHtml;
@@ -51,9 +74,16 @@ function segments<K>(points: readonly Point[], end: number, keyOf: (s: DeviceSta
 }
 
 /** Per column of the plot: the share of its time in sync and out of sync, and how many stretches began in it. */
-function binShares(list: readonly Segment<string>[], t0: number, t1: number): { from: number; to: number; sync: number; drift: number; changes: number }[] {
+function binShares(
+  list: readonly Segment<string>[],
+  t0: number,
+  t1: number,
+): { from: number; to: number; sync: number; drift: number; changes: number }[] {
   const width = (t1 - t0) / BINS;
-  const bins = Array.from({ length: BINS }, (_, i) => ({ from: t0 + i * width, to: t0 + (i + 1) * width, sync: 0, drift: 0, changes: 0 }));
+  const bins = Array.from(
+    { length: BINS },
+    (_, i) => ({ from: t0 + i * width, to: t0 + (i + 1) * width, sync: 0, drift: 0, changes: 0 }),
+  );
   for (const segment of list) {
     const first = Math.max(0, Math.floor((segment.from - t0) / width));
     const last = Math.min(BINS - 1, Math.floor((segment.to - t0) / width));
@@ -109,17 +139,29 @@ function tone(type: string): 'bad' | 'good' | 'neutral' {
 function eventSummary(step: Step): string {
   const data = step.event.data;
   switch (step.event.event_type) {
-    case 'target_state.updated': return `target v${String(data['version'])}: ${describeTargetApps((data['new_state'] as { apps?: Record<string, unknown> } | undefined)?.apps ?? {}).join('; ') || 'no apps'}`;
+    case 'target_state.updated':
+      return `target v${String(data['version'])}: ${
+        describeTargetApps((data['new_state'] as { apps?: Record<string, unknown> } | undefined)?.apps ?? {}).join(
+          '; ',
+        ) || 'no apps'
+      }`;
     case 'current_state.updated': {
       const apps = data['apps'] as Record<string, unknown> | undefined;
       const parts = [apps === undefined ? 'apps unchanged' : describeReportedApps(apps).join('; ') || 'no apps'];
-      const fields = describeFields({ ...(data['system'] as object | undefined), ...(data['resources'] as object | undefined) });
+      const fields = describeFields({
+        ...(data['system'] as object | undefined),
+        ...(data['resources'] as object | undefined),
+      });
       if (fields !== '') parts.push(fields);
       return parts.join(' · ');
     }
     case 'device.online':
-    case 'device.offline': return `${String(data['previous_state'])} → ${String(data['new_state'])}${data['reason'] ? ` (${String(data['reason'])})` : ''}`;
-    default: return describeFields(data) || compact(data, 160);
+    case 'device.offline':
+      return `${String(data['previous_state'])} → ${String(data['new_state'])}${
+        data['reason'] ? ` (${String(data['reason'])})` : ''
+      }`;
+    default:
+      return describeFields(data) || compact(data, 160);
   }
 }
 
@@ -127,18 +169,34 @@ function eventSummary(step: Step): string {
 export function renderTimeline(input: TimelineInput): string {
   const { device, history, drift } = input;
   const firstAt = history.steps[0]?.at;
-  let t0 = instantMs(history.since ?? (firstAt !== undefined && instantMs(firstAt) < instantMs(device.registered_at) ? firstAt : device.registered_at));
+  let t0 = instantMs(
+    history.since ??
+      (firstAt !== undefined && instantMs(firstAt) < instantMs(device.registered_at) ? firstAt : device.registered_at),
+  );
   let t1 = instantMs(history.until);
-  if (t1 <= t0) { t0 -= 30_000; t1 += 30_000; }
+  if (t1 <= t0) {
+    t0 -= 30_000;
+    t1 += 30_000;
+  }
   const x = (t: number) => LABEL_W + ((Math.min(Math.max(t, t0), t1) - t0) / (t1 - t0)) * PLOT_W;
-  const points: Point[] = [{ t: t0, state: history.start, step: null }, ...history.steps.map((s) => ({ t: instantMs(s.at), state: s.after, step: s }))];
+  const points: Point[] = [
+    { t: t0, state: history.start, step: null },
+    ...history.steps.map((s) => ({ t: instantMs(s.at), state: s.after, step: s })),
+  ];
   const byVersion = new Map<number, Reconciliation>(drift.reconciliations.map((r) => [r.target_version, r]));
 
   const lanes: { label: string; hint: string; body: string }[] = [];
   const laneY = (i: number) => TOP + i * (LANE_H + LANE_GAP);
   const rect = (from: number, to: number, y: number, cls: string, tip: string, extra = '') =>
-    `<rect class="${cls}" x="${px(x(from))}" y="${px(y)}" width="${px(Math.max(2, x(to) - x(from)))}" height="${LANE_H}" rx="3"${extra}><title>${esc(tip)}</title></rect>`;
-  const span = (from: number, to: number) => `${shortTime(new Date(from).toISOString())} → ${to >= t1 && to === t1 ? `${shortTime(new Date(to).toISOString())} (end of window)` : shortTime(new Date(to).toISOString())} · ${formatDuration(to - from)}`;
+    `<rect class="${cls}" x="${px(x(from))}" y="${px(y)}" width="${
+      px(Math.max(2, x(to) - x(from)))
+    }" height="${LANE_H}" rx="3"${extra}><title>${esc(tip)}</title></rect>`;
+  const span = (from: number, to: number) =>
+    `${shortTime(new Date(from).toISOString())} → ${
+      to >= t1 && to === t1
+        ? `${shortTime(new Date(to).toISOString())} (end of window)`
+        : shortTime(new Date(to).toISOString())
+    } · ${formatDuration(to - from)}`;
 
   /** Too many events to draw one by one: a bar per column, as tall as its count, red when any is `bad`. */
   const density = (steps: readonly Step[], bad: (s: Step) => boolean, noun: string, badNoun: string): string => {
@@ -155,7 +213,9 @@ export function renderTimeline(input: TimelineInput): string {
       const from = t0 + (b / BINS) * (t1 - t0);
       const to = t0 + ((b + 1) / BINS) * (t1 - t0);
       const h = Math.max(3, (bin.n / most) * LANE_H);
-      return `<rect class="bar ${bin.bad > 0 ? 'bad' : 'ok'}" x="${px(x(from))}" y="${px(LANE_H - h)}" width="${px(Math.max(1, x(to) - x(from) - 0.5))}" height="${px(h)}"><title>${esc(`${bin.n} ${noun}, ${bin.bad} ${badNoun}\n${span(from, to)}`)}</title></rect>`;
+      return `<rect class="bar ${bin.bad > 0 ? 'bad' : 'ok'}" x="${px(x(from))}" y="${px(LANE_H - h)}" width="${
+        px(Math.max(1, x(to) - x(from) - 0.5))
+      }" height="${px(h)}"><title>${esc(`${bin.n} ${noun}, ${bin.bad} ${badNoun}\n${span(from, to)}`)}</title></rect>`;
     }).join('');
   };
 
@@ -167,8 +227,21 @@ export function renderTimeline(input: TimelineInput): string {
     syncBody = syncSegments.map((s) => {
       const state = s.first.state;
       if (s.key === 'notarget') return rect(s.from, s.to, 0, 'seg notarget', `No target yet\n${span(s.from, s.to)}`);
-      if (s.key === 'sync') return rect(s.from, s.to, 0, 'seg sync', `In sync with target v${state.status === 'registered' ? String(state.target?.version) : '?'}\n${span(s.from, s.to)}`);
-      while (next < drift.intervals.length && drift.intervals[next]!.end !== null && instantMs(drift.intervals[next]!.end!) < s.to - 1) next += 1;
+      if (s.key === 'sync') {
+        return rect(
+          s.from,
+          s.to,
+          0,
+          'seg sync',
+          `In sync with target v${state.status === 'registered' ? String(state.target?.version) : '?'}\n${
+            span(s.from, s.to)
+          }`,
+        );
+      }
+      while (
+        next < drift.intervals.length && drift.intervals[next]!.end !== null &&
+        instantMs(drift.intervals[next]!.end!) < s.to - 1
+      ) next += 1;
       const interval = drift.intervals[next];
       const lines = [`Out of sync`, span(s.from, s.to), ...describeDrift(interval?.differed ?? driftDetail(state))];
       if (interval?.ended_by) lines.push(`ended by ${interval.ended_by.event_type} v${interval.ended_by.version}`);
@@ -178,29 +251,54 @@ export function renderTimeline(input: TimelineInput): string {
     const shares = binShares(syncSegments, t0, t1);
     syncBody = shares.map((bin) => {
       const h = LANE_H * bin.drift;
-      const tip = `${(bin.drift * 100).toFixed(0)}% out of sync, ${(bin.sync * 100).toFixed(0)}% in sync\n${span(bin.from, bin.to)}\n${bin.changes} change(s)`;
-      return `<g><rect class="seg dense sync" x="${px(x(bin.from))}" y="0" width="${px(Math.max(1, x(bin.to) - x(bin.from)))}" height="${LANE_H}"><title>${esc(tip)}</title></rect>`
-        + (h > 0 ? `<rect class="seg dense drift" x="${px(x(bin.from))}" y="${px(LANE_H - h)}" width="${px(Math.max(1, x(bin.to) - x(bin.from)))}" height="${px(h)}"><title>${esc(tip)}</title></rect>` : '') + '</g>';
+      const tip = `${(bin.drift * 100).toFixed(0)}% out of sync, ${(bin.sync * 100).toFixed(0)}% in sync\n${
+        span(bin.from, bin.to)
+      }\n${bin.changes} change(s)`;
+      return `<g><rect class="seg dense sync" x="${px(x(bin.from))}" y="0" width="${
+        px(Math.max(1, x(bin.to) - x(bin.from)))
+      }" height="${LANE_H}"><title>${esc(tip)}</title></rect>` +
+        (h > 0
+          ? `<rect class="seg dense drift" x="${px(x(bin.from))}" y="${px(LANE_H - h)}" width="${
+            px(Math.max(1, x(bin.to) - x(bin.from)))
+          }" height="${px(h)}"><title>${esc(tip)}</title></rect>`
+          : '') +
+        '</g>';
     }).join('');
   }
-  lanes.push({ label: 'Sync', hint: syncSegments.length <= MAX_SEGMENTS ? 'with the target' : 'share per column', body: syncBody });
+  lanes.push({
+    label: 'Sync',
+    hint: syncSegments.length <= MAX_SEGMENTS ? 'with the target' : 'share per column',
+    body: syncBody,
+  });
 
   // target lane
   lanes.push({
-    label: 'Target', hint: 'version in force',
-    body: segments(points, t1, (s) => (s.status === 'registered' ? s.target?.version ?? null : null)).filter((s) => s.key !== null).map((s) => {
+    label: 'Target',
+    hint: 'version in force',
+    body: segments(points, t1, (s) => (s.status === 'registered' ? s.target?.version ?? null : null)).filter((s) =>
+      s.key !== null
+    ).map((s) => {
       const state = s.first.state;
       const target = state.status === 'registered' ? state.target : null;
       const version = s.key as number;
       const r = byVersion.get(version);
-      const lines = [`Target v${version}`, `set ${shortTime(target?.updated_at ?? new Date(s.from).toISOString())}${s.first.step ? ` by ${eventRef(s.first.step.event).actor ?? 'unknown'}` : ''}`,
-        ...describeTargetApps(target?.apps ?? {}).map((a) => `app ${a}`)];
-      if (target !== null && Object.keys(target.config).length > 0) lines.push(`config: ${describeFields(target.config)}`);
+      const lines = [
+        `Target v${version}`,
+        `set ${shortTime(target?.updated_at ?? new Date(s.from).toISOString())}${
+          s.first.step ? ` by ${eventRef(s.first.step.event).actor ?? 'unknown'}` : ''
+        }`,
+        ...describeTargetApps(target?.apps ?? {}).map((a) => `app ${a}`),
+      ];
+      if (target !== null && Object.keys(target.config).length > 0) {
+        lines.push(`config: ${describeFields(target.config)}`);
+      }
       if (r?.status === 'converged') lines.push(`reached after ${formatDuration(r.delay_ms ?? 0)}`);
       else if (r?.status === 'superseded') lines.push('superseded before the device reached it');
       else if (r?.status === 'pending') lines.push(`not reached yet (${formatDuration(r.waiting_ms ?? 0)} so far)`);
       const w = x(s.to) - x(s.from);
-      const label = w > 28 ? `<text class="seg-label" x="${px(x(s.from) + 6)}" y="${px(LANE_H / 2 + 4)}">v${version}</text>` : '';
+      const label = w > 28
+        ? `<text class="seg-label" x="${px(x(s.from) + 6)}" y="${px(LANE_H / 2 + 4)}">v${version}</text>`
+        : '';
       return `<g>${rect(s.from, s.to, 0, `seg target t${version % 6}`, lines.join('\n'))}${label}</g>`;
     }).join(''),
   });
@@ -212,8 +310,14 @@ export function renderTimeline(input: TimelineInput): string {
     reportsBody = reports.map((s) => {
       const t = instantMs(s.at);
       const ok = syncKey(s.after) !== 'drift';
-      const lines = [`Report v${s.event.aggregate_version} · ${shortTime(s.at)}`, eventSummary(s), ok ? '→ in sync' : `→ out of sync: ${describeDrift(driftDetail(s.after)).join('; ')}`];
-      return `<circle class="mark ${ok ? 'ok' : 'bad'}" cx="${px(x(t))}" cy="${px(LANE_H / 2)}" r="5"><title>${esc(lines.join('\n'))}</title></circle>`;
+      const lines = [
+        `Report v${s.event.aggregate_version} · ${shortTime(s.at)}`,
+        eventSummary(s),
+        ok ? '→ in sync' : `→ out of sync: ${describeDrift(driftDetail(s.after)).join('; ')}`,
+      ];
+      return `<circle class="mark ${ok ? 'ok' : 'bad'}" cx="${px(x(t))}" cy="${px(LANE_H / 2)}" r="5"><title>${
+        esc(lines.join('\n'))
+      }</title></circle>`;
     }).join('');
   } else {
     reportsBody = density(reports, (s) => syncKey(s.after) === 'drift', 'reports', 'leaving the device out of sync');
@@ -222,29 +326,54 @@ export function renderTimeline(input: TimelineInput): string {
 
   // enabled lane
   lanes.push({
-    label: 'Enabled', hint: 'by an admin',
-    body: segments(points, t1, (s) => (s.status === 'registered' ? s.is_active : null)).filter((s) => s.key !== null).map((s) => {
-      const data = s.first.step?.event.data;
-      const reason = data !== undefined && typeof data['reason'] === 'string' ? `reason: ${data['reason']}` : null;
-      const by = s.first.step === null ? null : `by ${eventRef(s.first.step.event).actor ?? 'unknown'}`;
-      const lines = [s.key ? 'Enabled' : 'Disabled', span(s.from, s.to), ...(by && s.first.step?.event.event_type.startsWith('device.o') ? [by] : []), ...(reason ? [reason] : [])];
-      return rect(s.from, s.to, 0, `seg ${s.key ? 'on' : 'off'}`, lines.join('\n'));
-    }).join(''),
+    label: 'Enabled',
+    hint: 'by an admin',
+    body: segments(points, t1, (s) => (s.status === 'registered' ? s.is_active : null)).filter((s) => s.key !== null)
+      .map((s) => {
+        const data = s.first.step?.event.data;
+        const reason = data !== undefined && typeof data['reason'] === 'string' ? `reason: ${data['reason']}` : null;
+        const by = s.first.step === null ? null : `by ${eventRef(s.first.step.event).actor ?? 'unknown'}`;
+        const lines = [
+          s.key ? 'Enabled' : 'Disabled',
+          span(s.from, s.to),
+          ...(by && s.first.step?.event.event_type.startsWith('device.o') ? [by] : []),
+          ...(reason ? [reason] : []),
+        ];
+        return rect(s.from, s.to, 0, `seg ${s.key ? 'on' : 'off'}`, lines.join('\n'));
+      }).join(''),
   });
 
   // connectivity lane, when the log has connectivity events
-  const connectivity = history.steps.filter((s) => s.event.event_type === 'device.connection_lost' || s.event.event_type === 'device.connection_restored');
+  const connectivity = history.steps.filter((s) =>
+    s.event.event_type === 'device.connection_lost' || s.event.event_type === 'device.connection_restored'
+  );
   if (connectivity.length > 0) {
     const parts: string[] = [];
     let from = t0;
     let online = connectivity[0]!.event.event_type === 'device.connection_lost';
     for (const s of connectivity) {
       const t = instantMs(s.at);
-      parts.push(rect(from, t, 0, `seg ${online ? 'online' : 'offline'}`, `${online ? 'Connected' : 'Connection lost'}\n${span(from, t)}`));
+      parts.push(
+        rect(
+          from,
+          t,
+          0,
+          `seg ${online ? 'online' : 'offline'}`,
+          `${online ? 'Connected' : 'Connection lost'}\n${span(from, t)}`,
+        ),
+      );
       from = t;
       online = s.event.event_type === 'device.connection_restored';
     }
-    parts.push(rect(from, t1, 0, `seg ${online ? 'online' : 'offline'}`, `${online ? 'Connected' : 'Connection lost'}\n${span(from, t1)}`));
+    parts.push(
+      rect(
+        from,
+        t1,
+        0,
+        `seg ${online ? 'online' : 'offline'}`,
+        `${online ? 'Connected' : 'Connection lost'}\n${span(from, t1)}`,
+      ),
+    );
     lanes.push({ label: 'Connectivity', hint: 'lost / restored', body: parts.join('') });
   }
 
@@ -259,12 +388,17 @@ export function renderTimeline(input: TimelineInput): string {
   }
   for (const [name, steps] of families) {
     lanes.push({
-      label: name.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase()), hint: `${steps.length} event(s)`,
+      label: name.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase()),
+      hint: `${steps.length} event(s)`,
       body: steps.length > MAX_MARKERS
         ? density(steps, (s) => tone(s.event.event_type) === 'bad', `${name}.* events`, 'failures or crashes')
         : steps.map((s) => {
           const t = instantMs(s.at);
-          return `<rect class="mark ${tone(s.event.event_type)}" x="${px(x(t) - 4)}" y="${px(LANE_H / 2 - 4)}" width="8" height="8" transform="rotate(45 ${px(x(t))} ${px(LANE_H / 2)})"><title>${esc(`${s.event.event_type} v${s.event.aggregate_version} · ${shortTime(s.at)}\n${eventSummary(s)}`)}</title></rect>`;
+          return `<rect class="mark ${tone(s.event.event_type)}" x="${px(x(t) - 4)}" y="${
+            px(LANE_H / 2 - 4)
+          }" width="8" height="8" transform="rotate(45 ${px(x(t))} ${px(LANE_H / 2)})"><title>${
+            esc(`${s.event.event_type} v${s.event.aggregate_version} · ${shortTime(s.at)}\n${eventSummary(s)}`)
+          }</title></rect>`;
         }).join(''),
     });
   }
@@ -277,17 +411,43 @@ export function renderTimeline(input: TimelineInput): string {
     ? drift.intervals.map((interval, i) => {
       const from = Math.max(instantMs(interval.start), t0);
       const to = interval.end === null ? t1 : Math.min(instantMs(interval.end), t1);
-      const tip = [`Drift interval ${i + 1}`, `${shortTime(interval.start)} → ${interval.end === null ? 'ongoing' : shortTime(interval.end)} · ${formatDuration(interval.duration_ms)}`, ...describeDrift(interval.differed)];
-      return `<rect class="drift-band" data-index="${i}" data-start="${esc(interval.start)}" data-end="${esc(interval.end ?? '')}" x="${px(x(from))}" y="${TOP - 6}" width="${px(Math.max(2, x(to) - x(from)))}" height="${bandHeight}"><title>${esc(tip.join('\n'))}</title></rect>`;
+      const tip = [
+        `Drift interval ${i + 1}`,
+        `${shortTime(interval.start)} → ${interval.end === null ? 'ongoing' : shortTime(interval.end)} · ${
+          formatDuration(interval.duration_ms)
+        }`,
+        ...describeDrift(interval.differed),
+      ];
+      return `<rect class="drift-band" data-index="${i}" data-start="${esc(interval.start)}" data-end="${
+        esc(interval.end ?? '')
+      }" x="${px(x(from))}" y="${TOP - 6}" width="${px(Math.max(2, x(to) - x(from)))}" height="${bandHeight}"><title>${
+        esc(tip.join('\n'))
+      }</title></rect>`;
     }).join('')
     // thousands of intervals: shade each column by the share of its time spent out of sync
-    : binShares(syncSegments, t0, t1).filter((bin) => bin.drift > 0).map((bin) => `<rect class="drift-band dense" x="${px(x(bin.from))}" y="${TOP - 6}" width="${px(Math.max(1, x(bin.to) - x(bin.from)))}" height="${bandHeight}" fill-opacity="${(0.25 + 0.75 * bin.drift).toFixed(2)}"><title>${esc(`${(bin.drift * 100).toFixed(0)}% of this stretch out of sync\n${span(bin.from, bin.to)}`)}</title></rect>`).join('');
-  const axis = ticks(t0, t1).map((tick) => `<g class="tick"><line x1="${px(x(tick.t))}" x2="${px(x(tick.t))}" y1="${TOP - 6}" y2="${axisY}"/><text x="${px(x(tick.t))}" y="${axisY + 16}">${esc(tick.label)}</text></g>`).join('');
-  const laneSvg = lanes.map((lane, i) => `<g class="lane" transform="translate(0 ${laneY(i)})">
-    <text class="lane-label" x="12" y="${LANE_H / 2 - 1}">${esc(lane.label)}</text><text class="lane-hint" x="12" y="${LANE_H / 2 + 11}">${esc(lane.hint)}</text>
-    <rect class="lane-bg" x="${LABEL_W}" y="0" width="${PLOT_W}" height="${LANE_H}" rx="3"/>${lane.body}</g>`).join('\n');
+    : binShares(syncSegments, t0, t1).filter((bin) => bin.drift > 0).map((bin) =>
+      `<rect class="drift-band dense" x="${px(x(bin.from))}" y="${TOP - 6}" width="${
+        px(Math.max(1, x(bin.to) - x(bin.from)))
+      }" height="${bandHeight}" fill-opacity="${(0.25 + 0.75 * bin.drift).toFixed(2)}"><title>${
+        esc(`${(bin.drift * 100).toFixed(0)}% of this stretch out of sync\n${span(bin.from, bin.to)}`)
+      }</title></rect>`
+    ).join('');
+  const axis = ticks(t0, t1).map((tick) =>
+    `<g class="tick"><line x1="${px(x(tick.t))}" x2="${px(x(tick.t))}" y1="${TOP - 6}" y2="${axisY}"/><text x="${
+      px(x(tick.t))
+    }" y="${axisY + 16}">${esc(tick.label)}</text></g>`
+  ).join('');
+  const laneSvg = lanes.map((lane, i) =>
+    `<g class="lane" transform="translate(0 ${laneY(i)})">
+    <text class="lane-label" x="12" y="${LANE_H / 2 - 1}">${esc(lane.label)}</text><text class="lane-hint" x="12" y="${
+      LANE_H / 2 + 11
+    }">${esc(lane.hint)}</text>
+    <rect class="lane-bg" x="${LABEL_W}" y="0" width="${PLOT_W}" height="${LANE_H}" rx="3"/>${lane.body}</g>`
+  ).join('\n');
 
-  const svg = `<svg id="timeline" viewBox="0 0 ${W} ${height}" role="img" aria-label="timeline of ${esc(device.device_name)}" data-t0="${t0}" data-t1="${t1}" data-x0="${LABEL_W}" data-x1="${LABEL_W + PLOT_W}">
+  const svg = `<svg id="timeline" viewBox="0 0 ${W} ${height}" role="img" aria-label="timeline of ${
+    esc(device.device_name)
+  }" data-t0="${t0}" data-t1="${t1}" data-x0="${LABEL_W}" data-x1="${LABEL_W + PLOT_W}">
   <defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" class="hatch-bg"/><line x1="0" y1="0" x2="0" y2="6" class="hatch-line"/></pattern></defs>
   <g class="axis">${axis}</g>
   <g class="bands">${bands}</g>
@@ -306,7 +466,9 @@ function shortActor(actor: string | null): string {
 }
 
 function card(label: string, value: string, note: string, cls = ''): string {
-  return `<div class="card ${cls}"><div class="card-label">${esc(label)}</div><div class="card-value">${esc(value)}</div><div class="card-note">${esc(note)}</div></div>`;
+  return `<div class="card ${cls}"><div class="card-label">${esc(label)}</div><div class="card-value">${
+    esc(value)
+  }</div><div class="card-note">${esc(note)}</div></div>`;
 }
 
 function page(input: TimelineInput, svg: string, t0: number, t1: number): string {
@@ -320,20 +482,64 @@ function page(input: TimelineInput, svg: string, t0: number, t1: number): string
   const reports = history.steps.filter((s) => s.event.event_type === 'current_state.updated').length;
   const targetNow = end.status === 'registered' ? end.target?.version ?? null : null;
   const cards = [
-    end.status !== 'registered' ? card('At end of window', 'Not registered', '')
-      : !end.drift.in_sync ? card('At end of window', 'Out of sync', ongoing ? `since ${shortTime(ongoing.start)} (${formatDuration(ongoing.duration_ms)})` : '', 'bad')
-        : card('At end of window', 'In sync', targetNow === null ? 'no target set' : `with target v${targetNow}`, 'good'),
-    card('Time out of sync', formatDuration(out), `${windowMs > 0 ? ((out / windowMs) * 100).toFixed(1) : '0'}% of the window`, out > 0 ? 'bad' : ''),
-    card('Drift intervals', String(drift.intervals.length), drift.intervals.length === 0 ? 'none' : `longest ${formatDuration(drift.totals.longest_ms)}`),
-    card('Target changes', String(drift.reconciliations.length), targetNow === null ? 'no target' : `now v${targetNow}`),
-    card('Time to converge', median === null ? '—' : formatDuration(median), `median of ${delays.length}; ${drift.reconciliations.filter((r) => r.status === 'pending').length} pending, ${drift.reconciliations.filter((r) => r.status === 'superseded').length} superseded`),
+    end.status !== 'registered' ? card('At end of window', 'Not registered', '') : !end.drift.in_sync
+      ? card(
+        'At end of window',
+        'Out of sync',
+        ongoing ? `since ${shortTime(ongoing.start)} (${formatDuration(ongoing.duration_ms)})` : '',
+        'bad',
+      )
+      : card('At end of window', 'In sync', targetNow === null ? 'no target set' : `with target v${targetNow}`, 'good'),
+    card(
+      'Time out of sync',
+      formatDuration(out),
+      `${windowMs > 0 ? ((out / windowMs) * 100).toFixed(1) : '0'}% of the window`,
+      out > 0 ? 'bad' : '',
+    ),
+    card(
+      'Drift intervals',
+      String(drift.intervals.length),
+      drift.intervals.length === 0 ? 'none' : `longest ${formatDuration(drift.totals.longest_ms)}`,
+    ),
+    card(
+      'Target changes',
+      String(drift.reconciliations.length),
+      targetNow === null ? 'no target' : `now v${targetNow}`,
+    ),
+    card(
+      'Time to converge',
+      median === null ? '—' : formatDuration(median),
+      `median of ${delays.length}; ${drift.reconciliations.filter((r) => r.status === 'pending').length} pending, ${
+        drift.reconciliations.filter((r) => r.status === 'superseded').length
+      } superseded`,
+    ),
     card('Reports', String(reports), `${history.steps.length} events in the window`),
   ].join('');
 
-  const intervalRows = drift.intervals.map((i, n) => [i, n] as const).slice(-INTERVAL_ROWS).reverse().map(([i, n]) => `<tr class="${i.ongoing ? 'ongoing' : ''}"><td>${n + 1}</td><td>${esc(shortTime(i.start))}</td><td>${i.end === null ? '<b>ongoing</b>' : esc(shortTime(i.end))}</td><td>${esc(formatDuration(i.duration_ms))}</td><td class="wrap">${esc(describeDrift(i.differed).join('; ') || '—')}</td><td>${i.ended_by === null ? '—' : esc(`${i.ended_by.event_type} v${i.ended_by.version}`)}</td></tr>`).join('');
-  const targetRows = drift.reconciliations.slice(-INTERVAL_ROWS).reverse().map((r) => `<tr><td>v${r.target_version}</td><td>${esc(shortTime(r.set_at))}</td><td title="${esc(r.set_by.actor ?? '')}">${esc(shortActor(r.set_by.actor))}</td><td><span class="pill ${r.status}">${r.status}</span></td><td>${r.delay_ms === null ? (r.waiting_ms === null ? '—' : `${esc(formatDuration(r.waiting_ms))} so far`) : esc(formatDuration(r.delay_ms))}</td></tr>`).join('');
+  const intervalRows = drift.intervals.map((i, n) => [i, n] as const).slice(-INTERVAL_ROWS).reverse().map(([i, n]) =>
+    `<tr class="${i.ongoing ? 'ongoing' : ''}"><td>${n + 1}</td><td>${esc(shortTime(i.start))}</td><td>${
+      i.end === null ? '<b>ongoing</b>' : esc(shortTime(i.end))
+    }</td><td>${esc(formatDuration(i.duration_ms))}</td><td class="wrap">${
+      esc(describeDrift(i.differed).join('; ') || '—')
+    }</td><td>${i.ended_by === null ? '—' : esc(`${i.ended_by.event_type} v${i.ended_by.version}`)}</td></tr>`
+  ).join('');
+  const targetRows = drift.reconciliations.slice(-INTERVAL_ROWS).reverse().map((r) =>
+    `<tr><td>v${r.target_version}</td><td>${esc(shortTime(r.set_at))}</td><td title="${esc(r.set_by.actor ?? '')}">${
+      esc(shortActor(r.set_by.actor))
+    }</td><td><span class="pill ${r.status}">${r.status}</span></td><td>${
+      r.delay_ms === null
+        ? (r.waiting_ms === null ? '—' : `${esc(formatDuration(r.waiting_ms))} so far`)
+        : esc(formatDuration(r.delay_ms))
+    }</td></tr>`
+  ).join('');
   const shownSteps = history.steps.slice(-EVENT_ROWS).reverse();
-  const eventRows = shownSteps.map((s) => `<tr><td>${esc(shortTime(s.at))}</td><td>${s.event.aggregate_version}</td><td><span class="type ${tone(s.event.event_type)}">${esc(s.event.event_type)}</span></td><td title="${esc(eventRef(s.event).actor ?? '')}">${esc(shortActor(eventRef(s.event).actor))}</td><td class="summary">${esc(eventSummary(s))}</td></tr>`).join('');
+  const eventRows = shownSteps.map((s) =>
+    `<tr><td>${esc(shortTime(s.at))}</td><td>${s.event.aggregate_version}</td><td><span class="type ${
+      tone(s.event.event_type)
+    }">${esc(s.event.event_type)}</span></td><td title="${esc(eventRef(s.event).actor ?? '')}">${
+      esc(shortActor(eventRef(s.event).actor))
+    }</td><td class="summary">${esc(eventSummary(s))}</td></tr>`
+  ).join('');
 
   return `<!doctype html>
 <html lang="en">
@@ -383,23 +589,55 @@ footer{color:var(--muted);font-size:12px;margin-top:24px}
 <main>
 <header>
   <h1>${esc(device.device_name)}</h1>
-  <div class="meta"><code>${esc(device.uuid)}</code> · ${esc(device.device_type)} · fleet <b>${esc(device.fleet_id)}</b> · registered ${esc(shortTime(device.registered_at))}</div>
-  <div class="meta">Window ${esc(shortTime(new Date(t0).toISOString()))} → ${esc(shortTime(new Date(t1).toISOString()))} (${esc(formatDuration(t1 - t0))}), times in UTC</div>
+  <div class="meta"><code>${esc(device.uuid)}</code> · ${esc(device.device_type)} · fleet <b>${
+    esc(device.fleet_id)
+  }</b> · registered ${esc(shortTime(device.registered_at))}</div>
+  <div class="meta">Window ${esc(shortTime(new Date(t0).toISOString()))} → ${
+    esc(shortTime(new Date(t1).toISOString()))
+  } (${esc(formatDuration(t1 - t0))}), times in UTC</div>
 </header>
 <section class="cards">${cards}</section>
 <section class="panel">
   <div class="legend"><span><i style="background:var(--sync)"></i>in sync</span><span><i style="background:var(--drift)"></i>out of sync</span><span><i style="background:var(--drift-band);border:1px dashed var(--drift)"></i>drift interval</span><span><i style="background:var(--none)"></i>no target</span><span><i style="background:var(--t0)"></i>target version</span><span><i style="background:var(--off)"></i>disabled / offline</span><span>● report (green: in sync after it)</span><span>◆ other event</span></div>
   ${svg}
 </section>
-<h2>Drift intervals${drift.intervals.length > INTERVAL_ROWS ? ` <small>(the latest ${INTERVAL_ROWS} of ${drift.intervals.length}, newest first)</small>` : drift.intervals.length > 1 ? ' <small>(newest first)</small>' : ''}</h2>
-${drift.intervals.length === 0 ? '<div class="empty">The device was never out of sync in this window.</div>' : `<table id="drift-table"><thead><tr><th>#</th><th>Start</th><th>End</th><th>Duration</th><th>What differed when it started</th><th>Ended by</th></tr></thead><tbody>${intervalRows}</tbody></table>`}
-<h2>Target versions${drift.reconciliations.length > INTERVAL_ROWS ? ` <small>(the latest ${INTERVAL_ROWS} of ${drift.reconciliations.length}, newest first)</small>` : drift.reconciliations.length > 1 ? ' <small>(newest first)</small>' : ''}</h2>
-${drift.reconciliations.length === 0 ? '<div class="empty">No target change in this window.</div>' : `<table><thead><tr><th>Version</th><th>Set at</th><th>By</th><th>Outcome</th><th>Time to reach</th></tr></thead><tbody>${targetRows}</tbody></table>`}
+<h2>Drift intervals${
+    drift.intervals.length > INTERVAL_ROWS
+      ? ` <small>(the latest ${INTERVAL_ROWS} of ${drift.intervals.length}, newest first)</small>`
+      : drift.intervals.length > 1
+      ? ' <small>(newest first)</small>'
+      : ''
+  }</h2>
+${
+    drift.intervals.length === 0
+      ? '<div class="empty">The device was never out of sync in this window.</div>'
+      : `<table id="drift-table"><thead><tr><th>#</th><th>Start</th><th>End</th><th>Duration</th><th>What differed when it started</th><th>Ended by</th></tr></thead><tbody>${intervalRows}</tbody></table>`
+  }
+<h2>Target versions${
+    drift.reconciliations.length > INTERVAL_ROWS
+      ? ` <small>(the latest ${INTERVAL_ROWS} of ${drift.reconciliations.length}, newest first)</small>`
+      : drift.reconciliations.length > 1
+      ? ' <small>(newest first)</small>'
+      : ''
+  }</h2>
+${
+    drift.reconciliations.length === 0
+      ? '<div class="empty">No target change in this window.</div>'
+      : `<table><thead><tr><th>Version</th><th>Set at</th><th>By</th><th>Outcome</th><th>Time to reach</th></tr></thead><tbody>${targetRows}</tbody></table>`
+  }
 <h2>Events</h2>
-<details${history.steps.length <= 60 ? ' open' : ''}><summary>${history.steps.length} event(s) in the window${history.steps.length > EVENT_ROWS ? `, the latest ${EVENT_ROWS} listed` : ''}, newest first</summary>
-${history.steps.length === 0 ? '<div class="empty">No events in this window.</div>' : `<table><thead><tr><th>Time</th><th>Version</th><th>Type</th><th>Actor</th><th>Summary</th></tr></thead><tbody>${eventRows}</tbody></table>`}
+<details${history.steps.length <= 60 ? ' open' : ''}><summary>${history.steps.length} event(s) in the window${
+    history.steps.length > EVENT_ROWS ? `, the latest ${EVENT_ROWS} listed` : ''
+  }, newest first</summary>
+${
+    history.steps.length === 0
+      ? '<div class="empty">No events in this window.</div>'
+      : `<table><thead><tr><th>Time</th><th>Version</th><th>Type</th><th>Actor</th><th>Summary</th></tr></thead><tbody>${eventRows}</tbody></table>`
+  }
 </details>
-<footer>Generated by devicetrail replay at ${esc(shortTime(input.generatedAt))} from ${esc(input.sourceDescription)}. Every state shown is the domain fold of the events up to that instant.</footer>
+<footer>Generated by devicetrail replay at ${esc(shortTime(input.generatedAt))} from ${
+    esc(input.sourceDescription)
+  }. Every state shown is the domain fold of the events up to that instant.</footer>
 </main>
 <div id="tip"></div>
 <script>

@@ -10,7 +10,7 @@ import { feedRoutes } from './routes/feed.ts';
 import { fleetRoutes } from './routes/fleet.ts';
 import { healthRoutes } from './routes/health.ts';
 import { inputLimits } from './middleware/input-limits.ts';
-import { logRequests, silentLogger, type Logger } from '../observability/logger.ts';
+import { type Logger, logRequests, silentLogger } from '../observability/logger.ts';
 import { createMetrics, instrumentStore, type Metrics } from '../observability/metrics.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { openApiRoutes } from './openapi/openapi.ts';
@@ -51,17 +51,30 @@ export function createApp(appDeps: AppDeps, options: AppOptions = {}): Koa {
   app.use(logRequests(options.logger ?? silentLogger(), { enabled: options.logRequests ?? true }));
   app.use(metrics.measureRequests());
   app.use(closeConnectionsWhenDraining(shutdown));
-  app.use(errorHandler((error, ctx) => deps.logError(`unexpected error on ${ctx.method} ${ctx.path} (request ${String(ctx.state['requestId'])})`, error)));
+  app.use(
+    errorHandler((error, ctx) =>
+      deps.logError(`unexpected error on ${ctx.method} ${ctx.path} (request ${String(ctx.state['requestId'])})`, error)
+    ),
+  );
   app.use(requireJsonBody());
   app.use(bodyParser({
     enableTypes: ['json'],
     jsonLimit: `${deps.bodyLimitKb}kb`,
     strict: true,
     // let the error handler shape the response
-    onerror: (error) => { throw error; },
+    onerror: (error) => {
+      throw error;
+    },
   }));
   app.use(inputLimits());
-  if (options.requestTimeoutMs !== undefined) app.use(requestDeadline(options.requestTimeoutMs, (error, ctx) => deps.logError(`request ${String(ctx.state['requestId'])} failed after its deadline`, error)));
+  if (options.requestTimeoutMs !== undefined) {
+    app.use(
+      requestDeadline(
+        options.requestTimeoutMs,
+        (error, ctx) => deps.logError(`request ${String(ctx.state['requestId'])} failed after its deadline`, error),
+      ),
+    );
+  }
 
   const routeErrors = {
     throw: true,

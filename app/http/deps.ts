@@ -20,7 +20,10 @@ export type AppDeps = {
 };
 
 /** Builds the dependencies for a pool. */
-export function createDeps(pool: DatabasePool, options: { clock?: () => Date; bodyLimitKb?: number; logError?: AppDeps['logError'] } = {}): AppDeps {
+export function createDeps(
+  pool: DatabasePool,
+  options: { clock?: () => Date; bodyLimitKb?: number; logError?: AppDeps['logError'] } = {},
+): AppDeps {
   return {
     pool,
     store: createEventStore(pool),

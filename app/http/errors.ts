@@ -41,7 +41,11 @@ export function describeIssues(issues: readonly ZodIssue[], root: string): { fie
 }
 
 /** Parses `value` with `schema` or throws a 400 that names the field. */
-export function parseOr400<T>(schema: { safeParse: (v: unknown) => { success: true; data: T } | { success: false; error: ZodError } }, value: unknown, root = 'body'): T {
+export function parseOr400<T>(
+  schema: { safeParse: (v: unknown) => { success: true; data: T } | { success: false; error: ZodError } },
+  value: unknown,
+  root = 'body',
+): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const problems = describeIssues(result.error.issues, root);
@@ -51,13 +55,30 @@ export function parseOr400<T>(schema: { safeParse: (v: unknown) => { success: tr
 
 // socket errors, and PostgreSQL's connection exceptions (class 08), admin/crash shutdown,
 // "cannot connect now" (starting up, shutting down) and too many connections
-const DATABASE_DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', '57P01', '57P02', '57P03', '53300']);
-const DATABASE_DOWN_MESSAGE = /ECONNREFUSED|ECONNRESET|Connection terminated|timeout exceeded when trying to connect|not queryable|Connection pool (is being terminated|is being shut down|has ended|has been shut down)/i;
+const DATABASE_DOWN_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+]);
+const DATABASE_DOWN_MESSAGE =
+  /ECONNREFUSED|ECONNRESET|Connection terminated|timeout exceeded when trying to connect|not queryable|Connection pool (is being terminated|is being shut down|has ended|has been shut down)/i;
 
 /** True when `error` (or an error it was caused by) means the database cannot be reached now. */
 export function isDatabaseDown(error: unknown, depth = 0): boolean {
   if (!(error instanceof Error) || depth > 5) return false;
-  if (error instanceof ConnectionError || error instanceof BackendTerminatedError || error instanceof BackendTerminatedUnexpectedlyError) return true;
+  if (
+    error instanceof ConnectionError || error instanceof BackendTerminatedError ||
+    error instanceof BackendTerminatedUnexpectedlyError
+  ) return true;
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string' && (DATABASE_DOWN_CODES.has(code) || code.startsWith('08'))) return true;
   return DATABASE_DOWN_MESSAGE.test(error.message) || isDatabaseDown(error.cause, depth + 1);
@@ -70,14 +91,25 @@ export function errorHandler(onUnexpected: (error: unknown, ctx: Context) => voi
       await next();
     } catch (error) {
       let status = 500;
-      let body: { code: string; message: string; details?: unknown } = { code: 'internal_error', message: 'internal server error' };
+      let body: { code: string; message: string; details?: unknown } = {
+        code: 'internal_error',
+        message: 'internal server error',
+      };
       if (error instanceof HttpError) {
         status = error.status;
-        body = { code: error.code, message: error.message, ...(error.details === undefined ? {} : { details: error.details }) };
+        body = {
+          code: error.code,
+          message: error.message,
+          ...(error.details === undefined ? {} : { details: error.details }),
+        };
         for (const [k, v] of Object.entries(error.headers)) ctx.set(k, v);
       } else if (error instanceof DomainError) {
         status = domainStatus[error.code];
-        body = { code: error.code, message: error.message, ...(error.details === undefined ? {} : { details: error.details }) };
+        body = {
+          code: error.code,
+          message: error.message,
+          ...(error.details === undefined ? {} : { details: error.details }),
+        };
       } else if (isDatabaseDown(error)) {
         status = 503;
         body = { code: 'database_unavailable', message: 'the database is unavailable; retry later' };
@@ -98,7 +130,7 @@ export function errorHandler(onUnexpected: (error: unknown, ctx: Context) => voi
 
 function isBodyParserError(error: unknown): error is Error & { status: number } {
   // raw-body errors carry a `type` ('entity.too.large'…); co-body's JSON errors are SyntaxErrors
-  return error instanceof Error && typeof (error as { status?: unknown }).status === 'number'
-    && [400, 413, 415].includes((error as unknown as { status: number }).status)
-    && (typeof (error as { type?: unknown }).type === 'string' || error instanceof SyntaxError);
+  return error instanceof Error && typeof (error as { status?: unknown }).status === 'number' &&
+    [400, 413, 415].includes((error as unknown as { status: number }).status) &&
+    (typeof (error as { type?: unknown }).type === 'string' || error instanceof SyntaxError);
 }

@@ -6,10 +6,16 @@ import type { Actor, EventMetadata } from '../../domain/recorded-event.ts';
 import { HttpError } from './errors.ts';
 
 /** A device uuid: 8-4-4-4-12 hex (any version, as the seed's example is not RFC 4122). */
-export const uuidSchema = z.string().regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'must be a uuid (8-4-4-4-12 hex digits)').transform((s) => s.toLowerCase());
+export const uuidSchema = z.string().regex(
+  /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/,
+  'must be a uuid (8-4-4-4-12 hex digits)',
+).transform((s) => s.toLowerCase());
 
 /** An ISO-8601 instant with a time zone, returned normalised to UTC. */
-export const instantSchema = z.string().max(64).refine((s) => /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)$/.test(s) && !Number.isNaN(Date.parse(s)), 'must be an ISO-8601 timestamp with a time zone, e.g. 2026-11-27T10:00:00Z').transform((s) => new Date(s).toISOString());
+export const instantSchema = z.string().max(64).refine(
+  (s) => /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)$/.test(s) && !Number.isNaN(Date.parse(s)),
+  'must be an ISO-8601 timestamp with a time zone, e.g. 2026-11-27T10:00:00Z',
+).transform((s) => new Date(s).toISOString());
 
 /** The uuid in a route parameter, or a 400. */
 export function uuidParam(ctx: Context, name = 'uuid'): string {
@@ -36,7 +42,11 @@ export function requireJsonBody() {
   return async function checkContentType(ctx: Context, next: Next): Promise<void> {
     const hasBody = ctx.request.length > 0 || ctx.get('Transfer-Encoding') !== '';
     if (['POST', 'PUT', 'PATCH'].includes(ctx.method) && hasBody && !ctx.is('application/json', '+json')) {
-      throw new HttpError(415, 'unsupported_media_type', `request body must be JSON (Content-Type: application/json), got "${ctx.get('Content-Type') || 'none'}"`);
+      throw new HttpError(
+        415,
+        'unsupported_media_type',
+        `request body must be JSON (Content-Type: application/json), got "${ctx.get('Content-Type') || 'none'}"`,
+      );
     }
     await next();
   };
@@ -52,10 +62,13 @@ export function assertStorableJson(value: unknown, path = 'body'): void {
   const stack: { value: unknown; path: string; depth: number }[] = [{ value, path, depth: 0 }];
   while (stack.length > 0) {
     const item = stack.pop()!;
-    if (item.depth > MAX_DEPTH) throw new HttpError(400, 'invalid_request', `${item.path}: nested more than ${MAX_DEPTH} levels deep`);
+    if (item.depth > MAX_DEPTH) {
+      throw new HttpError(400, 'invalid_request', `${item.path}: nested more than ${MAX_DEPTH} levels deep`);
+    }
     if (typeof item.value === 'string') checkString(item.value, item.path);
-    else if (Array.isArray(item.value)) item.value.forEach((v, i) => stack.push({ value: v, path: `${item.path}.${i}`, depth: item.depth + 1 }));
-    else if (item.value !== null && typeof item.value === 'object') {
+    else if (Array.isArray(item.value)) {
+      item.value.forEach((v, i) => stack.push({ value: v, path: `${item.path}.${i}`, depth: item.depth + 1 }));
+    } else if (item.value !== null && typeof item.value === 'object') {
       for (const [k, v] of Object.entries(item.value)) {
         checkString(k, `${item.path} (key)`);
         stack.push({ value: v, path: `${item.path}.${k}`, depth: item.depth + 1 });

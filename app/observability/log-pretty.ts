@@ -25,12 +25,17 @@ export function prettyLine(line: string, color: boolean): string {
   const fields = Object.entries(entry)
     .filter(([k]) => !HIDDEN.has(k) && k !== 'err')
     .map(([k, v]) => `${color ? `\x1b[2m${k}=\x1b[0m` : `${k}=`}${scalar(v)}`);
-  const stack = err?.stack === undefined ? (err?.message === undefined ? '' : `\n    ${err.message}`) : `\n    ${err.stack.split('\n').join('\n    ')}`;
+  const stack = err?.stack === undefined
+    ? (err?.message === undefined ? '' : `\n    ${err.message}`)
+    : `\n    ${err.stack.split('\n').join('\n    ')}`;
   return `${time} ${head} ${String(entry['msg'] ?? '')}${fields.length > 0 ? `  ${fields.join(' ')}` : ''}${stack}\n`;
 }
 
 /** A pino destination that writes pretty lines to `out`. */
-export function prettyStream(out: { write: (chunk: string) => unknown }, color: boolean): { write: (chunk: string) => void } {
+export function prettyStream(
+  out: { write: (chunk: string) => unknown },
+  color: boolean,
+): { write: (chunk: string) => void } {
   return {
     write(chunk: string) {
       for (const line of chunk.split('\n')) if (line !== '') out.write(prettyLine(line, color));

@@ -1,7 +1,7 @@
 // Structured logs (pino): JSON lines with request id, route, status and duration; secrets
 // redacted (see log-redact.ts); pretty lines on a developer's terminal.
 import type { Context, Next } from 'koa';
-import { pino, type Logger, type DestinationStream } from 'pino';
+import { type DestinationStream, type Logger, pino } from 'pino';
 import { prettyStream } from './log-pretty.ts';
 import { redact } from './log-redact.ts';
 
@@ -28,7 +28,13 @@ export function usePretty(options: Pick<LoggerOptions, 'format' | 'nodeEnv' | 'i
 export function createLogger(options: LoggerOptions): Logger {
   const isTTY = options.isTTY ?? process.stdout.isTTY === true;
   const out = options.destination ?? process.stdout;
-  const destination: DestinationStream = usePretty({ ...options, isTTY }) ? prettyStream(out, isTTY && options.destination === undefined) : { write: (line: string) => { out.write(line); } };
+  const destination: DestinationStream = usePretty({ ...options, isTTY })
+    ? prettyStream(out, isTTY && options.destination === undefined)
+    : {
+      write: (line: string) => {
+        out.write(line);
+      },
+    };
   return pino({
     level: options.level,
     base: { service: 'devicetrail', pid: process.pid },
@@ -65,7 +71,9 @@ export function deviceUuidOf(ctx: Context): string | undefined {
   const principal = ctx.state['principal'] as { type?: string; uuid?: string } | undefined;
   if (principal?.type === 'device') return principal.uuid;
   const body = (ctx.request as { body?: unknown }).body as { uuid?: unknown } | undefined;
-  return routeOf(ctx) === '/api/v1/device/register' && typeof body?.uuid === 'string' && UUID.test(body.uuid) ? body.uuid.toLowerCase() : undefined;
+  return routeOf(ctx) === '/api/v1/device/register' && typeof body?.uuid === 'string' && UUID.test(body.uuid)
+    ? body.uuid.toLowerCase()
+    : undefined;
 }
 
 const QUIET_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
@@ -95,7 +103,9 @@ export function logRequests(logger: Logger, options: { enabled: boolean } = { en
           status,
           duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
           device_uuid: deviceUuidOf(ctx),
-          actor: principal?.type === undefined ? undefined : `${principal.type}:${principal.id ?? principal.uuid ?? '?'}`,
+          actor: principal?.type === undefined
+            ? undefined
+            : `${principal.type}:${principal.id ?? principal.uuid ?? '?'}`,
         };
         const message = `${ctx.method} ${route === 'unmatched' ? ctx.path : route} ${status}`;
         if (status >= 500) logger.error(line, message);

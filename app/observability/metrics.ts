@@ -2,8 +2,8 @@
 // histograms, events appended by type, append batch sizes, listener lag, pool usage and
 // partition count. One registry per app; listeners report lag through `registerLagGauge`.
 import type { Context, Next } from 'koa';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { sql, type DatabasePool } from 'slonik';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
 import type { EventStore } from '../../infra/event-store/event-store.ts';
 import type { StoredEvent } from '../../domain/recorded-event.ts';
@@ -104,7 +104,9 @@ export function createMetrics(options: { pool?: DatabasePool; clock?: () => Date
     registers: [registry],
     async collect() {
       this.reset();
-      for (const [listener, reading] of await readLag()) if (typeof reading.seconds === 'number') this.set({ listener }, reading.seconds);
+      for (const [listener, reading] of await readLag()) {
+        if (typeof reading.seconds === 'number') this.set({ listener }, reading.seconds);
+      }
     },
   });
   const pool = options.pool;
@@ -122,7 +124,8 @@ export function createMetrics(options: { pool?: DatabasePool; clock?: () => Date
         this.set({ state: 'max' }, pool.configuration.maximumPoolSize ?? 0);
       },
     });
-    const partitionNames = () => pool.anyFirst(sql.type(partitionRow)`
+    const partitionNames = () =>
+      pool.anyFirst(sql.type(partitionRow)`
       SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
        WHERE i.inhparent = 'events'::regclass`);
     new Gauge({

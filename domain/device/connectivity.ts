@@ -9,11 +9,20 @@ import type { RegisteredDevice } from './state.ts';
  * device.connection_lost when an active, connected device's last contact is at least
  * `timeoutMs` before `now`. A disabled device is never reported lost.
  */
-export function connectionLostIfSilent(device: RegisteredDevice, lastContactAt: string, now: string, timeoutMs: number): DeviceEvent[] {
+export function connectionLostIfSilent(
+  device: RegisteredDevice,
+  lastContactAt: string,
+  now: string,
+  timeoutMs: number,
+): DeviceEvent[] {
   if (!device.is_active || device.connectivity.status === 'lost') return [];
   const silent = elapsedMs(lastContactAt, now);
   if (silent < timeoutMs) return [];
-  return [{ type: 'device.connection_lost', timestamp: now, data: { last_seen_at: lastContactAt, silent_ms: silent, timeout_ms: timeoutMs } }];
+  return [{
+    type: 'device.connection_lost',
+    timestamp: now,
+    data: { last_seen_at: lastContactAt, silent_ms: silent, timeout_ms: timeoutMs },
+  }];
 }
 
 /**
@@ -24,5 +33,9 @@ export function connectionLostIfSilent(device: RegisteredDevice, lastContactAt: 
 export function connectionRestoredIfLost(device: RegisteredDevice, now: string): DeviceEvent[] {
   if (!device.is_active || device.connectivity.status !== 'lost') return [];
   const { since, last_seen_at: lastSeenAt } = device.connectivity;
-  return [{ type: 'device.connection_restored', timestamp: now, data: { last_seen_at: lastSeenAt, lost_at: since, silent_ms: elapsedMs(lastSeenAt, now) } }];
+  return [{
+    type: 'device.connection_restored',
+    timestamp: now,
+    data: { last_seen_at: lastSeenAt, lost_at: since, silent_ms: elapsedMs(lastSeenAt, now) },
+  }];
 }

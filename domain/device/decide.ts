@@ -54,23 +54,48 @@ export type SetActive = {
 export type RecordContact = { type: 'record_contact'; now: string };
 
 /** The connectivity sweeper: the device's last contact (from the read model) and the timeout. */
-export type MarkConnectionLost = { type: 'mark_connection_lost'; now: string; last_contact_at: string; timeout_ms: number };
+export type MarkConnectionLost = {
+  type: 'mark_connection_lost';
+  now: string;
+  last_contact_at: string;
+  timeout_ms: number;
+};
 
 /** The reconciliation sweeper: fail the open reconciliation once it is `timeout_ms` old. */
 export type ExpireReconciliation = { type: 'expire_reconciliation'; now: string; timeout_ms: number };
 
 /** Lifecycle events a device observed itself, validated by the shell. */
-export type RecordDeviceEvents = { type: 'record_device_events'; now: string; events: (DeviceReportedEvent & { observed_at?: string | undefined })[] };
+export type RecordDeviceEvents = {
+  type: 'record_device_events';
+  now: string;
+  events: (DeviceReportedEvent & { observed_at?: string | undefined })[];
+};
 
-export type DeviceCommand = RegisterDevice | SetTargetState | ReportState | SetActive
-  | RecordContact | MarkConnectionLost | ExpireReconciliation | RecordDeviceEvents;
+export type DeviceCommand =
+  | RegisterDevice
+  | SetTargetState
+  | ReportState
+  | SetActive
+  | RecordContact
+  | MarkConnectionLost
+  | ExpireReconciliation
+  | RecordDeviceEvents;
 
 /** Events that happen in response to another event of the same decision (causation). */
 const causeTypes: ReadonlySet<DeviceEventType> = new Set(['current_state.updated', 'target_state.updated']);
 const derivedTypes: ReadonlySet<DeviceEventType> = new Set([
-  'container.started', 'container.stopped', 'container.crashed', 'image.pulled', 'image.pull_failed',
-  'volume.created', 'volume.removed', 'network.created', 'network.removed',
-  'reconciliation.started', 'reconciliation.completed', 'reconciliation.failed',
+  'container.started',
+  'container.stopped',
+  'container.crashed',
+  'image.pulled',
+  'image.pull_failed',
+  'volume.created',
+  'volume.removed',
+  'network.created',
+  'network.removed',
+  'reconciliation.started',
+  'reconciliation.completed',
+  'reconciliation.failed',
 ]);
 
 /**
@@ -94,9 +119,9 @@ export function causationIndexes(events: readonly DeviceEvent[]): (number | null
  * flat fields that change most (resources, system) first, the nested ones last.
  */
 function sameReport(merged: CurrentState, current: CurrentState): boolean {
-  return sameFields(merged.resources, current.resources) && sameFields(merged.system, current.system)
-    && merged.update_status === current.update_status
-    && jsonEqual(merged.config, current.config) && jsonEqual(merged.apps, current.apps);
+  return sameFields(merged.resources, current.resources) && sameFields(merged.system, current.system) &&
+    merged.update_status === current.update_status &&
+    jsonEqual(merged.config, current.config) && jsonEqual(merged.apps, current.apps);
 }
 
 /** The same keys with the same values, without allocating. */
@@ -130,7 +155,11 @@ export function decide(command: DeviceCommand, state: DeviceState): DeviceEvent[
       const device = registered(state);
       const currentVersion = device.target?.version ?? 0;
       if (command.expected_version !== undefined && command.expected_version !== currentVersion) {
-        throw new DomainError('target_version_mismatch', `target version is ${currentVersion}, not ${command.expected_version}`, { current_version: currentVersion });
+        throw new DomainError(
+          'target_version_mismatch',
+          `target version is ${currentVersion}, not ${command.expected_version}`,
+          { current_version: currentVersion },
+        );
       }
       const old = device.target === null ? null : { apps: device.target.apps, config: device.target.config };
       const oldApps = Object.keys(old?.apps ?? {});
@@ -177,14 +206,18 @@ export function decide(command: DeviceCommand, state: DeviceState): DeviceEvent[
         reason: command.reason ?? null,
         changed_at: command.now,
       };
-      return [command.is_active
-        ? { type: 'device.online', timestamp: command.now, data }
-        : { type: 'device.offline', timestamp: command.now, data }];
+      return [
+        command.is_active
+          ? { type: 'device.online', timestamp: command.now, data }
+          : { type: 'device.offline', timestamp: command.now, data },
+      ];
     }
     case 'record_contact':
       return state.status === 'registered' ? connectionRestoredIfLost(state, command.now) : [];
     case 'mark_connection_lost':
-      return state.status === 'registered' ? connectionLostIfSilent(state, command.last_contact_at, command.now, command.timeout_ms) : [];
+      return state.status === 'registered'
+        ? connectionLostIfSilent(state, command.last_contact_at, command.now, command.timeout_ms)
+        : [];
     case 'expire_reconciliation':
       return state.status === 'registered' ? expireReconciliation(state, command.now, command.timeout_ms) : [];
     case 'record_device_events': {
@@ -192,7 +225,12 @@ export function decide(command: DeviceCommand, state: DeviceState): DeviceEvent[
       if (!device.is_active) throw new DomainError('device_inactive', 'device is disabled');
       // stored at arrival time, so timestamps ascend with versions; the device's own clock goes in observed_at
       return command.events.map(({ type, data, observed_at: observedAt }) =>
-        ({ type, timestamp: command.now, data: observedAt === undefined ? data : { ...data, observed_at: observedAt } }) as DeviceEvent);
+        ({
+          type,
+          timestamp: command.now,
+          data: observedAt === undefined ? data : { ...data, observed_at: observedAt },
+        }) as DeviceEvent
+      );
     }
     default: {
       const unreachable: never = command;

@@ -27,11 +27,14 @@ export type Drift = {
 
 /** Drift of a device with nothing to compare (no target yet). */
 export const noDrift = (): Drift => ({
-  in_sync: true, apps_missing: [], apps_extra: [], services: [], config_differs: [],
+  in_sync: true,
+  apps_missing: [],
+  apps_extra: [],
+  services: [],
+  config_differs: [],
 });
 
-const isRunning = (status: string | undefined): boolean =>
-  status !== undefined && status.toLowerCase() === 'running';
+const isRunning = (status: string | undefined): boolean => status !== undefined && status.toLowerCase() === 'running';
 
 const releaseOf = (o: { releaseId?: number | string | undefined; commit?: string | undefined }) =>
   o.commit ?? (o.releaseId === undefined ? undefined : String(o.releaseId));
@@ -57,12 +60,23 @@ export function computeDrift(target: TargetState | null, current: CurrentForDrif
     const wantRelease = releaseOf(targetApp);
     const haveRelease = releaseOf(reported);
     if (wantRelease !== undefined && haveRelease !== undefined && wantRelease !== haveRelease) {
-      drift.services.push({ app_id: appId, service_name: targetApp.appName ?? appId, problem: 'wrong_release', expected: wantRelease, actual: haveRelease });
+      drift.services.push({
+        app_id: appId,
+        service_name: targetApp.appName ?? appId,
+        problem: 'wrong_release',
+        expected: wantRelease,
+        actual: haveRelease,
+      });
     }
     const services = targetApp.services ?? [];
     if (services.length === 0) {
       if (reported.services === undefined && !isRunning(reported.status)) {
-        drift.services.push({ app_id: appId, service_name: targetApp.appName ?? appId, problem: 'not_running', actual: reported.status });
+        drift.services.push({
+          app_id: appId,
+          service_name: targetApp.appName ?? appId,
+          problem: 'not_running',
+          actual: reported.status,
+        });
       }
       continue;
     }
@@ -79,7 +93,13 @@ export function computeDrift(target: TargetState | null, current: CurrentForDrif
         drift.services.push({ app_id: appId, service_name: name, problem: 'not_running', actual: actual.status });
       }
       if (service.image !== undefined && actual.image !== undefined && actual.image !== service.image) {
-        drift.services.push({ app_id: appId, service_name: name, problem: 'wrong_image', expected: service.image, actual: actual.image });
+        drift.services.push({
+          app_id: appId,
+          service_name: name,
+          problem: 'wrong_image',
+          expected: service.image,
+          actual: actual.image,
+        });
       }
     }
   }
@@ -88,8 +108,8 @@ export function computeDrift(target: TargetState | null, current: CurrentForDrif
       if (!jsonEqual(current.config[key], value)) drift.config_differs.push(key);
     }
   }
-  drift.in_sync = current !== null && drift.apps_missing.length === 0 && drift.apps_extra.length === 0
-    && drift.services.length === 0 && drift.config_differs.length === 0;
+  drift.in_sync = current !== null && drift.apps_missing.length === 0 && drift.apps_extra.length === 0 &&
+    drift.services.length === 0 && drift.config_differs.length === 0;
   return drift;
 }
 
@@ -104,7 +124,9 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
   const ak = Object.keys(a as object);
   const bk = Object.keys(b as object);
   if (ak.length !== bk.length) return false;
-  return ak.every((k) => Object.hasOwn(b, k) && jsonEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+  return ak.every((k) =>
+    Object.hasOwn(b, k) && jsonEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])
+  );
 }
 
 /**
@@ -128,7 +150,9 @@ export function sameJson(a: unknown, b: unknown): boolean {
   if (ak.length !== bk.length) return false;
   for (let i = 0; i < ak.length; i += 1) {
     const key = ak[i]!;
-    if (key !== bk[i] || !sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key])) return false;
+    if (key !== bk[i] || !sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key])) {
+      return false;
+    }
   }
   return true;
 }

@@ -79,13 +79,25 @@ export type StateReport = {
 
 /** System fields a report may carry; they merge into `current.system`. */
 export const systemFieldNames = [
-  'ip_address', 'mac_address', 'os_version', 'os_variant', 'supervisor_version',
-  'uptime', 'hostname', 'local_ip', 'public_ip',
+  'ip_address',
+  'mac_address',
+  'os_version',
+  'os_variant',
+  'supervisor_version',
+  'uptime',
+  'hostname',
+  'local_ip',
+  'public_ip',
 ] as const;
 /** Resource gauges a report may carry; they merge into `current.resources`. */
 export const resourceFieldNames = [
-  'cpu_usage', 'cpu_temp', 'memory_usage', 'memory_total', 'storage_usage',
-  'storage_total', 'temperature',
+  'cpu_usage',
+  'cpu_temp',
+  'memory_usage',
+  'memory_total',
+  'storage_usage',
+  'storage_total',
+  'temperature',
 ] as const;
 
 export const deviceProvisionedData = z.object({
@@ -203,7 +215,13 @@ export const reconciliationCompletedData = z.object({
 });
 
 /** Why a reconciliation failed. */
-export const reconciliationFailureReasons = ['timeout', 'superseded', 'update_failed', 'update_rejected', 'update_aborted'] as const;
+export const reconciliationFailureReasons = [
+  'timeout',
+  'superseded',
+  'update_failed',
+  'update_rejected',
+  'update_aborted',
+] as const;
 
 /** reconciliation.failed: the device gave up, a newer target superseded it, or the deadline passed. */
 export const reconciliationFailedData = z.object({

@@ -1,8 +1,14 @@
 // evolve: the one fold used by the API, replay, snapshots and fixtures.
-import { computeDrift, sameJson, type Drift } from './drift.ts';
+import { computeDrift, type Drift, sameJson } from './drift.ts';
 import type { DeviceEvent, DeviceEventOf, ReportedApp } from './events.ts';
 import { indexServices, reportedServices } from './services.ts';
-import { copyRegistered, type ContainerState, type CurrentState, type DeviceState, type RegisteredDevice } from './state.ts';
+import {
+  type ContainerState,
+  copyRegistered,
+  type CurrentState,
+  type DeviceState,
+  type RegisteredDevice,
+} from './state.ts';
 
 /**
  * Bumped whenever evolve changes meaning; snapshots of another fold version are ignored.
@@ -51,15 +57,29 @@ export function evolve(state: DeviceState, event: DeviceEvent): DeviceState {
   if (next.target === state.target && next.current === state.current) return next;
   const drift = driftAfter(state, next);
   next.drift = drift;
-  next.drift_since = drift.in_sync ? null : state.drift.in_sync || state.drift_since === null ? event.timestamp : state.drift_since;
+  next.drift_since = drift.in_sync
+    ? null
+    : state.drift.in_sync || state.drift_since === null
+    ? event.timestamp
+    : state.drift_since;
   return next;
 }
 
 /** The fields an event changes, with their new values. */
-function changesOf(state: RegisteredDevice, event: Exclude<DeviceEvent, { type: 'device.provisioned' }>): Partial<RegisteredDevice> {
+function changesOf(
+  state: RegisteredDevice,
+  event: Exclude<DeviceEvent, { type: 'device.provisioned' }>,
+): Partial<RegisteredDevice> {
   switch (event.type) {
     case 'target_state.updated':
-      return { target: { apps: event.data.new_state.apps, config: event.data.new_state.config, version: event.data.version, updated_at: event.timestamp } };
+      return {
+        target: {
+          apps: event.data.new_state.apps,
+          config: event.data.new_state.config,
+          version: event.data.version,
+          updated_at: event.timestamp,
+        },
+      };
     case 'current_state.updated': {
       const current = mergeReport(state.current, event.data, event.timestamp);
       if (event.data.apps === undefined || nothingToForget(state, current.apps)) return { current };
@@ -72,19 +92,35 @@ function changesOf(state: RegisteredDevice, event: Exclude<DeviceEvent, { type: 
     case 'container.started':
       return {
         containers: withContainer(state.containers, event, 'running'),
-        images: event.data.image === null || Object.hasOwn(state.images, event.data.image)
-          ? state.images
-          : { ...state.images, [event.data.image]: { app_id: event.data.app_id, service_name: event.data.service_name, since: event.timestamp } },
+        images: event.data.image === null || Object.hasOwn(state.images, event.data.image) ? state.images : {
+          ...state.images,
+          [event.data.image]: {
+            app_id: event.data.app_id,
+            service_name: event.data.service_name,
+            since: event.timestamp,
+          },
+        },
       };
     case 'container.stopped':
       // `removed`: the service left the report, so the container is gone, not just stopped
-      if (event.data.status === 'removed') return { containers: withoutContainer(state.containers, event.data.app_id, event.data.service_name) };
+      if (event.data.status === 'removed') {
+        return { containers: withoutContainer(state.containers, event.data.app_id, event.data.service_name) };
+      }
       return { containers: withContainer(state.containers, event, 'stopped') };
     case 'container.crashed':
       return { containers: withContainer(state.containers, event, 'crashed') };
     case 'image.pulled':
       if (event.data.image === null) return {};
-      return { images: { ...state.images, [event.data.image]: { app_id: event.data.app_id, service_name: event.data.service_name, since: event.timestamp } } };
+      return {
+        images: {
+          ...state.images,
+          [event.data.image]: {
+            app_id: event.data.app_id,
+            service_name: event.data.service_name,
+            since: event.timestamp,
+          },
+        },
+      };
     case 'image.pull_failed':
       return {};
     case 'volume.created':
@@ -96,14 +132,29 @@ function changesOf(state: RegisteredDevice, event: Exclude<DeviceEvent, { type: 
     case 'network.removed':
       return { networks: withoutName(state.networks, event.data.app_id, event.data.name) };
     case 'reconciliation.started':
-      return { reconciliation: { status: 'open', target_version: event.data.target_version, started_at: event.timestamp } };
+      return {
+        reconciliation: { status: 'open', target_version: event.data.target_version, started_at: event.timestamp },
+      };
     case 'reconciliation.completed':
       return {
-        reconciliation: { status: 'completed', target_version: event.data.target_version, started_at: event.data.started_at, ended_at: event.timestamp, duration_ms: event.data.duration_ms },
+        reconciliation: {
+          status: 'completed',
+          target_version: event.data.target_version,
+          started_at: event.data.started_at,
+          ended_at: event.timestamp,
+          duration_ms: event.data.duration_ms,
+        },
       };
     case 'reconciliation.failed':
       return {
-        reconciliation: { status: 'failed', target_version: event.data.target_version, started_at: event.data.started_at, ended_at: event.timestamp, duration_ms: event.data.duration_ms, reason: event.data.reason },
+        reconciliation: {
+          status: 'failed',
+          target_version: event.data.target_version,
+          started_at: event.data.started_at,
+          ended_at: event.timestamp,
+          duration_ms: event.data.duration_ms,
+          reason: event.data.reason,
+        },
       };
     case 'device.connection_lost':
       return { connectivity: { status: 'lost', since: event.timestamp, last_seen_at: event.data.last_seen_at } };
@@ -118,7 +169,11 @@ function changesOf(state: RegisteredDevice, event: Exclude<DeviceEvent, { type: 
 
 type ContainerEvent = DeviceEventOf<'container.started' | 'container.stopped' | 'container.crashed'>;
 
-function withContainer(containers: RegisteredDevice['containers'], event: ContainerEvent, status: ContainerState['status']): RegisteredDevice['containers'] {
+function withContainer(
+  containers: RegisteredDevice['containers'],
+  event: ContainerEvent,
+  status: ContainerState['status'],
+): RegisteredDevice['containers'] {
   const { app_id: appId, service_name: serviceName } = event.data;
   const previous = containers[appId]?.[serviceName];
   const container: ContainerState = {
@@ -131,7 +186,9 @@ function withContainer(containers: RegisteredDevice['containers'], event: Contai
     restart_count: event.data.restart_count ?? previous?.restart_count ?? 0,
     since: event.timestamp,
   };
-  if (appId === '__proto__' || serviceName === '__proto__') return { ...containers, [appId]: { ...containers[appId], [serviceName]: container } };
+  if (appId === '__proto__' || serviceName === '__proto__') {
+    return { ...containers, [appId]: { ...containers[appId], [serviceName]: container } };
+  }
   const app = copyRecord(containers[appId] ?? {});
   app[serviceName] = container;
   const next = copyRecord(containers);
@@ -157,7 +214,11 @@ function copyRecord<T>(record: Record<string, T>): Record<string, T> {
   return copy;
 }
 
-function withoutContainer(containers: RegisteredDevice['containers'], appId: string, serviceName: string): RegisteredDevice['containers'] {
+function withoutContainer(
+  containers: RegisteredDevice['containers'],
+  appId: string,
+  serviceName: string,
+): RegisteredDevice['containers'] {
   const app = containers[appId];
   if (app === undefined || !Object.hasOwn(app, serviceName)) return containers;
   const { [serviceName]: _gone, ...rest } = app;
@@ -170,7 +231,10 @@ function withoutContainer(containers: RegisteredDevice['containers'], appId: str
  * longer lists are forgotten, and so are images no listed service uses (an image stays
  * while its service is listed without an image field, as the seed's shape has none).
  */
-function forgetUnreported(state: RegisteredDevice, apps: Record<string, ReportedApp>): Pick<RegisteredDevice, 'containers' | 'images'> {
+function forgetUnreported(
+  state: RegisteredDevice,
+  apps: Record<string, ReportedApp>,
+): Pick<RegisteredDevice, 'containers' | 'images'> {
   const services = reportedServices(apps);
   const index = indexServices(services);
   const containers: RegisteredDevice['containers'] = {};
@@ -179,8 +243,11 @@ function forgetUnreported(state: RegisteredDevice, apps: Record<string, Reported
     if (Object.keys(kept).length > 0) containers[appId] = kept;
   }
   const used = new Set(services.flatMap((s) => (s.image === null ? [] : [s.image])));
-  const images = Object.fromEntries(Object.entries(state.images).filter(([image, owner]) =>
-    used.has(image) || index.get(owner.app_id)?.get(owner.service_name)?.image === null));
+  const images = Object.fromEntries(
+    Object.entries(state.images).filter(([image, owner]) =>
+      used.has(image) || index.get(owner.app_id)?.get(owner.service_name)?.image === null
+    ),
+  );
   return { containers, images };
 }
 
@@ -210,7 +277,11 @@ function nothingToForget(state: RegisteredDevice, apps: Record<string, ReportedA
 }
 
 /** A service of the report by app id and name, as reportedServices flattens them; undefined when not listed. */
-function listedService(apps: Record<string, ReportedApp>, appId: string, name: string): { image?: string | null | undefined } | undefined {
+function listedService(
+  apps: Record<string, ReportedApp>,
+  appId: string,
+  name: string,
+): { image?: string | null | undefined } | undefined {
   if (!Object.hasOwn(apps, appId)) return undefined;
   const app = apps[appId]!;
   if (app.services === undefined) return name === appId ? app : undefined;
@@ -248,7 +319,13 @@ function withoutName(names: Record<string, string[]>, appId: string, name: strin
 /** Merges a report into the current state: apps replace as a whole, fields merge. */
 export function mergeReport(
   current: CurrentState | null,
-  report: { apps?: CurrentState['apps'] | undefined; system: CurrentState['system']; resources: CurrentState['resources']; config?: Record<string, unknown> | undefined; update_status?: string | undefined },
+  report: {
+    apps?: CurrentState['apps'] | undefined;
+    system: CurrentState['system'];
+    resources: CurrentState['resources'];
+    config?: Record<string, unknown> | undefined;
+    update_status?: string | undefined;
+  },
   reportedAt: string,
 ): CurrentState {
   const merged: CurrentState = {
@@ -281,7 +358,9 @@ function previousIfSame<T>(previous: T | undefined, next: T): T {
 function driftAfter(before: RegisteredDevice, after: RegisteredDevice): Drift {
   const was = before.current;
   const now = after.current;
-  if (after.target === before.target && was !== null && now !== null && now.apps === was.apps && now.config === was.config) return before.drift;
+  if (
+    after.target === before.target && was !== null && now !== null && now.apps === was.apps && now.config === was.config
+  ) return before.drift;
   return computeDrift(after.target, now);
 }
 

@@ -2,7 +2,7 @@
 // the folded state before it and the report. Pure; `now` is the report's instant.
 import type { DeviceEvent, DeviceEventOf, StateReport } from './events.ts';
 import { reconciliationAfterReport } from './reconciliation.ts';
-import { containerPhase, indexServices, reportedServices, type ObservedService } from './services.ts';
+import { containerPhase, indexServices, type ObservedService, reportedServices } from './services.ts';
 import type { ContainerState, DeviceState, RegisteredDevice } from './state.ts';
 
 type ContainerEventType = 'container.started' | 'container.stopped' | 'container.crashed';
@@ -19,18 +19,30 @@ export function deriveLifecycle(previous: DeviceState, report: StateReport, now:
   if (report.apps !== undefined) {
     const networks = namedResourceChanges(previous.networks, report.apps, 'networks');
     const volumes = namedResourceChanges(previous.volumes, report.apps, 'volumes');
-    for (const [appId, name] of networks.created) events.push({ type: 'network.created', timestamp: now, data: { app_id: appId, name } });
-    for (const [appId, name] of volumes.created) events.push({ type: 'volume.created', timestamp: now, data: { app_id: appId, name } });
+    for (const [appId, name] of networks.created) {
+      events.push({ type: 'network.created', timestamp: now, data: { app_id: appId, name } });
+    }
+    for (const [appId, name] of volumes.created) {
+      events.push({ type: 'volume.created', timestamp: now, data: { app_id: appId, name } });
+    }
     events.push(...serviceEvents(previous, reportedServices(report.apps), now));
-    for (const [appId, name] of volumes.removed) events.push({ type: 'volume.removed', timestamp: now, data: { app_id: appId, name } });
-    for (const [appId, name] of networks.removed) events.push({ type: 'network.removed', timestamp: now, data: { app_id: appId, name } });
+    for (const [appId, name] of volumes.removed) {
+      events.push({ type: 'volume.removed', timestamp: now, data: { app_id: appId, name } });
+    }
+    for (const [appId, name] of networks.removed) {
+      events.push({ type: 'network.removed', timestamp: now, data: { app_id: appId, name } });
+    }
   }
   events.push(...reconciliationAfterReport(previous, report, now));
   return events;
 }
 
 /** Set differences per app, only for apps whose report carries the field. */
-function namedResourceChanges(known: Record<string, string[]>, apps: NonNullable<StateReport['apps']>, field: 'volumes' | 'networks') {
+function namedResourceChanges(
+  known: Record<string, string[]>,
+  apps: NonNullable<StateReport['apps']>,
+  field: 'volumes' | 'networks',
+) {
   const created: [string, string][] = [];
   const removed: [string, string][] = [];
   for (const appId of Object.keys(apps)) {
@@ -87,13 +99,18 @@ function imageEvents(
   const where = { app_id: service.app_id, service_name: service.service_name };
   // an error the previous report already showed is the same failure, not a new one
   if (service.pull_error !== null && service.pull_error !== before?.pull_error) {
-    events.push({ type: 'image.pull_failed', timestamp: now, data: { ...where, image: service.image, error: service.pull_error } });
+    events.push({
+      type: 'image.pull_failed',
+      timestamp: now,
+      data: { ...where, image: service.image, error: service.pull_error },
+    });
   }
   const image = service.image;
   const isNew = image === null || (!Object.hasOwn(previous.images, image) && !pulledInThisReport.has(image));
   const downloaded = service.download_progress === 100 && before?.download_progress !== 100;
   const knownImage = known?.image ?? null;
-  const runsNewImage = image !== null && containerPhase(service) === 'running' && knownImage !== null && knownImage !== image;
+  const runsNewImage = image !== null && containerPhase(service) === 'running' && knownImage !== null &&
+    knownImage !== image;
   if (isNew && (downloaded || runsNewImage)) {
     events.push({ type: 'image.pulled', timestamp: now, data: { ...where, image, previous_image: knownImage } });
     if (image !== null) pulledInThisReport.add(image);
@@ -110,17 +127,33 @@ function imageEvents(
  */
 function containerEvents(known: ContainerState | undefined, service: ObservedService, now: string): DeviceEvent[] {
   const phase = containerPhase(service);
-  const restartedUnseen = known !== undefined && service.restart_count !== null && service.restart_count > known.restart_count;
-  const replaced = known !== undefined && known.container_id !== null && service.container_id !== null && known.container_id !== service.container_id;
+  const restartedUnseen = known !== undefined && service.restart_count !== null &&
+    service.restart_count > known.restart_count;
+  const replaced = known !== undefined && known.container_id !== null && service.container_id !== null &&
+    known.container_id !== service.container_id;
   const observed = fromObserved(service);
   switch (phase) {
     case 'crashed':
-      if (known === undefined || known.status !== 'crashed' || restartedUnseen || replaced) return [containerEvent('container.crashed', now, observed)];
+      if (known === undefined || known.status !== 'crashed' || restartedUnseen || replaced) {
+        return [containerEvent('container.crashed', now, observed)];
+      }
       return [];
     case 'running':
-      if (known === undefined || known.status !== 'running') return [containerEvent('container.started', now, observed)];
-      if (replaced) return [containerEvent('container.stopped', now, fromKnown(known, 'replaced')), containerEvent('container.started', now, observed)];
-      if (restartedUnseen) return [containerEvent('container.crashed', now, { ...observed, status: 'restarted' }), containerEvent('container.started', now, observed)];
+      if (known === undefined || known.status !== 'running') {
+        return [containerEvent('container.started', now, observed)];
+      }
+      if (replaced) {
+        return [
+          containerEvent('container.stopped', now, fromKnown(known, 'replaced')),
+          containerEvent('container.started', now, observed),
+        ];
+      }
+      if (restartedUnseen) {
+        return [
+          containerEvent('container.crashed', now, { ...observed, status: 'restarted' }),
+          containerEvent('container.started', now, observed),
+        ];
+      }
       return [];
     case 'stopped':
       return known?.status === 'running' ? [containerEvent('container.stopped', now, observed)] : [];

@@ -23,7 +23,11 @@ function openReconciliation(device: RegisteredDevice) {
  * reconciliation (if any) fails as superseded, and a new one starts when the new target
  * leaves the device out of sync.
  */
-export function reconciliationAfterTarget(before: RegisteredDevice, after: RegisteredDevice, now: string): DeviceEvent[] {
+export function reconciliationAfterTarget(
+  before: RegisteredDevice,
+  after: RegisteredDevice,
+  now: string,
+): DeviceEvent[] {
   const events: DeviceEvent[] = [];
   const open = openReconciliation(before);
   const target = after.target;
@@ -32,7 +36,13 @@ export function reconciliationAfterTarget(before: RegisteredDevice, after: Regis
     events.push({
       type: 'reconciliation.failed',
       timestamp: now,
-      data: { target_version: open.target_version, started_at: open.started_at, duration_ms: elapsedMs(open.started_at, now), reason: 'superseded', superseded_by: target.version },
+      data: {
+        target_version: open.target_version,
+        started_at: open.started_at,
+        duration_ms: elapsedMs(open.started_at, now),
+        reason: 'superseded',
+        superseded_by: target.version,
+      },
     });
   }
   if (!after.drift.in_sync) {
@@ -44,7 +54,9 @@ export function reconciliationAfterTarget(before: RegisteredDevice, after: Regis
         apps_missing: after.drift.apps_missing,
         apps_extra: after.drift.apps_extra,
         services: after.drift.services.map((s) => ({
-          app_id: s.app_id, service_name: s.service_name, problem: s.problem,
+          app_id: s.app_id,
+          service_name: s.service_name,
+          problem: s.problem,
           ...(s.expected === undefined ? {} : { expected: s.expected }),
           ...(s.actual === undefined ? {} : { actual: s.actual }),
         })),
@@ -64,14 +76,22 @@ export function reconciliationAfterReport(before: RegisteredDevice, report: Stat
   const open = openReconciliation(before);
   if (open === null || before.target === null || before.target.version !== open.target_version) return [];
   const drift = computeDrift(before.target, mergeReport(before.current, report, now));
-  const base = { target_version: open.target_version, started_at: open.started_at, duration_ms: elapsedMs(open.started_at, now) };
+  const base = {
+    target_version: open.target_version,
+    started_at: open.started_at,
+    duration_ms: elapsedMs(open.started_at, now),
+  };
   if (drift.in_sync) return [{ type: 'reconciliation.completed', timestamp: now, data: base }];
   const status = report.update_status?.trim().toLowerCase();
   switch (status) {
     case 'failed':
     case 'rejected':
     case 'aborted':
-      return [{ type: 'reconciliation.failed', timestamp: now, data: { ...base, reason: `update_${status}`, update_status: report.update_status ?? status } }];
+      return [{
+        type: 'reconciliation.failed',
+        timestamp: now,
+        data: { ...base, reason: `update_${status}`, update_status: report.update_status ?? status },
+      }];
     default:
       return [];
   }
@@ -86,6 +106,12 @@ export function expireReconciliation(device: RegisteredDevice, now: string, time
   return [{
     type: 'reconciliation.failed',
     timestamp: now,
-    data: { target_version: open.target_version, started_at: open.started_at, duration_ms: elapsed, reason: 'timeout', timeout_ms: timeoutMs },
+    data: {
+      target_version: open.target_version,
+      started_at: open.started_at,
+      duration_ms: elapsed,
+      reason: 'timeout',
+      timeout_ms: timeoutMs,
+    },
   }];
 }

@@ -6,16 +6,24 @@ import type { DeviceEventOf } from './events.ts';
 
 /** The event types a device may send. */
 export const deviceReportableTypes = [
-  'container.started', 'container.stopped', 'container.crashed',
-  'image.pulled', 'image.pull_failed',
-  'volume.created', 'volume.removed', 'network.created', 'network.removed',
+  'container.started',
+  'container.stopped',
+  'container.crashed',
+  'image.pulled',
+  'image.pull_failed',
+  'volume.created',
+  'volume.removed',
+  'network.created',
+  'network.removed',
 ] as const;
 
 /** A type a device may send. */
 export type DeviceReportableType = (typeof deviceReportableTypes)[number];
 
 /** A validated event as a device sent it, data already in the stored shape. */
-export type DeviceReportedEvent = { [T in DeviceReportableType]: { type: T; data: DeviceEventOf<T>['data'] } }[DeviceReportableType];
+export type DeviceReportedEvent = {
+  [T in DeviceReportableType]: { type: T; data: DeviceEventOf<T>['data'] };
+}[DeviceReportableType];
 
 const appId = z.union([z.string().min(1).max(64), z.number().int().nonnegative()]).transform(String);
 const serviceName = z.string().min(1).max(128);
@@ -44,14 +52,24 @@ const imagePulledInput = z.object({
   service_name: serviceName,
   image,
   previous_image: image.optional(),
-}).strict().transform((d) => ({ app_id: d.app_id, service_name: d.service_name, image: d.image, previous_image: d.previous_image ?? null }));
+}).strict().transform((d) => ({
+  app_id: d.app_id,
+  service_name: d.service_name,
+  image: d.image,
+  previous_image: d.previous_image ?? null,
+}));
 
 const imagePullFailedInput = z.object({
   app_id: appId,
   service_name: serviceName,
   image: image.optional(),
   error: z.string().min(1).max(2048),
-}).strict().transform((d) => ({ app_id: d.app_id, service_name: d.service_name, image: d.image ?? null, error: d.error }));
+}).strict().transform((d) => ({
+  app_id: d.app_id,
+  service_name: d.service_name,
+  image: d.image ?? null,
+  error: d.error,
+}));
 
 const namedInput = z.object({ app_id: appId, name: z.string().min(1).max(256) }).strict();
 

@@ -32,7 +32,14 @@ export type ImageState = { app_id: string; service_name: string; since: string }
 export type ReconciliationState =
   | { status: 'open'; target_version: number; started_at: string }
   | { status: 'completed'; target_version: number; started_at: string; ended_at: string; duration_ms: number }
-  | { status: 'failed'; target_version: number; started_at: string; ended_at: string; duration_ms: number; reason: string };
+  | {
+    status: 'failed';
+    target_version: number;
+    started_at: string;
+    ended_at: string;
+    duration_ms: number;
+    reason: string;
+  };
 
 /** Whether the device is calling in; `lost` after the connectivity timeout, until its next call. */
 export type ConnectivityState =
@@ -77,9 +84,29 @@ export type RegisteredDevice = {
 
 /** The fields of a registered device, in the order evolve creates them (and JSON keeps). */
 const registeredFields = [
-  'status', 'device_name', 'device_type', 'fleet_id', 'mac_address', 'ip_address', 'os_version', 'supervisor_version',
-  'provisioning_key_id', 'is_active', 'target', 'current', 'drift', 'drift_since', 'containers', 'images', 'volumes',
-  'networks', 'reconciliation', 'connectivity', 'registered_at', 'updated_at', 'version',
+  'status',
+  'device_name',
+  'device_type',
+  'fleet_id',
+  'mac_address',
+  'ip_address',
+  'os_version',
+  'supervisor_version',
+  'provisioning_key_id',
+  'is_active',
+  'target',
+  'current',
+  'drift',
+  'drift_since',
+  'containers',
+  'images',
+  'volumes',
+  'networks',
+  'reconciliation',
+  'connectivity',
+  'registered_at',
+  'updated_at',
+  'version',
 ] as const satisfies readonly (keyof RegisteredDevice)[];
 
 /** True when `device` has exactly the fields of registeredFields, in that order. */

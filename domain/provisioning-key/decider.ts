@@ -69,7 +69,9 @@ export function decideProvisioningKey(
 /** Throws unless the key may provision a device at `now` (device count is checked by the store). */
 export function assertKeyUsable(state: ProvisioningKeyState, now: string): void {
   if (state.status === 'none') throw new DomainError('provisioning_key_not_found', 'unknown provisioning key');
-  if (state.status === 'revoked') throw new DomainError('provisioning_key_revoked', 'provisioning key has been revoked');
+  if (state.status === 'revoked') {
+    throw new DomainError('provisioning_key_revoked', 'provisioning key has been revoked');
+  }
   if (state.expires_at !== null && Date.parse(state.expires_at) <= Date.parse(now)) {
     throw new DomainError('provisioning_key_expired', `provisioning key expired at ${state.expires_at}`);
   }

@@ -32,7 +32,14 @@ export type ReconciliationStats = {
 export type DriftingNow = {
   as_of: string;
   count: number;
-  devices: { uuid: string; device_name: string; fleet_id: string; drift_since: string | null; for_ms: number | null; differed: Record<string, unknown> }[];
+  devices: {
+    uuid: string;
+    device_name: string;
+    fleet_id: string;
+    drift_since: string | null;
+    for_ms: number | null;
+    differed: Record<string, unknown>;
+  }[];
 };
 
 /** Everything at once. */
@@ -55,7 +62,12 @@ async function names(source: ReplaySource): Promise<Map<string, DeviceSummary>> 
 }
 
 /** How often events of a type happen, per device, busiest first. */
-export async function activity(source: ReplaySource, eventType: string, window: AnalyticsWindow, top = 10): Promise<Activity> {
+export async function activity(
+  source: ReplaySource,
+  eventType: string,
+  window: AnalyticsWindow,
+  top = 10,
+): Promise<Activity> {
   const counts = await source.eventCounts(eventType, window.from, window.to);
   const known = await names(source);
   const hours = window.duration_ms / 3_600_000;
@@ -64,12 +76,20 @@ export async function activity(source: ReplaySource, eventType: string, window: 
     total,
     devices: counts.length,
     per_hour: total / hours,
-    top: counts.slice(0, top).map((c) => ({ ...c, device_name: known.get(c.uuid)?.device_name ?? null, per_hour: c.count / hours })),
+    top: counts.slice(0, top).map((c) => ({
+      ...c,
+      device_name: known.get(c.uuid)?.device_name ?? null,
+      per_hour: c.count / hours,
+    })),
   };
 }
 
 /** Delays between each target update in the window and the device reaching it. */
-export async function reconciliationStats(source: ReplaySource, window: AnalyticsWindow, top = 10): Promise<ReconciliationStats> {
+export async function reconciliationStats(
+  source: ReplaySource,
+  window: AnalyticsWindow,
+  top = 10,
+): Promise<ReconciliationStats> {
   const devices = await source.eventCounts('target_state.updated', window.from, window.to);
   const known = await names(source);
   const all: (Reconciliation & { uuid: string; device_name: string })[] = [];
@@ -93,7 +113,10 @@ export async function reconciliationStats(source: ReplaySource, window: Analytic
       mean: delays.length === 0 ? null : delays.reduce((a, b) => a + b, 0) / delays.length,
     },
     slowest: all.filter((r) => r.delay_ms !== null).sort((a, b) => b.delay_ms! - a.delay_ms!).slice(0, top),
-    waiting: all.filter((r) => r.status === 'pending').sort((a, b) => (b.waiting_ms ?? 0) - (a.waiting_ms ?? 0)).slice(0, top),
+    waiting: all.filter((r) => r.status === 'pending').sort((a, b) => (b.waiting_ms ?? 0) - (a.waiting_ms ?? 0)).slice(
+      0,
+      top,
+    ),
   };
 }
 

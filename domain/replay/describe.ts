@@ -24,13 +24,17 @@ export function describeDrift(detail: Record<string, unknown>): string[] {
         const where = `${String(s['app_id'] ?? '?')}/${String(s['service_name'] ?? '?')}`;
         const problem = String(s['problem'] ?? 'differs').replace(/_/g, ' ');
         const detailText = s['expected'] !== undefined || s['actual'] !== undefined
-          ? ` (${s['expected'] === undefined ? '' : `want ${String(s['expected'])}`}${s['expected'] !== undefined && s['actual'] !== undefined ? ', ' : ''}${s['actual'] === undefined ? '' : `has ${String(s['actual'])}`})`
+          ? ` (${s['expected'] === undefined ? '' : `want ${String(s['expected'])}`}${
+            s['expected'] !== undefined && s['actual'] !== undefined ? ', ' : ''
+          }${s['actual'] === undefined ? '' : `has ${String(s['actual'])}`})`
           : '';
         return `${where} ${problem}${detailText}`;
       });
       lines.push(`services: ${items.join('; ')}`);
     } else if (Array.isArray(value)) {
-      lines.push(`${key.replace(/_/g, ' ')}: ${value.map((v) => (typeof v === 'string' ? v : compact(v, 40))).join(', ')}`);
+      lines.push(
+        `${key.replace(/_/g, ' ')}: ${value.map((v) => (typeof v === 'string' ? v : compact(v, 40))).join(', ')}`,
+      );
     } else {
       lines.push(`${key.replace(/_/g, ' ')}: ${compact(value, 80)}`);
     }
@@ -45,9 +49,13 @@ export function describeTargetApps(apps: Record<string, unknown>): string[] {
     const name = typeof app['appName'] === 'string' ? ` ${app['appName']}` : '';
     const release = app['commit'] ?? app['releaseId'];
     const services = Array.isArray(app['services'])
-      ? (app['services'] as unknown[]).filter(isObject).map((s) => `${String(s['serviceName'])}${s['image'] === undefined ? '' : ` ${String(s['image'])}`}`)
+      ? (app['services'] as unknown[]).filter(isObject).map((s) =>
+        `${String(s['serviceName'])}${s['image'] === undefined ? '' : ` ${String(s['image'])}`}`
+      )
       : [];
-    return `${id}${name}${release === undefined ? '' : ` @${String(release)}`}${services.length === 0 ? '' : ` [${services.join(', ')}]`}`;
+    return `${id}${name}${release === undefined ? '' : ` @${String(release)}`}${
+      services.length === 0 ? '' : ` [${services.join(', ')}]`
+    }`;
   });
 }
 
@@ -71,5 +79,7 @@ export function describeReportedApps(apps: Record<string, unknown>): string[] {
 /** "key=value key2=value2" of a flat record, skipping nulls. */
 export function describeFields(record: Record<string, unknown> | undefined | null): string {
   if (record === undefined || record === null) return '';
-  return Object.entries(record).filter(([, v]) => v !== null && v !== undefined).map(([k, v]) => `${k}=${compact(v, 40)}`).join(' ');
+  return Object.entries(record).filter(([, v]) => v !== null && v !== undefined).map(([k, v]) =>
+    `${k}=${compact(v, 40)}`
+  ).join(' ');
 }

@@ -4,7 +4,7 @@
 import { jsonEqual } from '../device/drift.ts';
 import type { DeviceState } from '../device/state.ts';
 import { inSync } from './drift.ts';
-import { eventRef, type EventRef, type History } from './history.ts';
+import { type EventRef, eventRef, type History } from './history.ts';
 
 /** One changed leaf (or whole array) of the state. */
 export type PathChange = { path: string; before: unknown; after: unknown };
@@ -40,7 +40,10 @@ const overlaps = (p: string, q: string) => p === q || p.startsWith(`${q}.`) || q
 /** Keys added, removed and changed between two records. */
 export type KeyDiff = { added: string[]; removed: string[]; changed: string[] };
 
-function keyDiff(a: Record<string, unknown> | undefined | null, b: Record<string, unknown> | undefined | null): KeyDiff {
+function keyDiff(
+  a: Record<string, unknown> | undefined | null,
+  b: Record<string, unknown> | undefined | null,
+): KeyDiff {
   const left = a ?? {};
   const right = b ?? {};
   return {
@@ -51,7 +54,12 @@ function keyDiff(a: Record<string, unknown> | undefined | null, b: Record<string
 }
 
 /** Services of one target app, compared by serviceName. */
-export type ServiceDiff = { app_id: string; added: string[]; removed: string[]; changed: { service: string; fields: string[] }[] };
+export type ServiceDiff = {
+  app_id: string;
+  added: string[];
+  removed: string[];
+  changed: { service: string; fields: string[] }[];
+};
 
 function servicesByName(app: unknown): Record<string, Record<string, unknown>> {
   const services = isObject(app) && Array.isArray(app['services']) ? app['services'] as unknown[] : [];
@@ -88,8 +96,13 @@ export function summarise(a: DeviceState, b: DeviceState): DiffSummary {
     const right = servicesByName(appsB[appId]);
     if (sd.added.length + sd.removed.length + sd.changed.length === 0) continue;
     targetServices.push({
-      app_id: appId, added: sd.added, removed: sd.removed,
-      changed: sd.changed.map((service) => ({ service, fields: jsonDiff(left[service], right[service]).map((c) => c.path) })),
+      app_id: appId,
+      added: sd.added,
+      removed: sd.removed,
+      changed: sd.changed.map((service) => ({
+        service,
+        fields: jsonDiff(left[service], right[service]).map((c) => c.path),
+      })),
     });
   }
   return {
@@ -120,7 +133,10 @@ export type DiffReport = {
 /** Diffs the state at `history.since` against the state at `history.until`. */
 export function diffReport(history: History): DiffReport {
   const end = history.steps.length === 0 ? history.start : history.steps[history.steps.length - 1]!.after;
-  const perStep = history.steps.map((step) => ({ ref: eventRef(step.event), changed: stateChanges(step.before, step.after).map((c) => c.path) }));
+  const perStep = history.steps.map((step) => ({
+    ref: eventRef(step.event),
+    changed: stateChanges(step.before, step.after).map((c) => c.path),
+  }));
   const changes = stateChanges(history.start, end).map((change) => ({
     ...change,
     caused_by: perStep.filter((s) => s.changed.some((p) => overlaps(p, change.path))).map((s) => s.ref),

@@ -1,7 +1,7 @@
 // Drift over time, read from a history: every interval in which the device was out of sync
 // with its target, and how long each target version took to be reached.
 import type { DeviceState } from '../device/state.ts';
-import { eventRef, instantMs, type EventRef, type History } from './history.ts';
+import { type EventRef, eventRef, type History, instantMs } from './history.ts';
 
 /** One stretch of time out of sync. */
 export type DriftInterval = {
@@ -62,7 +62,9 @@ export function driftDetail(state: DeviceState): Record<string, unknown> {
   return detail;
 }
 
-const targetVersion = (state: DeviceState): number | null => (state.status === 'registered' ? state.target?.version ?? null : null);
+const targetVersion = (
+  state: DeviceState,
+): number | null => (state.status === 'registered' ? state.target?.version ?? null : null);
 
 /** Drift intervals and reconciliation delays of a history (ongoing ones measured to `until`). */
 export function driftReport(history: History): DriftReport {
@@ -71,9 +73,15 @@ export function driftReport(history: History): DriftReport {
   let open: DriftInterval | null = null;
   if (!inSync(history.start) && history.start.status === 'registered') {
     open = {
-      start: history.start.drift_since ?? history.since ?? history.until, end: null, ongoing: true, duration_ms: 0,
-      target_version: targetVersion(history.start), differed: driftDetail(history.start), differed_last: driftDetail(history.start),
-      started_by: null, ended_by: null,
+      start: history.start.drift_since ?? history.since ?? history.until,
+      end: null,
+      ongoing: true,
+      duration_ms: 0,
+      target_version: targetVersion(history.start),
+      differed: driftDetail(history.start),
+      differed_last: driftDetail(history.start),
+      started_by: null,
+      ended_by: null,
     };
   }
   const reconciliations: Reconciliation[] = [];
@@ -88,13 +96,23 @@ export function driftReport(history: History): DriftReport {
     const instantEnds = history.steps[i + 1]?.at !== step.at;
     // the cause: the first event of the instant that flipped sync the way it ended up
     const group = history.steps.slice(groupStart, i + 1);
-    const ref = eventRef((instantEnds ? group.find((s) => inSync(s.after) === nowInSync && inSync(s.before) !== nowInSync) : undefined)?.event ?? step.event);
+    const ref = eventRef(
+      (instantEnds ? group.find((s) => inSync(s.after) === nowInSync && inSync(s.before) !== nowInSync) : undefined)
+        ?.event ?? step.event,
+    );
     if (!instantEnds) {
       // nothing to decide until the instant's last event
     } else if (open === null && !nowInSync) {
       open = {
-        start: step.at, end: null, ongoing: true, duration_ms: 0, target_version: targetVersion(step.after),
-        differed: driftDetail(step.after), differed_last: driftDetail(step.after), started_by: ref, ended_by: null,
+        start: step.at,
+        end: null,
+        ongoing: true,
+        duration_ms: 0,
+        target_version: targetVersion(step.after),
+        differed: driftDetail(step.after),
+        differed_last: driftDetail(step.after),
+        started_by: ref,
+        ended_by: null,
       };
     } else if (open !== null && nowInSync) {
       open.end = step.at;
@@ -114,8 +132,15 @@ export function driftReport(history: History): DriftReport {
         pendingTarget = null;
       }
       pendingTarget = {
-        target_version: version, set_at: step.at, set_by: eventRef(step.event), status: 'pending', converged_at: null, converged_by: null,
-        delay_ms: null, superseded_at: null, waiting_ms: null,
+        target_version: version,
+        set_at: step.at,
+        set_by: eventRef(step.event),
+        status: 'pending',
+        converged_at: null,
+        converged_by: null,
+        delay_ms: null,
+        superseded_at: null,
+        waiting_ms: null,
       };
       reconciliations.push(pendingTarget);
     }

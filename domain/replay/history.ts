@@ -2,18 +2,21 @@
 // and the sequence of states as time passes. Shared by the CLI, the HTTP routes, the
 // snapshotter and the fixture suite; pure (no I/O).
 import { evolve } from '../device/evolve.ts';
-import { isDeviceEventType, parseDeviceEvent, type DeviceEvent } from '../device/events.ts';
-import { initialState, type DeviceState } from '../device/state.ts';
+import { type DeviceEvent, isDeviceEventType, parseDeviceEvent } from '../device/events.ts';
+import { type DeviceState, initialState } from '../device/state.ts';
 import type { StoredEvent } from '../recorded-event.ts';
 
 /** What replay reads of an event row (the database, a fixture or an archive). */
-export type ReplayEvent = Pick<StoredEvent, 'event_id' | 'event_type' | 'aggregate_version' | 'data' | 'metadata' | 'timestamp'>
+export type ReplayEvent =
+  & Pick<StoredEvent, 'event_id' | 'event_type' | 'aggregate_version' | 'data' | 'metadata' | 'timestamp'>
   & Partial<Pick<StoredEvent, 'source' | 'aggregate_id' | 'hash'>>;
 
 /** Thrown for an event type the fold of this build does not know (never silently skipped). */
 export class UnknownEventTypeError extends Error {
   constructor(event: Pick<ReplayEvent, 'event_id' | 'event_type' | 'aggregate_version'>) {
-    super(`event ${event.event_id} (version ${event.aggregate_version}) has type "${event.event_type}", which this build's fold does not know`);
+    super(
+      `event ${event.event_id} (version ${event.aggregate_version}) has type "${event.event_type}", which this build's fold does not know`,
+    );
     this.name = 'UnknownEventTypeError';
   }
 }
@@ -22,7 +25,10 @@ export class UnknownEventTypeError extends Error {
  * An event row as the folder reads it: its instant also in ms since the epoch, and whether
  * the device caused it (isDeviceCaused). The database's state reads select exactly this.
  */
-export type FoldEvent = Pick<ReplayEvent, 'event_id' | 'event_type' | 'aggregate_version' | 'data' | 'timestamp'> & { at_ms: number; device_caused: boolean };
+export type FoldEvent = Pick<ReplayEvent, 'event_id' | 'event_type' | 'aggregate_version' | 'data' | 'timestamp'> & {
+  at_ms: number;
+  device_caused: boolean;
+};
 
 /** The row as the fold sees it; `validate` checks `data` against the event's zod schema (fixtures). */
 export function toDeviceEvent(row: Omit<FoldEvent, 'at_ms' | 'device_caused'>, validate = false): DeviceEvent {
@@ -30,7 +36,11 @@ export function toDeviceEvent(row: Omit<FoldEvent, 'at_ms' | 'device_caused'>, v
 }
 
 /** As toDeviceEvent, for a row whose ISO instant is given apart (FoldRow). */
-function deviceEventAt(row: Omit<FoldRow, 'at_ms' | 'device_caused'>, timestamp: string, validate: boolean): DeviceEvent {
+function deviceEventAt(
+  row: Omit<FoldRow, 'at_ms' | 'device_caused'>,
+  timestamp: string,
+  validate: boolean,
+): DeviceEvent {
   if (!isDeviceEventType(row.event_type)) throw new UnknownEventTypeError(row);
   if (validate) return parseDeviceEvent({ type: row.event_type, data: row.data, timestamp });
   return { type: row.event_type, data: row.data, timestamp } as DeviceEvent;
@@ -106,7 +116,12 @@ export type ReplayBase = {
 };
 
 /** The base before any event. */
-export const initialBase = (): ReplayBase => ({ state: initialState(), version: 0, last_event_at: null, last_seen_at: null });
+export const initialBase = (): ReplayBase => ({
+  state: initialState(),
+  version: 0,
+  last_event_at: null,
+  last_seen_at: null,
+});
 
 /** A state at an instant, with how it was computed. */
 export type StateAt = {
@@ -120,7 +135,10 @@ export type StateAt = {
   snapshot_version: number | null;
 };
 
-const later = (a: string | null, b: string | null): string | null => (a === null ? b : b === null ? a : (instantMs(b) > instantMs(a) ? b : a));
+const later = (
+  a: string | null,
+  b: string | null,
+): string | null => (a === null ? b : b === null ? a : (instantMs(b) > instantMs(a) ? b : a));
 
 /**
  * A fold row as the database's state reads send it: a FoldEvent whose instant is only in ms
@@ -161,7 +179,13 @@ export function createFolder(base: ReplayBase, at: string, validate = false) {
       }
     },
     result(): StateAt {
-      return { at, state, last_seen_at: lastSeen, events_folded: base.version + folded, snapshot_version: base.version === 0 ? null : base.version };
+      return {
+        at,
+        state,
+        last_seen_at: lastSeen,
+        events_folded: base.version + folded,
+        snapshot_version: base.version === 0 ? null : base.version,
+      };
     },
   };
 }
@@ -178,7 +202,13 @@ export function foldFrom(base: ReplayBase, events: readonly ReplayEvent[], at: s
 }
 
 /** One event becoming part of the past: the state just before and just after its instant. */
-export type Step = { event: ReplayEvent; at: string; before: DeviceState; after: DeviceState; last_seen_at: string | null };
+export type Step = {
+  event: ReplayEvent;
+  at: string;
+  before: DeviceState;
+  after: DeviceState;
+  last_seen_at: string | null;
+};
 
 /** A device's history over a window: the state at its start, then one step per event. */
 export type History = {
@@ -196,7 +226,12 @@ export type History = {
  * timestamp lies before an earlier-versioned one's makes that step re-fold in version order.
  * `base` must cover only events at or before `since`.
  */
-export function buildHistory(base: ReplayBase, events: readonly ReplayEvent[], window: { since?: string | undefined; until: string }, validate = false): History {
+export function buildHistory(
+  base: ReplayBase,
+  events: readonly ReplayEvent[],
+  window: { since?: string | undefined; until: string },
+  validate = false,
+): History {
   const sinceMs = window.since === undefined ? -Infinity : instantMs(window.since);
   const untilMs = instantMs(window.until);
   const after = events.filter((e) => e.aggregate_version > base.version && instantMs(e.timestamp) <= untilMs);
@@ -243,7 +278,13 @@ export function stateInHistory(history: History, at: string): DeviceState {
 }
 
 /** A short reference to an event, for "caused by" and "ended by". */
-export type EventRef = { event_id: string; event_type: string; version: number; timestamp: string; actor: string | null };
+export type EventRef = {
+  event_id: string;
+  event_type: string;
+  version: number;
+  timestamp: string;
+  actor: string | null;
+};
 
 /** The reference of an event row. */
 export function eventRef(event: ReplayEvent): EventRef {

@@ -2,33 +2,44 @@
 // instant, history, drift, diff and the fleet at an instant. The CLI and the HTTP routes
 // both call these, so they always agree.
 import type { RegisteredDevice } from '../device/state.ts';
-import { driftDetail, driftReport, type DriftReport } from './drift.ts';
-import { diffReport, type DiffReport } from './diff.ts';
-import { buildHistory, instantMs, type History, type StateAt } from './history.ts';
-import { ReplayError, type DeviceSummary, type Progress, type ReplaySource } from './source.ts';
-import { stateView, type StateView } from './view.ts';
+import { driftDetail, type DriftReport, driftReport } from './drift.ts';
+import { type DiffReport, diffReport } from './diff.ts';
+import { buildHistory, type History, instantMs, type StateAt } from './history.ts';
+import { type DeviceSummary, type Progress, ReplayError, type ReplaySource } from './source.ts';
+import { type StateView, stateView } from './view.ts';
 
 /** The device, or a ReplayError naming the unknown uuid. */
 export async function requireDevice(source: ReplaySource, uuid: string): Promise<DeviceSummary> {
   const device = await source.device(uuid);
-  if (device === null) throw new ReplayError('device_not_found', `no device ${uuid} in ${source.description}`, { uuid });
+  if (device === null) {
+    throw new ReplayError('device_not_found', `no device ${uuid} in ${source.description}`, { uuid });
+  }
   return device;
 }
 
 function notYet(device: DeviceSummary, at: string): ReplayError {
-  return new ReplayError('device_not_registered_yet',
+  return new ReplayError(
+    'device_not_registered_yet',
     `device ${device.uuid} did not exist at ${at}: it was registered at ${device.registered_at}`,
-    { uuid: device.uuid, at, registered_at: device.registered_at });
+    { uuid: device.uuid, at, registered_at: device.registered_at },
+  );
 }
 
 function checkRange(since: string | undefined, until: string, names: [string, string] = ['since', 'until']): void {
   if (since !== undefined && instantMs(since) > instantMs(until)) {
-    throw new ReplayError('invalid_range', `${names[0]} (${since}) is after ${names[1]} (${until})`, { [names[0]]: since, [names[1]]: until });
+    throw new ReplayError('invalid_range', `${names[0]} (${since}) is after ${names[1]} (${until})`, {
+      [names[0]]: since,
+      [names[1]]: until,
+    });
   }
 }
 
 /** The state of a device at an instant; ReplayError before it existed. */
-export async function replayState(source: ReplaySource, uuid: string, at: string): Promise<{ device: DeviceSummary; view: StateView; result: StateAt }> {
+export async function replayState(
+  source: ReplaySource,
+  uuid: string,
+  at: string,
+): Promise<{ device: DeviceSummary; view: StateView; result: StateAt }> {
   const device = await requireDevice(source, uuid);
   const result = await source.stateAt(uuid, at);
   if (result.state.status !== 'registered') throw notYet(device, at);
@@ -36,7 +47,11 @@ export async function replayState(source: ReplaySource, uuid: string, at: string
 }
 
 /** The history of a device over (since, until]; `until` defaults to the source's now. */
-export async function replayHistory(source: ReplaySource, uuid: string, range: { since?: string | undefined; until?: string | undefined }): Promise<{ device: DeviceSummary; history: History }> {
+export async function replayHistory(
+  source: ReplaySource,
+  uuid: string,
+  range: { since?: string | undefined; until?: string | undefined },
+): Promise<{ device: DeviceSummary; history: History }> {
   const device = await requireDevice(source, uuid);
   const until = range.until ?? source.now();
   checkRange(range.since, until);
@@ -49,13 +64,22 @@ export async function replayHistory(source: ReplaySource, uuid: string, range: {
 }
 
 /** Drift intervals and reconciliation delays of a device over a window. */
-export async function replayDrift(source: ReplaySource, uuid: string, range: { since?: string | undefined; until?: string | undefined }): Promise<DriftReport & { device: DeviceSummary }> {
+export async function replayDrift(
+  source: ReplaySource,
+  uuid: string,
+  range: { since?: string | undefined; until?: string | undefined },
+): Promise<DriftReport & { device: DeviceSummary }> {
   const { device, history } = await replayHistory(source, uuid, range);
   return { device, ...driftReport(history) };
 }
 
 /** What changed between two instants; the first may be before the device existed. */
-export async function replayDiff(source: ReplaySource, uuid: string, from: string, to: string): Promise<DiffReport & { device: DeviceSummary }> {
+export async function replayDiff(
+  source: ReplaySource,
+  uuid: string,
+  from: string,
+  to: string,
+): Promise<DiffReport & { device: DeviceSummary }> {
   checkRange(from, to, ['from', 'to']);
   const { device, history } = await replayHistory(source, uuid, { since: from, until: to });
   return { device, ...diffReport(history) };
@@ -81,11 +105,22 @@ export type FleetStatus = {
   at: string;
   fleet: string | null;
   devices: FleetRow[];
-  totals: { devices: number; in_sync: number; out_of_sync: number; inactive: number; without_target: number; never_reported: number };
+  totals: {
+    devices: number;
+    in_sync: number;
+    out_of_sync: number;
+    inactive: number;
+    without_target: number;
+    never_reported: number;
+  };
 };
 
 /** Every device's sync status at `at`, optionally of one fleet. */
-export async function replayFleet(source: ReplaySource, at: string, options: { fleet?: string | undefined; onProgress?: Progress | undefined } = {}): Promise<FleetStatus> {
+export async function replayFleet(
+  source: ReplaySource,
+  at: string,
+  options: { fleet?: string | undefined; onProgress?: Progress | undefined } = {},
+): Promise<FleetStatus> {
   const rows: FleetRow[] = [];
   for (const { summary, result } of await source.fleetAt(at, options)) {
     const state = result.state;

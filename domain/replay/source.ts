@@ -5,7 +5,13 @@ import type { StoredEvent } from '../recorded-event.ts';
 import type { ReplayBase, ReplayEvent, StateAt } from './history.ts';
 
 /** Who a device is, as far as listing needs. */
-export type DeviceSummary = { uuid: string; device_name: string; device_type: string; fleet_id: string; registered_at: string };
+export type DeviceSummary = {
+  uuid: string;
+  device_name: string;
+  device_type: string;
+  fleet_id: string;
+  registered_at: string;
+};
 
 /** A window's starting point and the events after it. */
 export type EventWindow = {
@@ -35,9 +41,15 @@ export type ReplaySource = {
   stateAt: (uuid: string, at: string) => Promise<StateAt>;
   window: (uuid: string, range: { since?: string | undefined; until: string }) => Promise<EventWindow>;
   /** Every column of a device's event rows in version order, bounds inclusive. */
-  exportEvents: (uuid: string, range: { since?: string | undefined; until?: string | undefined }) => AsyncIterable<StoredEvent>;
+  exportEvents: (
+    uuid: string,
+    range: { since?: string | undefined; until?: string | undefined },
+  ) => AsyncIterable<StoredEvent>;
   /** Every device registered at `at`, with its state then. */
-  fleetAt: (at: string, options?: { fleet?: string | undefined; onProgress?: Progress | undefined }) => Promise<{ summary: DeviceSummary; result: StateAt }[]>;
+  fleetAt: (
+    at: string,
+    options?: { fleet?: string | undefined; onProgress?: Progress | undefined },
+  ) => Promise<{ summary: DeviceSummary; result: StateAt }[]>;
   /** Per device: how many events of `eventType` fall in (from, to]. */
   eventCounts: (eventType: string, from: string, to: string) => Promise<EventCount[]>;
   /** Devices out of sync at `now()`. */

@@ -6,17 +6,18 @@
 // anything: the compare-and-set is what makes that safe. A device whose stream moved on
 // (another writer, another instance, an admin's disable) is retried alone through
 // handleCommand, reading fresh, so one conflict never fails the rest of the batch.
-import { sql, type DatabasePool } from 'slonik';
+import { type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
 import { causationIndexes } from '../../domain/device/decide.ts';
 import { evolve, FOLD_VERSION } from '../../domain/device/evolve.ts';
 import type { DeviceEvent } from '../../domain/device/events.ts';
 import type { DeviceState, RegisteredDevice } from '../../domain/device/state.ts';
-import { handleCommand, toNewEvents, type CommandResult } from '../event-store/command-handler.ts';
+import { type CommandResult, handleCommand, toNewEvents } from '../event-store/command-handler.ts';
 import { deviceAdapter } from './device-store.ts';
-import { prepareEvents, type EventStore, type PreparedEvent, type StreamHead } from '../event-store/event-store.ts';
+import { type EventStore, type PreparedEvent, prepareEvents, type StreamHead } from '../event-store/event-store.ts';
 import type { EventMetadata } from '../../domain/recorded-event.ts';
 import { StateCache } from './state-cache.ts';
+import { setImmediate } from 'node:timers';
 
 /** One device command waiting for its batch. */
 type Job = {
@@ -30,8 +31,19 @@ type Job = {
 type Loaded = { state: DeviceState; head: StreamHead };
 type Decided = { job: Job; loaded: Loaded; state: RegisteredDevice; rows: PreparedEvent[]; stateJson?: string };
 
-const loadRow = z.object({ uuid: z.string(), version: z.number(), last_hash: z.string(), state: z.unknown(), fold_version: z.number().nullable() });
-const insertedRow = z.object({ event_id: z.string(), aggregate_id: z.string(), global_position: z.number(), transaction_id: z.string() });
+const loadRow = z.object({
+  uuid: z.string(),
+  version: z.number(),
+  last_hash: z.string(),
+  state: z.unknown(),
+  fold_version: z.number().nullable(),
+});
+const insertedRow = z.object({
+  event_id: z.string(),
+  aggregate_id: z.string(),
+  global_position: z.number(),
+  transaction_id: z.string(),
+});
 
 const keyedByAppId = ['containers', 'volumes', 'networks', 'target'] as const;
 
@@ -72,7 +84,11 @@ export type DeviceBatchWriter = {
 };
 
 /** Creates a batch writer over a pool and the event store (for partitions and retries). */
-export function createDeviceBatchWriter(pool: DatabasePool, store: EventStore, options: BatchWriterOptions = {}): DeviceBatchWriter {
+export function createDeviceBatchWriter(
+  pool: DatabasePool,
+  store: EventStore,
+  options: BatchWriterOptions = {},
+): DeviceBatchWriter {
   const maxBatch = options.maxBatch ?? 256;
   const maxInFlight = options.maxInFlight ?? 3;
   const queue: Job[] = [];
@@ -84,7 +100,11 @@ export function createDeviceBatchWriter(pool: DatabasePool, store: EventStore, o
 
   /** Keeps a device's committed state; `stateJson`, when known, is JSON.stringify(loaded.state). */
   const remember = (uuid: string, loaded: Loaded, stateJson?: string) => {
-    cache.set(uuid, loaded, stateJson === undefined ? undefined : `{"state":${stateJson},"head":${JSON.stringify(loaded.head)}}`);
+    cache.set(
+      uuid,
+      loaded,
+      stateJson === undefined ? undefined : `{"state":${stateJson},"head":${JSON.stringify(loaded.head)}}`,
+    );
   };
 
   function schedule(): void {
@@ -143,14 +163,20 @@ export function createDeviceBatchWriter(pool: DatabasePool, store: EventStore, o
     const rows = await pool.any(sql.type(loadRow)`
       SELECT s.aggregate_id AS uuid, s.version, s.last_hash, d.fold_version,
              CASE WHEN s.version = c.cached_version THEN NULL ELSE d.state END AS state
-        FROM ${sql.unnest(uuids.map((uuid) => [uuid, cache.get(uuid)?.head.version ?? -1]), ['text', 'int8'])} AS c(uuid, cached_version)
+        FROM ${
+      sql.unnest(uuids.map((uuid) => [uuid, cache.get(uuid)?.head.version ?? -1]), ['text', 'int8'])
+    } AS c(uuid, cached_version)
         JOIN streams s ON s.aggregate_type = 'device' AND s.aggregate_id = c.uuid
         JOIN devices d ON d.uuid = c.uuid`);
     for (const row of rows) {
       const cached = cache.get(row.uuid);
-      if (row.state === null && cached !== undefined && cached.head.version === row.version) found.set(row.uuid, cached);
-      else if (row.fold_version !== FOLD_VERSION || row.state === null) found.set(row.uuid, 'refold');
-      else found.set(row.uuid, { state: row.state as DeviceState, head: { version: row.version, last_hash: row.last_hash } });
+      if (row.state === null && cached !== undefined && cached.head.version === row.version) {
+        found.set(row.uuid, cached);
+      } else if (row.fold_version !== FOLD_VERSION || row.state === null) found.set(row.uuid, 'refold');
+      else {found.set(row.uuid, {
+          state: row.state as DeviceState,
+          head: { version: row.version, last_hash: row.last_hash },
+        });}
     }
     return found;
   }
@@ -180,7 +206,12 @@ export function createDeviceBatchWriter(pool: DatabasePool, store: EventStore, o
     try {
       const state = events.reduce(evolve, loaded.state);
       if (state.status !== 'registered') return 'slow';
-      const rows = prepareEvents('device', job.uuid, loaded.head, toNewEvents({ ...deviceAdapter, causes: causationIndexes }, events, job.context));
+      const rows = prepareEvents(
+        'device',
+        job.uuid,
+        loaded.head,
+        toNewEvents({ ...deviceAdapter, causes: causationIndexes }, events, job.context),
+      );
       return { job, loaded, state, rows };
     } catch (error) {
       if (!fresh) return 'verify'; // a failure, too, is only an answer from a fresh read
@@ -229,7 +260,10 @@ export function createDeviceBatchWriter(pool: DatabasePool, store: EventStore, o
         const written = await write(decided);
         for (const d of decided) {
           const inserted = written.get(d.job.uuid);
-          if (inserted === undefined) { slow.push(d.job); continue; }
+          if (inserted === undefined) {
+            slow.push(d.job);
+            continue;
+          }
           const events = d.rows.map((row) => ({ ...row, ...inserted.get(row.event_id)! }));
           const last = events[events.length - 1]!;
           const head = { version: last.aggregate_version, last_hash: last.hash };
@@ -238,7 +272,10 @@ export function createDeviceBatchWriter(pool: DatabasePool, store: EventStore, o
           d.job.resolve({ state: d.state, events, head });
         }
       } catch (error) {
-        for (const d of decided) { cache.delete(d.job.uuid); d.job.reject(error); }
+        for (const d of decided) {
+          cache.delete(d.job.uuid);
+          d.job.reject(error);
+        }
       }
     }
     await Promise.all(slow.map(alone));
@@ -251,21 +288,31 @@ export function createDeviceBatchWriter(pool: DatabasePool, store: EventStore, o
    * Returns, per device written, its events' global positions and transaction id; a device
    * missing from the result lost its CAS.
    */
-  async function write(decided: Decided[]): Promise<Map<string, Map<string, { global_position: number; transaction_id: string }>>> {
+  async function write(
+    decided: Decided[],
+  ): Promise<Map<string, Map<string, { global_position: number; transaction_id: string }>>> {
     const rows = decided.flatMap((d) => d.rows);
     await store.partitions.ensure(pool, rows.map((r) => r.timestamp));
     // the state's JSON is made once: for the batch and for the cache's cold tier
-    const devices = `[${decided.map((d) => {
-      const last = d.rows[d.rows.length - 1]!;
-      d.stateJson = JSON.stringify(d.state);
-      const fields = JSON.stringify({
-        uuid: d.job.uuid, expected: d.loaded.head.version, version: last.aggregate_version, last_hash: last.hash,
-        is_active: d.state.is_active, in_sync: d.state.drift.in_sync, drift_since: d.state.drift_since,
-        target_version: d.state.target?.version ?? 0, updated_at: d.state.updated_at,
-        seen_at: d.job.context.metadata.actor.type === 'device' ? last.timestamp : null,
-      });
-      return `${fields.slice(0, -1)},"state":${d.stateJson}}`;
-    }).join(',')}]`;
+    const devices = `[${
+      decided.map((d) => {
+        const last = d.rows[d.rows.length - 1]!;
+        d.stateJson = JSON.stringify(d.state);
+        const fields = JSON.stringify({
+          uuid: d.job.uuid,
+          expected: d.loaded.head.version,
+          version: last.aggregate_version,
+          last_hash: last.hash,
+          is_active: d.state.is_active,
+          in_sync: d.state.drift.in_sync,
+          drift_since: d.state.drift_since,
+          target_version: d.state.target?.version ?? 0,
+          updated_at: d.state.updated_at,
+          seen_at: d.job.context.metadata.actor.type === 'device' ? last.timestamp : null,
+        });
+        return `${fields.slice(0, -1)},"state":${d.stateJson}}`;
+      }).join(',')
+    }]`;
     const events = JSON.stringify(rows);
     const inserted = await pool.any(sql.type(insertedRow)`
       WITH input AS (

@@ -4,12 +4,12 @@
 // locks the stream row and then the devices row (the order every writer uses) and reads it
 // under the lock: a concurrent heartbeat waits and then sees the verdict (and restores the
 // connection), another sweeper instance waits and then finds the device already lost.
-import { sql, type DatabasePool } from 'slonik';
+import { type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
 import { decide } from '../../domain/device/decide.ts';
 import type { DeviceEvent } from '../../domain/device/events.ts';
 import type { DeviceState } from '../../domain/device/state.ts';
-import { handleCommand, type AggregateAdapter } from '../event-store/command-handler.ts';
+import { type AggregateAdapter, handleCommand } from '../event-store/command-handler.ts';
 import { deviceAdapter } from './device-store.ts';
 import { createEventStore, type EventStore } from '../event-store/event-store.ts';
 import { createSweeper, type Sweeper } from './sweeper.ts';
@@ -46,9 +46,17 @@ export function createConnectivitySweeper(options: ConnectivitySweeperOptions): 
         return loaded;
       },
     };
-    const result = await handleCommand(pool, store, lockingAdapter, uuid, (state) => lastContactAt === null ? []
-      : decide({ type: 'mark_connection_lost', now, last_contact_at: lastContactAt, timeout_ms: timeoutMs }, state),
-    { metadata, source: 'system' });
+    const result = await handleCommand(
+      pool,
+      store,
+      lockingAdapter,
+      uuid,
+      (state) =>
+        lastContactAt === null
+          ? []
+          : decide({ type: 'mark_connection_lost', now, last_contact_at: lastContactAt, timeout_ms: timeoutMs }, state),
+      { metadata, source: 'system' },
+    );
     return result.events.length;
   }
 

@@ -1,11 +1,11 @@
 // A device's contacts (any authenticated call it makes): the heartbeat moves last_seen_at
 // in the read model (not an event), and a device the connectivity sweeper marked lost gets
 // device.connection_restored.
-import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { type CommonQueryMethods, type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
 import { decide } from '../../domain/device/decide.ts';
 import type { DeviceState } from '../../domain/device/state.ts';
-import { handleCommand, type CommandResult } from '../event-store/command-handler.ts';
+import { type CommandResult, handleCommand } from '../event-store/command-handler.ts';
 import { deviceAdapter } from './device-store.ts';
 import type { EventStore } from '../event-store/event-store.ts';
 import type { EventMetadata } from '../../domain/recorded-event.ts';
@@ -27,8 +27,17 @@ export async function touchContact(connection: CommonQueryMethods, uuid: string,
  * Records a contact; appends device.connection_restored when the device was lost (exactly
  * once). Returns the command's result when it had to look at the stream, else null.
  */
-export async function recordDeviceContact(pool: DatabasePool, store: EventStore, uuid: string, now: string, metadata: EventMetadata): Promise<CommandResult<DeviceState> | null> {
+export async function recordDeviceContact(
+  pool: DatabasePool,
+  store: EventStore,
+  uuid: string,
+  now: string,
+  metadata: EventMetadata,
+): Promise<CommandResult<DeviceState> | null> {
   if ((await touchContact(pool, uuid, now)) !== true) return null;
   // concurrent calls may both get here; the stream's compare-and-set lets one restore
-  return handleCommand(pool, store, deviceAdapter, uuid, (state) => decide({ type: 'record_contact', now }, state), { metadata, source: 'api' });
+  return handleCommand(pool, store, deviceAdapter, uuid, (state) => decide({ type: 'record_contact', now }, state), {
+    metadata,
+    source: 'api',
+  });
 }

@@ -1,8 +1,9 @@
 // Secrets: generated with a prefix that says what they are, stored only as sha-256
 // hashes, compared in constant time. A secret never reaches an event, a log or an error.
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { type CommonQueryMethods, type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
+import { Buffer } from 'node:buffer';
 
 /** Prefixes of the secrets devicetrail issues; device keys are chosen by devices. */
 export const ADMIN_TOKEN_PREFIX = 'dta_';
@@ -28,7 +29,11 @@ export function createAdminTokens(pool: DatabasePool) {
     async create(name: string): Promise<{ id: string; name: string; token: string }> {
       const token = generateSecret(ADMIN_TOKEN_PREFIX);
       const id = randomUUID();
-      await pool.query(sql.unsafe`INSERT INTO admin_tokens (id, name, token_hash) VALUES (${id}, ${name}, ${sql.binary(hashSecret(token))})`);
+      await pool.query(
+        sql.unsafe`INSERT INTO admin_tokens (id, name, token_hash) VALUES (${id}, ${name}, ${
+          sql.binary(hashSecret(token))
+        })`,
+      );
       return { id, name, token };
     },
     /** The unrevoked token with this secret, or null. */
@@ -39,11 +44,17 @@ export function createAdminTokens(pool: DatabasePool) {
       return row !== null && sameHash(row.token_hash, hash) ? { id: row.id, name: row.name } : null;
     },
     async count(): Promise<number> {
-      return pool.oneFirst(sql.type(countRow)`SELECT count(*)::int AS count FROM admin_tokens WHERE revoked_at IS NULL`);
+      return pool.oneFirst(
+        sql.type(countRow)`SELECT count(*)::int AS count FROM admin_tokens WHERE revoked_at IS NULL`,
+      );
     },
     async list(): Promise<readonly { id: string; name: string; created_at: string; revoked_at: string | null }[]> {
-      return pool.any(sql.type(z.object({ id: z.string(), name: z.string(), created_at: z.string(), revoked_at: z.string().nullable() }))`
-        SELECT id, name, created_at, revoked_at FROM admin_tokens ORDER BY created_at`);
+      return pool.any(
+        sql.type(
+          z.object({ id: z.string(), name: z.string(), created_at: z.string(), revoked_at: z.string().nullable() }),
+        )`
+        SELECT id, name, created_at, revoked_at FROM admin_tokens ORDER BY created_at`,
+      );
     },
     /** Revokes by id or name; returns how many were revoked. */
     async revoke(idOrName: string): Promise<number> {
@@ -80,7 +91,9 @@ export function createDeviceKeys(pool: DatabasePool) {
     },
     /** The stored key hash of a device, or null. */
     async hashOf(connection: CommonQueryMethods, uuid: string): Promise<Buffer | null> {
-      const row = await connection.maybeOne(sql.type(deviceKeyRow)`SELECT uuid, key_hash FROM device_credentials WHERE uuid = ${uuid}`);
+      const row = await connection.maybeOne(
+        sql.type(deviceKeyRow)`SELECT uuid, key_hash FROM device_credentials WHERE uuid = ${uuid}`,
+      );
       return row?.key_hash ?? null;
     },
   };

@@ -1,8 +1,8 @@
 // Read-side queries on the devices read model and a device's events.
-import { sql, type DatabasePool } from 'slonik';
+import { type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
 import type { DeviceState } from '../../domain/device/state.ts';
-import { storedEventRow, type StoredEvent } from '../../domain/recorded-event.ts';
+import { type StoredEvent, storedEventRow } from '../../domain/recorded-event.ts';
 
 const deviceRow = z.object({
   uuid: z.string(),
@@ -38,13 +38,24 @@ export function createDeviceQueries(pool: DatabasePool) {
       const where = sql.join(conditions, sql.fragment` AND `);
       const devices = await pool.any(sql.type(deviceRow)`
         SELECT * FROM devices WHERE ${where} ORDER BY registered_at, uuid LIMIT ${filter.limit} OFFSET ${filter.offset}`);
-      const total = await pool.oneFirst(sql.type(z.object({ total: z.number() }))`SELECT count(*)::int AS total FROM devices WHERE ${where}`);
+      const total = await pool.oneFirst(
+        sql.type(z.object({ total: z.number() }))`SELECT count(*)::int AS total FROM devices WHERE ${where}`,
+      );
       return { devices: devices as DeviceRow[], total };
     },
     /** A device's events in version order, filtered by type and time, paginated by version. */
-    async events(uuid: string, filter: { types?: string[]; since?: string; until?: string; afterVersion: number; limit: number }): Promise<readonly StoredEvent[]> {
-      const conditions = [sql.fragment`aggregate_type = 'device'`, sql.fragment`aggregate_id = ${uuid}`, sql.fragment`aggregate_version > ${filter.afterVersion}`];
-      if (filter.types !== undefined && filter.types.length > 0) conditions.push(sql.fragment`event_type = ANY(${sql.array(filter.types, 'text')})`);
+    async events(
+      uuid: string,
+      filter: { types?: string[]; since?: string; until?: string; afterVersion: number; limit: number },
+    ): Promise<readonly StoredEvent[]> {
+      const conditions = [
+        sql.fragment`aggregate_type = 'device'`,
+        sql.fragment`aggregate_id = ${uuid}`,
+        sql.fragment`aggregate_version > ${filter.afterVersion}`,
+      ];
+      if (filter.types !== undefined && filter.types.length > 0) {
+        conditions.push(sql.fragment`event_type = ANY(${sql.array(filter.types, 'text')})`);
+      }
       if (filter.since !== undefined) conditions.push(sql.fragment`"timestamp" >= ${filter.since}::timestamptz`);
       if (filter.until !== undefined) conditions.push(sql.fragment`"timestamp" <= ${filter.until}::timestamptz`);
       return pool.any(sql.type(storedEventRow)`

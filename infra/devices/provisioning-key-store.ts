@@ -1,12 +1,15 @@
 // The provisioning key aggregate's persistence: read model `provisioning_keys` and adapter.
-import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { type CommonQueryMethods, type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
 import {
-  evolveProvisioningKey, initialProvisioningKeyState, type ProvisioningKeyState,
+  evolveProvisioningKey,
+  initialProvisioningKeyState,
+  type ProvisioningKeyState,
 } from '../../domain/provisioning-key/decider.ts';
 import type { ProvisioningKeyEvent } from '../../domain/provisioning-key/events.ts';
 import type { AggregateAdapter } from '../event-store/command-handler.ts';
 import { hashSecret, sameHash } from './credentials.ts';
+import { Buffer } from 'node:buffer';
 
 const loadRow = z.object({ version: z.number(), last_hash: z.string(), state: z.unknown() });
 
@@ -34,7 +37,11 @@ export const provisioningKeyAdapter: AggregateAdapter<ProvisioningKeyState, Prov
   async load(connection, id, lock) {
     // lock first, in its own statement (see deviceAdapter.load: a joined FOR UPDATE would pair
     // a fresh stream head with the read model row of the statement's older snapshot)
-    if (lock) await connection.query(sql.unsafe`SELECT 1 FROM streams WHERE aggregate_type = 'provisioning_key' AND aggregate_id = ${id} FOR UPDATE`);
+    if (lock) {
+      await connection.query(
+        sql.unsafe`SELECT 1 FROM streams WHERE aggregate_type = 'provisioning_key' AND aggregate_id = ${id} FOR UPDATE`,
+      );
+    }
     const row = await connection.maybeOne(sql.type(loadRow)`
       SELECT s.version, s.last_hash, k.state
         FROM streams s LEFT JOIN provisioning_keys k ON k.id::text = s.aggregate_id
@@ -52,11 +59,18 @@ export const provisioningKeyAdapter: AggregateAdapter<ProvisioningKeyState, Prov
 };
 
 /** Inserts the key's row (with its hash) before the created event's projection updates it. */
-export async function insertKeyRow(connection: CommonQueryMethods, id: string, secret: string, state: ProvisioningKeyState): Promise<void> {
+export async function insertKeyRow(
+  connection: CommonQueryMethods,
+  id: string,
+  secret: string,
+  state: ProvisioningKeyState,
+): Promise<void> {
   if (state.status === 'none') return;
   await connection.query(sql.unsafe`
     INSERT INTO provisioning_keys (id, key_hash, fleet_id, description, expires_at, max_devices, created_at, state, version)
-    VALUES (${id}, ${sql.binary(hashSecret(secret))}, ${state.fleet_id}, ${state.description}, ${state.expires_at}::timestamptz,
+    VALUES (${id}, ${
+    sql.binary(hashSecret(secret))
+  }, ${state.fleet_id}, ${state.description}, ${state.expires_at}::timestamptz,
             ${state.max_devices}, ${state.created_at}::timestamptz, ${sql.jsonb(state as never)}, ${state.version})`);
 }
 
@@ -70,7 +84,9 @@ export function createProvisioningKeyQueries(pool: DatabasePool) {
       const hash = hashSecret(secret);
       const row = await pool.maybeOne(sql.type(keyLookupRow)`
         SELECT id, key_hash, state FROM provisioning_keys WHERE key_hash = ${sql.binary(hash)}`);
-      return row !== null && sameHash(row.key_hash, hash) ? { id: row.id, state: row.state as ProvisioningKeyState } : null;
+      return row !== null && sameHash(row.key_hash, hash)
+        ? { id: row.id, state: row.state as ProvisioningKeyState }
+        : null;
     },
     async list(): Promise<readonly ProvisioningKeyView[]> {
       return pool.any(sql.type(provisioningKeyView)`

@@ -3,7 +3,7 @@
 // decision is made from the folded state inside the append's transaction, and the stream's
 // compare-and-set lets exactly one of them (or a converging report) win; the losers retry,
 // see the reconciliation closed and write nothing.
-import { sql, type DatabasePool } from 'slonik';
+import { type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
 import { decide } from '../../domain/device/decide.ts';
 import { handleCommand } from '../event-store/command-handler.ts';
@@ -43,9 +43,14 @@ export function createReconciliationSweeper(options: ReconciliationSweeperOption
          ORDER BY uuid LIMIT ${batchSize}`);
       for (const uuid of uuids) {
         try {
-          const result = await handleCommand(pool, store, deviceAdapter, uuid,
+          const result = await handleCommand(
+            pool,
+            store,
+            deviceAdapter,
+            uuid,
             (state) => decide({ type: 'expire_reconciliation', now, timeout_ms: timeoutMs }, state),
-            { metadata, source: 'system' });
+            { metadata, source: 'system' },
+          );
           written += result.events.length;
         } catch (error) {
           options.onError(`reconciliation sweeper: device ${uuid}`, error);

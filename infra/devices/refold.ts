@@ -1,18 +1,25 @@
 // Refolds a device's state from its events, for read-model rows written by another
 // FOLD_VERSION (evolve changed meaning since they were saved).
-import { sql, type CommonQueryMethods } from 'slonik';
+import { type CommonQueryMethods, sql } from 'slonik';
 import { z } from 'zod';
 import { fold } from '../../domain/device/evolve.ts';
 import { parseDeviceEvent } from '../../domain/device/events.ts';
-import { initialState, type DeviceState } from '../../domain/device/state.ts';
+import { type DeviceState, initialState } from '../../domain/device/state.ts';
 
 const eventRow = z.object({ event_type: z.string(), data: z.unknown(), timestamp: z.string() });
 
 /** The device's state folded from events 1..`upToVersion` with today's evolve. */
-export async function refoldDevice(connection: CommonQueryMethods, uuid: string, upToVersion: number): Promise<DeviceState> {
+export async function refoldDevice(
+  connection: CommonQueryMethods,
+  uuid: string,
+  upToVersion: number,
+): Promise<DeviceState> {
   const rows = await connection.any(sql.type(eventRow)`
     SELECT event_type, data, "timestamp" FROM events
      WHERE aggregate_type = 'device' AND aggregate_id = ${uuid} AND aggregate_version <= ${upToVersion}
      ORDER BY aggregate_version`);
-  return fold(rows.map((r) => parseDeviceEvent({ type: r.event_type, data: r.data, timestamp: r.timestamp })), initialState());
+  return fold(
+    rows.map((r) => parseDeviceEvent({ type: r.event_type, data: r.data, timestamp: r.timestamp })),
+    initialState(),
+  );
 }

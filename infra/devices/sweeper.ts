@@ -13,7 +13,11 @@ export type Sweeper = {
 };
 
 /** Wraps a sweep function in a timer. Errors go to `onError`; the next run still happens. */
-export function createSweeper(name: string, sweep: () => Promise<number>, options: { intervalMs: number; onError: (message: string, error: unknown) => void }): Sweeper {
+export function createSweeper(
+  name: string,
+  sweep: () => Promise<number>,
+  options: { intervalMs: number; onError: (message: string, error: unknown) => void },
+): Sweeper {
   let timer: ReturnType<typeof setTimeout> | null = null;
   let inFlight: Promise<void> | null = null;
   let started = false;
@@ -21,10 +25,11 @@ export function createSweeper(name: string, sweep: () => Promise<number>, option
   const schedule = (delayMs: number) => {
     timer = setTimeout(() => {
       timer = null;
-      inFlight = sweep().then(() => undefined, (error: unknown) => options.onError(`${name}: sweep failed`, error)).finally(() => {
-        inFlight = null;
-        if (started) schedule(options.intervalMs);
-      });
+      inFlight = sweep().then(() => undefined, (error: unknown) => options.onError(`${name}: sweep failed`, error))
+        .finally(() => {
+          inFlight = null;
+          if (started) schedule(options.intervalMs);
+        });
     }, delayMs);
     // the HTTP server keeps the process alive, not the sweeper
     timer.unref();

@@ -35,7 +35,11 @@ export type InTransaction<S> = (transaction: CommonQueryMethods, result: Command
  * Decided events as rows to append. Ids are assigned here, before the insert, so a derived
  * event can name its cause (metadata.causation_id).
  */
-export function toNewEvents<S, E extends DecidedEvent>(adapter: AggregateAdapter<S, E>, decided: readonly E[], context: { metadata: EventMetadata; source: string }): NewEvent[] {
+export function toNewEvents<S, E extends DecidedEvent>(
+  adapter: AggregateAdapter<S, E>,
+  decided: readonly E[],
+  context: { metadata: EventMetadata; source: string },
+): NewEvent[] {
   const ids = decided.map(() => randomUUID());
   const causes = adapter.causes?.(decided) ?? [];
   return decided.map((event, i) => {
@@ -44,7 +48,9 @@ export function toNewEvents<S, E extends DecidedEvent>(adapter: AggregateAdapter
       event_id: ids[i]!,
       event_type: event.type,
       data: event.data as Record<string, unknown>,
-      metadata: cause === null || cause === undefined ? context.metadata : { ...context.metadata, causation_id: ids[cause]! },
+      metadata: cause === null || cause === undefined
+        ? context.metadata
+        : { ...context.metadata, causation_id: ids[cause]! },
       timestamp: event.timestamp,
       source: context.source,
     };
@@ -67,14 +73,21 @@ export async function handleCommand<S, E extends DecidedEvent>(
   context: { metadata: EventMetadata; source: string },
   inTransaction?: InTransaction<S>,
 ): Promise<CommandResult<S>> {
-  for (let attempt = 1; ; attempt += 1) {
+  for (let attempt = 1;; attempt += 1) {
     try {
       return await pool.transaction(async (transaction) => {
-        const loaded = (await adapter.load(transaction, id, attempt > 1)) ?? { state: adapter.initialState(), head: await store.head(transaction, adapter.aggregateType, id) };
+        const loaded = (await adapter.load(transaction, id, attempt > 1)) ??
+          { state: adapter.initialState(), head: await store.head(transaction, adapter.aggregateType, id) };
         const decided = decide(loaded.state);
         if (decided.length === 0) return { state: loaded.state, events: [], head: loaded.head };
         const state = decided.reduce(adapter.evolve, loaded.state);
-        const stored = await store.append(transaction, adapter.aggregateType, id, loaded.head, toNewEvents(adapter, decided, context));
+        const stored = await store.append(
+          transaction,
+          adapter.aggregateType,
+          id,
+          loaded.head,
+          toNewEvents(adapter, decided, context),
+        );
         const last = stored[stored.length - 1]!;
         const result = { state, events: stored, head: { version: last.aggregate_version, last_hash: last.hash } };
         await adapter.save(transaction, id, state, stored);

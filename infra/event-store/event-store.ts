@@ -1,11 +1,11 @@
 // The event store: append with optimistic concurrency (compare-and-set on `streams`),
 // and reads in version order. One operation per function; rows validated by zod.
 import { randomUUID } from 'node:crypto';
-import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { type CommonQueryMethods, type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
-import { GENESIS_HASH, eventHash } from './event-hash.ts';
+import { eventHash, GENESIS_HASH } from './event-hash.ts';
 import { createPartitionCache, type PartitionCache } from './partitions.ts';
-import { storedEventRow, type EventMetadata, type StoredEvent } from '../../domain/recorded-event.ts';
+import { type EventMetadata, type StoredEvent, storedEventRow } from '../../domain/recorded-event.ts';
 
 /** An event to append. */
 export type NewEvent = {
@@ -44,7 +44,12 @@ const eventColumns = sql.fragment`event_id, event_type, aggregate_type, aggregat
 export type PreparedEvent = Omit<StoredEvent, 'global_position' | 'transaction_id'>;
 
 /** Numbers and hashes the events of one append (the chain continues from `expected.last_hash`). */
-export function prepareEvents(aggregateType: string, aggregateId: string, expected: StreamHead, events: readonly NewEvent[]): PreparedEvent[] {
+export function prepareEvents(
+  aggregateType: string,
+  aggregateId: string,
+  expected: StreamHead,
+  events: readonly NewEvent[],
+): PreparedEvent[] {
   let previous = expected.last_hash;
   return events.map((event, i) => {
     const row: PreparedEvent = {
@@ -114,18 +119,40 @@ export function createEventStore(pool: DatabasePool, partitions: PartitionCache 
       await partitions.ensure(transaction, rows.map((r) => r.timestamp));
       const inserted = await transaction.many(sql.type(storedEventRow)`
         INSERT INTO events (event_id, event_type, aggregate_type, aggregate_id, aggregate_version, data, metadata, "timestamp", source, hash)
-        SELECT * FROM ${sql.unnest(
-          rows.map((r) => [r.event_id, r.event_type, r.aggregate_type, r.aggregate_id, r.aggregate_version, JSON.stringify(r.data), JSON.stringify(r.metadata), r.timestamp, r.source, r.hash]),
+        SELECT * FROM ${
+        sql.unnest(
+          rows.map((
+            r,
+          ) => [
+            r.event_id,
+            r.event_type,
+            r.aggregate_type,
+            r.aggregate_id,
+            r.aggregate_version,
+            JSON.stringify(r.data),
+            JSON.stringify(r.metadata),
+            r.timestamp,
+            r.source,
+            r.hash,
+          ]),
           ['uuid', 'text', 'text', 'text', 'int8', 'jsonb', 'jsonb', 'timestamptz', 'text', 'text'],
-        )}
+        )
+      }
         RETURNING ${eventColumns}`);
       return [...inserted].sort((a, b) => a.aggregate_version - b.aggregate_version);
     },
 
     /** One aggregate's events in version order, optionally bounded by version and time. */
-    async readStream(aggregateType: string, aggregateId: string, options: ReadStreamOptions = {}, connection: CommonQueryMethods = pool): Promise<readonly StoredEvent[]> {
+    async readStream(
+      aggregateType: string,
+      aggregateId: string,
+      options: ReadStreamOptions = {},
+      connection: CommonQueryMethods = pool,
+    ): Promise<readonly StoredEvent[]> {
       const conditions = [sql.fragment`aggregate_type = ${aggregateType}`, sql.fragment`aggregate_id = ${aggregateId}`];
-      if (options.afterVersion !== undefined) conditions.push(sql.fragment`aggregate_version > ${options.afterVersion}`);
+      if (options.afterVersion !== undefined) {
+        conditions.push(sql.fragment`aggregate_version > ${options.afterVersion}`);
+      }
       if (options.since !== undefined) conditions.push(sql.fragment`"timestamp" >= ${options.since}::timestamptz`);
       if (options.until !== undefined) conditions.push(sql.fragment`"timestamp" <= ${options.until}::timestamptz`);
       const limit = options.limit === undefined ? sql.fragment`` : sql.fragment`LIMIT ${options.limit}`;

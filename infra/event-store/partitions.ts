@@ -1,6 +1,6 @@
 // Day partitions of `events`: created ahead of time, and on demand before an append
 // whose day has none, so an append never fails for a missing partition.
-import { sql, type CommonQueryMethods } from 'slonik';
+import { type CommonQueryMethods, sql } from 'slonik';
 import { z } from 'zod';
 
 const DAY_MS = 86_400_000;
@@ -33,11 +33,19 @@ export function createPartitionCache(): PartitionCache {
 }
 
 /** Creates partitions for `now`'s day and `daysAhead` more; returns the names ensured. */
-export async function ensurePartitionsAhead(connection: CommonQueryMethods, now: Date, daysAhead: number): Promise<string[]> {
+export async function ensurePartitionsAhead(
+  connection: CommonQueryMethods,
+  now: Date,
+  daysAhead: number,
+): Promise<string[]> {
   const names: string[] = [];
   for (let i = 0; i <= daysAhead; i += 1) {
     const day = utcDay(now.getTime() + i * DAY_MS);
-    names.push(await connection.oneFirst(sql.type(z.object({ name: z.string() }))`SELECT ensure_events_partition(${day}::date) AS name`));
+    names.push(
+      await connection.oneFirst(
+        sql.type(z.object({ name: z.string() }))`SELECT ensure_events_partition(${day}::date) AS name`,
+      ),
+    );
   }
   return names;
 }

@@ -2,7 +2,7 @@
 // valid one for an instant, write new ones. Generic over aggregate types: callers pass the
 // fold version their `evolve` carries and cast `state` to their state type.
 import { createHash } from 'node:crypto';
-import { sql, type CommonQueryMethods } from 'slonik';
+import { type CommonQueryMethods, sql } from 'slonik';
 import { z } from 'zod';
 import { canonicalJson } from './event-hash.ts';
 
@@ -43,7 +43,8 @@ export function snapshotHash(lastEventHash: string, state: unknown): string {
 }
 
 /** True when a snapshot row still matches its hash (a hand-edited or corrupted row does not). */
-export const snapshotIntact = (snapshot: Snapshot): boolean => snapshot.hash === snapshotHash(snapshot.last_event_hash, snapshot.state);
+export const snapshotIntact = (snapshot: Snapshot): boolean =>
+  snapshot.hash === snapshotHash(snapshot.last_event_hash, snapshot.state);
 
 /** Snapshot queries on one connection or pool. */
 export function createSnapshotStore(connection: CommonQueryMethods) {
@@ -52,7 +53,12 @@ export function createSnapshotStore(connection: CommonQueryMethods) {
      * The newest intact snapshot of `foldVersion` whose events all happened at or before `at`
      * (`at` omitted: the newest of all). Rows that fail their hash are skipped.
      */
-    async latest(aggregateType: string, aggregateId: string, foldVersion: number, at?: string): Promise<Snapshot | null> {
+    async latest(
+      aggregateType: string,
+      aggregateId: string,
+      foldVersion: number,
+      at?: string,
+    ): Promise<Snapshot | null> {
       let below = Number.MAX_SAFE_INTEGER;
       for (;;) {
         const row = await connection.maybeOne(sql.type(snapshotRow)`
@@ -67,7 +73,12 @@ export function createSnapshotStore(connection: CommonQueryMethods) {
     },
 
     /** For many aggregates at once: each one's newest intact snapshot valid at `at`. */
-    async latestMany(aggregateType: string, aggregateIds: readonly string[], foldVersion: number, at: string): Promise<Map<string, Snapshot>> {
+    async latestMany(
+      aggregateType: string,
+      aggregateIds: readonly string[],
+      foldVersion: number,
+      at: string,
+    ): Promise<Map<string, Snapshot>> {
       const rows = await connection.any(sql.type(snapshotRow)`
         SELECT ${snapshotColumns} FROM snapshots
          WHERE aggregate_type = ${aggregateType} AND aggregate_id = ANY(${sql.array(aggregateIds, 'text')})
@@ -85,17 +96,34 @@ export function createSnapshotStore(connection: CommonQueryMethods) {
       if (snapshots.length === 0) return 0;
       const result = await connection.query(sql.unsafe`
         INSERT INTO snapshots (aggregate_type, aggregate_id, version, fold_version, state, last_event_at, last_event_hash, last_seen_at, hash)
-        SELECT * FROM ${sql.unnest(
-          snapshots.map((s) => [s.aggregate_type, s.aggregate_id, s.version, s.fold_version, JSON.stringify(s.state),
-            s.last_event_at, s.last_event_hash, s.last_seen_at, snapshotHash(s.last_event_hash, s.state)]),
+        SELECT * FROM ${
+        sql.unnest(
+          snapshots.map((
+            s,
+          ) => [
+            s.aggregate_type,
+            s.aggregate_id,
+            s.version,
+            s.fold_version,
+            JSON.stringify(s.state),
+            s.last_event_at,
+            s.last_event_hash,
+            s.last_seen_at,
+            snapshotHash(s.last_event_hash, s.state),
+          ]),
           ['text', 'text', 'int8', 'int4', 'jsonb', 'timestamptz', 'text', 'timestamptz', 'text'],
-        )}
+        )
+      }
         ON CONFLICT DO NOTHING`);
       return result.rowCount;
     },
 
     /** Versions and instants of an aggregate's snapshots of one fold version, oldest first. */
-    async list(aggregateType: string, aggregateId: string, foldVersion: number): Promise<readonly { version: number; last_event_at: string }[]> {
+    async list(
+      aggregateType: string,
+      aggregateId: string,
+      foldVersion: number,
+    ): Promise<readonly { version: number; last_event_at: string }[]> {
       return connection.any(sql.type(z.object({ version: z.number(), last_event_at: z.string() }))`
         SELECT version, last_event_at FROM snapshots
          WHERE aggregate_type = ${aggregateType} AND aggregate_id = ${aggregateId} AND fold_version = ${foldVersion}

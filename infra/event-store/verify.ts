@@ -4,17 +4,22 @@
 // event). Reports each aggregate's first broken link and why: altered content, a missing
 // version (gap), an event moved to another version (reordered), a stream head that does not
 // match its last event.
-import { sql, type CommonQueryMethods } from 'slonik';
+import { type CommonQueryMethods, sql } from 'slonik';
 import { z } from 'zod';
-import { GENESIS_HASH, eventHash } from './event-hash.ts';
-import { storedEventRow, type StoredEvent } from '../../domain/recorded-event.ts';
+import { eventHash, GENESIS_HASH } from './event-hash.ts';
+import { type StoredEvent, storedEventRow } from '../../domain/recorded-event.ts';
 import { readAnchors, type RetentionAnchor } from './retention-horizon.ts';
 import { TIMESTAMP_SLACK_MS } from './snapshots.ts';
 
 const STREAM_CHUNK = 500;
 const PAGE = 5_000;
 
-const streamRow = z.object({ aggregate_type: z.string(), aggregate_id: z.string(), version: z.number(), last_hash: z.string() });
+const streamRow = z.object({
+  aggregate_type: z.string(),
+  aggregate_id: z.string(),
+  version: z.number(),
+  last_hash: z.string(),
+});
 const countRow = z.object({ n: z.number() });
 const orphanRow = z.object({ aggregate_type: z.string(), aggregate_id: z.string(), n: z.number() });
 const hashRow = z.object({ aggregate_id: z.string(), aggregate_version: z.number(), hash: z.string() });
@@ -40,7 +45,11 @@ export type ChainBreak = {
 export type VerifyResult = { aggregates: number; events: number; since: string | null; breaks: ChainBreak[] };
 
 /** Options: one aggregate id only; only events from an instant on; progress over aggregates. */
-export type VerifyOptions = { aggregate?: string | undefined; since?: string | undefined; onProgress?: ((done: number, total: number) => void) | undefined };
+export type VerifyOptions = {
+  aggregate?: string | undefined;
+  since?: string | undefined;
+  onProgress?: ((done: number, total: number) => void) | undefined;
+};
 
 type Stream = z.infer<typeof streamRow>;
 
@@ -60,34 +69,64 @@ export async function checkChain(
   lookup: () => Promise<Map<number, string>>,
 ): Promise<ChainBreak | null> {
   const at = (event: StoredEvent | null, reason: BreakReason, message: string): ChainBreak => ({
-    aggregate_type: stream.aggregate_type, aggregate_id: stream.aggregate_id,
-    event_id: event?.event_id ?? null, version: event?.aggregate_version ?? null, reason, message,
+    aggregate_type: stream.aggregate_type,
+    aggregate_id: stream.aggregate_id,
+    event_id: event?.event_id ?? null,
+    version: event?.aggregate_version ?? null,
+    reason,
+    message,
   });
   const anchorAt = new Map(anchors.map((a) => [a.version, a.hash]));
   const first = events[0];
   if (first !== undefined && start === null) {
-    return at(first, 'gap', `event ${first.event_id} is version ${first.aggregate_version}, but versions before it are missing and no retention anchor covers them`);
+    return at(
+      first,
+      'gap',
+      `event ${first.event_id} is version ${first.aggregate_version}, but versions before it are missing and no retention anchor covers them`,
+    );
   }
   let version = start?.version ?? 0;
   let hash = start?.hash ?? GENESIS_HASH;
   for (const event of events) {
     if (event.aggregate_version === version) {
-      return at(event, 'duplicate', `event ${event.event_id} claims version ${version}, which another event already has`);
+      return at(
+        event,
+        'duplicate',
+        `event ${event.event_id} claims version ${version}, which another event already has`,
+      );
     }
     if (event.aggregate_version !== version + 1) {
-      return at(event, 'gap', `version ${version + 1} is missing: the event after version ${version} is ${event.event_id} (version ${event.aggregate_version})`);
+      return at(
+        event,
+        'gap',
+        `version ${
+          version + 1
+        } is missing: the event after version ${version} is ${event.event_id} (version ${event.aggregate_version})`,
+      );
     }
     const expected = eventHash(hash, event);
     if (expected !== event.hash) {
       const moved = findOriginalVersion(event, await lookup(), anchors);
       if (moved !== null) {
-        return at(event, 'reordered', `event ${event.event_id} was written as version ${moved} but now sits at version ${event.aggregate_version}`);
+        return at(
+          event,
+          'reordered',
+          `event ${event.event_id} was written as version ${moved} but now sits at version ${event.aggregate_version}`,
+        );
       }
-      return at(event, 'altered', `event ${event.event_id} (version ${event.aggregate_version}, ${event.event_type}) does not match its hash: its content (data, metadata, type, timestamp or source) or its stored hash was changed after it was written`);
+      return at(
+        event,
+        'altered',
+        `event ${event.event_id} (version ${event.aggregate_version}, ${event.event_type}) does not match its hash: its content (data, metadata, type, timestamp or source) or its stored hash was changed after it was written`,
+      );
     }
     const anchored = anchorAt.get(event.aggregate_version);
     if (anchored !== undefined && anchored !== event.hash) {
-      return at(event, 'altered', `event ${event.event_id} (version ${event.aggregate_version}) does not match the hash retention recorded for that version`);
+      return at(
+        event,
+        'altered',
+        `event ${event.event_id} (version ${event.aggregate_version}) does not match the hash retention recorded for that version`,
+      );
     }
     version = event.aggregate_version;
     hash = event.hash;
@@ -96,8 +135,14 @@ export async function checkChain(
     const last = events[events.length - 1] ?? null;
     const why = stream.version > version
       ? `versions ${version + 1}..${stream.version} are missing at the end`
-      : stream.version < version ? `events after version ${stream.version} were added without moving the head` : 'the head hash differs from the last event\'s hash';
-    return at(last, 'head_mismatch', `the stream head says version ${stream.version}, but the chain ends at version ${version}: ${why}`);
+      : stream.version < version
+      ? `events after version ${stream.version} were added without moving the head`
+      : "the head hash differs from the last event's hash";
+    return at(
+      last,
+      'head_mismatch',
+      `the stream head says version ${stream.version}, but the chain ends at version ${version}: ${why}`,
+    );
   }
   return null;
 }
@@ -105,10 +150,15 @@ export async function checkChain(
 /** Verifies every aggregate's chain (or one aggregate's, or only events from `since` on). */
 export async function verifyChains(connection: CommonQueryMethods, options: VerifyOptions = {}): Promise<VerifyResult> {
   const breaks: ChainBreak[] = [];
-  const onlyId = options.aggregate === undefined ? sql.fragment`` : sql.fragment`AND aggregate_id = ${options.aggregate}`;
-  const total = (await connection.one(sql.type(countRow)`SELECT count(*)::int AS n FROM streams WHERE true ${onlyId}`)).n;
+  const onlyId = options.aggregate === undefined
+    ? sql.fragment``
+    : sql.fragment`AND aggregate_id = ${options.aggregate}`;
+  const total =
+    (await connection.one(sql.type(countRow)`SELECT count(*)::int AS n FROM streams WHERE true ${onlyId}`)).n;
   // out-of-order timestamps are bounded by the slack, so a scan from since - slack misses no link
-  const lower = options.since === undefined ? null : new Date(Date.parse(options.since) - TIMESTAMP_SLACK_MS).toISOString();
+  const lower = options.since === undefined
+    ? null
+    : new Date(Date.parse(options.since) - TIMESTAMP_SLACK_MS).toISOString();
   let aggregates = 0;
   let events = 0;
   let done = 0;
@@ -118,7 +168,9 @@ export async function verifyChains(connection: CommonQueryMethods, options: Veri
     const chunk: readonly Stream[] = await connection.any(sql.type(streamRow)`
       SELECT aggregate_type, aggregate_id, version, last_hash FROM streams
        WHERE true ${onlyId}
-         ${after === null ? sql.fragment`` : sql.fragment`AND (aggregate_type, aggregate_id) > (${after.type}, ${after.id})`}
+         ${
+      after === null ? sql.fragment`` : sql.fragment`AND (aggregate_type, aggregate_id) > (${after.type}, ${after.id})`
+    }
        ORDER BY aggregate_type, aggregate_id LIMIT ${STREAM_CHUNK}`);
     if (chunk.length === 0) break;
     for (const type of [...new Set(chunk.map((s) => s.aggregate_type))]) {
@@ -132,7 +184,11 @@ export async function verifyChains(connection: CommonQueryMethods, options: Veri
           SELECT ${columns} FROM events
            WHERE aggregate_type = ${type} AND aggregate_id = ANY(${sql.array(ids, 'text')})
              ${lower === null ? sql.fragment`` : sql.fragment`AND "timestamp" >= ${lower}::timestamptz`}
-             ${cursor === null ? sql.fragment`` : sql.fragment`AND (aggregate_id, aggregate_version) > (${cursor.id}, ${cursor.version})`}
+             ${
+          cursor === null
+            ? sql.fragment``
+            : sql.fragment`AND (aggregate_id, aggregate_version) > (${cursor.id}, ${cursor.version})`
+        }
            ORDER BY aggregate_id, aggregate_version LIMIT ${PAGE}`);
         for (const event of page) {
           const list = byId.get(event.aggregate_id);
@@ -152,10 +208,15 @@ export async function verifyChains(connection: CommonQueryMethods, options: Veri
         const firstVersion = list[0]?.aggregate_version ?? stream.version + 1;
         const anchor = own.find((a) => a.version === firstVersion - 1);
         const prior = before.get(stream.aggregate_id);
-        const start: Start = firstVersion === 1 ? { version: 0, hash: GENESIS_HASH }
-          : anchor !== undefined ? { version: anchor.version, hash: anchor.hash }
-          : prior !== undefined ? { version: firstVersion - 1, hash: prior }
-          : list.length === 0 ? { version: 0, hash: GENESIS_HASH } : null;
+        const start: Start = firstVersion === 1
+          ? { version: 0, hash: GENESIS_HASH }
+          : anchor !== undefined
+          ? { version: anchor.version, hash: anchor.hash }
+          : prior !== undefined
+          ? { version: firstVersion - 1, hash: prior }
+          : list.length === 0
+          ? { version: 0, hash: GENESIS_HASH }
+          : null;
         const found = await checkChain(stream, list, start, own, () => streamHashes(connection, stream));
         if (found !== null) breaks.push(found);
         aggregates += 1;
@@ -176,15 +237,24 @@ export async function verifyChains(connection: CommonQueryMethods, options: Veri
      GROUP BY 1, 2 ORDER BY 1, 2 LIMIT 100`);
   for (const orphan of orphans) {
     breaks.push({
-      aggregate_type: orphan.aggregate_type, aggregate_id: orphan.aggregate_id, event_id: null, version: null, reason: 'no_stream',
-      message: `${orphan.n} event(s) belong to a stream the streams table does not know: they were not written by the event store`,
+      aggregate_type: orphan.aggregate_type,
+      aggregate_id: orphan.aggregate_id,
+      event_id: null,
+      version: null,
+      reason: 'no_stream',
+      message:
+        `${orphan.n} event(s) belong to a stream the streams table does not know: they were not written by the event store`,
     });
   }
   return { aggregates, events, since: options.since ?? null, breaks };
 }
 
 /** Per aggregate, the stored hash of the event just before its first event in `byId`. */
-async function hashesBefore(connection: CommonQueryMethods, type: string, byId: Map<string, StoredEvent[]>): Promise<Map<string, string>> {
+async function hashesBefore(
+  connection: CommonQueryMethods,
+  type: string,
+  byId: Map<string, StoredEvent[]>,
+): Promise<Map<string, string>> {
   const wanted = [...byId].map(([id, list]) => ({ id, first: list[0]!.aggregate_version })).filter((w) => w.first > 1);
   if (wanted.length === 0) return new Map();
   const rows = await connection.any(sql.type(hashRow)`
@@ -209,10 +279,22 @@ const REORDER_WINDOW = 50;
  * The version an event was written as, when its stored hash matches its content at another
  * version chained from one of the stream's hashes (within REORDER_WINDOW versions); else null.
  */
-function findOriginalVersion(event: StoredEvent, hashes: Map<number, string>, anchors: readonly RetentionAnchor[]): number | null {
+function findOriginalVersion(
+  event: StoredEvent,
+  hashes: Map<number, string>,
+  anchors: readonly RetentionAnchor[],
+): number | null {
   const near = (v: number) => Math.abs(v - event.aggregate_version) <= REORDER_WINDOW + 1;
-  const predecessors = [GENESIS_HASH, ...[...hashes].filter(([v]) => near(v)).map(([, h]) => h), ...anchors.filter((a) => near(a.version)).map((a) => a.hash)];
-  for (let candidate = Math.max(1, event.aggregate_version - REORDER_WINDOW); candidate <= event.aggregate_version + REORDER_WINDOW; candidate += 1) {
+  const predecessors = [
+    GENESIS_HASH,
+    ...[...hashes].filter(([v]) => near(v)).map(([, h]) => h),
+    ...anchors.filter((a) => near(a.version)).map((a) => a.hash),
+  ];
+  for (
+    let candidate = Math.max(1, event.aggregate_version - REORDER_WINDOW);
+    candidate <= event.aggregate_version + REORDER_WINDOW;
+    candidate += 1
+  ) {
     if (candidate === event.aggregate_version) continue;
     const moved = { ...event, aggregate_version: candidate };
     if (predecessors.some((before) => eventHash(before, moved) === event.hash)) return candidate;

@@ -11,7 +11,9 @@ export type DatabaseOption = { pool?: DatabasePool | undefined; database?: (() =
 /** Throws a helpful error when the options name no database. */
 export function assertDatabaseOption(options: DatabaseOption, what: string): void {
   if (options.pool === undefined && options.database === undefined) {
-    throw new Error(`${what} needs a database: pass { pool }, or import it from app/cli/event-sourcing.ts, which uses the service's database (DATABASE_URL or the embedded server)`);
+    throw new Error(
+      `${what} needs a database: pass { pool }, or import it from app/cli/event-sourcing.ts, which uses the service's database (DATABASE_URL or the embedded server)`,
+    );
   }
 }
 

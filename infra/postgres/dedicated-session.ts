@@ -59,7 +59,9 @@ export async function openDedicatedSession(url: string, events: SessionEvents = 
     },
     async tryLock(name) {
       const result = await client.query<{ locked: boolean }>(
-        'SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS locked', [LOCK_SPACE, name]);
+        'SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS locked',
+        [LOCK_SPACE, name],
+      );
       return result.rows[0]?.locked === true;
     },
     async unlock(name) {

@@ -12,6 +12,7 @@
 import type EventEmitter from 'node:events';
 import { createPgDriverFactory } from '@slonik/pg-driver';
 import type { DriverClient, DriverFactory } from 'slonik';
+import { setImmediate } from 'node:timers';
 
 /** The default pg driver factory, with broken clients released from the pool. */
 export function createResilientPgDriverFactory(): DriverFactory {
@@ -23,7 +24,9 @@ export function createResilientPgDriverFactory(): DriverFactory {
         const client = await driver.createClient();
         let destroyAnnounced = false;
         // `on` hands back the client's own event emitter (EventEmitter#on returns `this`)
-        const emitter = client.on('destroy', () => { destroyAnnounced = true; }) as unknown as EventEmitter;
+        const emitter = client.on('destroy', () => {
+          destroyAnnounced = true;
+        }) as unknown as EventEmitter;
         client.on('error', () => {
           // the driver's own handler has started the destroy; its outcome is known once the
           // failed query's rejection (queued by pg on the next tick) has been handled

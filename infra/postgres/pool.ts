@@ -16,24 +16,28 @@ export type PoolOptions = { maximumPoolSize?: number; statementTimeoutMs?: numbe
 export async function createDatabasePool(url: string, options: PoolOptions = {}): Promise<DatabasePool> {
   const size = options.maximumPoolSize ?? 10;
   // a caller waits at most 5 s for a free connection (see database-gate.ts)
-  return gatePool(await createPool(url, {
-    maximumPoolSize: size,
-    statementTimeout: options.statementTimeoutMs ?? 30_000,
-    idleTimeout: 10_000,
-    connectionTimeout: 5_000,
-    // drops connections that broke mid-query (see database-driver.ts)
-    driverFactory: createResilientPgDriverFactory(),
-    // slonik's default runs DISCARD ALL on every release: a round trip per checkout that also
-    // throws away prepared statements. Nothing here leaves session state behind.
-    resetConnection: async () => {},
-    typeParsers: [
-      { name: 'int8', parse: (v: string) => Number(v) },
-      { name: 'numeric', parse: (v: string) => Number(v) },
-      { name: 'timestamptz', parse: pgTimestampToIso },
-      { name: 'json', parse: (v: string) => JSON.parse(v) },
-      { name: 'jsonb', parse: (v: string) => JSON.parse(v) },
-    ],
-  }), size, 5_000);
+  return gatePool(
+    await createPool(url, {
+      maximumPoolSize: size,
+      statementTimeout: options.statementTimeoutMs ?? 30_000,
+      idleTimeout: 10_000,
+      connectionTimeout: 5_000,
+      // drops connections that broke mid-query (see database-driver.ts)
+      driverFactory: createResilientPgDriverFactory(),
+      // slonik's default runs DISCARD ALL on every release: a round trip per checkout that also
+      // throws away prepared statements. Nothing here leaves session state behind.
+      resetConnection: async () => {},
+      typeParsers: [
+        { name: 'int8', parse: (v: string) => Number(v) },
+        { name: 'numeric', parse: (v: string) => Number(v) },
+        { name: 'timestamptz', parse: pgTimestampToIso },
+        { name: 'json', parse: (v: string) => JSON.parse(v) },
+        { name: 'jsonb', parse: (v: string) => JSON.parse(v) },
+      ],
+    }),
+    size,
+    5_000,
+  );
 }
 
 /** Hides the password in a connection string, for logs. */

@@ -1,7 +1,7 @@
 // A scratch PostgreSQL server on which databases may be created and dropped: DATABASE_URL →
 // testcontainers (when a Docker engine answers) → embedded. Used by `npm test`, the benchmarks
 // and the fixture recorder; testcontainers is a dev dependency, imported only when tried.
-import { mkdtemp, rm, chmod } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -37,12 +37,17 @@ async function tryTestcontainers(): Promise<ScratchServer | string> {
   return {
     adminUrl: container.getConnectionUri(),
     description: `testcontainers PostgreSQL 16 (${container.getHost()}:${container.getPort()})`,
-    stop: async () => { await container.stop(); },
+    stop: async () => {
+      await container.stop();
+    },
   };
 }
 
 /** Starts or selects the test server; `log` receives one line saying which and why. */
-export async function startScratchServer(env: Record<string, string | undefined>, log: (line: string) => void): Promise<ScratchServer> {
+export async function startScratchServer(
+  env: Record<string, string | undefined>,
+  log: (line: string) => void,
+): Promise<ScratchServer> {
   if (env['DATABASE_URL']) {
     log(`test database: external PostgreSQL ${redactUrl(env['DATABASE_URL'])} (DATABASE_URL)`);
     return { adminUrl: env['DATABASE_URL'], description: 'DATABASE_URL', stop: async () => {} };
@@ -55,8 +60,16 @@ export async function startScratchServer(env: Record<string, string | undefined>
   const dir = await mkdtemp(path.join(tmpdir(), 'devicetrail-test-'));
   await chmod(dir, 0o755); // as root, PostgreSQL runs as another user and must reach its data
   const port = await freePort();
-  const server = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), stateDir: dir, port, database: 'postgres', log: () => {} });
-  log(`test database: FALLBACK to embedded PostgreSQL on 127.0.0.1:${port} — no DATABASE_URL, and testcontainers unavailable: ${container}`);
+  const server = await startEmbeddedPostgres({
+    dataDir: path.join(dir, 'pg'),
+    stateDir: dir,
+    port,
+    database: 'postgres',
+    log: () => {},
+  });
+  log(
+    `test database: FALLBACK to embedded PostgreSQL on 127.0.0.1:${port} — no DATABASE_URL, and testcontainers unavailable: ${container}`,
+  );
   return {
     adminUrl: server.adminUrl,
     description: `embedded PostgreSQL (127.0.0.1:${port})`,

@@ -13,13 +13,39 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { DatabasePool } from 'slonik';
-import { assertDatabaseOption, leaseDatabase, poolUrl, type DatabaseLease, type DatabaseOption } from '../postgres/database-source.ts';
-import { EVENTS_CHANNEL, KnownVersions, START_CURSOR, encodeCursor, feedLag, headCursor, readFeedBatch, type FeedCursor, type FeedFilter, type FeedLag } from './feed.ts';
+import {
+  assertDatabaseOption,
+  type DatabaseLease,
+  type DatabaseOption,
+  leaseDatabase,
+  poolUrl,
+} from '../postgres/database-source.ts';
+import {
+  encodeCursor,
+  EVENTS_CHANNEL,
+  type FeedCursor,
+  type FeedFilter,
+  type FeedLag,
+  feedLag,
+  headCursor,
+  KnownVersions,
+  readFeedBatch,
+  START_CURSOR,
+} from './feed.ts';
 import type { StoredEvent } from '../../domain/recorded-event.ts';
 import { LeaderLoop, LostLeadershipError, type RealtimeLog, type StepResult } from './leader-loop.ts';
 import {
-  REDELIVER_CHANNEL, checkpointCursor, claimCheckpoint, ensureCheckpoint, markRedelivered, markRedeliveryFailed,
-  pendingRedeliveries, readCheckpoint, releaseCheckpoint, saveCheckpoint, storeDeadLetter,
+  checkpointCursor,
+  claimCheckpoint,
+  ensureCheckpoint,
+  markRedelivered,
+  markRedeliveryFailed,
+  pendingRedeliveries,
+  readCheckpoint,
+  REDELIVER_CHANNEL,
+  releaseCheckpoint,
+  saveCheckpoint,
+  storeDeadLetter,
 } from './listener-store.ts';
 
 /** A handler receives the stored event row (event_id, event_type, aggregate_id, data, metadata, timestamp…). */
@@ -80,7 +106,8 @@ export function describeError(error: unknown): string {
 const filterKey = (filter: FeedFilter | undefined) => (filter === undefined ? '*' : JSON.stringify([
   filter.types === undefined ? null : [...filter.types].sort(),
   filter.typePrefixes === undefined ? null : [...filter.typePrefixes].sort(),
-  filter.aggregateType ?? null, filter.aggregateId ?? null,
+  filter.aggregateType ?? null,
+  filter.aggregateId ?? null,
 ]));
 
 /** Whether two filters select the same events. */
@@ -135,7 +162,9 @@ export class EventListener {
 
   /** Starts listening; resolves once running (or standing by when another process has the name). */
   start(): Promise<void> {
-    this.#starting ??= this.#start().finally(() => { this.#starting = null; });
+    this.#starting ??= this.#start().finally(() => {
+      this.#starting = null;
+    });
     return this.#starting;
   }
 
@@ -145,7 +174,11 @@ export class EventListener {
     const lease = await leaseDatabase(this.#options, `EventListener "${this.name}"`);
     const pool = lease.pool;
     try {
-      await ensureCheckpoint(pool, this.name, this.#options.startFrom === 'now' ? await headCursor(pool) : START_CURSOR);
+      await ensureCheckpoint(
+        pool,
+        this.name,
+        this.#options.startFrom === 'now' ? await headCursor(pool) : START_CURSOR,
+      );
       this.#stopping = new AbortController();
       const loop = new LeaderLoop({
         label: `listener "${this.name}"`,
@@ -223,7 +256,11 @@ export class EventListener {
     const before = this.#cursor;
     const select = this.#options.select;
     const filter = select === undefined ? undefined : (this.#filter ??= { value: await select() }).value;
-    const batch = await readFeedBatch(pool, before, { limit: this.#options.batchSize ?? 100, known: this.#known, ...(filter === undefined ? {} : { filter }) });
+    const batch = await readFeedBatch(pool, before, {
+      limit: this.#options.batchSize ?? 100,
+      known: this.#known,
+      ...(filter === undefined ? {} : { filter }),
+    });
     this.#nextReadAt = batch.full ? 0 : Date.now() + (this.#options.coalesceMs ?? 0);
     if (select !== undefined) {
       const now = await select();
@@ -261,7 +298,13 @@ export class EventListener {
     return batch.full ? 'more' : batch.heldBack ? 'held' : 'idle';
   }
 
-  async #commit(pool: DatabasePool, before: FeedCursor, cursor: FeedCursor, processed: number, lastEventAt: string | null): Promise<void> {
+  async #commit(
+    pool: DatabasePool,
+    before: FeedCursor,
+    cursor: FeedCursor,
+    processed: number,
+    lastEventAt: string | null,
+  ): Promise<void> {
     if (processed === 0 && encodeCursor(before) === encodeCursor(cursor)) return;
     if (!(await saveCheckpoint(pool, this.name, this.#token, cursor, processed, lastEventAt))) {
       throw new LostLeadershipError('another process took over the checkpoint; standing by');
@@ -274,16 +317,24 @@ export class EventListener {
     const outcome = await this.#attempt(event, log);
     if (outcome.ok) return;
     await storeDeadLetter(pool, this.name, event, outcome.error, outcome.attempts);
-    log('warn', `listener "${this.name}": ${event.event_type} ${event.event_id} dead-lettered after ${outcome.attempts} attempts: ${outcome.error.split('\n')[0]}`);
+    log(
+      'warn',
+      `listener "${this.name}": ${event.event_type} ${event.event_id} dead-lettered after ${outcome.attempts} attempts: ${
+        outcome.error.split('\n')[0]
+      }`,
+    );
   }
 
-  async #attempt(event: StoredEvent, log: RealtimeLog): Promise<{ ok: true } | { ok: false; error: string; attempts: number }> {
+  async #attempt(
+    event: StoredEvent,
+    log: RealtimeLog,
+  ): Promise<{ ok: true } | { ok: false; error: string; attempts: number }> {
     const handlers = [...(this.#byType.get(event.event_type) ?? []), ...this.#any];
     const maxAttempts = Math.max(1, this.#options.maxAttempts ?? 5);
     const base = this.#options.retryBaseMs ?? 100;
     const cap = this.#options.retryMaxMs ?? 30_000;
     let next = 0;
-    for (let attempt = 1; ; attempt += 1) {
+    for (let attempt = 1;; attempt += 1) {
       try {
         // a retry resumes at the handler that failed: the ones before it are done
         for (; next < handlers.length; next += 1) await handlers[next]!(event);
@@ -291,7 +342,12 @@ export class EventListener {
       } catch (error) {
         if (attempt >= maxAttempts) return { ok: false, error: describeError(error), attempts: attempt };
         const wait = Math.min(cap, base * 2 ** (attempt - 1));
-        log('warn', `listener "${this.name}": handler failed on ${event.event_type} ${event.event_id} (attempt ${attempt}/${maxAttempts}): ${(error as Error)?.message ?? String(error)}; retrying in ${wait} ms`);
+        log(
+          'warn',
+          `listener "${this.name}": handler failed on ${event.event_type} ${event.event_id} (attempt ${attempt}/${maxAttempts}): ${
+            (error as Error)?.message ?? String(error)
+          }; retrying in ${wait} ms`,
+        );
         try {
           await delay(wait, undefined, { signal: this.#stopping!.signal });
         } catch {
@@ -311,10 +367,16 @@ export class EventListener {
         const outcome = await this.#attempt(letter.stored, log);
         if (outcome.ok) {
           await markRedelivered(pool, letter.id);
-          log('info', `listener "${this.name}": dead letter ${letter.id} (${letter.event_type} ${letter.event_id}) redelivered`);
+          log(
+            'info',
+            `listener "${this.name}": dead letter ${letter.id} (${letter.event_type} ${letter.event_id}) redelivered`,
+          );
         } else {
           await markRedeliveryFailed(pool, letter.id, outcome.error, outcome.attempts);
-          log('warn', `listener "${this.name}": dead letter ${letter.id} failed again: ${outcome.error.split('\n')[0]}`);
+          log(
+            'warn',
+            `listener "${this.name}": dead letter ${letter.id} failed again: ${outcome.error.split('\n')[0]}`,
+          );
         }
       }
     }

@@ -13,9 +13,9 @@
 // those are handed out first and remembered in the cursor's `ahead` list until the cursor
 // passes them, so each aggregate's events come out in version order, each exactly once.
 import { Buffer } from 'node:buffer';
-import { sql, type CommonQueryMethods } from 'slonik';
+import { type CommonQueryMethods, sql } from 'slonik';
 import { z } from 'zod';
-import { storedEventRow, type StoredEvent } from '../../domain/recorded-event.ts';
+import { type StoredEvent, storedEventRow } from '../../domain/recorded-event.ts';
 
 /** The channel the events table notifies (one payload-free NOTIFY per INSERT statement). */
 export const EVENTS_CHANNEL = 'devicetrail_events';
@@ -73,7 +73,9 @@ export function comparePositions(a: AheadEntry, b: AheadEntry): number {
 const cursorJson = z.object({
   t: z.string().regex(/^\d{1,20}$/),
   p: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-  a: z.array(z.tuple([z.string().regex(/^\d{1,20}$/), z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)])).max(MAX_AHEAD).optional(),
+  a: z.array(z.tuple([z.string().regex(/^\d{1,20}$/), z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)])).max(
+    MAX_AHEAD,
+  ).optional(),
 }).strict();
 
 /** The opaque string form of a cursor (base64url JSON). */
@@ -136,7 +138,8 @@ const eventColumns = sql.fragment`event_id, event_type, aggregate_type, aggregat
 
 const horizonRow = z.object({ horizon: z.string() });
 /** A page row: the horizon and held-back flag of the read, and an event (all null when none). */
-const pageRow = z.object({ page_horizon: z.string(), page_held: z.boolean(), event_id: z.string().nullable() }).passthrough();
+const pageRow = z.object({ page_horizon: z.string(), page_held: z.boolean(), event_id: z.string().nullable() })
+  .passthrough();
 
 const likePrefix = (prefix: string) => `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 
@@ -144,8 +147,14 @@ function filterConditions(filter: FeedFilter) {
   const conditions = [];
   if (filter.typePrefixes !== undefined) {
     const patterns = sql.array(filter.typePrefixes.map(likePrefix), 'text');
-    conditions.push(sql.fragment`(event_type = ANY(${sql.array([...(filter.types ?? [])], 'text')}) OR event_type LIKE ANY(${patterns}))`);
-  } else if (filter.types !== undefined) conditions.push(sql.fragment`event_type = ANY(${sql.array([...filter.types], 'text')})`);
+    conditions.push(
+      sql.fragment`(event_type = ANY(${
+        sql.array([...(filter.types ?? [])], 'text')
+      }) OR event_type LIKE ANY(${patterns}))`,
+    );
+  } else if (filter.types !== undefined) {
+    conditions.push(sql.fragment`event_type = ANY(${sql.array([...filter.types], 'text')})`);
+  }
   if (filter.aggregateType !== undefined) conditions.push(sql.fragment`aggregate_type = ${filter.aggregateType}`);
   if (filter.aggregateId !== undefined) {
     conditions.push(sql.fragment`aggregate_id = ${filter.aggregateId}`);
@@ -176,13 +185,18 @@ export async function headCursor(connection: CommonQueryMethods): Promise<FeedCu
   const horizon = await readHorizon(connection);
   const committed = await connection.any(sql.type(aheadRow)`
     SELECT transaction_id::text AS transaction_id, global_position FROM events
-     WHERE transaction_id >= ${horizon}::xid8 ORDER BY events.transaction_id, events.global_position LIMIT ${MAX_AHEAD + 1}`);
+     WHERE transaction_id >= ${horizon}::xid8 ORDER BY events.transaction_id, events.global_position LIMIT ${
+    MAX_AHEAD + 1
+  }`);
   // more than a cursor can carry: hand those few out again rather than risk a gap
-  const ahead = committed.length > MAX_AHEAD ? [] : committed.map((r): AheadEntry => [r.transaction_id, r.global_position]);
+  const ahead = committed.length > MAX_AHEAD
+    ? []
+    : committed.map((r): AheadEntry => [r.transaction_id, r.global_position]);
   return { transactionId: horizon, position: 0, ahead };
 }
 
-const aggregateKey = (e: { aggregate_type: string; aggregate_id: string }) => `${e.aggregate_type}\u0000${e.aggregate_id}`;
+const aggregateKey = (e: { aggregate_type: string; aggregate_id: string }) =>
+  `${e.aggregate_type}\u0000${e.aggregate_id}`;
 
 /**
  * The statement of one feed read: the horizon, whether committed events wait above it, and
@@ -201,7 +215,9 @@ export function feedPageQuery(cursor: FeedCursor, limit: number, filter: FeedFil
     WITH h AS (
       -- the first event at or above the horizon, found through events_feed_idx (an EXISTS
       -- would let the planner drop the ORDER BY and scan a whole partition to prove there is none)
-      SELECT x.horizon, (SELECT transaction_id FROM events WHERE ${sql.join([sql.fragment`transaction_id >= x.horizon`, ...filterConditions(filter)], sql.fragment` AND `)}
+      SELECT x.horizon, (SELECT transaction_id FROM events WHERE ${
+    sql.join([sql.fragment`transaction_id >= x.horizon`, ...filterConditions(filter)], sql.fragment` AND `)
+  }
                           ORDER BY transaction_id, global_position LIMIT 1) IS NOT NULL AS held
         FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) x
     )
@@ -232,7 +248,9 @@ export async function readFeedBatch(
   const full = rows.length === options.limit;
 
   const last = rows[rows.length - 1];
-  const scanEnd: AheadEntry = last === undefined ? [cursor.transactionId, cursor.position] : [last.transaction_id, last.global_position];
+  const scanEnd: AheadEntry = last === undefined
+    ? [cursor.transactionId, cursor.position]
+    : [last.transaction_id, last.global_position];
   const alreadyOut = new Set(cursor.ahead.map(([, p]) => p));
   const fresh = rows.filter((r) => !alreadyOut.has(r.global_position));
 
@@ -251,17 +269,27 @@ export async function readFeedBatch(
     const contiguous = group.every((e, i) => i === 0 || e.aggregate_version === group[i - 1]!.aggregate_version + 1);
     const known = options.known?.get(key);
     const certain = contiguous && (first.aggregate_version === 1 || known === first.aggregate_version - 1);
-    if (!certain) uncertain.push({ type: first.aggregate_type, id: first.aggregate_id, below: group[group.length - 1]!.aggregate_version });
+    if (!certain) {
+      uncertain.push({
+        type: first.aggregate_type,
+        id: first.aggregate_id,
+        below: group[group.length - 1]!.aggregate_version,
+      });
+    }
   }
   if (uncertain.length > 0) {
     const predecessors = await connection.any(sql.type(storedEventRow)`
       SELECT ${eventColumns} FROM events
-        JOIN ${sql.unnest(uncertain.map((u) => [u.type, u.id, u.below]), ['text', 'text', 'int8'])} AS g(g_type, g_id, g_below)
+        JOIN ${
+      sql.unnest(uncertain.map((u) => [u.type, u.id, u.below]), ['text', 'text', 'int8'])
+    } AS g(g_type, g_id, g_below)
           ON aggregate_type = g.g_type AND aggregate_id = g.g_id AND aggregate_version < g.g_below
-       WHERE ${sql.join([
-         sql.fragment`(transaction_id, global_position) > (${scanEnd[0]}::xid8, ${scanEnd[1]}::int8)`,
-         ...filterConditions(filter),
-       ], sql.fragment` AND `)}`);
+       WHERE ${
+      sql.join([
+        sql.fragment`(transaction_id, global_position) > (${scanEnd[0]}::xid8, ${scanEnd[1]}::int8)`,
+        ...filterConditions(filter),
+      ], sql.fragment` AND `)
+    }`);
     for (const event of predecessors) {
       if (alreadyOut.has(event.global_position)) continue;
       groups.get(aggregateKey(event))?.push(event);
@@ -303,7 +331,9 @@ export async function readFeedBatch(
   if (options.known !== undefined && filter.types === undefined && filter.typePrefixes === undefined) {
     for (const [key, group] of groups) {
       const top = group[group.length - 1];
-      if (top !== undefined && group.every((e) => handedOut.has(e.global_position))) options.known.set(key, top.aggregate_version);
+      if (top !== undefined && group.every((e) => handedOut.has(e.global_position))) {
+        options.known.set(key, top.aggregate_version);
+      }
     }
   }
   if (!full && comparePositions([horizon, 0], base) > 0) base = [horizon, 0];
@@ -312,13 +342,21 @@ export async function readFeedBatch(
   return { items, cursor: snapshot(), full, heldBack };
 }
 
-const lagRow = z.object({ events_behind: z.number(), oldest: z.string().nullable(), age_seconds: z.number().nullable() });
+const lagRow = z.object({
+  events_behind: z.number(),
+  oldest: z.string().nullable(),
+  age_seconds: z.number().nullable(),
+});
 
 /** How far behind a cursor is: events not yet handed out (counted up to 1,000,000) and the age of the oldest of them. */
 export type FeedLag = { events_behind: number; seconds_behind: number; oldest_pending_at: string | null };
 
 /** Lag of a cursor against the log (or the events a filter selects). */
-export async function feedLag(connection: CommonQueryMethods, cursor: FeedCursor, filter: FeedFilter = {}): Promise<FeedLag> {
+export async function feedLag(
+  connection: CommonQueryMethods,
+  cursor: FeedCursor,
+  filter: FeedFilter = {},
+): Promise<FeedLag> {
   const after = sql.join([
     sql.fragment`(transaction_id, global_position) > (${cursor.transactionId}::xid8, ${cursor.position}::int8)`,
     sql.fragment`global_position <> ALL(${sql.array(cursor.ahead.map(([, p]) => p), 'int8')})`,

@@ -2,7 +2,7 @@
 // holds a session advisory lock on a dedicated connection and does the work; the others
 // stand by, trying the lock every `lockPollMs`, and take over when the holder's session
 // ends. The holder is woken by LISTEN/NOTIFY and also polls, in case a notification is lost.
-import { openDedicatedSession, type DedicatedSession } from '../postgres/dedicated-session.ts';
+import { type DedicatedSession, openDedicatedSession } from '../postgres/dedicated-session.ts';
 
 /** What one step of work found. */
 export type StepResult = 'more' | 'idle' | 'held';
@@ -103,7 +103,12 @@ export class LeaderLoop {
       onLost: (error) => {
         if (this.#session !== session) return;
         this.#session = null;
-        if (this.#leader) this.#options.log('warn', `${this.#options.label}: connection lost${error ? ` (${error.message})` : ''}; lock released, reconnecting`);
+        if (this.#leader) {
+          this.#options.log(
+            'warn',
+            `${this.#options.label}: connection lost${error ? ` (${error.message})` : ''}; lock released, reconnecting`,
+          );
+        }
         this.#leader = false;
         this.wake();
       },

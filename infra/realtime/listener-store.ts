@@ -1,8 +1,8 @@
 // Listener checkpoints and dead letters: one SQL operation per function.
-import { sql, type CommonQueryMethods } from 'slonik';
+import { type CommonQueryMethods, sql } from 'slonik';
 import { z } from 'zod';
-import { feedLag, type FeedCursor, type FeedLag } from './feed.ts';
-import { storedEventRow, type StoredEvent } from '../../domain/recorded-event.ts';
+import { type FeedCursor, type FeedLag, feedLag } from './feed.ts';
+import { type StoredEvent, storedEventRow } from '../../domain/recorded-event.ts';
 
 /** The channel a redelivery request notifies, with the listener's name as payload. */
 export const REDELIVER_CHANNEL = 'devicetrail_redeliver';
@@ -28,11 +28,16 @@ const checkpointColumns = sql.fragment`name, transaction_id::text AS transaction
   owner_since, events_processed, last_event_at, updated_at`;
 
 /** The cursor a checkpoint row stands for. */
-export const checkpointCursor = (row: Pick<CheckpointRow, 'transaction_id' | 'global_position' | 'ahead'>): FeedCursor =>
-  ({ transactionId: row.transaction_id, position: row.global_position, ahead: row.ahead });
+export const checkpointCursor = (
+  row: Pick<CheckpointRow, 'transaction_id' | 'global_position' | 'ahead'>,
+): FeedCursor => ({ transactionId: row.transaction_id, position: row.global_position, ahead: row.ahead });
 
 /** Creates the listener's checkpoint at `cursor` unless it exists. */
-export async function ensureCheckpoint(connection: CommonQueryMethods, name: string, cursor: FeedCursor): Promise<void> {
+export async function ensureCheckpoint(
+  connection: CommonQueryMethods,
+  name: string,
+  cursor: FeedCursor,
+): Promise<void> {
   await connection.query(sql.unsafe`
     INSERT INTO listener_checkpoints (name, transaction_id, global_position, ahead)
     VALUES (${name}, ${cursor.transactionId}::xid8, ${cursor.position}, ${sql.jsonb(cursor.ahead as never)})
@@ -40,7 +45,11 @@ export async function ensureCheckpoint(connection: CommonQueryMethods, name: str
 }
 
 /** Makes `token` the fencing owner of the checkpoint and returns it. */
-export async function claimCheckpoint(connection: CommonQueryMethods, name: string, token: string): Promise<CheckpointRow> {
+export async function claimCheckpoint(
+  connection: CommonQueryMethods,
+  name: string,
+  token: string,
+): Promise<CheckpointRow> {
   return connection.one(sql.type(checkpointRow)`
     UPDATE listener_checkpoints SET owner = ${token}, owner_since = now(), updated_at = now()
      WHERE name = ${name} RETURNING ${checkpointColumns}`);
@@ -48,7 +57,12 @@ export async function claimCheckpoint(connection: CommonQueryMethods, name: stri
 
 /** Moves the checkpoint forward when `token` still owns it; false when another process took over. */
 export async function saveCheckpoint(
-  connection: CommonQueryMethods, name: string, token: string, cursor: FeedCursor, processed: number, lastEventAt: string | null,
+  connection: CommonQueryMethods,
+  name: string,
+  token: string,
+  cursor: FeedCursor,
+  processed: number,
+  lastEventAt: string | null,
 ): Promise<boolean> {
   const row = await connection.maybeOne(sql.type(z.object({ name: z.string() }))`
     UPDATE listener_checkpoints
@@ -62,7 +76,9 @@ export async function saveCheckpoint(
 
 /** One listener's checkpoint, or null. */
 export async function readCheckpoint(connection: CommonQueryMethods, name: string): Promise<CheckpointRow | null> {
-  return connection.maybeOne(sql.type(checkpointRow)`SELECT ${checkpointColumns} FROM listener_checkpoints WHERE name = ${name}`);
+  return connection.maybeOne(
+    sql.type(checkpointRow)`SELECT ${checkpointColumns} FROM listener_checkpoints WHERE name = ${name}`,
+  );
 }
 
 const deadLetterRow = z.object({
@@ -86,7 +102,13 @@ const deadLetterRow = z.object({
 export type DeadLetter = z.infer<typeof deadLetterRow>;
 
 /** Stores (or re-stores) an event a listener's handlers failed on. */
-export async function storeDeadLetter(connection: CommonQueryMethods, listener: string, event: StoredEvent, error: string, attempts: number): Promise<void> {
+export async function storeDeadLetter(
+  connection: CommonQueryMethods,
+  listener: string,
+  event: StoredEvent,
+  error: string,
+  attempts: number,
+): Promise<void> {
   await connection.query(sql.unsafe`
     INSERT INTO listener_dead_letters (listener_name, event_id, event_type, aggregate_type, aggregate_id, global_position, event, error, attempts)
     VALUES (${listener}, ${event.event_id}, ${event.event_type}, ${event.aggregate_type}, ${event.aggregate_id},
@@ -97,7 +119,11 @@ export async function storeDeadLetter(connection: CommonQueryMethods, listener: 
 }
 
 /** Dead letters an operator asked to redeliver, oldest first. */
-export async function pendingRedeliveries(connection: CommonQueryMethods, listener: string, limit: number): Promise<readonly (DeadLetter & { stored: StoredEvent })[]> {
+export async function pendingRedeliveries(
+  connection: CommonQueryMethods,
+  listener: string,
+  limit: number,
+): Promise<readonly (DeadLetter & { stored: StoredEvent })[]> {
   const rows = await connection.any(sql.type(deadLetterRow)`
     SELECT * FROM listener_dead_letters WHERE listener_name = ${listener} AND status = 'redeliver' ORDER BY id LIMIT ${limit}`);
   return rows.map((row) => ({ ...row, stored: storedEventRow.parse(row.event) }));
@@ -105,18 +131,30 @@ export async function pendingRedeliveries(connection: CommonQueryMethods, listen
 
 /** Marks a redelivered dead letter as handled. */
 export async function markRedelivered(connection: CommonQueryMethods, id: number): Promise<void> {
-  await connection.query(sql.unsafe`UPDATE listener_dead_letters SET status = 'redelivered', resolved_at = now() WHERE id = ${id}`);
+  await connection.query(
+    sql.unsafe`UPDATE listener_dead_letters SET status = 'redelivered', resolved_at = now() WHERE id = ${id}`,
+  );
 }
 
 /** Records a failed redelivery: the letter is dead again, with the new error. */
-export async function markRedeliveryFailed(connection: CommonQueryMethods, id: number, error: string, attempts: number): Promise<void> {
+export async function markRedeliveryFailed(
+  connection: CommonQueryMethods,
+  id: number,
+  error: string,
+  attempts: number,
+): Promise<void> {
   await connection.query(sql.unsafe`
     UPDATE listener_dead_letters SET status = 'dead', error = ${error}, attempts = attempts + ${attempts}, last_failed_at = now()
      WHERE id = ${id}`);
 }
 
 /** Which dead letters an operator command acts on. */
-export type DeadLetterSelection = { ids?: readonly number[] | undefined; listener?: string | undefined; status?: DeadLetter['status'] | undefined; limit?: number | undefined };
+export type DeadLetterSelection = {
+  ids?: readonly number[] | undefined;
+  listener?: string | undefined;
+  status?: DeadLetter['status'] | undefined;
+  limit?: number | undefined;
+};
 
 function selectionConditions(selection: DeadLetterSelection) {
   const conditions = [sql.fragment`true`];
@@ -127,13 +165,21 @@ function selectionConditions(selection: DeadLetterSelection) {
 }
 
 /** Dead letters, newest first. */
-export async function listDeadLetters(connection: CommonQueryMethods, selection: DeadLetterSelection = {}): Promise<readonly DeadLetter[]> {
+export async function listDeadLetters(
+  connection: CommonQueryMethods,
+  selection: DeadLetterSelection = {},
+): Promise<readonly DeadLetter[]> {
   return connection.any(sql.type(deadLetterRow)`
-    SELECT * FROM listener_dead_letters WHERE ${selectionConditions(selection)} ORDER BY id DESC LIMIT ${selection.limit ?? 100}`);
+    SELECT * FROM listener_dead_letters WHERE ${selectionConditions(selection)} ORDER BY id DESC LIMIT ${
+    selection.limit ?? 100
+  }`);
 }
 
 /** Asks the running listeners to redeliver the selected dead letters; returns how many. */
-export async function requestRedelivery(connection: CommonQueryMethods, selection: DeadLetterSelection): Promise<number> {
+export async function requestRedelivery(
+  connection: CommonQueryMethods,
+  selection: DeadLetterSelection,
+): Promise<number> {
   const result = await connection.query(sql.unsafe`
     UPDATE listener_dead_letters SET status = 'redeliver'
      WHERE ${selectionConditions(selection)} AND status = 'dead'`);
@@ -141,7 +187,10 @@ export async function requestRedelivery(connection: CommonQueryMethods, selectio
 }
 
 /** Gives up on the selected dead letters; returns how many. */
-export async function discardDeadLetters(connection: CommonQueryMethods, selection: DeadLetterSelection): Promise<number> {
+export async function discardDeadLetters(
+  connection: CommonQueryMethods,
+  selection: DeadLetterSelection,
+): Promise<number> {
   const result = await connection.query(sql.unsafe`
     UPDATE listener_dead_letters SET status = 'discarded', resolved_at = now()
      WHERE ${selectionConditions(selection)} AND status IN ('dead', 'redeliver')`);
@@ -163,7 +212,9 @@ export type ListenerStatus = {
 
 /** Every listener's status. */
 export async function listenerStatuses(connection: CommonQueryMethods): Promise<ListenerStatus[]> {
-  const rows = await connection.any(sql.type(checkpointRow)`SELECT ${checkpointColumns} FROM listener_checkpoints ORDER BY name`);
+  const rows = await connection.any(
+    sql.type(checkpointRow)`SELECT ${checkpointColumns} FROM listener_checkpoints ORDER BY name`,
+  );
   const open = await connection.any(sql.type(openCountRow)`
     SELECT listener_name, count(*)::int8 AS n FROM listener_dead_letters WHERE status IN ('dead', 'redeliver') GROUP BY listener_name`);
   const openBy = new Map(open.map((r) => [r.listener_name, r.n]));
@@ -185,5 +236,8 @@ export async function listenerStatuses(connection: CommonQueryMethods): Promise<
 
 /** Clears the owner when `token` still holds it (a clean stop). */
 export async function releaseCheckpoint(connection: CommonQueryMethods, name: string, token: string): Promise<void> {
-  await connection.query(sql.unsafe`UPDATE listener_checkpoints SET owner = NULL, updated_at = now() WHERE name = ${name} AND owner = ${token}`);
+  await connection.query(
+    sql
+      .unsafe`UPDATE listener_checkpoints SET owner = NULL, updated_at = now() WHERE name = ${name} AND owner = ${token}`,
+  );
 }

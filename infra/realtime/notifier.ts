@@ -3,7 +3,7 @@
 // subscriber and closes with the last; a dropped session is reopened on the next `ensure()`.
 import type { DatabasePool } from 'slonik';
 import { poolUrl } from '../postgres/database-source.ts';
-import { openDedicatedSession, type DedicatedSession } from '../postgres/dedicated-session.ts';
+import { type DedicatedSession, openDedicatedSession } from '../postgres/dedicated-session.ts';
 import { EVENTS_CHANNEL } from './feed.ts';
 
 /** Wake-ups for new events. */
@@ -23,8 +23,12 @@ function createEventNotifier(pool: DatabasePool): EventNotifier {
     if (session !== null || opening || subscribers.size === 0) return;
     opening = true;
     void openDedicatedSession(poolUrl(pool), {
-      onNotification: () => { for (const wake of subscribers) wake(); },
-      onLost: () => { session = null; },
+      onNotification: () => {
+        for (const wake of subscribers) wake();
+      },
+      onLost: () => {
+        session = null;
+      },
     }).then(async (opened) => {
       try {
         await opened.listen(EVENTS_CHANNEL);
@@ -34,7 +38,9 @@ function createEventNotifier(pool: DatabasePool): EventNotifier {
       }
       if (subscribers.size === 0) await opened.close();
       else session = opened;
-    }).catch(() => undefined).finally(() => { opening = false; });
+    }).catch(() => undefined).finally(() => {
+      opening = false;
+    });
   };
 
   return {

@@ -13,19 +13,43 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { DatabasePool } from 'slonik';
-import { assertDatabaseOption, leaseDatabase, poolUrl, type DatabaseLease, type DatabaseOption } from '../postgres/database-source.ts';
-import { EVENTS_CHANNEL, KnownVersions, encodeCursor, feedLag, readFeedBatch, type FeedFilter, type FeedLag } from './feed.ts';
+import {
+  assertDatabaseOption,
+  type DatabaseLease,
+  type DatabaseOption,
+  leaseDatabase,
+  poolUrl,
+} from '../postgres/database-source.ts';
+import {
+  encodeCursor,
+  EVENTS_CHANNEL,
+  type FeedFilter,
+  type FeedLag,
+  feedLag,
+  KnownVersions,
+  readFeedBatch,
+} from './feed.ts';
 import type { StoredEvent } from '../../domain/recorded-event.ts';
 import { describeError, stderrLog } from './event-listener.ts';
 import { LeaderLoop, type RealtimeLog, type StepResult } from './leader-loop.ts';
 import { StateCache } from '../devices/state-cache.ts';
 import {
-  commitProjection, findProjection, loadProjection, loadStates, projectionCursor, readState, recordProjectionError, resetProjection,
+  commitProjection,
+  findProjection,
+  loadProjection,
+  loadStates,
+  projectionCursor,
   type ProjectionRow,
+  readState,
+  recordProjectionError,
+  resetProjection,
 } from './projection-store.ts';
 
 /** Folds one event into the state: return the new state, `undefined` to keep it, `null` to delete it. */
-export type ProjectionHandler<S> = (event: StoredEvent, state: S) => S | null | undefined | Promise<S | null | undefined>;
+export type ProjectionHandler<S> = (
+  event: StoredEvent,
+  state: S,
+) => S | null | undefined | Promise<S | null | undefined>;
 
 /** Options; every one has a default. */
 export type ProjectionOptions<S> = DatabaseOption & {
@@ -79,7 +103,12 @@ export type ProjectionStatus = {
 export class ProjectionError extends Error {
   readonly event: StoredEvent;
   constructor(projection: string, event: StoredEvent, cause: unknown) {
-    super(`projection "${projection}" failed on ${event.event_type} ${event.event_id}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    super(
+      `projection "${projection}" failed on ${event.event_type} ${event.event_id}: ${
+        (cause as Error)?.message ?? String(cause)
+      }`,
+      { cause },
+    );
     this.name = 'ProjectionError';
     this.event = event;
   }
@@ -89,6 +118,7 @@ const DEFAULT_KEY = 'default';
 const NAME = /^[\w.:-]{1,100}$/;
 
 /** Builds a read model from events. `S` is the state's type. */
+// deno-lint-ignore no-explicit-any -- the seed's projections read untyped state (state.deviceCount || 0)
 export class ProjectionBuilder<S = Record<string, any>> {
   /** The projection's name. */
   readonly name: string;
@@ -115,7 +145,9 @@ export class ProjectionBuilder<S = Record<string, any>> {
 
   /** Folds events of `type` with `handler` (several handlers for a type run in order). */
   on(type: string, handler: ProjectionHandler<S>): this {
-    if (this.#definition !== null) throw new Error(`projection "${this.name}": register handlers before the first process(), start() or read`);
+    if (this.#definition !== null) {
+      throw new Error(`projection "${this.name}": register handlers before the first process(), start() or read`);
+    }
     const list = this.#handlers.get(type);
     if (list === undefined) this.#handlers.set(type, [handler]);
     else list.push(handler);
@@ -125,7 +157,9 @@ export class ProjectionBuilder<S = Record<string, any>> {
   /** The hash naming this definition in storage (fixed once the builder is first used). */
   get definition(): string {
     if (this.#definition === null) {
-      const handlers = [...this.#handlers].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([type, list]) => [type, list.map(String)]);
+      const handlers = [...this.#handlers].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map((
+        [type, list],
+      ) => [type, list.map(String)]);
       const text = JSON.stringify({
         version: this.#options.version ?? null,
         key: this.#options.key === undefined ? null : String(this.#options.key),
@@ -141,17 +175,21 @@ export class ProjectionBuilder<S = Record<string, any>> {
   /** Catches up with every committed event (up to `maxEvents`) and returns. */
   process(options: { maxEvents?: number } = {}): Promise<ProcessResult> {
     // one run at a time per builder: a second call waits, then finds what came since
-    const run = this.#queue.then(() => this.#withDatabase((pool) => this.#catchUp(pool, options.maxEvents ?? Infinity)));
+    const run = this.#queue.then(() =>
+      this.#withDatabase((pool) => this.#catchUp(pool, options.maxEvents ?? Infinity))
+    );
     this.#queue = run.catch(() => undefined);
     return run;
   }
 
   /** Throws the state away and builds it again from the first event. */
   rebuild(): Promise<ProcessResult> {
-    const run = this.#queue.then(() => this.#withDatabase(async (pool) => {
-      await resetProjection(pool, this.name, this.definition);
-      return this.#catchUp(pool, Infinity);
-    }));
+    const run = this.#queue.then(() =>
+      this.#withDatabase(async (pool) => {
+        await resetProjection(pool, this.name, this.definition);
+        return this.#catchUp(pool, Infinity);
+      })
+    );
     this.#queue = run.catch(() => undefined);
     return run;
   }
@@ -272,7 +310,10 @@ export class ProjectionBuilder<S = Record<string, any>> {
   async #catchUp(pool: DatabasePool, maxEvents: number): Promise<ProcessResult> {
     let processed = 0;
     for (;;) {
-      const batch = await this.#batch(pool, Math.min(this.#options.batchSize ?? 500, Math.max(1, maxEvents - processed)));
+      const batch = await this.#batch(
+        pool,
+        Math.min(this.#options.batchSize ?? 500, Math.max(1, maxEvents - processed)),
+      );
       processed += batch.processed;
       if (!batch.full) return { processed, caught_up: true };
       if (processed >= maxEvents) return { processed, caught_up: false };
@@ -280,13 +321,19 @@ export class ProjectionBuilder<S = Record<string, any>> {
   }
 
   /** Reads, folds and commits one batch; on a lost compare-and-set, reads again. */
-  async #batch(pool: DatabasePool, limit = this.#options.batchSize ?? 500): Promise<{ processed: number; full: boolean; heldBack: boolean }> {
+  async #batch(
+    pool: DatabasePool,
+    limit = this.#options.batchSize ?? 500,
+  ): Promise<{ processed: number; full: boolean; heldBack: boolean }> {
     const types = [...this.#handlers.keys()];
-    const filter: FeedFilter = this.#options.aggregateType === undefined ? { types } : { aggregateType: this.#options.aggregateType };
+    const filter: FeedFilter = this.#options.aggregateType === undefined
+      ? { types }
+      : { aggregateType: this.#options.aggregateType };
     for (;;) {
       // the row exists once this builder has committed to it: no insert needed to read it
-      const row: ProjectionRow = (this.#knownRevision === null ? null : await findProjection(pool, this.name, this.definition))
-        ?? await loadProjection(pool, this.name, this.definition);
+      const row: ProjectionRow =
+        (this.#knownRevision === null ? null : await findProjection(pool, this.name, this.definition)) ??
+          await loadProjection(pool, this.name, this.definition);
       const before = projectionCursor(row);
       // what this builder read and stored before counts only when nobody else committed since
       if (row.revision !== this.#knownRevision) {

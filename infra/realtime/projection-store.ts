@@ -1,5 +1,5 @@
 // Projection checkpoints and states: one SQL operation per function.
-import { sql, type CommonQueryMethods } from 'slonik';
+import { type CommonQueryMethods, sql } from 'slonik';
 import { z } from 'zod';
 import type { FeedCursor } from './feed.ts';
 
@@ -24,11 +24,18 @@ const projectionColumns = sql.fragment`name, definition, transaction_id::text AS
   revision, events_processed, last_event_at, last_error, rebuilt_at, updated_at`;
 
 /** The cursor a projection row stands for. */
-export const projectionCursor = (row: ProjectionRow): FeedCursor =>
-  ({ transactionId: row.transaction_id, position: row.global_position, ahead: row.ahead });
+export const projectionCursor = (row: ProjectionRow): FeedCursor => ({
+  transactionId: row.transaction_id,
+  position: row.global_position,
+  ahead: row.ahead,
+});
 
 /** Reads the projection's checkpoint, creating it at the first event when missing. */
-export async function loadProjection(connection: CommonQueryMethods, name: string, definition: string): Promise<ProjectionRow> {
+export async function loadProjection(
+  connection: CommonQueryMethods,
+  name: string,
+  definition: string,
+): Promise<ProjectionRow> {
   await connection.query(sql.unsafe`
     INSERT INTO projections (name, definition) VALUES (${name}, ${definition}) ON CONFLICT DO NOTHING`);
   return connection.one(sql.type(projectionRow)`
@@ -36,7 +43,11 @@ export async function loadProjection(connection: CommonQueryMethods, name: strin
 }
 
 /** The projection's checkpoint, or null when it was never run. */
-export async function findProjection(connection: CommonQueryMethods, name: string, definition: string): Promise<ProjectionRow | null> {
+export async function findProjection(
+  connection: CommonQueryMethods,
+  name: string,
+  definition: string,
+): Promise<ProjectionRow | null> {
   return connection.maybeOne(sql.type(projectionRow)`
     SELECT ${projectionColumns} FROM projections WHERE name = ${name} AND definition = ${definition}`);
 }
@@ -44,7 +55,12 @@ export async function findProjection(connection: CommonQueryMethods, name: strin
 const stateRow = z.object({ key: z.string(), state: z.unknown() });
 
 /** The stored states of `keys`. */
-export async function loadStates(connection: CommonQueryMethods, name: string, definition: string, keys: readonly string[]): Promise<Map<string, unknown>> {
+export async function loadStates(
+  connection: CommonQueryMethods,
+  name: string,
+  definition: string,
+  keys: readonly string[],
+): Promise<Map<string, unknown>> {
   if (keys.length === 0) return new Map();
   const rows = await connection.any(sql.type(stateRow)`
     SELECT key, state FROM projection_states
@@ -66,7 +82,12 @@ export type ProjectionCommit = {
  * Commits states and checkpoint in one transaction, compare-and-set on the revision read
  * before the batch. False when another builder committed first (nothing is written).
  */
-export async function commitProjection(connection: CommonQueryMethods, name: string, definition: string, commit: ProjectionCommit): Promise<boolean> {
+export async function commitProjection(
+  connection: CommonQueryMethods,
+  name: string,
+  definition: string,
+  commit: ProjectionCommit,
+): Promise<boolean> {
   return connection.transaction(async (t) => {
     const moved = await t.maybeOne(sql.type(z.object({ revision: z.number() }))`
       UPDATE projections
@@ -87,14 +108,21 @@ export async function commitProjection(connection: CommonQueryMethods, name: str
     if (commit.deletes.size > 0) {
       await t.query(sql.unsafe`
         DELETE FROM projection_states
-         WHERE projection = ${name} AND definition = ${definition} AND key = ANY(${sql.array([...commit.deletes], 'text')})`);
+         WHERE projection = ${name} AND definition = ${definition} AND key = ANY(${
+        sql.array([...commit.deletes], 'text')
+      })`);
     }
     return true;
   });
 }
 
 /** Records a handler failure on the projection (shown in its status). */
-export async function recordProjectionError(connection: CommonQueryMethods, name: string, definition: string, error: string): Promise<void> {
+export async function recordProjectionError(
+  connection: CommonQueryMethods,
+  name: string,
+  definition: string,
+  error: string,
+): Promise<void> {
   await connection.query(sql.unsafe`
     UPDATE projections SET last_error = ${error}, updated_at = now() WHERE name = ${name} AND definition = ${definition}`);
 }
@@ -102,7 +130,9 @@ export async function recordProjectionError(connection: CommonQueryMethods, name
 /** Clears the projection's states and puts its checkpoint before the first event, in one transaction. */
 export async function resetProjection(connection: CommonQueryMethods, name: string, definition: string): Promise<void> {
   await connection.transaction(async (t) => {
-    await t.query(sql.unsafe`INSERT INTO projections (name, definition) VALUES (${name}, ${definition}) ON CONFLICT DO NOTHING`);
+    await t.query(
+      sql.unsafe`INSERT INTO projections (name, definition) VALUES (${name}, ${definition}) ON CONFLICT DO NOTHING`,
+    );
     await t.query(sql.unsafe`
       UPDATE projections SET transaction_id = '0', global_position = 0, ahead = '[]'::jsonb, revision = revision + 1,
              events_processed = 0, last_event_at = NULL, last_error = NULL, rebuilt_at = now(), updated_at = now()
@@ -112,7 +142,12 @@ export async function resetProjection(connection: CommonQueryMethods, name: stri
 }
 
 /** One stored state, or undefined. */
-export async function readState(connection: CommonQueryMethods, name: string, definition: string, key: string): Promise<unknown> {
+export async function readState(
+  connection: CommonQueryMethods,
+  name: string,
+  definition: string,
+  key: string,
+): Promise<unknown> {
   const row = await connection.maybeOne(sql.type(z.object({ state: z.unknown() }))`
     SELECT state FROM projection_states WHERE projection = ${name} AND definition = ${definition} AND key = ${key}`);
   return row?.state;

@@ -3,10 +3,11 @@
 // device's events replayed with the same fold, with no database at all.
 import { readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
-import { GENESIS_HASH, eventHash } from '../event-store/event-hash.ts';
-import { storedEventRow, type StoredEvent } from '../../domain/recorded-event.ts';
+import { eventHash, GENESIS_HASH } from '../event-store/event-hash.ts';
+import { type StoredEvent, storedEventRow } from '../../domain/recorded-event.ts';
 import { foldFrom, initialBase, instantMs, toDeviceEvent } from '../../domain/replay/history.ts';
 import type { DeviceSummary, ReplaySource } from '../../domain/replay/source.ts';
+import { Buffer } from 'node:buffer';
 
 /** A fixture that cannot be read: names the file and line. */
 export class FixtureError extends Error {
@@ -43,7 +44,9 @@ export async function readFixtureFile(file: string): Promise<StoredEvent[]> {
   try {
     bytes = await readFile(file);
   } catch (error) {
-    throw new FixtureError(`cannot read fixture ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new FixtureError(
+      `cannot read fixture ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
   }
   const text = file.endsWith('.gz') ? gunzipSync(bytes).toString('utf8') : bytes.toString('utf8');
   return parseNdjson(text, file);
@@ -55,19 +58,25 @@ export function checkStream(uuid: string, events: readonly StoredEvent[], name: 
   let previousVersion: number | null = null;
   for (const event of events) {
     if (previousVersion !== null && event.aggregate_version !== previousVersion + 1) {
-      throw new FixtureError(`${name}: device ${uuid}: version ${previousVersion + 1} is missing (next is ${event.aggregate_version})`);
+      throw new FixtureError(
+        `${name}: device ${uuid}: version ${previousVersion + 1} is missing (next is ${event.aggregate_version})`,
+      );
     }
     // a stream cut by --since or retention starts mid-chain: its first link cannot be checked
     const chainFrom = previousHash ?? (event.aggregate_version === 1 ? GENESIS_HASH : null);
     if (chainFrom !== null && eventHash(chainFrom, event) !== event.hash) {
-      throw new FixtureError(`${name}: device ${uuid}: event ${event.event_id} (version ${event.aggregate_version}) does not match its hash: its content or the event before it was changed`);
+      throw new FixtureError(
+        `${name}: device ${uuid}: event ${event.event_id} (version ${event.aggregate_version}) does not match its hash: its content or the event before it was changed`,
+      );
     }
     try {
       toDeviceEvent(event, true);
     } catch (error) {
       const issue = (error as { issues?: { path: (string | number)[]; message: string }[] }).issues?.[0];
       const why = issue === undefined ? (error as Error).message : `data.${issue.path.join('.')}: ${issue.message}`;
-      throw new FixtureError(`${name}: device ${uuid}: event ${event.event_id} (version ${event.aggregate_version}, ${event.event_type}): ${why}`);
+      throw new FixtureError(
+        `${name}: device ${uuid}: event ${event.event_id} (version ${event.aggregate_version}, ${event.event_type}): ${why}`,
+      );
     }
     previousHash = event.hash;
     previousVersion = event.aggregate_version;
@@ -98,37 +107,59 @@ export function fixtureSource(rows: readonly StoredEvent[], name: string): Repla
       registered_at: (provisioned ?? events[0]!).timestamp,
     }];
   }));
-  const last = rows.reduce<string | null>((max, r) => (max === null || instantMs(r.timestamp) > instantMs(max) ? r.timestamp : max), null);
+  const last = rows.reduce<string | null>(
+    (max, r) => (max === null || instantMs(r.timestamp) > instantMs(max) ? r.timestamp : max),
+    null,
+  );
   const now = () => last ?? new Date(0).toISOString();
   const eventsOf = (uuid: string) => streams.get(uuid) ?? [];
   const inRange = (t: string, since?: string, until?: string) =>
-    (since === undefined || instantMs(t) >= instantMs(since)) && (until === undefined || instantMs(t) <= instantMs(until));
+    (since === undefined || instantMs(t) >= instantMs(since)) &&
+    (until === undefined || instantMs(t) <= instantMs(until));
 
   return {
     description: `fixture ${name}`,
     now,
     device: async (uuid) => summaries.get(uuid) ?? null,
-    devices: async (filter = {}) => [...summaries.values()].filter((d) => filter.fleet === undefined || d.fleet_id === filter.fleet),
+    devices: async (filter = {}) =>
+      [...summaries.values()].filter((d) => filter.fleet === undefined || d.fleet_id === filter.fleet),
     stateAt: async (uuid, at) => foldFrom(initialBase(), eventsOf(uuid), at),
-    window: async (uuid, range) => ({ base: initialBase(), events: eventsOf(uuid).filter((e) => instantMs(e.timestamp) <= instantMs(range.until)) }),
+    window: async (uuid, range) => ({
+      base: initialBase(),
+      events: eventsOf(uuid).filter((e) => instantMs(e.timestamp) <= instantMs(range.until)),
+    }),
     async *exportEvents(uuid, range) {
       yield* eventsOf(uuid).filter((e) => inRange(e.timestamp, range.since, range.until));
     },
     fleetAt: async (at, options = {}) => {
-      const devices = [...summaries.values()].filter((d) => instantMs(d.registered_at) <= instantMs(at) && (options.fleet === undefined || d.fleet_id === options.fleet));
+      const devices = [...summaries.values()].filter((d) =>
+        instantMs(d.registered_at) <= instantMs(at) && (options.fleet === undefined || d.fleet_id === options.fleet)
+      );
       options.onProgress?.(0, devices.length);
       const out = devices.map((summary) => ({ summary, result: foldFrom(initialBase(), eventsOf(summary.uuid), at) }));
       options.onProgress?.(devices.length, devices.length);
       return out;
     },
-    eventCounts: async (eventType, from, to) => [...streams].map(([uuid, events]) => {
-      const hits = events.filter((e) => e.event_type === eventType && instantMs(e.timestamp) > instantMs(from) && instantMs(e.timestamp) <= instantMs(to));
-      return { uuid, count: hits.length, first: hits[0]?.timestamp ?? '', last: hits[hits.length - 1]?.timestamp ?? '' };
-    }).filter((c) => c.count > 0).sort((a, b) => b.count - a.count || a.uuid.localeCompare(b.uuid)),
-    driftingNow: async () => [...summaries.values()].flatMap((summary) => {
-      const { state } = foldFrom(initialBase(), eventsOf(summary.uuid), now());
-      return state.status === 'registered' && !state.drift.in_sync ? [{ summary, state, drift_since: state.drift_since }] : [];
-    }),
+    eventCounts: async (eventType, from, to) =>
+      [...streams].map(([uuid, events]) => {
+        const hits = events.filter((e) =>
+          e.event_type === eventType && instantMs(e.timestamp) > instantMs(from) &&
+          instantMs(e.timestamp) <= instantMs(to)
+        );
+        return {
+          uuid,
+          count: hits.length,
+          first: hits[0]?.timestamp ?? '',
+          last: hits[hits.length - 1]?.timestamp ?? '',
+        };
+      }).filter((c) => c.count > 0).sort((a, b) => b.count - a.count || a.uuid.localeCompare(b.uuid)),
+    driftingNow: async () =>
+      [...summaries.values()].flatMap((summary) => {
+        const { state } = foldFrom(initialBase(), eventsOf(summary.uuid), now());
+        return state.status === 'registered' && !state.drift.in_sync
+          ? [{ summary, state, drift_since: state.drift_since }]
+          : [];
+      }),
   };
 }
 

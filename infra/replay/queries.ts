@@ -1,14 +1,23 @@
 // Replay from PostgreSQL: the newest valid snapshot, then only the events after it, with
 // both timestamp bounds in the SQL so the planner prunes the day partitions outside them.
-import { sql, type DatabasePool, type FragmentSqlToken, type QuerySqlToken } from 'slonik';
+import { type DatabasePool, type FragmentSqlToken, type QuerySqlToken, sql } from 'slonik';
 import { z } from 'zod';
 import { FOLD_VERSION } from '../../domain/device/evolve.ts';
 import type { DeviceState } from '../../domain/device/state.ts';
-import { storedEventRow, type StoredEvent } from '../../domain/recorded-event.ts';
-import { createFolder, initialBase, instantMs, type FoldRow, type ReplayBase, type ReplayEvent, type StateAt } from '../../domain/replay/history.ts';
-import { ReplayError, type DeviceSummary, type EventWindow, type ReplaySource } from '../../domain/replay/source.ts';
+import { type StoredEvent, storedEventRow } from '../../domain/recorded-event.ts';
+import {
+  createFolder,
+  type FoldRow,
+  initialBase,
+  instantMs,
+  type ReplayBase,
+  type ReplayEvent,
+  type StateAt,
+} from '../../domain/replay/history.ts';
+import { type DeviceSummary, type EventWindow, ReplayError, type ReplaySource } from '../../domain/replay/source.ts';
 import { assertAfterHorizon, readHorizon } from '../event-store/retention-horizon.ts';
-import { createSnapshotStore, TIMESTAMP_SLACK_MS, type Snapshot } from '../event-store/snapshots.ts';
+import { createSnapshotStore, type Snapshot, TIMESTAMP_SLACK_MS } from '../event-store/snapshots.ts';
+import { setImmediate } from 'node:timers';
 
 const replayEventRow = z.object({
   event_id: z.string(),
@@ -28,7 +37,13 @@ const foldEventRow = z.object({
   device_caused: z.boolean(),
 });
 const fleetEventRow = foldEventRow.extend({ device: z.number() });
-const summaryRow = z.object({ uuid: z.string(), device_name: z.string(), device_type: z.string(), fleet_id: z.string(), registered_at: z.string() });
+const summaryRow = z.object({
+  uuid: z.string(),
+  device_name: z.string(),
+  device_type: z.string(),
+  fleet_id: z.string(),
+  registered_at: z.string(),
+});
 const countRow = z.object({ uuid: z.string(), count: z.number(), first: z.string(), last: z.string() });
 const driftingRow = summaryRow.extend({ state: z.unknown(), drift_since: z.string().nullable() });
 const planRow = z.object({ 'QUERY PLAN': z.string() });
@@ -49,10 +64,13 @@ const replayColumns = sql.fragment`event_id, event_type, aggregate_version, data
 // JS by the folder (to_char costs PostgreSQL about 1 µs a row, and full replays are bound by PostgreSQL), and
 // isDeviceCaused() computed here, so metadata is neither sent nor parsed. The rows are FoldRows
 // as they come from the driver: no second object per row
-const foldColumns = (e: string) => sql.fragment`${sql.identifier([e, 'event_id'])}, ${sql.identifier([e, 'event_type'])},
+const foldColumns = (e: string) =>
+  sql.fragment`${sql.identifier([e, 'event_id'])}, ${sql.identifier([e, 'event_type'])},
   ${sql.identifier([e, 'aggregate_version'])}, ${sql.identifier([e, 'data'])},
   floor(extract(epoch FROM ${sql.identifier([e, 'timestamp'])}) * 1000)::int8 AS at_ms,
-  (COALESCE(${sql.identifier([e, 'metadata'])}->'actor'->>'type' = 'device', false) OR ${sql.identifier([e, 'source'])} = 'device') AS device_caused`;
+  (COALESCE(${sql.identifier([e, 'metadata'])}->'actor'->>'type' = 'device', false) OR ${
+    sql.identifier([e, 'source'])
+  } = 'device') AS device_caused`;
 
 const exportColumns = sql.fragment`event_id, event_type, aggregate_type, aggregate_id, aggregate_version,
   global_position, transaction_id::text AS transaction_id, data, metadata, "timestamp", source, hash`;
@@ -75,7 +93,8 @@ function eventsAfter(uuid: string, afterVersion: number, lower: string | null, u
 }
 
 /** The cursor stateAt reads: this device's events after a version, between two instants. */
-const foldCursor = (uuid: string, afterVersion: number, lower: string | null, upper: string) => sql.fragment`
+const foldCursor = (uuid: string, afterVersion: number, lower: string | null, upper: string) =>
+  sql.fragment`
   DECLARE replay_events NO SCROLL CURSOR FOR
   SELECT ${foldColumns('events')} FROM events WHERE ${eventsAfter(uuid, afterVersion, lower, upper)}
    ORDER BY aggregate_version`;
@@ -99,7 +118,8 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
       SELECT uuid, device_name, device_type, fleet_id, registered_at FROM devices WHERE uuid = ${uuid}`);
   }
 
-  const page = (uuid: string, after: number, lower: string | null, upper: string) => pool.any(sql.type(replayEventRow)`
+  const page = (uuid: string, after: number, lower: string | null, upper: string) =>
+    pool.any(sql.type(replayEventRow)`
     SELECT ${replayColumns} FROM events WHERE ${eventsAfter(uuid, after, lower, upper)}
      ORDER BY aggregate_version LIMIT ${PAGE}`);
 
@@ -109,11 +129,16 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
    * pages paid it again and again), the next batch is already being read while one is folded,
    * and fewer rows are alive at a time than with pages of 5,000.
    */
-  async function eachBatch<S extends typeof foldEventRow | typeof fleetEventRow>(cursor: FragmentSqlToken, row: S, consume: (rows: readonly z.infer<S>[]) => void): Promise<void> {
+  async function eachBatch<S extends typeof foldEventRow | typeof fleetEventRow>(
+    cursor: FragmentSqlToken,
+    row: S,
+    consume: (rows: readonly z.infer<S>[]) => void,
+  ): Promise<void> {
     await pool.transaction(async (transaction) => {
       await transaction.query(sql.unsafe`${cursor}`);
       // FETCH takes no parameter: 1000 is BATCH
-      const fetch = () => transaction.any(sql.type(row)`FETCH 1000 FROM replay_events`) as Promise<readonly z.infer<S>[]>;
+      const fetch = () =>
+        transaction.any(sql.type(row)`FETCH 1000 FROM replay_events`) as Promise<readonly z.infer<S>[]>;
       let next = fetch();
       for (;;) {
         const rows = await next;
@@ -147,7 +172,13 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
    * Hands the events after a version, up to `upper`, from `lower` on, to `consume` page by page;
    * the next page is already being read while one is consumed, so PostgreSQL and the fold overlap.
    */
-  async function eachPage(uuid: string, afterVersion: number, lower: string | null, upper: string, consume: (events: readonly ReplayEvent[]) => void): Promise<void> {
+  async function eachPage(
+    uuid: string,
+    afterVersion: number,
+    lower: string | null,
+    upper: string,
+    consume: (events: readonly ReplayEvent[]) => void,
+  ): Promise<void> {
     let next = page(uuid, afterVersion, lower, upper);
     for (;;) {
       const current = await next;
@@ -164,9 +195,16 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
   }
 
   /** Events after a version, up to `upper`, from `lower` on, in version order. */
-  async function readAfter(uuid: string, afterVersion: number, lower: string | null, upper: string): Promise<ReplayEvent[]> {
+  async function readAfter(
+    uuid: string,
+    afterVersion: number,
+    lower: string | null,
+    upper: string,
+  ): Promise<ReplayEvent[]> {
     const events: ReplayEvent[] = [];
-    await eachPage(uuid, afterVersion, lower, upper, (current) => { events.push(...current); });
+    await eachPage(uuid, afterVersion, lower, upper, (current) => {
+      events.push(...current);
+    });
     return events;
   }
 
@@ -179,9 +217,11 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
     // no snapshot: the device's first event is its registration, so that bounds the scan
     const device = await summary(uuid);
     if (horizon !== null && device !== null && instantMs(device.registered_at) < instantMs(horizon)) {
-      throw new ReplayError('before_retention_horizon',
+      throw new ReplayError(
+        'before_retention_horizon',
         `device ${uuid} has history before the retention horizon ${horizon}, and no horizon snapshot of fold version ${FOLD_VERSION} to start from: ask for an instant at or after ${horizon}`,
-        { uuid, horizon, fold_version: FOLD_VERSION });
+        { uuid, horizon, fold_version: FOLD_VERSION },
+      );
     }
     return { base: initialBase(), lower: device === null ? null : minus(device.registered_at, TIMESTAMP_SLACK_MS) };
   }
@@ -192,10 +232,12 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
     device: summary,
 
     async devices(filter = {}) {
-      return [...await pool.any(sql.type(summaryRow)`
+      return [
+        ...await pool.any(sql.type(summaryRow)`
         SELECT uuid, device_name, device_type, fleet_id, registered_at FROM devices
          ${filter.fleet === undefined ? sql.fragment`` : sql.fragment`WHERE fleet_id = ${filter.fleet}`}
-         ORDER BY registered_at, uuid`)];
+         ORDER BY registered_at, uuid`),
+      ];
     },
 
     async stateAt(uuid, at): Promise<StateAt> {
@@ -208,7 +250,11 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
          ORDER BY aggregate_version LIMIT ${BATCH}`);
       folder.addRows(first);
       if (first.length === BATCH) {
-        await eachBatch(foldCursor(uuid, first[first.length - 1]!.aggregate_version, lower, at), foldEventRow, (rows) => folder.addRows(rows));
+        await eachBatch(
+          foldCursor(uuid, first[first.length - 1]!.aggregate_version, lower, at),
+          foldEventRow,
+          (rows) => folder.addRows(rows),
+        );
       }
       return folder.result();
     },
@@ -221,7 +267,11 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
     async *exportEvents(uuid, range) {
       let after = 0;
       for (;;) {
-        const conditions = [sql.fragment`aggregate_type = 'device'`, sql.fragment`aggregate_id = ${uuid}`, sql.fragment`aggregate_version > ${after}`];
+        const conditions = [
+          sql.fragment`aggregate_type = 'device'`,
+          sql.fragment`aggregate_id = ${uuid}`,
+          sql.fragment`aggregate_version > ${after}`,
+        ];
         if (range.since !== undefined) conditions.push(sql.fragment`"timestamp" >= ${range.since}::timestamptz`);
         if (range.until !== undefined) conditions.push(sql.fragment`"timestamp" <= ${range.until}::timestamptz`);
         const page: readonly StoredEvent[] = await pool.any(sql.type(storedEventRow)`
@@ -235,22 +285,31 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
 
     async fleetAt(at, fleetOptions = {}) {
       const horizon = await assertAfterHorizon(pool, at);
-      const devices = (await pool.any(sql.type(summaryRow)`
+      const devices = await pool.any(sql.type(summaryRow)`
         SELECT uuid, device_name, device_type, fleet_id, registered_at FROM devices
          WHERE registered_at <= ${at}::timestamptz
          ${fleetOptions.fleet === undefined ? sql.fragment`` : sql.fragment`AND fleet_id = ${fleetOptions.fleet}`}
-         ORDER BY registered_at, uuid`));
+         ORDER BY registered_at, uuid`);
       fleetOptions.onProgress?.(0, devices.length);
       const snaps = new Map<string, Snapshot>();
       for (let i = 0; useSnapshots && i < devices.length; i += FLEET_CHUNK) {
-        const found = await snapshots.latestMany('device', devices.slice(i, i + FLEET_CHUNK).map((d) => d.uuid), FOLD_VERSION, at);
+        const found = await snapshots.latestMany(
+          'device',
+          devices.slice(i, i + FLEET_CHUNK).map((d) => d.uuid),
+          FOLD_VERSION,
+          at,
+        );
         for (const [uuid, snapshot] of found) snaps.set(uuid, snapshot);
       }
-      const unsnapshotted = horizon === null ? undefined : devices.find((d) => !snaps.has(d.uuid) && instantMs(d.registered_at) < instantMs(horizon));
+      const unsnapshotted = horizon === null
+        ? undefined
+        : devices.find((d) => !snaps.has(d.uuid) && instantMs(d.registered_at) < instantMs(horizon));
       if (unsnapshotted !== undefined && horizon !== null) {
-        throw new ReplayError('before_retention_horizon',
+        throw new ReplayError(
+          'before_retention_horizon',
           `device ${unsnapshotted.uuid} has history before the retention horizon ${horizon}, and no horizon snapshot of fold version ${FOLD_VERSION} to start from`,
-          { uuid: unsnapshotted.uuid, horizon, fold_version: FOLD_VERSION });
+          { uuid: unsnapshotted.uuid, horizon, fold_version: FOLD_VERSION },
+        );
       }
       const bases = devices.map((d) => {
         const snapshot = snaps.get(d.uuid);
@@ -272,7 +331,19 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
         const cursor = sql.fragment`
           DECLARE replay_events NO SCROLL CURSOR FOR
           SELECT b.n AS device, ${foldColumns('e')}
-            FROM ${sql.unnest(members.map((d, i) => [d.uuid, bases[from + i]!.version, minus(snaps.get(d.uuid)?.last_event_at ?? d.registered_at, TIMESTAMP_SLACK_MS)]), ['text', 'int8', 'timestamptz'])}
+            FROM ${
+          sql.unnest(
+            members.map((
+              d,
+              i,
+            ) => [
+              d.uuid,
+              bases[from + i]!.version,
+              minus(snaps.get(d.uuid)?.last_event_at ?? d.registered_at, TIMESTAMP_SLACK_MS),
+            ]),
+            ['text', 'int8', 'timestamptz'],
+          )
+        }
                  WITH ORDINALITY AS b(id, version, lower, n)
            CROSS JOIN LATERAL (
              SELECT * FROM events
@@ -306,12 +377,14 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
     },
 
     async eventCounts(eventType, from, to) {
-      return [...await pool.any(sql.type(countRow)`
+      return [
+        ...await pool.any(sql.type(countRow)`
         SELECT aggregate_id AS uuid, count(*)::int AS count, min("timestamp") AS first, max("timestamp") AS last
           FROM events
          WHERE aggregate_type = 'device' AND event_type = ${eventType}
            AND "timestamp" > ${from}::timestamptz AND "timestamp" <= ${to}::timestamptz
-         GROUP BY aggregate_id ORDER BY count(*) DESC, aggregate_id`)];
+         GROUP BY aggregate_id ORDER BY count(*) DESC, aggregate_id`),
+      ];
     },
 
     horizon: async () => (await readHorizon(pool))?.horizon ?? null,
@@ -321,7 +394,11 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
       const rows = await pool.any(sql.type(driftingRow)`
         SELECT uuid, device_name, device_type, fleet_id, registered_at, state, drift_since
           FROM devices WHERE NOT in_sync ORDER BY drift_since NULLS LAST, uuid`);
-      return rows.map(({ state, drift_since, ...summaryFields }) => ({ summary: summaryFields, state: state as DeviceState, drift_since }));
+      return rows.map(({ state, drift_since, ...summaryFields }) => ({
+        summary: summaryFields,
+        state: state as DeviceState,
+        drift_since,
+      }));
     },
   };
 

@@ -2,7 +2,7 @@
 // `every` events since its last snapshot and writes a snapshot at every multiple of `every`
 // (versions 500, 1000, …). After FOLD_VERSION changes, old snapshots no longer count and
 // the next passes rebuild them. With several instances, one works at a time (advisory lock).
-import { sql, type DatabasePool, type DatabasePoolConnection } from 'slonik';
+import { type DatabasePool, type DatabasePoolConnection, sql } from 'slonik';
 import { z } from 'zod';
 import { evolve, FOLD_VERSION } from '../../domain/device/evolve.ts';
 import { baseOf, isoTimestamp } from './queries.ts';
@@ -32,7 +32,12 @@ const LOOKBACK_MS = 10 * 60_000;
 const FULL_PASS_EVERY = 12;
 
 /** Options: snapshot every `every` events; poll every `intervalMs`; at most `batch` devices a pass. */
-export type SnapshotterOptions = { every: number; intervalMs?: number; batch?: number; log?: (message: string) => void };
+export type SnapshotterOptions = {
+  every: number;
+  intervalMs?: number;
+  batch?: number;
+  log?: (message: string) => void;
+};
 
 /** What one pass did. */
 export type SnapshotPass = { devices: number; snapshots: number; skipped: boolean };
@@ -72,15 +77,25 @@ export function createSnapshotter(pool: DatabasePool, options: SnapshotterOption
          ORDER BY aggregate_version LIMIT ${PAGE}`);
       if (page.length === 0) break;
       for (const event of page) {
-        if (event.aggregate_version !== after + 1) throw new Error(`device ${uuid}: event version ${after + 1} is missing (found ${event.aggregate_version})`);
+        if (event.aggregate_version !== after + 1) {
+          throw new Error(`device ${uuid}: event version ${after + 1} is missing (found ${event.aggregate_version})`);
+        }
         state = evolve(state, toDeviceEvent(event));
         after = event.aggregate_version;
         if (lastEventAt === null || instantMs(event.timestamp) > instantMs(lastEventAt)) lastEventAt = event.timestamp;
-        if (isDeviceCaused(event) && (lastSeen === null || instantMs(event.timestamp) > instantMs(lastSeen))) lastSeen = event.timestamp;
+        if (isDeviceCaused(event) && (lastSeen === null || instantMs(event.timestamp) > instantMs(lastSeen))) {
+          lastSeen = event.timestamp;
+        }
         if (after % every === 0) {
           pending.push({
-            aggregate_type: 'device', aggregate_id: uuid, version: after, fold_version: FOLD_VERSION, state,
-            last_event_at: lastEventAt, last_event_hash: event.hash, last_seen_at: lastSeen,
+            aggregate_type: 'device',
+            aggregate_id: uuid,
+            version: after,
+            fold_version: FOLD_VERSION,
+            state,
+            last_event_at: lastEventAt,
+            last_event_hash: event.hash,
+            last_seen_at: lastSeen,
           });
         }
       }
@@ -96,13 +111,19 @@ export function createSnapshotter(pool: DatabasePool, options: SnapshotterOption
   /** One pass over the streams due a snapshot; skipped when another instance is running one. */
   async function runOnce(): Promise<SnapshotPass> {
     return pool.connect(async (connection) => {
-      const { locked } = await connection.one(sql.type(lockRow)`SELECT pg_try_advisory_lock(hashtext('devicetrail.snapshotter')) AS locked`);
+      const { locked } = await connection.one(
+        sql.type(lockRow)`SELECT pg_try_advisory_lock(hashtext('devicetrail.snapshotter')) AS locked`,
+      );
       if (!locked) return { devices: 0, snapshots: 0, skipped: true };
       try {
         const startedAt = (await connection.one(sql.type(nowRow)`SELECT now() AS now`)).now;
         const full = checkedFrom === null || passes % FULL_PASS_EVERY === 0;
         passes += 1;
-        const recent = full ? sql.fragment`` : sql.fragment`AND s.updated_at >= ${new Date(instantMs(checkedFrom!) - LOOKBACK_MS).toISOString()}::timestamptz`;
+        const recent = full
+          ? sql.fragment``
+          : sql.fragment`AND s.updated_at >= ${
+            new Date(instantMs(checkedFrom!) - LOOKBACK_MS).toISOString()
+          }::timestamptz`;
         let devices = 0;
         let snapshots = 0;
         const visited = new Set(failed);
@@ -142,10 +163,11 @@ export function createSnapshotter(pool: DatabasePool, options: SnapshotterOption
   function schedule(): void {
     if (stopped) return;
     timer = setTimeout(() => {
-      running = runOnce().catch((error: unknown) => log(`snapshotter: pass failed: ${(error as Error).message}`)).finally(() => {
-        running = null;
-        schedule();
-      });
+      running = runOnce().catch((error: unknown) => log(`snapshotter: pass failed: ${(error as Error).message}`))
+        .finally(() => {
+          running = null;
+          schedule();
+        });
     }, options.intervalMs ?? 5_000);
     timer.unref();
   }

@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { createInterface } from 'node:readline';
-import { sql, type CommonQueryMethods } from 'slonik';
+import { type CommonQueryMethods, sql } from 'slonik';
 import { z } from 'zod';
 import { storedEventRow } from '../../domain/recorded-event.ts';
 import type { EventPartition } from './partition-maintenance.ts';
@@ -63,7 +63,12 @@ const fsync = async (file: string): Promise<void> => {
  * Writes one partition to `<dir>/<partition>.ndjson.gz` in event id order, then its manifest,
  * each through a temporary file renamed into place and synced to disk. Returns the manifest.
  */
-export async function writeArchive(connection: CommonQueryMethods, partition: EventPartition, dir: string, now: () => Date): Promise<ArchiveManifest> {
+export async function writeArchive(
+  connection: CommonQueryMethods,
+  partition: EventPartition,
+  dir: string,
+  now: () => Date,
+): Promise<ArchiveManifest> {
   await mkdir(dir, { recursive: true });
   const paths = archivePaths(dir, partition.name);
   const ids = createHash('sha256');
@@ -90,8 +95,16 @@ export async function writeArchive(connection: CommonQueryMethods, partition: Ev
   await rename(partial, paths.file);
   const bytes = (await readFile(paths.file)).length;
   const manifest: ArchiveManifest = {
-    format: FORMAT, partition: partition.name, day: partition.day, from: partition.from, to: partition.to,
-    file: path.basename(paths.file), rows, bytes, sha256: await sha256File(paths.file), event_ids_sha256: ids.digest('hex'),
+    format: FORMAT,
+    partition: partition.name,
+    day: partition.day,
+    from: partition.from,
+    to: partition.to,
+    file: path.basename(paths.file),
+    rows,
+    bytes,
+    sha256: await sha256File(paths.file),
+    event_ids_sha256: ids.digest('hex'),
     created_at: now().toISOString(),
   };
   await writeFile(`${paths.manifest}.partial`, `${JSON.stringify(manifest, null, 2)}\n`);
@@ -113,7 +126,12 @@ export async function verifyArchive(manifestFile: string): Promise<ArchiveCheck>
   try {
     manifest = archiveManifest.parse(JSON.parse(await readFile(manifestFile, 'utf8')));
   } catch (error) {
-    return { manifest: null, rows: 0, event_ids: [], problems: [`manifest ${manifestFile} is unreadable: ${(error as Error).message}`] };
+    return {
+      manifest: null,
+      rows: 0,
+      event_ids: [],
+      problems: [`manifest ${manifestFile} is unreadable: ${(error as Error).message}`],
+    };
   }
   const file = path.join(path.dirname(manifestFile), manifest.file);
   const eventIds: string[] = [];
@@ -121,13 +139,17 @@ export async function verifyArchive(manifestFile: string): Promise<ArchiveCheck>
     const bytes = (await readFile(file)).length;
     if (bytes !== manifest.bytes) problems.push(`${file} has ${bytes} bytes, the manifest says ${manifest.bytes}`);
     const digest = await sha256File(file);
-    if (digest !== manifest.sha256) problems.push(`${file} has sha-256 ${digest}, the manifest says ${manifest.sha256}`);
+    if (digest !== manifest.sha256) {
+      problems.push(`${file} has sha-256 ${digest}, the manifest says ${manifest.sha256}`);
+    }
     const ids = createHash('sha256');
     const from = Date.parse(manifest.from);
     const to = Date.parse(manifest.to);
     let line = 0;
     let previous = '';
-    for await (const text of createInterface({ input: createReadStream(file).pipe(createGunzip()), crlfDelay: Infinity })) {
+    for await (
+      const text of createInterface({ input: createReadStream(file).pipe(createGunzip()), crlfDelay: Infinity })
+    ) {
       line += 1;
       if (text === '') continue;
       const row = storedEventRow.safeParse(JSON.parse(text));
@@ -136,14 +158,20 @@ export async function verifyArchive(manifestFile: string): Promise<ArchiveCheck>
         break;
       }
       const t = Date.parse(row.data.timestamp);
-      if (!(t >= from && t < to)) problems.push(`${file}:${line}: event ${row.data.event_id} is outside ${manifest.day}`);
+      if (!(t >= from && t < to)) {
+        problems.push(`${file}:${line}: event ${row.data.event_id} is outside ${manifest.day}`);
+      }
       if (row.data.event_id <= previous) problems.push(`${file}:${line}: event ids are not in ascending order`);
       previous = row.data.event_id;
       ids.update(`${row.data.event_id}\n`);
       eventIds.push(row.data.event_id);
     }
-    if (eventIds.length !== manifest.rows) problems.push(`${file} holds ${eventIds.length} events, the manifest says ${manifest.rows}`);
-    if (ids.digest('hex') !== manifest.event_ids_sha256) problems.push(`${file}: the event ids differ from the manifest's`);
+    if (eventIds.length !== manifest.rows) {
+      problems.push(`${file} holds ${eventIds.length} events, the manifest says ${manifest.rows}`);
+    }
+    if (ids.digest('hex') !== manifest.event_ids_sha256) {
+      problems.push(`${file}: the event ids differ from the manifest's`);
+    }
   } catch (error) {
     problems.push(`${file} cannot be read back: ${(error as Error).message}`);
   }

@@ -3,7 +3,7 @@
 // serialised in the database, retention takes an advisory lock and the others skip it).
 import type { DatabasePool } from 'slonik';
 import { runPartitionMaintenance } from './partition-maintenance.ts';
-import { runRetention, type RetentionRun } from './retention.ts';
+import { type RetentionRun, runRetention } from './retention.ts';
 
 /** Options: the clock, days ahead, retention days (0 keeps everything), archive directory. */
 export type MaintenanceOptions = {
@@ -31,13 +31,19 @@ export function createMaintenanceJob(pool: DatabasePool, options: MaintenanceOpt
   async function runOnce(): Promise<MaintenanceRun> {
     const result: MaintenanceRun = { created: [], retention: null };
     try {
-      result.created = (await runPartitionMaintenance(pool, { clock: options.clock, daysAhead: options.daysAhead })).created;
+      result.created =
+        (await runPartitionMaintenance(pool, { clock: options.clock, daysAhead: options.daysAhead })).created;
       if (result.created.length > 0) log(`partitions: created ${result.created.join(', ')}`);
     } catch (error) {
       onError('creating partitions ahead failed', error);
     }
     try {
-      result.retention = await runRetention(pool, { retentionDays: options.retentionDays, archiveDir: options.archiveDir, clock: options.clock, log });
+      result.retention = await runRetention(pool, {
+        retentionDays: options.retentionDays,
+        archiveDir: options.archiveDir,
+        clock: options.clock,
+        log,
+      });
     } catch (error) {
       onError('retention failed', error);
     }

@@ -1,7 +1,7 @@
 // Partition maintenance: the day partitions of `events` as they stand (bounds, rows, size),
 // and the pass that keeps today's and the next days' partitions in place. Safe to run from
 // several instances at once: ensure_events_partition serialises creation on an advisory lock.
-import { sql, type CommonQueryMethods } from 'slonik';
+import { type CommonQueryMethods, sql } from 'slonik';
 import { z } from 'zod';
 import { ensurePartitionsAhead } from '../event-store/partitions.ts';
 
@@ -29,7 +29,13 @@ export async function listPartitions(connection: CommonQueryMethods): Promise<Ev
     const match = BOUNDS.exec(row.bounds);
     if (match === null) continue; // not a range partition of ours (e.g. a DEFAULT partition added by hand)
     const from = new Date(match[1]!).toISOString();
-    partitions.push({ name: row.name, day: from.slice(0, 10), from, to: new Date(match[2]!).toISOString(), bytes: row.bytes });
+    partitions.push({
+      name: row.name,
+      day: from.slice(0, 10),
+      from,
+      to: new Date(match[2]!).toISOString(),
+      bytes: row.bytes,
+    });
   }
   return partitions.sort((a, b) => a.from.localeCompare(b.from));
 }
@@ -38,7 +44,9 @@ export async function listPartitions(connection: CommonQueryMethods): Promise<Ev
 export async function countPartitions(connection: CommonQueryMethods): Promise<CountedPartition[]> {
   const counted: CountedPartition[] = [];
   for (const partition of await listPartitions(connection)) {
-    const { rows } = await connection.one(sql.type(countRow)`SELECT count(*)::bigint AS rows FROM ${sql.identifier([partition.name])}`);
+    const { rows } = await connection.one(
+      sql.type(countRow)`SELECT count(*)::bigint AS rows FROM ${sql.identifier([partition.name])}`,
+    );
     counted.push({ ...partition, rows });
   }
   return counted;
@@ -54,7 +62,10 @@ export function retentionHorizon(now: Date, days: number): string {
 export type MaintenancePass = { ensured: string[]; created: string[] };
 
 /** Ensures partitions for the day of `now()` and `daysAhead` more; reports which were new. */
-export async function runPartitionMaintenance(connection: CommonQueryMethods, options: { clock: () => Date; daysAhead: number }): Promise<MaintenancePass> {
+export async function runPartitionMaintenance(
+  connection: CommonQueryMethods,
+  options: { clock: () => Date; daysAhead: number },
+): Promise<MaintenancePass> {
   const before = new Set((await listPartitions(connection)).map((p) => p.name));
   const ensured = await ensurePartitionsAhead(connection, options.clock(), options.daysAhead);
   return { ensured, created: ensured.filter((name) => !before.has(name)) };

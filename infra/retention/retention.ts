@@ -5,18 +5,28 @@
 // read models, present state and replay after the horizon stay right and `verify` still
 // checks the chain that remains. With an archive directory, each partition is written to
 // gzip NDJSON and read back intact before it is dropped. One instance works at a time.
-import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { type CommonQueryMethods, type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
 import { evolve, FOLD_VERSION } from '../../domain/device/evolve.ts';
 import type { ProvisioningKeyEvent } from '../../domain/provisioning-key/events.ts';
-import { evolveProvisioningKey, initialProvisioningKeyState, type ProvisioningKeyState } from '../../domain/provisioning-key/decider.ts';
+import {
+  evolveProvisioningKey,
+  initialProvisioningKeyState,
+  type ProvisioningKeyState,
+} from '../../domain/provisioning-key/decider.ts';
 import { archivePaths, verifyArchive, writeArchive } from './archive.ts';
-import { GENESIS_HASH, eventHash } from '../event-store/event-hash.ts';
-import { storedEventRow, type StoredEvent } from '../../domain/recorded-event.ts';
-import { listPartitions, retentionHorizon, type EventPartition } from './partition-maintenance.ts';
+import { eventHash, GENESIS_HASH } from '../event-store/event-hash.ts';
+import { type StoredEvent, storedEventRow } from '../../domain/recorded-event.ts';
+import { type EventPartition, listPartitions, retentionHorizon } from './partition-maintenance.ts';
 import { initialBase, instantMs, isDeviceCaused, toDeviceEvent } from '../../domain/replay/history.ts';
-import { advanceHorizon, readAnchors, writeAnchors, type RetentionAnchor } from '../event-store/retention-horizon.ts';
-import { snapshotIntact, createSnapshotStore, TIMESTAMP_SLACK_MS, type NewSnapshot, type Snapshot } from '../event-store/snapshots.ts';
+import { advanceHorizon, readAnchors, type RetentionAnchor, writeAnchors } from '../event-store/retention-horizon.ts';
+import {
+  createSnapshotStore,
+  type NewSnapshot,
+  type Snapshot,
+  snapshotIntact,
+  TIMESTAMP_SLACK_MS,
+} from '../event-store/snapshots.ts';
 import type { DeviceState } from '../../domain/device/state.ts';
 
 /** Fold version of provisioning key snapshots (evolveProvisioningKey has had one meaning so far). */
@@ -29,8 +39,15 @@ const lockRow = z.object({ locked: z.boolean() });
 const dueRow = z.object({ aggregate_type: z.string(), aggregate_id: z.string(), version: z.number() });
 const countRow = z.object({ rows: z.number() });
 const snapshotRow = z.object({
-  aggregate_type: z.string(), aggregate_id: z.string(), version: z.number(), fold_version: z.number(), state: z.unknown(),
-  last_event_at: z.string(), last_event_hash: z.string(), last_seen_at: z.string().nullable(), hash: z.string(),
+  aggregate_type: z.string(),
+  aggregate_id: z.string(),
+  version: z.number(),
+  fold_version: z.number(),
+  state: z.unknown(),
+  last_event_at: z.string(),
+  last_event_hash: z.string(),
+  last_seen_at: z.string().nullable(),
+  hash: z.string(),
 });
 
 const eventColumns = sql.fragment`event_id, event_type, aggregate_type, aggregate_id, aggregate_version,
@@ -77,7 +94,9 @@ export async function runRetention(pool: DatabasePool, options: RetentionOptions
   const empty: RetentionRun = { skipped: null, horizon: null, snapshots: 0, anchors: 0, dropped: [], kept: [] };
   if (options.retentionDays <= 0) return { ...empty, skipped: 'disabled' };
   return pool.connect(async (connection) => {
-    const { locked } = await connection.one(sql.type(lockRow)`SELECT pg_try_advisory_lock(hashtext('devicetrail.retention')) AS locked`);
+    const { locked } = await connection.one(
+      sql.type(lockRow)`SELECT pg_try_advisory_lock(hashtext('devicetrail.retention')) AS locked`,
+    );
     if (!locked) return { ...empty, skipped: 'locked' };
     try {
       return await retain(connection, options);
@@ -112,20 +131,29 @@ async function retain(connection: CommonQueryMethods, options: RetentionOptions)
 }
 
 /** Archives (when asked), checks and drops one partition, recording it in dropped_partitions. */
-async function dropPartition(connection: CommonQueryMethods, partition: EventPartition, horizon: string, options: RetentionOptions): Promise<DroppedPartition> {
+async function dropPartition(
+  connection: CommonQueryMethods,
+  partition: EventPartition,
+  horizon: string,
+  options: RetentionOptions,
+): Promise<DroppedPartition> {
   let archive: { file: string; sha256: string; rows: number } | null = null;
   if (options.archiveDir !== undefined) {
     await writeArchive(connection, partition, options.archiveDir, options.clock);
     const paths = archivePaths(options.archiveDir, partition.name);
     const check = await verifyArchive(paths.manifest);
-    if (check.problems.length > 0 || check.manifest === null) throw new Error(`archive not intact: ${check.problems.join('; ')}`);
+    if (check.problems.length > 0 || check.manifest === null) {
+      throw new Error(`archive not intact: ${check.problems.join('; ')}`);
+    }
     archive = { file: paths.file, sha256: check.manifest.sha256, rows: check.rows };
   }
   const table = sql.identifier([partition.name]);
   return connection.transaction(async (tx) => {
     await tx.query(sql.unsafe`SELECT set_config('lock_timeout', ${`${options.lockTimeoutMs ?? 5000}ms`}, true)`);
     const { rows } = await tx.one(sql.type(countRow)`SELECT count(*)::bigint AS rows FROM ${table}`);
-    if (archive !== null && rows !== archive.rows) throw new Error(`the partition holds ${rows} events but its archive ${archive.rows}`);
+    if (archive !== null && rows !== archive.rows) {
+      throw new Error(`the partition holds ${rows} events but its archive ${archive.rows}`);
+    }
     await tx.query(sql.unsafe`ALTER TABLE events DETACH PARTITION ${table}`);
     await tx.query(sql.unsafe`DROP TABLE ${table}`);
     await tx.query(sql.unsafe`
@@ -143,7 +171,10 @@ type HorizonPoint = { snapshot: NewSnapshot | null; anchor: RetentionAnchor };
  * Writes a horizon snapshot and anchor for every aggregate with events before the horizon
  * that has none at its last version before it yet.
  */
-async function snapshotAtHorizon(connection: CommonQueryMethods, horizon: string): Promise<{ snapshots: number; anchors: number }> {
+async function snapshotAtHorizon(
+  connection: CommonQueryMethods,
+  horizon: string,
+): Promise<{ snapshots: number; anchors: number }> {
   const due = await connection.any(sql.type(dueRow)`
     SELECT aggregate_type, aggregate_id, max(aggregate_version) AS version FROM events
      WHERE "timestamp" < ${horizon}::timestamptz GROUP BY 1, 2 ORDER BY 1, 2`);
@@ -174,7 +205,13 @@ async function snapshotAtHorizon(connection: CommonQueryMethods, horizon: string
 }
 
 /** The snapshot an earlier retention run wrote at `version` (the base of the next fold). */
-async function snapshotAt(connection: CommonQueryMethods, type: string, id: string, foldVersion: number, version: number): Promise<Snapshot | null> {
+async function snapshotAt(
+  connection: CommonQueryMethods,
+  type: string,
+  id: string,
+  foldVersion: number,
+  version: number,
+): Promise<Snapshot | null> {
   const row = await connection.maybeOne(sql.type(snapshotRow)`
     SELECT aggregate_type, aggregate_id, version, fold_version, state, last_event_at, last_event_hash, last_seen_at, hash
       FROM snapshots WHERE aggregate_type = ${type} AND aggregate_id = ${id} AND fold_version = ${foldVersion} AND version = ${version}`);
@@ -193,8 +230,11 @@ const folds: Record<string, Fold> = {
   provisioning_key: {
     foldVersion: PROVISIONING_KEY_FOLD_VERSION,
     initial: initialProvisioningKeyState,
-    apply: (state, event) => evolveProvisioningKey(state as ProvisioningKeyState,
-      { type: event.event_type, data: event.data, timestamp: event.timestamp } as ProvisioningKeyEvent),
+    apply: (state, event) =>
+      evolveProvisioningKey(
+        state as ProvisioningKeyState,
+        { type: event.event_type, data: event.data, timestamp: event.timestamp } as ProvisioningKeyEvent,
+      ),
   },
 };
 
@@ -202,14 +242,23 @@ const folds: Record<string, Fold> = {
  * Folds an aggregate from its previous anchor (and that anchor's snapshot) to `version`,
  * checking versions and the hash chain on the way: retention never drops a broken chain.
  */
-async function foldToVersion(connection: CommonQueryMethods, type: string, id: string, previous: RetentionAnchor | null, version: number, horizon: string): Promise<HorizonPoint> {
+async function foldToVersion(
+  connection: CommonQueryMethods,
+  type: string,
+  id: string,
+  previous: RetentionAnchor | null,
+  version: number,
+  horizon: string,
+): Promise<HorizonPoint> {
   const fold = folds[type];
   let state: unknown = fold?.initial() ?? null;
   let lastSeen: string | null = null;
   if (previous !== null && fold !== undefined) {
     const snapshot = await snapshotAt(connection, type, id, fold.foldVersion, previous.version);
     if (snapshot === null) {
-      throw new RetentionError(`${type} ${id}: no intact horizon snapshot of fold version ${fold.foldVersion} at version ${previous.version}; the events before it are gone, so its state cannot be carried forward`);
+      throw new RetentionError(
+        `${type} ${id}: no intact horizon snapshot of fold version ${fold.foldVersion} at version ${previous.version}; the events before it are gone, so its state cannot be carried forward`,
+      );
     }
     state = snapshot.state;
     lastSeen = snapshot.last_seen_at;
@@ -224,23 +273,44 @@ async function foldToVersion(connection: CommonQueryMethods, type: string, id: s
        WHERE aggregate_type = ${type} AND aggregate_id = ${id}
          AND aggregate_version > ${after} AND aggregate_version <= ${version} AND "timestamp" < ${upper}::timestamptz
        ORDER BY aggregate_version LIMIT ${PAGE}`);
-    if (page.length === 0) throw new RetentionError(`${type} ${id}: version ${after + 1} is missing; run \`npm run replay -- verify\``);
+    if (page.length === 0) {
+      throw new RetentionError(`${type} ${id}: version ${after + 1} is missing; run \`npm run replay -- verify\``);
+    }
     for (const event of page) {
-      if (event.aggregate_version !== after + 1) throw new RetentionError(`${type} ${id}: version ${after + 1} is missing; run \`npm run replay -- verify\``);
+      if (event.aggregate_version !== after + 1) {
+        throw new RetentionError(`${type} ${id}: version ${after + 1} is missing; run \`npm run replay -- verify\``);
+      }
       if (eventHash(hash, event) !== event.hash) {
-        throw new RetentionError(`${type} ${id}: event ${event.event_id} (version ${event.aggregate_version}) does not match its hash; retention keeps tampered history: run \`npm run replay -- verify\``);
+        throw new RetentionError(
+          `${type} ${id}: event ${event.event_id} (version ${event.aggregate_version}) does not match its hash; retention keeps tampered history: run \`npm run replay -- verify\``,
+        );
       }
       if (fold !== undefined) state = fold.apply(state, event);
       if (lastEventAt === null || instantMs(event.timestamp) > instantMs(lastEventAt)) lastEventAt = event.timestamp;
-      if (isDeviceCaused(event) && (lastSeen === null || instantMs(event.timestamp) > instantMs(lastSeen))) lastSeen = event.timestamp;
+      if (isDeviceCaused(event) && (lastSeen === null || instantMs(event.timestamp) > instantMs(lastSeen))) {
+        lastSeen = event.timestamp;
+      }
       after = event.aggregate_version;
       hash = event.hash;
     }
   }
-  const anchor: RetentionAnchor = { aggregate_type: type, aggregate_id: id, version, hash, last_event_at: lastEventAt!, horizon };
+  const anchor: RetentionAnchor = {
+    aggregate_type: type,
+    aggregate_id: id,
+    version,
+    hash,
+    last_event_at: lastEventAt!,
+    horizon,
+  };
   const snapshot: NewSnapshot | null = fold === undefined ? null : {
-    aggregate_type: type, aggregate_id: id, version, fold_version: fold.foldVersion, state,
-    last_event_at: lastEventAt!, last_event_hash: hash, last_seen_at: type === 'device' ? lastSeen : null,
+    aggregate_type: type,
+    aggregate_id: id,
+    version,
+    fold_version: fold.foldVersion,
+    state,
+    last_event_at: lastEventAt!,
+    last_event_hash: hash,
+    last_seen_at: type === 'device' ? lastSeen : null,
   };
   return { snapshot, anchor };
 }

@@ -4,10 +4,10 @@
 // exponential backoff until the last attempt, when the delivery is marked failed. Safe on
 // several instances at once: claims use FOR UPDATE SKIP LOCKED.
 import { performance } from 'node:perf_hooks';
-import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { type CommonQueryMethods, type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
 import { poolUrl } from '../postgres/database-source.ts';
-import { openDedicatedSession, type DedicatedSession } from '../postgres/dedicated-session.ts';
+import { type DedicatedSession, openDedicatedSession } from '../postgres/dedicated-session.ts';
 import type { RealtimeLog } from '../realtime/leader-loop.ts';
 import { signWebhook, WEBHOOK_HEADERS } from './signature.ts';
 
@@ -42,7 +42,11 @@ const claimedRow = z.object({
 type Claimed = z.infer<typeof claimedRow>;
 
 /** Claims up to `limit` due deliveries for `leaseSeconds`, counting the attempt. */
-async function claimDue(connection: CommonQueryMethods, limit: number, leaseSeconds: number): Promise<readonly Claimed[]> {
+async function claimDue(
+  connection: CommonQueryMethods,
+  limit: number,
+  leaseSeconds: number,
+): Promise<readonly Claimed[]> {
   return connection.any(sql.type(claimedRow)`
     UPDATE webhook_deliveries d
        SET locked_until = now() + make_interval(secs => ${leaseSeconds}), attempts = d.attempts + 1
@@ -55,10 +59,22 @@ async function claimDue(connection: CommonQueryMethods, limit: number, leaseSeco
 }
 
 /** One attempt's outcome. */
-type Outcome = { attemptedAt: string; durationMs: number; statusCode: number | null; error: string | null; responseBody: string | null; ok: boolean };
+type Outcome = {
+  attemptedAt: string;
+  durationMs: number;
+  statusCode: number | null;
+  error: string | null;
+  responseBody: string | null;
+  ok: boolean;
+};
 
 /** Records an attempt and schedules the next one (or ends the delivery), in one transaction. */
-async function recordAttempt(connection: CommonQueryMethods, delivery: Claimed, outcome: Outcome, retryInMs: number | null): Promise<void> {
+async function recordAttempt(
+  connection: CommonQueryMethods,
+  delivery: Claimed,
+  outcome: Outcome,
+  retryInMs: number | null,
+): Promise<void> {
   const status = outcome.ok ? 'succeeded' : retryInMs === null ? 'failed' : 'pending';
   await connection.transaction(async (t) => {
     await t.query(sql.unsafe`
@@ -100,7 +116,9 @@ async function boundedText(response: Response, max: number): Promise<string> {
 }
 
 function describeFailure(error: unknown, timeoutMs: number): string {
-  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) return `timed out after ${timeoutMs} ms`;
+  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
+    return `timed out after ${timeoutMs} ms`;
+  }
   const field = (value: unknown, key: 'message' | 'code'): string | undefined => {
     const v = typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
     return typeof v === 'string' && v !== '' ? v : undefined;
@@ -113,7 +131,12 @@ function describeFailure(error: unknown, timeoutMs: number): string {
 }
 
 /** The retry delay after failed attempt `attempt` (1-based), with ±20% jitter. */
-export function retryDelayMs(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+export function retryDelayMs(
+  attempt: number,
+  baseMs: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
   const raw = Math.min(maxMs, baseMs * 2 ** (attempt - 1));
   return Math.round(raw * (0.8 + 0.4 * random()));
 }
@@ -129,8 +152,15 @@ export class WebhookWorker {
 
   constructor(options: WebhookWorkerOptions) {
     this.#options = {
-      maxAttempts: 8, retryBaseMs: 1000, retryMaxMs: 3_600_000, timeoutMs: 10_000, concurrency: 4, pollIntervalMs: 1000,
-      log: (level, message) => { if (level !== 'info') console.error(`[devicetrail] ${message}`); },
+      maxAttempts: 8,
+      retryBaseMs: 1000,
+      retryMaxMs: 3_600_000,
+      timeoutMs: 10_000,
+      concurrency: 4,
+      pollIntervalMs: 1000,
+      log: (level, message) => {
+        if (level !== 'info') console.error(`[devicetrail] ${message}`);
+      },
       ...options,
     };
   }
@@ -147,7 +177,9 @@ export class WebhookWorker {
   async start(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
-    await this.#listen().catch((error: unknown) => this.#options.log('warn', `webhook worker: no LISTEN session (${(error as Error).message}); polling only`));
+    await this.#listen().catch((error: unknown) =>
+      this.#options.log('warn', `webhook worker: no LISTEN session (${(error as Error).message}); polling only`)
+    );
     this.#loop = this.#run();
   }
 
@@ -183,7 +215,10 @@ export class WebhookWorker {
       return;
     }
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => { this.#wakeUp = null; resolve(); }, Math.max(0, ms));
+      const timer = setTimeout(() => {
+        this.#wakeUp = null;
+        resolve();
+      }, Math.max(0, ms));
       this.#wakeUp = () => {
         clearTimeout(timer);
         this.#wakeUp = null;
@@ -202,7 +237,9 @@ export class WebhookWorker {
         if ((await this.runOnce()) > 0) continue;
         const due = await nextDueInMs(this.#options.pool);
         errorDelay = 250;
-        await this.#sleep(due === null ? this.#options.pollIntervalMs : Math.min(Math.max(due, 10), this.#options.pollIntervalMs));
+        await this.#sleep(
+          due === null ? this.#options.pollIntervalMs : Math.min(Math.max(due, 10), this.#options.pollIntervalMs),
+        );
       } catch (error) {
         if (!this.#running) break;
         this.#options.log('error', `webhook worker: ${(error as Error).message}; retrying in ${errorDelay} ms`, error);
@@ -238,15 +275,34 @@ export class WebhookWorker {
       });
       const text = await boundedText(response, 1000).catch(() => '');
       const ok = response.status >= 200 && response.status < 300;
-      outcome = { attemptedAt, durationMs: Math.round(performance.now() - started), statusCode: response.status, error: ok ? null : `HTTP ${response.status}`, responseBody: text === '' ? null : text, ok };
+      outcome = {
+        attemptedAt,
+        durationMs: Math.round(performance.now() - started),
+        statusCode: response.status,
+        error: ok ? null : `HTTP ${response.status}`,
+        responseBody: text === '' ? null : text,
+        ok,
+      };
     } catch (error) {
-      outcome = { attemptedAt, durationMs: Math.round(performance.now() - started), statusCode: null, error: describeFailure(error, timeoutMs), responseBody: null, ok: false };
+      outcome = {
+        attemptedAt,
+        durationMs: Math.round(performance.now() - started),
+        statusCode: null,
+        error: describeFailure(error, timeoutMs),
+        responseBody: null,
+        ok: false,
+      };
     }
-    const retryIn = outcome.ok || delivery.attempts >= maxAttempts ? null : retryDelayMs(delivery.attempts, retryBaseMs, retryMaxMs);
+    const retryIn = outcome.ok || delivery.attempts >= maxAttempts
+      ? null
+      : retryDelayMs(delivery.attempts, retryBaseMs, retryMaxMs);
     await recordAttempt(pool, delivery, outcome, retryIn);
     if (!outcome.ok) {
       const next = retryIn === null ? 'giving up' : `retrying in ${retryIn} ms`;
-      log('warn', `webhook ${delivery.webhook_id}: delivery ${delivery.id} attempt ${delivery.attempts}/${maxAttempts} failed (${outcome.error}); ${next}`);
+      log(
+        'warn',
+        `webhook ${delivery.webhook_id}: delivery ${delivery.id} attempt ${delivery.attempts}/${maxAttempts} failed (${outcome.error}); ${next}`,
+      );
     }
   }
 }

@@ -14,7 +14,9 @@ export const WEBHOOK_DISPATCHER = 'webhooks';
  * The events a set of webhooks wants, as a feed filter: all for `*`, else the exact types
  * and the `prefix.*` patterns (no webhook: no event).
  */
-export function subscriptionFilter(subscriptions: readonly { event_types: readonly string[] }[]): FeedFilter | undefined {
+export function subscriptionFilter(
+  subscriptions: readonly { event_types: readonly string[] }[],
+): FeedFilter | undefined {
   const patterns = new Set(subscriptions.flatMap((s) => s.event_types));
   if (patterns.has('*')) return undefined;
   const types = [...patterns].filter((p) => !p.endsWith('.*')).sort();
@@ -23,7 +25,10 @@ export function subscriptionFilter(subscriptions: readonly { event_types: readon
 }
 
 /** Creates the dispatcher. A new installation starts with the events from now on. */
-export function createWebhookDispatcher(pool: DatabasePool, options: { pollIntervalMs?: number; lockPollMs?: number; log?: RealtimeLog } = {}): EventListener {
+export function createWebhookDispatcher(
+  pool: DatabasePool,
+  options: { pollIntervalMs?: number; lockPollMs?: number; log?: RealtimeLog } = {},
+): EventListener {
   let subscriptions: Awaited<ReturnType<typeof listSubscriptions>> = [];
   const listener = new EventListener({
     name: WEBHOOK_DISPATCHER,

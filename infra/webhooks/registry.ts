@@ -1,7 +1,7 @@
 // The webhook registry and delivery history: one SQL operation per function. The secret
 // is read only by the delivery worker; nothing here returns it.
 import { randomUUID } from 'node:crypto';
-import { sql, type CommonQueryMethods } from 'slonik';
+import { type CommonQueryMethods, sql } from 'slonik';
 import { z } from 'zod';
 
 const webhookRow = z.object({
@@ -20,7 +20,14 @@ export type Webhook = z.infer<typeof webhookRow>;
 const webhookColumns = sql.fragment`id, url, event_types, description, created_by, created_at, deleted_at`;
 
 /** What registering a webhook needs. */
-export type NewWebhook = { url: string; event_types: readonly string[]; secret: string; description: string | null; created_by: string; created_at: string };
+export type NewWebhook = {
+  url: string;
+  event_types: readonly string[];
+  secret: string;
+  description: string | null;
+  created_by: string;
+  created_at: string;
+};
 
 /** True when an event type is selected by a webhook's patterns (`*`, `device.*` or exact). */
 export function matchesEventType(patterns: readonly string[], type: string): boolean {
@@ -37,9 +44,14 @@ export async function createWebhook(connection: CommonQueryMethods, webhook: New
 }
 
 /** Webhooks, oldest first; deleted ones only when asked. */
-export async function listWebhooks(connection: CommonQueryMethods, options: { includeDeleted?: boolean } = {}): Promise<readonly Webhook[]> {
+export async function listWebhooks(
+  connection: CommonQueryMethods,
+  options: { includeDeleted?: boolean } = {},
+): Promise<readonly Webhook[]> {
   const live = options.includeDeleted === true ? sql.fragment`true` : sql.fragment`deleted_at IS NULL`;
-  return connection.any(sql.type(webhookRow)`SELECT ${webhookColumns} FROM webhooks WHERE ${live} ORDER BY created_at, id`);
+  return connection.any(
+    sql.type(webhookRow)`SELECT ${webhookColumns} FROM webhooks WHERE ${live} ORDER BY created_at, id`,
+  );
 }
 
 /** One webhook (deleted or not), or null. */
@@ -63,12 +75,19 @@ export async function deleteWebhook(connection: CommonQueryMethods, id: string, 
 const subscriptionRow = z.object({ id: z.string(), event_types: z.array(z.string()) });
 
 /** The live webhooks' ids and event types, for the dispatcher. */
-export async function listSubscriptions(connection: CommonQueryMethods): Promise<readonly z.infer<typeof subscriptionRow>[]> {
+export async function listSubscriptions(
+  connection: CommonQueryMethods,
+): Promise<readonly z.infer<typeof subscriptionRow>[]> {
   return connection.any(sql.type(subscriptionRow)`SELECT id, event_types FROM webhooks WHERE deleted_at IS NULL`);
 }
 
 /** Queues one delivery of `payload` per webhook; an event already queued for a webhook is skipped. */
-export async function enqueueDeliveries(connection: CommonQueryMethods, webhookIds: readonly string[], event: { event_id: string; event_type: string }, payload: unknown): Promise<void> {
+export async function enqueueDeliveries(
+  connection: CommonQueryMethods,
+  webhookIds: readonly string[],
+  event: { event_id: string; event_type: string },
+  payload: unknown,
+): Promise<void> {
   if (webhookIds.length === 0) return;
   await connection.query(sql.unsafe`
     INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type, payload)
@@ -106,7 +125,9 @@ export type WebhookDelivery = z.infer<typeof deliveryRow>;
 
 /** A webhook's deliveries, newest first. */
 export async function listDeliveries(
-  connection: CommonQueryMethods, webhookId: string, options: { status?: WebhookDelivery['status'] | undefined; limit: number; offset: number },
+  connection: CommonQueryMethods,
+  webhookId: string,
+  options: { status?: WebhookDelivery['status'] | undefined; limit: number; offset: number },
 ): Promise<readonly WebhookDelivery[]> {
   const status = options.status === undefined ? sql.fragment`` : sql.fragment`AND d.status = ${options.status}`;
   return connection.any(sql.type(deliveryRow)`

@@ -1,5 +1,6 @@
 // Webhook request signing: HMAC-SHA256 over "<timestamp>.<body>" with the webhook's secret.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { Buffer } from 'node:buffer';
 
 /** Header names every delivery carries. */
 export const WEBHOOK_HEADERS = {

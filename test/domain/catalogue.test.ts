@@ -3,13 +3,16 @@
 import { readFileSync } from 'node:fs';
 import test from 'ava';
 import { evolve, fold } from '../../domain/device/evolve.ts';
-import { deviceEventSchemas, isDeviceEventType, type DeviceEvent } from '../../domain/device/events.ts';
+import { type DeviceEvent, deviceEventSchemas, isDeviceEventType } from '../../domain/device/events.ts';
 import { deviceReportableTypes } from '../../domain/device/reported-events.ts';
 import { provisioningKeyEventSchemas } from '../../domain/provisioning-key/events.ts';
-import { initialState, type DeviceState } from '../../domain/device/state.ts';
+import { type DeviceState, initialState } from '../../domain/device/state.ts';
 
 const doc = readFileSync(new URL('../../docs/EVENTS.md', import.meta.url), 'utf8');
-const schemas: Record<string, { safeParse: (v: unknown) => { success: boolean } }> = { ...deviceEventSchemas, ...provisioningKeyEventSchemas };
+const schemas: Record<string, { safeParse: (v: unknown) => { success: boolean } }> = {
+  ...deviceEventSchemas,
+  ...provisioningKeyEventSchemas,
+};
 const allTypes = Object.keys(schemas);
 
 /** `### heading` sections: the event types the heading names and the JSON examples below it. */
@@ -31,13 +34,27 @@ test('every event type has a row in the summary table and a section with an exam
     t.truthy(section, `${type}: no ### section`);
     t.true((section?.examples.length ?? 0) > 0, `${type}: no example`);
   }
-  for (const section of sections) for (const type of section.types) t.true(allTypes.includes(type), `${section.heading}: names unknown type ${type}`);
+  for (const section of sections) {
+    for (const type of section.types) {
+      t.true(allTypes.includes(type), `${section.heading}: names unknown type ${type}`);
+    }
+  }
 });
 
 test('each example is valid data for the types of its section, and evolve folds every device type', (t) => {
   const base = fold([{
-    type: 'device.provisioned', timestamp: '2026-03-02T08:00:00.000Z',
-    data: { device_name: 'd', device_type: 't', fleet_id: 'f', ip_address: null, mac_address: null, os_version: null, supervisor_version: null, provisioning_key_id: 'k' },
+    type: 'device.provisioned',
+    timestamp: '2026-03-02T08:00:00.000Z',
+    data: {
+      device_name: 'd',
+      device_type: 't',
+      fleet_id: 'f',
+      ip_address: null,
+      mac_address: null,
+      os_version: null,
+      supervisor_version: null,
+      provisioning_key_id: 'k',
+    },
   }], initialState());
   let folded = 0;
   for (const section of sections) {

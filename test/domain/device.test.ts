@@ -4,7 +4,7 @@ import { decide, type DeviceCommand } from '../../domain/device/decide.ts';
 import { computeDrift } from '../../domain/device/drift.ts';
 import { evolve, fold } from '../../domain/device/evolve.ts';
 import type { DeviceEvent } from '../../domain/device/events.ts';
-import { initialState, type DeviceState } from '../../domain/device/state.ts';
+import { type DeviceState, initialState } from '../../domain/device/state.ts';
 import { DomainError } from '../../domain/errors.ts';
 
 const t0 = '2026-11-01T10:00:00.000Z';
@@ -15,17 +15,37 @@ const given = (...events: DeviceEvent[]): DeviceState => fold(events, initialSta
 const when = (state: DeviceState, command: DeviceCommand) => decide(command, state);
 
 const provisioned: DeviceEvent = {
-  type: 'device.provisioned', timestamp: t0,
-  data: { device_name: 'd1', device_type: 'rpi4', fleet_id: 'f1', ip_address: null, mac_address: 'b8:27:eb:12:34:56', os_version: null, supervisor_version: null, provisioning_key_id: 'k1' },
+  type: 'device.provisioned',
+  timestamp: t0,
+  data: {
+    device_name: 'd1',
+    device_type: 'rpi4',
+    fleet_id: 'f1',
+    ip_address: null,
+    mac_address: 'b8:27:eb:12:34:56',
+    os_version: null,
+    supervisor_version: null,
+    provisioning_key_id: 'k1',
+  },
 };
-const target = { apps: { '1000': { appId: 1000, appName: 'my-app', services: [{ serviceName: 'main', image: 'img:1' }] } }, config: { HOSTNAME: 'x' } };
+const target = {
+  apps: { '1000': { appId: 1000, appName: 'my-app', services: [{ serviceName: 'main', image: 'img:1' }] } },
+  config: { HOSTNAME: 'x' },
+};
 const targetSet: DeviceEvent = {
-  type: 'target_state.updated', timestamp: t1,
+  type: 'target_state.updated',
+  timestamp: t1,
   data: { version: 1, new_state: target, old_state: null, apps_added: ['1000'], apps_removed: [], apps_count: 1 },
 };
 const runningReport: DeviceEvent = {
-  type: 'current_state.updated', timestamp: t2,
-  data: { apps: { '1000': { status: 'running', containerId: 'abc' } }, system: { ip_address: '10.0.0.2' }, resources: { cpu_usage: 5 }, apps_count: 1 },
+  type: 'current_state.updated',
+  timestamp: t2,
+  data: {
+    apps: { '1000': { status: 'running', containerId: 'abc' } },
+    system: { ip_address: '10.0.0.2' },
+    resources: { cpu_usage: 5 },
+    apps_count: 1,
+  },
 };
 
 test('register: an unknown device is provisioned with its identity and active', (t) => {
@@ -40,14 +60,18 @@ test('register: an unknown device is provisioned with its identity and active', 
 });
 
 test('register: a registered device cannot register again', (t) => {
-  const error = t.throws(() => when(given(provisioned), { type: 'register_device', now: t1, ...provisioned.data } as DeviceCommand), { instanceOf: DomainError });
+  const error = t.throws(
+    () => when(given(provisioned), { type: 'register_device', now: t1, ...provisioned.data } as DeviceCommand),
+    { instanceOf: DomainError },
+  );
   t.is(error?.code, 'device_already_registered');
 });
 
 test('set target: first target is version 1 with apps added and count, and opens a reconciliation', (t) => {
   const events = when(given(provisioned), { type: 'set_target_state', now: t1, target });
   t.deepEqual(events, [targetSet, {
-    type: 'reconciliation.started', timestamp: t1,
+    type: 'reconciliation.started',
+    timestamp: t1,
     data: { target_version: 1, apps_missing: ['1000'], apps_extra: [], services: [], config_differs: [] },
   }]);
 });
@@ -65,32 +89,66 @@ test('set target: next version diffs apps against the old target', (t) => {
 });
 
 test('set target: a stale expected version is refused', (t) => {
-  const error = t.throws(() => when(given(provisioned, targetSet), { type: 'set_target_state', now: t2, target, expected_version: 0 }), { instanceOf: DomainError });
+  const error = t.throws(
+    () => when(given(provisioned, targetSet), { type: 'set_target_state', now: t2, target, expected_version: 0 }),
+    { instanceOf: DomainError },
+  );
   t.is(error?.code, 'target_version_mismatch');
-  t.is(when(given(provisioned, targetSet), { type: 'set_target_state', now: t2, target, expected_version: 1 })[0]?.type, 'target_state.updated');
+  t.is(
+    when(given(provisioned, targetSet), { type: 'set_target_state', now: t2, target, expected_version: 1 })[0]?.type,
+    'target_state.updated',
+  );
 });
 
 test('set target: unknown device is not found', (t) => {
-  const error = t.throws(() => when(given(), { type: 'set_target_state', now: t1, target }), { instanceOf: DomainError });
+  const error = t.throws(() => when(given(), { type: 'set_target_state', now: t1, target }), {
+    instanceOf: DomainError,
+  });
   t.is(error?.code, 'device_not_found');
 });
 
 test('report: a report produces current_state.updated with apps_count (and the container it shows started)', (t) => {
-  const events = when(given(provisioned, targetSet), { type: 'report_state', now: t2, apps: { '1000': { status: 'running', containerId: 'abc' } }, system: { ip_address: '10.0.0.2' }, resources: { cpu_usage: 5 } });
+  const events = when(given(provisioned, targetSet), {
+    type: 'report_state',
+    now: t2,
+    apps: { '1000': { status: 'running', containerId: 'abc' } },
+    system: { ip_address: '10.0.0.2' },
+    resources: { cpu_usage: 5 },
+  });
   t.deepEqual(events, [runningReport, {
-    type: 'container.started', timestamp: t2,
-    data: { app_id: '1000', service_name: '1000', container_id: 'abc', image: null, status: 'running', exit_code: null, restart_count: null },
+    type: 'container.started',
+    timestamp: t2,
+    data: {
+      app_id: '1000',
+      service_name: '1000',
+      container_id: 'abc',
+      image: null,
+      status: 'running',
+      exit_code: null,
+      restart_count: null,
+    },
   }]);
 });
 
 test('report: the same report again changes nothing and appends nothing', (t) => {
-  const events = when(given(provisioned, targetSet, runningReport), { type: 'report_state', now: '2026-11-01T10:05:00.000Z', apps: { '1000': { status: 'running', containerId: 'abc' } }, system: { ip_address: '10.0.0.2' }, resources: { cpu_usage: 5 } });
+  const events = when(given(provisioned, targetSet, runningReport), {
+    type: 'report_state',
+    now: '2026-11-01T10:05:00.000Z',
+    apps: { '1000': { status: 'running', containerId: 'abc' } },
+    system: { ip_address: '10.0.0.2' },
+    resources: { cpu_usage: 5 },
+  });
   t.deepEqual(events, []);
 });
 
 test('report: a partial report merges system and resources, keeps apps', (t) => {
   const state = given(provisioned, targetSet, runningReport);
-  const [event] = when(state, { type: 'report_state', now: '2026-11-01T10:05:00.000Z', system: {}, resources: { memory_usage: 40 } });
+  const [event] = when(state, {
+    type: 'report_state',
+    now: '2026-11-01T10:05:00.000Z',
+    system: {},
+    resources: { memory_usage: 40 },
+  });
   t.truthy(event);
   const after = evolve(state, event!);
   if (after.status !== 'registered') return t.fail();
@@ -99,14 +157,39 @@ test('report: a partial report merges system and resources, keeps apps', (t) => 
 });
 
 test('report: a disabled device may not report', (t) => {
-  const offline: DeviceEvent = { type: 'device.offline', timestamp: t1, data: { device_name: 'd1', device_type: 'rpi4', previous_state: 'active', new_state: 'inactive', reason: null, changed_at: t1 } };
-  const error = t.throws(() => when(given(provisioned, offline), { type: 'report_state', now: t2, system: {}, resources: { cpu_usage: 1 } }), { instanceOf: DomainError });
+  const offline: DeviceEvent = {
+    type: 'device.offline',
+    timestamp: t1,
+    data: {
+      device_name: 'd1',
+      device_type: 'rpi4',
+      previous_state: 'active',
+      new_state: 'inactive',
+      reason: null,
+      changed_at: t1,
+    },
+  };
+  const error = t.throws(
+    () => when(given(provisioned, offline), { type: 'report_state', now: t2, system: {}, resources: { cpu_usage: 1 } }),
+    { instanceOf: DomainError },
+  );
   t.is(error?.code, 'device_inactive');
 });
 
 test('set active: disabling gives device.offline with previous/new state and reason', (t) => {
   const events = when(given(provisioned), { type: 'set_active', now: t1, is_active: false, reason: 'maintenance' });
-  t.deepEqual(events, [{ type: 'device.offline', timestamp: t1, data: { device_name: 'd1', device_type: 'rpi4', previous_state: 'active', new_state: 'inactive', reason: 'maintenance', changed_at: t1 } }]);
+  t.deepEqual(events, [{
+    type: 'device.offline',
+    timestamp: t1,
+    data: {
+      device_name: 'd1',
+      device_type: 'rpi4',
+      previous_state: 'active',
+      new_state: 'inactive',
+      reason: 'maintenance',
+      changed_at: t1,
+    },
+  }]);
   const state = given(provisioned, ...events);
   t.is(state.status === 'registered' && state.is_active, false);
 });
@@ -115,7 +198,11 @@ test('set active: enabling a disabled device gives device.online', (t) => {
   const off = when(given(provisioned), { type: 'set_active', now: t1, is_active: false });
   const on = when(given(provisioned, ...off), { type: 'set_active', now: t2, is_active: true });
   t.is(on[0]?.type, 'device.online');
-  t.is(given(provisioned, ...off, ...on).status === 'registered' && (given(provisioned, ...off, ...on) as { is_active: boolean }).is_active, true);
+  t.is(
+    given(provisioned, ...off, ...on).status === 'registered' &&
+      (given(provisioned, ...off, ...on) as { is_active: boolean }).is_active,
+    true,
+  );
 });
 
 test('set active: no change, no event', (t) => {
@@ -137,8 +224,17 @@ test('evolve: drift starts at the target update and ends with the converging rep
 
 test('drift: missing and extra apps, stopped service, other image, differing config', (t) => {
   const drift = computeDrift(
-    { apps: { a: { services: [{ serviceName: 's1', image: 'i:2' }, { serviceName: 's2' }] }, b: {} }, config: { K: 1, L: 'x' } },
-    { apps: { a: { services: { s1: { status: 'running', image: 'i:1' }, s2: { status: 'exited' } } }, c: { status: 'running' } }, config: { K: 1, L: 'y' } },
+    {
+      apps: { a: { services: [{ serviceName: 's1', image: 'i:2' }, { serviceName: 's2' }] }, b: {} },
+      config: { K: 1, L: 'x' },
+    },
+    {
+      apps: {
+        a: { services: { s1: { status: 'running', image: 'i:1' }, s2: { status: 'exited' } } },
+        c: { status: 'running' },
+      },
+      config: { K: 1, L: 'y' },
+    },
   );
   t.false(drift.in_sync);
   t.deepEqual(drift.apps_missing, ['b']);

@@ -4,10 +4,11 @@ import type { AddressInfo } from 'node:net';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { createApp } from '../../app/http/create-app.ts';
-import { createDeps, type AppDeps } from '../../app/http/deps.ts';
+import { type AppDeps, createDeps } from '../../app/http/deps.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 
 /** What a helper request returns. */
+// deno-lint-ignore no-explicit-any -- tests read response bodies as loose JSON
 export type TestResponse = { status: number; headers: Headers; body: any; text: string };
 
 /** Options for one request. */
@@ -21,7 +22,9 @@ export async function startTestApp(options: { clock?: () => Date } = {}) {
   const errors: unknown[] = [];
   const deps: AppDeps = createDeps(db.pool, {
     ...(options.clock ? { clock: options.clock } : {}),
-    logError: (_m, e) => { errors.push(e); },
+    logError: (_m, e) => {
+      errors.push(e);
+    },
   });
   const server: Server = createServer(createApp(deps).callback());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -40,23 +43,39 @@ export async function startTestApp(options: { clock?: () => Date } = {}) {
     const response = await fetch(`${baseUrl}${path}`, { method, headers, ...(body === undefined ? {} : { body }) });
     const text = await response.text();
     let parsed: unknown = undefined;
-    try { parsed = text === '' ? undefined : JSON.parse(text); } catch { parsed = undefined; }
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
     return { status: response.status, headers: response.headers, body: parsed, text };
   }
 
-  async function createProvisioningKey(body: Record<string, unknown> = { fleet_id: 'fleet-1' }): Promise<{ id: string; key: string }> {
+  async function createProvisioningKey(
+    body: Record<string, unknown> = { fleet_id: 'fleet-1' },
+  ): Promise<{ id: string; key: string }> {
     const response = await request('POST', '/api/v1/provisioning-keys', { token: adminToken, body });
     if (response.status !== 201) throw new Error(`provisioning key: ${response.status} ${response.text}`);
     return response.body;
   }
 
   /** Registers a device and returns its uuid and key. */
-  async function registerDevice(provisioningKey: string, overrides: Record<string, unknown> = {}): Promise<{ uuid: string; key: string; response: TestResponse }> {
+  async function registerDevice(
+    provisioningKey: string,
+    overrides: Record<string, unknown> = {},
+  ): Promise<{ uuid: string; key: string; response: TestResponse }> {
     const uuid = (overrides['uuid'] as string | undefined) ?? crypto.randomUUID();
     const key = (overrides['deviceApiKey'] as string | undefined) ?? `device-key-${crypto.randomUUID()}`;
     const response = await request('POST', '/api/v1/device/register', {
       token: provisioningKey,
-      body: { uuid, deviceName: 'test-device', deviceType: 'raspberry-pi-4', deviceApiKey: key, macAddress: 'b8:27:eb:12:34:56', ...overrides },
+      body: {
+        uuid,
+        deviceName: 'test-device',
+        deviceType: 'raspberry-pi-4',
+        deviceApiKey: key,
+        macAddress: 'b8:27:eb:12:34:56',
+        ...overrides,
+      },
     });
     return { uuid, key, response };
   }
@@ -66,7 +85,15 @@ export async function startTestApp(options: { clock?: () => Date } = {}) {
   }
 
   return {
-    db, deps, baseUrl, adminToken, errors, request, createProvisioningKey, registerDevice, eventCount,
+    db,
+    deps,
+    baseUrl,
+    adminToken,
+    errors,
+    request,
+    createProvisioningKey,
+    registerDevice,
+    eventCount,
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await db.drop();

@@ -2,14 +2,19 @@
 import { randomBytes } from 'node:crypto';
 import type { DatabasePool } from 'slonik';
 import { createDatabasePool } from '../../infra/postgres/pool.ts';
-import { adminQuery as scratchAdminQuery, databaseUrl as scratchDatabaseUrl } from '../../infra/postgres/scratch-server.ts';
+import {
+  adminQuery as scratchAdminQuery,
+  databaseUrl as scratchDatabaseUrl,
+} from '../../infra/postgres/scratch-server.ts';
 
 /** The template database name `npm test` prepares with all migrations. */
 export const TEMPLATE_DATABASE = 'devicetrail_test_template';
 
 function serverUrl(): string {
   const url = process.env['DEVICETRAIL_TEST_SERVER_URL'];
-  if (url === undefined || url === '') throw new Error('DEVICETRAIL_TEST_SERVER_URL is not set: run the tests with `npm test`');
+  if (url === undefined || url === '') {
+    throw new Error('DEVICETRAIL_TEST_SERVER_URL is not set: run the tests with `npm test`');
+  }
   return url;
 }
 
@@ -29,7 +34,7 @@ export type TestDatabase = { name: string; url: string; pool: DatabasePool; drop
 /** Creates a database from the template (retrying while another file copies it). */
 export async function createTestDatabase(options: { poolSize?: number } = {}): Promise<TestDatabase> {
   const name = `dt_test_${randomBytes(6).toString('hex')}`;
-  for (let attempt = 0; ; attempt += 1) {
+  for (let attempt = 0;; attempt += 1) {
     try {
       await adminQuery(`CREATE DATABASE ${name} TEMPLATE ${TEMPLATE_DATABASE}`);
       break;

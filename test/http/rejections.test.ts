@@ -1,6 +1,6 @@
 // Every rejected request gets its documented status and a JSON error, and writes nothing.
 import test from 'ava';
-import { startTestApp, type TestApp, type TestResponse, type RequestOptions } from '../helpers/app.ts';
+import { type RequestOptions, startTestApp, type TestApp, type TestResponse } from '../helpers/app.ts';
 
 let app: TestApp;
 let now = new Date('2026-11-01T12:00:00.000Z');
@@ -13,33 +13,68 @@ test.before(async () => {
   provisioningKey = (await app.createProvisioningKey({ fleet_id: 'f1' })).key;
   device = await app.registerDevice(provisioningKey);
   other = await app.registerDevice(provisioningKey);
-  await app.request('POST', `/api/v1/devices/${device.uuid}/target-state`, { token: app.adminToken, body: { apps: {}, config: {} } });
+  await app.request('POST', `/api/v1/devices/${device.uuid}/target-state`, {
+    token: app.adminToken,
+    body: { apps: {}, config: {} },
+  });
 });
-test.after.always(async () => { await app?.close(); });
+test.after.always(async () => {
+  await app?.close();
+});
 
 /** Sends a request that must be refused with `status`, a JSON error, and no new event. */
-async function refused(t: import('ava').ExecutionContext, status: number, method: string, path: string, opts: RequestOptions, field?: string): Promise<TestResponse> {
+async function refused(
+  t: import('ava').ExecutionContext,
+  status: number,
+  method: string,
+  path: string,
+  opts: RequestOptions,
+  field?: string,
+): Promise<TestResponse> {
   const before = await app.eventCount();
   const response = await app.request(method, path, opts);
   t.is(response.status, status, `${method} ${path}: ${response.text}`);
   t.is(typeof response.body?.error?.code, 'string', response.text);
   t.is(typeof response.body?.error?.message, 'string');
   t.false(/\n\s+at /.test(response.text), 'no stack trace');
-  if (field !== undefined) t.true(response.body.error.message.includes(field), `message names ${field}: ${response.body.error.message}`);
+  if (field !== undefined) {
+    t.true(response.body.error.message.includes(field), `message names ${field}: ${response.body.error.message}`);
+  }
   t.is(await app.eventCount(), before, 'no event written');
   return response;
 }
 
-const register = (body: Record<string, unknown>) => ({ token: provisioningKey, body: { uuid: crypto.randomUUID(), deviceName: 'd', deviceType: 't', deviceApiKey: `k-${crypto.randomUUID()}`, ...body } });
+const register = (body: Record<string, unknown>) => ({
+  token: provisioningKey,
+  body: {
+    uuid: crypto.randomUUID(),
+    deviceName: 'd',
+    deviceType: 't',
+    deviceApiKey: `k-${crypto.randomUUID()}`,
+    ...body,
+  },
+});
 
 test.serial('invalid JSON → 400 invalid_json', async (t) => {
-  const r = await refused(t, 400, 'POST', `/api/v1/devices/${device.uuid}/target-state`, { token: app.adminToken, raw: '{"apps": ', headers: { 'Content-Type': 'application/json' } });
+  const r = await refused(t, 400, 'POST', `/api/v1/devices/${device.uuid}/target-state`, {
+    token: app.adminToken,
+    raw: '{"apps": ',
+    headers: { 'Content-Type': 'application/json' },
+  });
   t.is(r.body.error.code, 'invalid_json');
-  await refused(t, 400, 'PATCH', '/api/v1/device/state', { token: device.key, raw: '{bad json}', headers: { 'Content-Type': 'application/json' } });
+  await refused(t, 400, 'PATCH', '/api/v1/device/state', {
+    token: device.key,
+    raw: '{bad json}',
+    headers: { 'Content-Type': 'application/json' },
+  });
 });
 
 test.serial('not JSON → 415', async (t) => {
-  await refused(t, 415, 'POST', `/api/v1/devices/${device.uuid}/target-state`, { token: app.adminToken, raw: 'apps=1', headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+  await refused(t, 415, 'POST', `/api/v1/devices/${device.uuid}/target-state`, {
+    token: app.adminToken,
+    raw: 'apps=1',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+  });
 });
 
 test.serial('body too large → 413', async (t) => {
@@ -53,19 +88,65 @@ test.serial('missing or wrong-typed fields → 400 naming the field', async (t) 
   await refused(t, 400, 'POST', '/api/v1/device/register', register({ deviceApiKey: 42 }), 'deviceApiKey');
   await refused(t, 400, 'POST', '/api/v1/device/register', register({ macAddress: 'zz' }), 'macAddress');
   await refused(t, 400, 'POST', '/api/v1/device/register', register({ extra: true }), 'extra');
-  await refused(t, 400, 'POST', `/api/v1/devices/${device.uuid}/target-state`, { token: app.adminToken, body: { config: {} } }, 'apps');
-  await refused(t, 400, 'POST', `/api/v1/devices/${device.uuid}/target-state`, { token: app.adminToken, body: { apps: [] } }, 'apps');
-  await refused(t, 400, 'POST', `/api/v1/devices/${device.uuid}/target-state`, { token: app.adminToken, body: { apps: { '1': { services: [{}] } } } }, 'serviceName');
-  await refused(t, 400, 'PATCH', `/api/v1/devices/${device.uuid}/active`, { token: app.adminToken, body: { is_active: 'yes' } }, 'is_active');
-  await refused(t, 400, 'PATCH', `/api/v1/devices/${device.uuid}/active`, { token: app.adminToken, body: {} }, 'is_active');
-  await refused(t, 400, 'PATCH', '/api/v1/device/state', { token: device.key, body: { [device.uuid]: { cpu_usage: 'high' } } }, 'cpu_usage');
-  await refused(t, 400, 'PATCH', '/api/v1/device/state', { token: device.key, body: { [device.uuid]: { apps: 'x' } } }, 'apps');
+  await refused(t, 400, 'POST', `/api/v1/devices/${device.uuid}/target-state`, {
+    token: app.adminToken,
+    body: { config: {} },
+  }, 'apps');
+  await refused(t, 400, 'POST', `/api/v1/devices/${device.uuid}/target-state`, {
+    token: app.adminToken,
+    body: { apps: [] },
+  }, 'apps');
+  await refused(t, 400, 'POST', `/api/v1/devices/${device.uuid}/target-state`, {
+    token: app.adminToken,
+    body: { apps: { '1': { services: [{}] } } },
+  }, 'serviceName');
+  await refused(t, 400, 'PATCH', `/api/v1/devices/${device.uuid}/active`, {
+    token: app.adminToken,
+    body: { is_active: 'yes' },
+  }, 'is_active');
+  await refused(
+    t,
+    400,
+    'PATCH',
+    `/api/v1/devices/${device.uuid}/active`,
+    { token: app.adminToken, body: {} },
+    'is_active',
+  );
+  await refused(t, 400, 'PATCH', '/api/v1/device/state', {
+    token: device.key,
+    body: { [device.uuid]: { cpu_usage: 'high' } },
+  }, 'cpu_usage');
+  await refused(
+    t,
+    400,
+    'PATCH',
+    '/api/v1/device/state',
+    { token: device.key, body: { [device.uuid]: { apps: 'x' } } },
+    'apps',
+  );
   await refused(t, 400, 'PATCH', '/api/v1/device/state', { token: device.key, body: {} });
   await refused(t, 400, 'PATCH', '/api/v1/device/state', { token: device.key, body: [1] });
-  await refused(t, 400, 'PATCH', '/api/v1/device/state', { token: device.key, body: { [device.uuid]: { hostname: 'a\u0000b' } } }, 'NUL');
-  await refused(t, 400, 'POST', '/api/v1/provisioning-keys', { token: app.adminToken, body: { fleet_id: '' } }, 'fleet_id');
+  await refused(t, 400, 'PATCH', '/api/v1/device/state', {
+    token: device.key,
+    body: { [device.uuid]: { hostname: 'a\u0000b' } },
+  }, 'NUL');
+  await refused(
+    t,
+    400,
+    'POST',
+    '/api/v1/provisioning-keys',
+    { token: app.adminToken, body: { fleet_id: '' } },
+    'fleet_id',
+  );
   await refused(t, 400, 'GET', '/api/v1/devices?in_sync=maybe', { token: app.adminToken }, 'in_sync');
-  await refused(t, 400, 'GET', `/api/v1/devices/${device.uuid}/events?since=yesterday`, { token: app.adminToken }, 'since');
+  await refused(
+    t,
+    400,
+    'GET',
+    `/api/v1/devices/${device.uuid}/events?since=yesterday`,
+    { token: app.adminToken },
+    'since',
+  );
   await refused(t, 400, 'GET', '/api/v1/devices/not-a-uuid', { token: app.adminToken }, 'uuid');
 });
 
@@ -73,27 +154,48 @@ test.serial('no, malformed or unknown credentials → 401', async (t) => {
   const body = { apps: {}, config: {} };
   const none = await refused(t, 401, 'POST', `/api/v1/devices/${device.uuid}/target-state`, { body });
   t.truthy(none.headers.get('www-authenticate'));
-  await refused(t, 401, 'POST', `/api/v1/devices/${device.uuid}/target-state`, { body, headers: { Authorization: 'Basic abc' } });
+  await refused(t, 401, 'POST', `/api/v1/devices/${device.uuid}/target-state`, {
+    body,
+    headers: { Authorization: 'Basic abc' },
+  });
   await refused(t, 401, 'POST', `/api/v1/devices/${device.uuid}/target-state`, { body, token: 'dta_wrong' });
-  await refused(t, 401, 'PATCH', '/api/v1/device/state', { token: 'no-such-device-key', body: { [device.uuid]: { cpu_usage: 1 } } });
+  await refused(t, 401, 'PATCH', '/api/v1/device/state', {
+    token: 'no-such-device-key',
+    body: { [device.uuid]: { cpu_usage: 1 } },
+  });
   await refused(t, 401, 'POST', '/api/v1/device/register', { ...register({}), token: 'dtp_unknown' });
   await refused(t, 401, 'GET', '/api/v1/devices', {});
 });
 
 test.serial('valid credentials of the wrong kind or for another device → 403', async (t) => {
-  await refused(t, 403, 'POST', `/api/v1/devices/${device.uuid}/target-state`, { token: device.key, body: { apps: {} } });
+  await refused(t, 403, 'POST', `/api/v1/devices/${device.uuid}/target-state`, {
+    token: device.key,
+    body: { apps: {} },
+  });
   await refused(t, 403, 'POST', '/api/v1/device/register', { ...register({}), token: app.adminToken });
   await refused(t, 403, 'GET', '/api/v1/devices', { token: provisioningKey });
   await refused(t, 403, 'GET', `/api/v1/device/${other.uuid}/target-state`, { token: device.key });
   // any uuid in the body that is not the caller: 403 and nothing written for any uuid
-  await refused(t, 403, 'PATCH', '/api/v1/device/state', { token: device.key, body: { [device.uuid]: { cpu_usage: 1 }, [other.uuid]: { cpu_usage: 2 } } });
-  await refused(t, 403, 'PATCH', '/api/v1/device/state', { token: device.key, body: { [other.uuid]: { cpu_usage: 2 } } });
+  await refused(t, 403, 'PATCH', '/api/v1/device/state', {
+    token: device.key,
+    body: { [device.uuid]: { cpu_usage: 1 }, [other.uuid]: { cpu_usage: 2 } },
+  });
+  await refused(t, 403, 'PATCH', '/api/v1/device/state', {
+    token: device.key,
+    body: { [other.uuid]: { cpu_usage: 2 } },
+  });
 });
 
 test.serial('unknown device → 404', async (t) => {
   const missing = crypto.randomUUID();
-  await refused(t, 404, 'POST', `/api/v1/devices/${missing}/target-state`, { token: app.adminToken, body: { apps: {} } });
-  await refused(t, 404, 'PATCH', `/api/v1/devices/${missing}/active`, { token: app.adminToken, body: { is_active: false } });
+  await refused(t, 404, 'POST', `/api/v1/devices/${missing}/target-state`, {
+    token: app.adminToken,
+    body: { apps: {} },
+  });
+  await refused(t, 404, 'PATCH', `/api/v1/devices/${missing}/active`, {
+    token: app.adminToken,
+    body: { is_active: false },
+  });
   await refused(t, 404, 'GET', `/api/v1/devices/${missing}`, { token: app.adminToken });
   await refused(t, 404, 'GET', `/api/v1/devices/${missing}/events`, { token: app.adminToken });
   await refused(t, 404, 'DELETE', `/api/v1/provisioning-keys/${missing}`, { token: app.adminToken });
@@ -105,10 +207,22 @@ test.serial('duplicate uuid with another key → 409; a device key already in us
 });
 
 test.serial('stale If-Match → 412; malformed If-Match → 400', async (t) => {
-  const r = await refused(t, 412, 'POST', `/api/v1/devices/${device.uuid}/target-state`, { token: app.adminToken, body: { apps: {} }, headers: { 'If-Match': '"0"' } });
+  const r = await refused(t, 412, 'POST', `/api/v1/devices/${device.uuid}/target-state`, {
+    token: app.adminToken,
+    body: { apps: {} },
+    headers: { 'If-Match': '"0"' },
+  });
   t.is(r.body.error.details.current_version, 1);
-  await refused(t, 400, 'POST', `/api/v1/devices/${device.uuid}/target-state`, { token: app.adminToken, body: { apps: {} }, headers: { 'If-Match': 'banana' } });
-  const ok = await app.request('POST', `/api/v1/devices/${device.uuid}/target-state`, { token: app.adminToken, body: { apps: {} }, headers: { 'If-Match': '"1"' } });
+  await refused(t, 400, 'POST', `/api/v1/devices/${device.uuid}/target-state`, {
+    token: app.adminToken,
+    body: { apps: {} },
+    headers: { 'If-Match': 'banana' },
+  });
+  const ok = await app.request('POST', `/api/v1/devices/${device.uuid}/target-state`, {
+    token: app.adminToken,
+    body: { apps: {} },
+    headers: { 'If-Match': '"1"' },
+  });
   t.is(ok.status, 200);
   t.is(ok.body.version, 2);
 });
@@ -119,7 +233,10 @@ test.serial('an expired provisioning key → 403', async (t) => {
   now = new Date('2026-11-01T13:00:01.000Z');
   const r = await refused(t, 403, 'POST', '/api/v1/device/register', { ...register({}), token: key.key });
   t.is(r.body.error.code, 'provisioning_key_expired');
-  await refused(t, 400, 'POST', '/api/v1/provisioning-keys', { token: app.adminToken, body: { fleet_id: 'f', expires_at: '2020-01-01T00:00:00Z' } }, 'expires_at');
+  await refused(t, 400, 'POST', '/api/v1/provisioning-keys', {
+    token: app.adminToken,
+    body: { fleet_id: 'f', expires_at: '2020-01-01T00:00:00Z' },
+  }, 'expires_at');
 });
 
 test.serial('unknown routes and methods get JSON errors', async (t) => {

@@ -5,25 +5,44 @@ import { z } from 'zod';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 
 let app: TestApp;
-test.before(async () => { app = await startTestApp(); });
-test.after.always(async () => { await app?.close(); });
+test.before(async () => {
+  app = await startTestApp();
+});
+test.after.always(async () => {
+  await app?.close();
+});
 
 const uuid = '12345678-1234-1234-1234-123456789abc';
-const eventRow = z.object({ event_type: z.string(), aggregate_version: z.number(), data: z.any(), metadata: z.any(), source: z.string() });
+const eventRow = z.object({
+  event_type: z.string(),
+  aggregate_version: z.number(),
+  data: z.any(),
+  metadata: z.any(),
+  source: z.string(),
+});
 
 test.serial('register → target → report → disable → enable writes one event each, with metadata', async (t) => {
   const { key, id: keyId } = await app.createProvisioningKey({ fleet_id: 'fleet-1' });
   const registered = await app.request('POST', '/api/v1/device/register', {
     token: key,
     headers: { 'User-Agent': 'seed-test/1.0' },
-    body: { uuid, deviceName: 'test-device-001', deviceType: 'raspberry-pi-4', deviceApiKey: 'secret-key', macAddress: 'b8:27:eb:12:34:56' },
+    body: {
+      uuid,
+      deviceName: 'test-device-001',
+      deviceType: 'raspberry-pi-4',
+      deviceApiKey: 'secret-key',
+      macAddress: 'b8:27:eb:12:34:56',
+    },
   });
   t.is(registered.status, 201, registered.text);
   t.is(registered.body.device.fleet_id, 'fleet-1');
 
   const target = await app.request('POST', `/api/v1/devices/${uuid}/target-state`, {
     token: app.adminToken,
-    body: { apps: { '1000': { appId: 1000, appName: 'my-app', services: [] } }, config: { DEVICE_HOSTNAME: 'my-device' } },
+    body: {
+      apps: { '1000': { appId: 1000, appName: 'my-app', services: [] } },
+      config: { DEVICE_HOSTNAME: 'my-device' },
+    },
   });
   t.is(target.status, 200, target.text);
   t.is(target.body.version, 1);
@@ -31,7 +50,14 @@ test.serial('register → target → report → disable → enable writes one ev
 
   const report = await app.request('PATCH', '/api/v1/device/state', {
     token: 'secret-key',
-    body: { [uuid]: { apps: { '1000': { status: 'running', containerId: 'abc123' } }, ip_address: '192.168.1.100', cpu_usage: 25.5, memory_usage: 45.2 } },
+    body: {
+      [uuid]: {
+        apps: { '1000': { status: 'running', containerId: 'abc123' } },
+        ip_address: '192.168.1.100',
+        cpu_usage: 25.5,
+        memory_usage: 45.2,
+      },
+    },
   });
   t.is(report.status, 200, report.text);
   // current_state.updated, and what it implies: the app's container started, the target reached (issue #5)
@@ -39,19 +65,35 @@ test.serial('register → target → report → disable → enable writes one ev
   t.true(report.body.devices[uuid].in_sync);
 
   for (const is_active of [false, true]) {
-    const toggled = await app.request('PATCH', `/api/v1/devices/${uuid}/active`, { token: app.adminToken, body: { is_active } });
+    const toggled = await app.request('PATCH', `/api/v1/devices/${uuid}/active`, {
+      token: app.adminToken,
+      body: { is_active },
+    });
     t.is(toggled.status, 200, toggled.text);
     t.true(toggled.body.changed);
   }
 
   const events = await app.db.pool.any(sql.type(eventRow)`
     SELECT event_type, aggregate_version, data, metadata, source FROM get_aggregate_events('device', ${uuid}, NULL)`);
-  t.deepEqual(events.map((e) => e.event_type), ['device.provisioned', 'target_state.updated', 'reconciliation.started',
-    'current_state.updated', 'container.started', 'reconciliation.completed', 'device.offline', 'device.online']);
+  t.deepEqual(events.map((e) => e.event_type), [
+    'device.provisioned',
+    'target_state.updated',
+    'reconciliation.started',
+    'current_state.updated',
+    'container.started',
+    'reconciliation.completed',
+    'device.offline',
+    'device.online',
+  ]);
   t.deepEqual(events.map((e) => e.aggregate_version), [1, 2, 3, 4, 5, 6, 7, 8]);
   t.true(events.every((e) => e.source === 'api'));
 
-  const [provisioned, targetEvent, current, offline] = ['device.provisioned', 'target_state.updated', 'current_state.updated', 'device.offline']
+  const [provisioned, targetEvent, current, offline] = [
+    'device.provisioned',
+    'target_state.updated',
+    'current_state.updated',
+    'device.offline',
+  ]
     .map((type) => events.find((e) => e.event_type === type));
   t.is(provisioned!.data.provisioning_key_id, keyId);
   t.is(provisioned!.metadata.provisioning_key_id, keyId);
@@ -82,7 +124,10 @@ test.serial('target-state poll: ETag is the version, If-None-Match gives 304, an
   t.is(first.headers.get('etag'), '"1"');
   t.deepEqual(first.body.config, { DEVICE_HOSTNAME: 'my-device' });
   const before = await app.eventCount();
-  const again = await app.request('GET', `/api/v1/device/${uuid}/target-state`, { token: 'secret-key', headers: { 'If-None-Match': '"1"' } });
+  const again = await app.request('GET', `/api/v1/device/${uuid}/target-state`, {
+    token: 'secret-key',
+    headers: { 'If-None-Match': '"1"' },
+  });
   t.is(again.status, 304);
   t.is(await app.eventCount(), before);
   const device = await app.request('GET', `/api/v1/devices/${uuid}`, { token: app.adminToken });
@@ -94,7 +139,14 @@ test.serial('an identical report appends nothing but updates last seen', async (
   const seenBefore = (await app.request('GET', `/api/v1/devices/${uuid}`, { token: app.adminToken })).body.last_seen_at;
   const report = await app.request('PATCH', '/api/v1/device/state', {
     token: 'secret-key',
-    body: { [uuid]: { apps: { '1000': { status: 'running', containerId: 'abc123' } }, ip_address: '192.168.1.100', cpu_usage: 25.5, memory_usage: 45.2 } },
+    body: {
+      [uuid]: {
+        apps: { '1000': { status: 'running', containerId: 'abc123' } },
+        ip_address: '192.168.1.100',
+        cpu_usage: 25.5,
+        memory_usage: 45.2,
+      },
+    },
   });
   t.is(report.status, 200);
   t.is(report.body.events_written, 0);
@@ -107,12 +159,14 @@ test.serial('registering the same uuid again: same key → 200 and no event; ano
   const { key } = await app.createProvisioningKey({ fleet_id: 'fleet-1' });
   const before = await app.eventCount();
   const same = await app.request('POST', '/api/v1/device/register', {
-    token: key, body: { uuid, deviceName: 'test-device-001', deviceType: 'raspberry-pi-4', deviceApiKey: 'secret-key' },
+    token: key,
+    body: { uuid, deviceName: 'test-device-001', deviceType: 'raspberry-pi-4', deviceApiKey: 'secret-key' },
   });
   t.is(same.status, 200, same.text);
   t.false(same.body.created);
   const other = await app.request('POST', '/api/v1/device/register', {
-    token: key, body: { uuid, deviceName: 'x', deviceType: 'y', deviceApiKey: 'another-key-123' },
+    token: key,
+    body: { uuid, deviceName: 'x', deviceType: 'y', deviceApiKey: 'another-key-123' },
   });
   t.is(other.status, 409);
   t.is(await app.eventCount(), before);
@@ -120,28 +174,46 @@ test.serial('registering the same uuid again: same key → 200 and no event; ano
 
 test.serial('setting the same active state again writes no event', async (t) => {
   const before = await app.eventCount();
-  const r = await app.request('PATCH', `/api/v1/devices/${uuid}/active`, { token: app.adminToken, body: { is_active: true } });
+  const r = await app.request('PATCH', `/api/v1/devices/${uuid}/active`, {
+    token: app.adminToken,
+    body: { is_active: true },
+  });
   t.is(r.status, 200);
   t.false(r.body.changed);
   t.is(await app.eventCount(), before);
 });
 
 test.serial('a disabled device gets 403 on its device-key calls; its reason is recorded', async (t) => {
-  const off = await app.request('PATCH', `/api/v1/devices/${uuid}/active`, { token: app.adminToken, body: { is_active: false, reason: 'stolen' } });
+  const off = await app.request('PATCH', `/api/v1/devices/${uuid}/active`, {
+    token: app.adminToken,
+    body: { is_active: false, reason: 'stolen' },
+  });
   t.is(off.status, 200);
   const before = await app.eventCount();
   t.is((await app.request('GET', `/api/v1/device/${uuid}/target-state`, { token: 'secret-key' })).status, 403);
-  const report = await app.request('PATCH', '/api/v1/device/state', { token: 'secret-key', body: { [uuid]: { cpu_usage: 99 } } });
+  const report = await app.request('PATCH', '/api/v1/device/state', {
+    token: 'secret-key',
+    body: { [uuid]: { cpu_usage: 99 } },
+  });
   t.is(report.status, 403);
   t.is(report.body.error.code, 'device_inactive');
   // a report identical to the last accepted one (nothing to write) is refused too
   const same = await app.request('PATCH', '/api/v1/device/state', {
     token: 'secret-key',
-    body: { [uuid]: { apps: { '1000': { status: 'running', containerId: 'abc123' } }, ip_address: '192.168.1.100', cpu_usage: 25.5, memory_usage: 45.2 } },
+    body: {
+      [uuid]: {
+        apps: { '1000': { status: 'running', containerId: 'abc123' } },
+        ip_address: '192.168.1.100',
+        cpu_usage: 25.5,
+        memory_usage: 45.2,
+      },
+    },
   });
   t.is(same.status, 403);
   t.is(await app.eventCount(), before);
-  const events = await app.request('GET', `/api/v1/devices/${uuid}/events?type=device.offline`, { token: app.adminToken });
+  const events = await app.request('GET', `/api/v1/devices/${uuid}/events?type=device.offline`, {
+    token: app.adminToken,
+  });
   t.is(events.body.events.at(-1).data.reason, 'stolen');
   await app.request('PATCH', `/api/v1/devices/${uuid}/active`, { token: app.adminToken, body: { is_active: true } });
 });
@@ -149,7 +221,10 @@ test.serial('a disabled device gets 403 on its device-key calls; its reason is r
 test.serial('admin reads: list with filters, one device with drift, events paginated', async (t) => {
   const { key } = await app.createProvisioningKey({ fleet_id: 'fleet-2' });
   const other = await app.registerDevice(key);
-  await app.request('POST', `/api/v1/devices/${other.uuid}/target-state`, { token: app.adminToken, body: { apps: { '7': { appName: 'x' } } } });
+  await app.request('POST', `/api/v1/devices/${other.uuid}/target-state`, {
+    token: app.adminToken,
+    body: { apps: { '7': { appName: 'x' } } },
+  });
 
   const fleet2 = await app.request('GET', '/api/v1/devices?fleet=fleet-2', { token: app.adminToken });
   t.deepEqual(fleet2.body.devices.map((d: { uuid: string }) => d.uuid), [other.uuid]);
@@ -166,11 +241,17 @@ test.serial('admin reads: list with filters, one device with drift, events pagin
   const page1 = await app.request('GET', `/api/v1/devices/${uuid}/events?limit=2`, { token: app.adminToken });
   t.deepEqual(page1.body.events.map((e: { aggregate_version: number }) => e.aggregate_version), [1, 2]);
   t.is(page1.body.next_after_version, 2);
-  const page2 = await app.request('GET', `/api/v1/devices/${uuid}/events?limit=2&after_version=2`, { token: app.adminToken });
+  const page2 = await app.request('GET', `/api/v1/devices/${uuid}/events?limit=2&after_version=2`, {
+    token: app.adminToken,
+  });
   t.deepEqual(page2.body.events.map((e: { aggregate_version: number }) => e.aggregate_version), [3, 4]);
-  const typed = await app.request('GET', `/api/v1/devices/${uuid}/events?type=device.online,device.offline`, { token: app.adminToken });
+  const typed = await app.request('GET', `/api/v1/devices/${uuid}/events?type=device.online,device.offline`, {
+    token: app.adminToken,
+  });
   t.true(typed.body.events.every((e: { event_type: string }) => e.event_type.startsWith('device.o')));
-  const future = await app.request('GET', `/api/v1/devices/${uuid}/events?since=2999-01-01T00:00:00Z`, { token: app.adminToken });
+  const future = await app.request('GET', `/api/v1/devices/${uuid}/events?since=2999-01-01T00:00:00Z`, {
+    token: app.adminToken,
+  });
   t.deepEqual(future.body.events, []);
 });
 

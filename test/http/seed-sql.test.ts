@@ -12,14 +12,32 @@ test.before(async () => {
   const { key } = await app.createProvisioningKey();
   await app.registerDevice(key, { uuid, deviceApiKey: 'secret-key' });
   const other = await app.registerDevice(key);
-  for (const apps of [{ '1000': { appId: 1000, appName: 'my-app' } }, { '1000': { appId: 1000 }, '1001': { appId: 1001 } }]) {
-    await app.request('POST', `/api/v1/devices/${uuid}/target-state`, { token: app.adminToken, body: { apps, config: {} } });
+  for (
+    const apps of [{ '1000': { appId: 1000, appName: 'my-app' } }, { '1000': { appId: 1000 }, '1001': { appId: 1001 } }]
+  ) {
+    await app.request('POST', `/api/v1/devices/${uuid}/target-state`, {
+      token: app.adminToken,
+      body: { apps, config: {} },
+    });
   }
-  await app.request('PATCH', '/api/v1/device/state', { token: 'secret-key', body: { [uuid]: { apps: { '1000': { status: 'running', containerId: 'abc123' } }, ip_address: '192.168.1.100', cpu_usage: 25.5, memory_usage: 45.2 } } });
+  await app.request('PATCH', '/api/v1/device/state', {
+    token: 'secret-key',
+    body: {
+      [uuid]: {
+        apps: { '1000': { status: 'running', containerId: 'abc123' } },
+        ip_address: '192.168.1.100',
+        cpu_usage: 25.5,
+        memory_usage: 45.2,
+      },
+    },
+  });
   // the other device reports, then gets a newer target it has not reported against yet
   await app.request('PATCH', '/api/v1/device/state', { token: other.key, body: { [other.uuid]: { cpu_usage: 1 } } });
   await app.request('PATCH', '/api/v1/device/state', { token: other.key, body: { [other.uuid]: { cpu_usage: 2 } } });
-  await app.request('POST', `/api/v1/devices/${other.uuid}/target-state`, { token: app.adminToken, body: { apps: {}, config: {} } });
+  await app.request('POST', `/api/v1/devices/${other.uuid}/target-state`, {
+    token: app.adminToken,
+    body: { apps: {}, config: {} },
+  });
   client = new pg.Client({ connectionString: app.db.url });
   await client.connect();
 });
@@ -29,11 +47,32 @@ test.after.always(async () => {
 });
 
 test('get_aggregate_events', async (t) => {
-  const { rows } = await client.query(`SELECT * FROM get_aggregate_events('device', '12345678-1234-1234-1234-123456789abc', NULL);`);
+  const { rows } = await client.query(
+    `SELECT * FROM get_aggregate_events('device', '12345678-1234-1234-1234-123456789abc', NULL);`,
+  );
   // with the lifecycle events a target update and a report imply (issue #5)
-  t.deepEqual(rows.map((r) => r.event_type), ['device.provisioned', 'target_state.updated', 'reconciliation.started',
-    'target_state.updated', 'reconciliation.failed', 'reconciliation.started', 'current_state.updated', 'container.started']);
-  for (const column of ['event_id', 'event_type', 'aggregate_type', 'aggregate_id', 'data', 'metadata', 'timestamp', 'source']) t.true(column in rows[0]!, column);
+  t.deepEqual(rows.map((r) => r.event_type), [
+    'device.provisioned',
+    'target_state.updated',
+    'reconciliation.started',
+    'target_state.updated',
+    'reconciliation.failed',
+    'reconciliation.started',
+    'current_state.updated',
+    'container.started',
+  ]);
+  for (
+    const column of [
+      'event_id',
+      'event_type',
+      'aggregate_type',
+      'aggregate_id',
+      'data',
+      'metadata',
+      'timestamp',
+      'source',
+    ]
+  ) t.true(column in rows[0]!, column);
 });
 
 test('all target state changes, with version and apps_count filled', async (t) => {

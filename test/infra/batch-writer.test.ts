@@ -13,18 +13,32 @@ import { deviceAdapter } from '../../infra/devices/device-store.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 
 let app: TestApp;
-test.before(async () => { app = await startTestApp(); });
-test.after.always(async () => { await app?.close(); });
+test.before(async () => {
+  app = await startTestApp();
+});
+test.after.always(async () => {
+  await app?.close();
+});
 
 const context = (uuid: string) => ({ metadata: { actor: { type: 'device' as const, id: uuid } }, source: 'api' });
 const report = (n: number) => (state: Parameters<typeof decide>[1]) =>
-  decide({ type: 'report_state', now: new Date().toISOString(), system: { uptime: n }, resources: { cpu_usage: n } }, state);
+  decide(
+    { type: 'report_state', now: new Date().toISOString(), system: { uptime: n }, resources: { cpu_usage: n } },
+    state,
+  );
 
 async function assertFoldEqualsReadModel(t: import('ava').ExecutionContext, uuid: string): Promise<void> {
   const events = await app.deps.store.readStream('device', uuid);
   t.deepEqual(events.map((e) => e.aggregate_version), events.map((_, i) => i + 1), 'gapless versions');
-  const folded = fold(events.map((e) => parseDeviceEvent({ type: e.event_type, data: e.data, timestamp: e.timestamp })), initialState());
-  const row = await app.db.pool.one(sql.type(z.object({ state: z.unknown(), version: z.number() }))`SELECT state, version FROM devices WHERE uuid = ${uuid}`);
+  const folded = fold(
+    events.map((e) => parseDeviceEvent({ type: e.event_type, data: e.data, timestamp: e.timestamp })),
+    initialState(),
+  );
+  const row = await app.db.pool.one(
+    sql.type(
+      z.object({ state: z.unknown(), version: z.number() }),
+    )`SELECT state, version FROM devices WHERE uuid = ${uuid}`,
+  );
   t.deepEqual(JSON.parse(JSON.stringify(folded)), row.state);
   t.is(row.version, events.length);
 }
@@ -33,7 +47,9 @@ test.serial('concurrent reports of many devices are written together, each gaple
   const { key } = await app.createProvisioningKey();
   const devices = await Promise.all(Array.from({ length: 40 }, () => app.registerDevice(key)));
   const writer = createDeviceBatchWriter(app.db.pool, app.deps.store, { maxInFlight: 1 });
-  const results = await Promise.all(devices.flatMap((d) => [1, 2, 3].map((n) => writer.submit(d.uuid, report(n), context(d.uuid)))));
+  const results = await Promise.all(
+    devices.flatMap((d) => [1, 2, 3].map((n) => writer.submit(d.uuid, report(n), context(d.uuid)))),
+  );
   t.is(results.length, 120);
   t.true(results.every((r) => r.events.length === 1));
   // one statement = one transaction: count the transactions the 120 events were committed in
@@ -50,12 +66,26 @@ test.serial('a device whose stream another writer moves mid-batch is retried alo
   const writer = createDeviceBatchWriter(app.db.pool, app.deps.store, { maxInFlight: 1 });
   // another writer appends to A and keeps its transaction open (the stream row stays locked)
   let release!: () => void;
-  const gate = new Promise<void>((resolve) => { release = resolve; });
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
   let appended!: () => void;
-  const holding = new Promise<void>((resolve) => { appended = resolve; });
-  const other = handleCommand(app.db.pool, app.deps.store, deviceAdapter, a!.uuid,
-    (state) => decide({ type: 'set_target_state', now: new Date().toISOString(), target: { apps: {}, config: {} } }, state),
-    { metadata: { actor: { type: 'admin', id: 'test' } }, source: 'api' }, async () => { appended(); await gate; });
+  const holding = new Promise<void>((resolve) => {
+    appended = resolve;
+  });
+  const other = handleCommand(
+    app.db.pool,
+    app.deps.store,
+    deviceAdapter,
+    a!.uuid,
+    (state) =>
+      decide({ type: 'set_target_state', now: new Date().toISOString(), target: { apps: {}, config: {} } }, state),
+    { metadata: { actor: { type: 'admin', id: 'test' } }, source: 'api' },
+    async () => {
+      appended();
+      await gate;
+    },
+  );
   await holding;
   const submitted = [a!, b!, c!].map((d) => writer.submit(d.uuid, report(7), context(d.uuid)));
   // wait until the batch statement is blocked on A's stream row, then let the other writer commit
@@ -70,7 +100,11 @@ test.serial('a device whose stream another writer moves mid-batch is retried alo
   release();
   await other;
   const results = await Promise.all(submitted);
-  t.deepEqual(results.map((r) => r.events[0]?.event_type), ['current_state.updated', 'current_state.updated', 'current_state.updated']);
+  t.deepEqual(results.map((r) => r.events[0]?.event_type), [
+    'current_state.updated',
+    'current_state.updated',
+    'current_state.updated',
+  ]);
   // B and C committed together; A lost its compare-and-set and was written alone, after the target
   const [ra, rb, rc] = results.map((r) => r.events[0]!);
   t.is(rb!.transaction_id, rc!.transaction_id);
@@ -134,15 +168,25 @@ test.serial('a device whose state is only kept as JSON (cold tier) is decided fr
 test.serial('reports travel as the parser made them: app ids as keys fold and store as before', async (t) => {
   const { key } = await app.createProvisioningKey();
   const d = await app.registerDevice(key);
-  const body = (n: number) => ({ [d.uuid]: {
-    apps: { '1000': { status: 'running', containerId: 'c-1', services: { main: { status: 'Running', image: 'r/web:1' } } }, '1001': { status: 'running', containerId: 'c-2' } },
-    uptime: n, cpu_usage: n } });
+  const body = (n: number) => ({
+    [d.uuid]: {
+      apps: {
+        '1000': { status: 'running', containerId: 'c-1', services: { main: { status: 'Running', image: 'r/web:1' } } },
+        '1001': { status: 'running', containerId: 'c-2' },
+      },
+      uptime: n,
+      cpu_usage: n,
+    },
+  });
   for (const n of [1, 2, 3]) {
     const response = await app.request('PATCH', '/api/v1/device/state', { token: d.key, body: body(n) });
     t.is(response.status, 200, response.text);
   }
   // the zod schema still decides what is valid, and names the field
-  const bad = await app.request('PATCH', '/api/v1/device/state', { token: d.key, body: { [d.uuid]: { apps: { '1000': { status: 7 } } } } });
+  const bad = await app.request('PATCH', '/api/v1/device/state', {
+    token: d.key,
+    body: { [d.uuid]: { apps: { '1000': { status: 7 } } } },
+  });
   t.is(bad.status, 400);
   t.regex(bad.body.error.message, /apps\.1000\.status/);
   await assertFoldEqualsReadModel(t, d.uuid);

@@ -8,28 +8,55 @@ import { GENESIS_HASH } from '../../infra/event-store/event-hash.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 
 let db: TestDatabase;
-test.before(async () => { db = await createTestDatabase(); });
-test.after.always(async () => { await db?.drop(); });
+test.before(async () => {
+  db = await createTestDatabase();
+});
+test.after.always(async () => {
+  await db?.drop();
+});
 
 const meta = { actor: { type: 'system' as const, id: 'test' } };
-const event = (type: string, timestamp: string, data: Record<string, unknown> = {}) => ({ event_type: type, data, metadata: meta, timestamp, source: 'test' });
+const event = (type: string, timestamp: string, data: Record<string, unknown> = {}) => ({
+  event_type: type,
+  data,
+  metadata: meta,
+  timestamp,
+  source: 'test',
+});
 
 test.serial('append assigns versions 1, 2, 3… and chains hashes; a stale expected version is refused', async (t) => {
   const store = createEventStore(db.pool);
-  const first = await db.pool.transaction((tx) => store.append(tx, 'thing', 'a', { version: 0, last_hash: GENESIS_HASH }, [event('x', '2026-11-20T10:00:00Z'), event('y', '2026-11-20T10:00:01Z')]));
+  const first = await db.pool.transaction((tx) =>
+    store.append(tx, 'thing', 'a', { version: 0, last_hash: GENESIS_HASH }, [
+      event('x', '2026-11-20T10:00:00Z'),
+      event('y', '2026-11-20T10:00:01Z'),
+    ])
+  );
   t.deepEqual(first.map((e) => e.aggregate_version), [1, 2]);
   t.not(first[0]!.hash, first[1]!.hash);
   const head = await store.head(db.pool, 'thing', 'a');
   t.deepEqual(head, { version: 2, last_hash: first[1]!.hash });
-  await t.throwsAsync(db.pool.transaction((tx) => store.append(tx, 'thing', 'a', { version: 1, last_hash: first[0]!.hash }, [event('z', '2026-11-20T10:00:02Z')])), { instanceOf: ConcurrencyError });
-  await t.throwsAsync(db.pool.transaction((tx) => store.append(tx, 'thing', 'a', { version: 0, last_hash: GENESIS_HASH }, [event('z', '2026-11-20T10:00:02Z')])), { instanceOf: ConcurrencyError });
+  await t.throwsAsync(
+    db.pool.transaction((tx) =>
+      store.append(tx, 'thing', 'a', { version: 1, last_hash: first[0]!.hash }, [event('z', '2026-11-20T10:00:02Z')])
+    ),
+    { instanceOf: ConcurrencyError },
+  );
+  await t.throwsAsync(
+    db.pool.transaction((tx) =>
+      store.append(tx, 'thing', 'a', { version: 0, last_hash: GENESIS_HASH }, [event('z', '2026-11-20T10:00:02Z')])
+    ),
+    { instanceOf: ConcurrencyError },
+  );
   const all = await store.readStream('thing', 'a');
   t.deepEqual(all.map((e) => e.event_type), ['x', 'y']);
 });
 
 test.serial('UPDATE, DELETE and TRUNCATE on events are refused by the database, also on a partition', async (t) => {
   const store = createEventStore(db.pool);
-  await db.pool.transaction((tx) => store.append(tx, 'thing', 'b', { version: 0, last_hash: GENESIS_HASH }, [event('x', '2026-11-21T10:00:00Z')]));
+  await db.pool.transaction((tx) =>
+    store.append(tx, 'thing', 'b', { version: 0, last_hash: GENESIS_HASH }, [event('x', '2026-11-21T10:00:00Z')])
+  );
   const count = () => db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM events`);
   const before = await count();
   await t.throwsAsync(db.pool.query(sql.unsafe`UPDATE events SET data = '{"forged": true}'`), { message: /immutable/ });
@@ -43,9 +70,12 @@ test.serial('UPDATE, DELETE and TRUNCATE on events are refused by the database, 
 
 test.serial('an append on a day without a partition creates it (past and far future)', async (t) => {
   const store = createEventStore(db.pool);
-  const stored = await db.pool.transaction((tx) => store.append(tx, 'thing', 'c', { version: 0, last_hash: GENESIS_HASH }, [
-    event('old', '2019-03-04T23:59:59.999Z'), event('future', '2031-01-01T00:00:00Z'),
-  ]));
+  const stored = await db.pool.transaction((tx) =>
+    store.append(tx, 'thing', 'c', { version: 0, last_hash: GENESIS_HASH }, [
+      event('old', '2019-03-04T23:59:59.999Z'),
+      event('future', '2031-01-01T00:00:00Z'),
+    ])
+  );
   t.is(stored.length, 2);
   const parts = await db.pool.anyFirst(sql.type(z.object({ relname: z.string() }))`
     SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -54,7 +84,12 @@ test.serial('an append on a day without a partition creates it (past and far fut
 });
 
 test.serial('concurrent partition creation for the same day from many connections succeeds', async (t) => {
-  const results = await Promise.all(Array.from({ length: 8 }, () => db.pool.oneFirst(sql.type(z.object({ name: z.string() }))`SELECT ensure_events_partition('2027-05-05'::date) AS name`)));
+  const results = await Promise.all(
+    Array.from({ length: 8 }, () =>
+      db.pool.oneFirst(
+        sql.type(z.object({ name: z.string() }))`SELECT ensure_events_partition('2027-05-05'::date) AS name`,
+      )),
+  );
   t.true(results.every((n) => n === 'events_20270505'));
 });
 

@@ -15,13 +15,22 @@ async function setup() {
   return { ...env, device, send };
 }
 
-const crashed = { type: 'container.crashed', data: { app_id: 1000, service_name: 'main', container_id: 'c1', status: 'exited', exit_code: 139, restart_count: 3 }, observed_at: '2026-06-01T10:59:58+01:00' };
+const crashed = {
+  type: 'container.crashed',
+  data: { app_id: 1000, service_name: 'main', container_id: 'c1', status: 'exited', exit_code: 139, restart_count: 3 },
+  observed_at: '2026-06-01T10:59:58+01:00',
+};
 const volume = { type: 'volume.created', data: { app_id: '1000', name: 'data' } };
 
 test('a valid batch is stored in order with source device, the device as actor and observed_at; the state folds it', async (t) => {
   const { app, device, send } = await setup();
   t.teardown(() => app.close());
-  const response = await send({ events: [crashed, volume, { type: 'image.pull_failed', data: { app_id: '1000', service_name: 'main', error: 'no space left on device' } }] });
+  const response = await send({
+    events: [crashed, volume, {
+      type: 'image.pull_failed',
+      data: { app_id: '1000', service_name: 'main', error: 'no space left on device' },
+    }],
+  });
   t.is(response.status, 201, response.text);
   t.is(response.body.events_written, 3);
   t.is(response.body.event_ids.length, 3);
@@ -29,7 +38,16 @@ test('a valid batch is stored in order with source device, the device as actor a
   t.deepEqual(events.map((e) => e.event_id), response.body.event_ids);
   t.deepEqual(events.map((e) => e.event_type), ['container.crashed', 'volume.created', 'image.pull_failed']);
   t.true(events.every((e) => e.source === 'device' && e.timestamp === T0.toISOString()));
-  t.deepEqual(events[0]!.data, { app_id: '1000', service_name: 'main', container_id: 'c1', image: null, status: 'exited', exit_code: 139, restart_count: 3, observed_at: '2026-06-01T09:59:58.000Z' });
+  t.deepEqual(events[0]!.data, {
+    app_id: '1000',
+    service_name: 'main',
+    container_id: 'c1',
+    image: null,
+    status: 'exited',
+    exit_code: 139,
+    restart_count: 3,
+    observed_at: '2026-06-01T09:59:58.000Z',
+  });
   t.deepEqual(events[1]!.data, { app_id: '1000', name: 'data' });
   t.deepEqual(events[2]!.data, { app_id: '1000', service_name: 'main', image: null, error: 'no space left on device' });
   t.deepEqual(events[0]!.metadata['actor'], { type: 'device', id: device.uuid });
@@ -47,13 +65,31 @@ test('refused whole, nothing written: unknown type, server-only type, bad data, 
   t.teardown(() => app.close());
   const before = await app.eventCount();
   const cases: [unknown, string][] = [
-    [{ events: [volume, { type: 'container.exploded', data: {} }] }, 'body.events.1.type: unknown event type "container.exploded"'],
-    [{ events: [{ type: 'reconciliation.failed', data: { target_version: 1 } }] }, 'body.events.0.type: "reconciliation.failed" is recorded by the server, not sent by devices'],
-    [{ events: [{ type: 'current_state.updated', data: {} }] }, 'body.events.0.type: "current_state.updated" is recorded by the server'],
-    [{ events: [{ type: 'device.connection_lost', data: {} }] }, 'body.events.0.type: "device.connection_lost" is recorded by the server'],
+    [
+      { events: [volume, { type: 'container.exploded', data: {} }] },
+      'body.events.1.type: unknown event type "container.exploded"',
+    ],
+    [
+      { events: [{ type: 'reconciliation.failed', data: { target_version: 1 } }] },
+      'body.events.0.type: "reconciliation.failed" is recorded by the server, not sent by devices',
+    ],
+    [
+      { events: [{ type: 'current_state.updated', data: {} }] },
+      'body.events.0.type: "current_state.updated" is recorded by the server',
+    ],
+    [
+      { events: [{ type: 'device.connection_lost', data: {} }] },
+      'body.events.0.type: "device.connection_lost" is recorded by the server',
+    ],
     [{ events: [{ type: 'container.started', data: { app_id: '1' } }] }, 'body.events.0.data.service_name: Required'],
-    [{ events: [{ type: 'volume.removed', data: { app_id: '1', name: 'v', size: 3 } }] }, 'body.events.0.data: unknown field(s): size'],
-    [{ events: [{ type: 'container.crashed', data: { app_id: '1', service_name: 's', exit_code: 'boom' } }] }, 'body.events.0.data.exit_code: Expected number, received string'],
+    [
+      { events: [{ type: 'volume.removed', data: { app_id: '1', name: 'v', size: 3 } }] },
+      'body.events.0.data: unknown field(s): size',
+    ],
+    [
+      { events: [{ type: 'container.crashed', data: { app_id: '1', service_name: 's', exit_code: 'boom' } }] },
+      'body.events.0.data.exit_code: Expected number, received string',
+    ],
     [{ events: [{ ...volume, observed_at: 'yesterday' }] }, 'body.events.0.observed_at: must be an ISO-8601 timestamp'],
     [{ events: [{ ...volume, extra: true }] }, 'body.events.0: unknown field(s): extra'],
     [{ events: Array.from({ length: 101 }, () => volume) }, 'body.events: at most 100 events per request'],
@@ -73,7 +109,9 @@ test('refused whole, nothing written: unknown type, server-only type, bad data, 
 test('exactly 100 events are accepted', async (t) => {
   const { app, send } = await setup();
   t.teardown(() => app.close());
-  const response = await send({ events: Array.from({ length: 100 }, (_, i) => ({ type: 'network.created', data: { app_id: 'a', name: `n${i}` } })) });
+  const response = await send({
+    events: Array.from({ length: 100 }, (_, i) => ({ type: 'network.created', data: { app_id: 'a', name: `n${i}` } })),
+  });
   t.is(response.status, 201, response.text);
   t.is(response.body.events_written, 100);
 });
@@ -83,7 +121,14 @@ test('credentials: none → 401, an admin token → 403, a disabled device → 4
   t.teardown(() => app.close());
   t.is((await app.request('POST', '/api/v1/device/events', { body: { events: [volume] } })).status, 401);
   t.is((await send({ events: [volume] }, app.adminToken)).status, 403);
-  expectStatus(await app.request('PATCH', `/api/v1/devices/${device.uuid}/active`, { token: app.adminToken, body: { is_active: false } }), 200, 'disable');
+  expectStatus(
+    await app.request('PATCH', `/api/v1/devices/${device.uuid}/active`, {
+      token: app.adminToken,
+      body: { is_active: false },
+    }),
+    200,
+    'disable',
+  );
   const before = await app.eventCount();
   const refused = await send({ events: [volume] });
   t.is(refused.status, 403);
@@ -100,7 +145,10 @@ test('a lost device that sends events is restored first (source api), then its e
   expectStatus(await send({ events: [volume] }), 201, 'events');
   const events = await deviceEvents(app, device.uuid);
   t.deepEqual(events.map((e) => [e.event_type, e.source]), [
-    ['device.provisioned', 'api'], ['device.connection_lost', 'system'], ['device.connection_restored', 'api'], ['volume.created', 'device'],
+    ['device.provisioned', 'api'],
+    ['device.connection_lost', 'system'],
+    ['device.connection_restored', 'api'],
+    ['volume.created', 'device'],
   ]);
   t.like(events[2]!.data, { last_seen_at: T0.toISOString(), silent_ms: 25 * 60_000 });
 });

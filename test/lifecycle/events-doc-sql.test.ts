@@ -23,10 +23,23 @@ test('the documented queries run and answer for the scripted device', async (t) 
   t.teardown(() => client.end());
   const results = [];
   // the documented "crashes in the last day" counts from now(): the scenario's clock is in 2026
-  for (const statement of statements) results.push((await client.query(statement.replace(documentedEventId, firstReport.event_id).replace("now() - interval '1 day'", "'2026-03-01'"))).rows);
+  for (const statement of statements) {
+    results.push(
+      (await client.query(
+        statement.replace(documentedEventId, firstReport.event_id).replace("now() - interval '1 day'", "'2026-03-01'"),
+      )).rows,
+    );
+  }
   const [lifecycle, crashes, delays, caused] = results;
   t.is(lifecycle!.length, 15); // 9 container, 4 reconciliation, 2 connection events
   t.deepEqual(crashes!.map((r) => [r.app_id, r.service, Number(r.crashes)]), [['1000', 'worker', 2]]);
   t.deepEqual(delays![0]!.p50_p90_ms, [115000, 167000]);
-  t.deepEqual(caused!.map((r) => r.event_type), ['network.created', 'volume.created', 'container.started', 'container.started', 'container.started', 'reconciliation.completed']);
+  t.deepEqual(caused!.map((r) => r.event_type), [
+    'network.created',
+    'volume.created',
+    'container.started',
+    'container.started',
+    'container.started',
+    'reconciliation.completed',
+  ]);
 });

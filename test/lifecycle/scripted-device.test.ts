@@ -28,8 +28,18 @@ test('a scripted device produces exactly the expected ordered lifecycle events',
     ['current_state.updated', at(1 * min)],
     ['network.created', at(1 * min), { app_id: '1000', name: 'web-net' }],
     ['volume.created', at(1 * min), { app_id: '1000', name: 'web-data' }],
-    ['container.started', at(1 * min), { app_id: '1000', service_name: 'main', container_id: 'c-main-1', image: 'registry.local/web:1' }],
-    ['container.started', at(1 * min), { app_id: '1000', service_name: 'worker', container_id: 'c-worker-1', restart_count: 0 }],
+    ['container.started', at(1 * min), {
+      app_id: '1000',
+      service_name: 'main',
+      container_id: 'c-main-1',
+      image: 'registry.local/web:1',
+    }],
+    ['container.started', at(1 * min), {
+      app_id: '1000',
+      service_name: 'worker',
+      container_id: 'c-worker-1',
+      restart_count: 0,
+    }],
     ['container.started', at(1 * min), { app_id: '2000', service_name: '2000', container_id: 'abc123', image: null }],
     ['reconciliation.completed', at(1 * min), { target_version: 1, started_at: at(10 * s), duration_ms: 50 * s }],
     // crash 1: seen exited with a non-zero code, then running again
@@ -44,33 +54,62 @@ test('a scripted device produces exactly the expected ordered lifecycle events',
     // a new target: the main service must run web:2
     ['target_state.updated', at(5 * min), { version: 2 }],
     ['reconciliation.started', at(5 * min), {
-      target_version: 2, apps_missing: [], apps_extra: [], config_differs: [],
-      services: [{ app_id: '1000', service_name: 'main', problem: 'wrong_image', expected: 'registry.local/web:2', actual: 'registry.local/web:1' }],
+      target_version: 2,
+      apps_missing: [],
+      apps_extra: [],
+      config_differs: [],
+      services: [{
+        app_id: '1000',
+        service_name: 'main',
+        problem: 'wrong_image',
+        expected: 'registry.local/web:2',
+        actual: 'registry.local/web:1',
+      }],
     }],
     ['current_state.updated', at(6 * min)],
     ['current_state.updated', at(7 * min)],
-    ['image.pulled', at(7 * min), { app_id: '1000', service_name: 'main', image: 'registry.local/web:2', previous_image: 'registry.local/web:1' }],
+    ['image.pulled', at(7 * min), {
+      app_id: '1000',
+      service_name: 'main',
+      image: 'registry.local/web:2',
+      previous_image: 'registry.local/web:1',
+    }],
     // converges 3 minutes after the target update: the old container replaced by the new one
     ['current_state.updated', at(8 * min)],
     ['container.stopped', at(8 * min), { service_name: 'main', container_id: 'c-main-1', status: 'replaced' }],
-    ['container.started', at(8 * min), { service_name: 'main', container_id: 'c-main-2', image: 'registry.local/web:2' }],
+    ['container.started', at(8 * min), {
+      service_name: 'main',
+      container_id: 'c-main-2',
+      image: 'registry.local/web:2',
+    }],
     ['reconciliation.completed', at(8 * min), { target_version: 2, started_at: at(5 * min), duration_ms: 3 * min }],
     // silent after its poll at 8m30s; the sweep at 15m is too early, the one at 25m finds it
-    ['device.connection_lost', at(25 * min), { last_seen_at: at(8 * min + 30 * s), silent_ms: 16 * min + 30 * s, timeout_ms: 15 * min }],
-    ['device.connection_restored', at(40 * min), { last_seen_at: at(8 * min + 30 * s), lost_at: at(25 * min), silent_ms: 31 * min + 30 * s }],
+    ['device.connection_lost', at(25 * min), {
+      last_seen_at: at(8 * min + 30 * s),
+      silent_ms: 16 * min + 30 * s,
+      timeout_ms: 15 * min,
+    }],
+    ['device.connection_restored', at(40 * min), {
+      last_seen_at: at(8 * min + 30 * s),
+      lost_at: at(25 * min),
+      silent_ms: 31 * min + 30 * s,
+    }],
     ['current_state.updated', at(40 * min + 10 * s)],
   ];
   t.deepEqual(events.map((e) => e.event_type), expected.map(([type]) => type), 'event types, in order');
   expected.forEach(([type, timestamp, data], i) => {
     const event = events[i]!;
     t.is(event.timestamp, timestamp, `#${i + 1} ${type}: timestamp`);
-    for (const [key, value] of Object.entries(data ?? {})) t.deepEqual(event.data[key], value, `#${i + 1} ${type}: data.${key}`);
+    for (const [key, value] of Object.entries(data ?? {})) {
+      t.deepEqual(event.data[key], value, `#${i + 1} ${type}: data.${key}`);
+    }
   });
 
   // derived events point at the report or target update that caused them, in the same transaction
   const byId = new Map(events.map((e) => [e.event_id, e]));
   for (const event of events) {
-    const derived = /^(container|image|volume|network|reconciliation)\./.test(event.event_type) && event.source !== 'system';
+    const derived = /^(container|image|volume|network|reconciliation)\./.test(event.event_type) &&
+      event.source !== 'system';
     const causationId = event.metadata['causation_id'] as string | undefined;
     if (!derived) {
       t.is(causationId, undefined, `${event.event_type} v${event.aggregate_version} has no cause`);
@@ -90,16 +129,31 @@ test('a scripted device produces exactly the expected ordered lifecycle events',
   t.deepEqual(restored.metadata['actor'], { type: 'device', id: uuid });
 
   // the folded state knows what runs, on which images, with which volumes and networks
-  const state = fold(events.map((e) => parseDeviceEvent({ type: e.event_type, data: e.data, timestamp: e.timestamp })), initialState());
+  const state = fold(
+    events.map((e) => parseDeviceEvent({ type: e.event_type, data: e.data, timestamp: e.timestamp })),
+    initialState(),
+  );
   if (state.status !== 'registered') return t.fail();
-  t.deepEqual(Object.entries(state.containers).flatMap(([appId, services]) =>
-    Object.values(services).map((c) => `${appId}/${c.service_name}:${c.status}:${c.container_id}:${c.restart_count}`)), [
-    '1000/main:running:c-main-2:0', '1000/worker:running:c-worker-1:2', '2000/2000:running:abc123:0',
-  ]);
+  t.deepEqual(
+    Object.entries(state.containers).flatMap(([appId, services]) =>
+      Object.values(services).map((c) => `${appId}/${c.service_name}:${c.status}:${c.container_id}:${c.restart_count}`)
+    ),
+    [
+      '1000/main:running:c-main-2:0',
+      '1000/worker:running:c-worker-1:2',
+      '2000/2000:running:abc123:0',
+    ],
+  );
   t.deepEqual(Object.keys(state.images).sort(), ['registry.local/web:2', 'registry.local/worker:1']);
   t.deepEqual(state.volumes, { '1000': ['web-data'] });
   t.deepEqual(state.networks, { '1000': ['web-net'] });
-  t.deepEqual(state.reconciliation, { status: 'completed', target_version: 2, started_at: at(5 * min), ended_at: at(8 * min), duration_ms: 3 * min });
+  t.deepEqual(state.reconciliation, {
+    status: 'completed',
+    target_version: 2,
+    started_at: at(5 * min),
+    ended_at: at(8 * min),
+    duration_ms: 3 * min,
+  });
   t.deepEqual(state.connectivity, { status: 'online', since: at(40 * min) });
   // and the read model holds the same fold
   const row = await app.deps.devices.get(uuid);

@@ -2,6 +2,7 @@
 // is reported and the next one still happens; stop waits for the run in progress.
 import test from 'ava';
 import { createSweeper } from '../../infra/devices/sweeper.ts';
+import { setImmediate } from 'node:timers';
 
 test('runs at start, repeats, survives a failing run, never overlaps, and stop waits for the run in progress', async (t) => {
   const errors: unknown[] = [];
@@ -10,7 +11,9 @@ test('runs at start, repeats, survives a failing run, never overlaps, and stop w
   let maxActive = 0;
   let release: (() => void) | null = null;
   let reachedFourth: () => void = () => {};
-  const fourth = new Promise<void>((resolve) => { reachedFourth = resolve; });
+  const fourth = new Promise<void>((resolve) => {
+    reachedFourth = resolve;
+  });
   const sweeper = createSweeper('test-sweeper', async () => {
     runs += 1;
     active += 1;
@@ -19,13 +22,20 @@ test('runs at start, repeats, survives a failing run, never overlaps, and stop w
       if (runs === 2) throw new Error('boom');
       if (runs === 4) {
         reachedFourth();
-        await new Promise<void>((resolve) => { release = resolve; });
+        await new Promise<void>((resolve) => {
+          release = resolve;
+        });
       }
       return runs;
     } finally {
       active -= 1;
     }
-  }, { intervalMs: 1, onError: (message, error) => { errors.push([message, (error as Error).message]); } });
+  }, {
+    intervalMs: 1,
+    onError: (message, error) => {
+      errors.push([message, (error as Error).message]);
+    },
+  });
 
   // the sweeper's timer does not keep a process alive (the HTTP server does); this test's must
   const keepAlive = setInterval(() => {}, 1000);
@@ -34,7 +44,9 @@ test('runs at start, repeats, survives a failing run, never overlaps, and stop w
   sweeper.start(); // a second start changes nothing
   await fourth;
   let stopped = false;
-  const stopping = sweeper.stop().then(() => { stopped = true; });
+  const stopping = sweeper.stop().then(() => {
+    stopped = true;
+  });
   await new Promise((resolve) => setImmediate(resolve));
   t.false(stopped, 'stop waits for the run in progress');
   release!();

@@ -3,7 +3,7 @@
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { createConnectivitySweeper } from '../../infra/devices/connectivity-sweeper.ts';
-import { storedEventRow, type StoredEvent } from '../../domain/recorded-event.ts';
+import { type StoredEvent, storedEventRow } from '../../domain/recorded-event.ts';
 import { createReconciliationSweeper } from '../../infra/devices/reconciliation-sweeper.ts';
 import type { Sweeper } from '../../infra/devices/sweeper.ts';
 import { startTestApp, type TestApp, type TestResponse } from '../helpers/app.ts';
@@ -17,7 +17,9 @@ export function testClock(start: Date): TestClock {
   const clock: TestClock = {
     now: start,
     read: () => clock.now,
-    set: (at) => { clock.now = at; },
+    set: (at) => {
+      clock.now = at;
+    },
   };
   return clock;
 }
@@ -27,7 +29,14 @@ export async function startLifecycleApp(start: Date, timeouts = SCENARIO_TIMEOUT
   const clock = testClock(start);
   const app = await startTestApp({ clock: clock.read });
   const sweeperErrors: unknown[] = [];
-  const options = { pool: app.db.pool, clock: clock.read, intervalMs: 60_000, onError: (_m: string, e: unknown) => { sweeperErrors.push(e); } };
+  const options = {
+    pool: app.db.pool,
+    clock: clock.read,
+    intervalMs: 60_000,
+    onError: (_m: string, e: unknown) => {
+      sweeperErrors.push(e);
+    },
+  };
   const sweepers: Sweeper[] = [
     createReconciliationSweeper({ ...options, timeoutMs: timeouts.reconciliationMs }),
     createConnectivitySweeper({ ...options, timeoutMs: timeouts.connectivityMs }),
@@ -37,34 +46,61 @@ export async function startLifecycleApp(start: Date, timeouts = SCENARIO_TIMEOUT
 
 /** Fails loudly on an unexpected status. */
 export function expectStatus(response: TestResponse, status: number, what: string): TestResponse {
-  if (response.status !== status) throw new Error(`${what}: expected ${status}, got ${response.status} ${response.text}`);
+  if (response.status !== status) {
+    throw new Error(`${what}: expected ${status}, got ${response.status} ${response.text}`);
+  }
   return response;
 }
 
 /** A driver for one device of the app (registered by the `register` step). */
-export async function deviceDriver(app: TestApp, clock: TestClock, sweepers: readonly Sweeper[], uuid = crypto.randomUUID()) {
+export async function deviceDriver(
+  app: TestApp,
+  clock: TestClock,
+  sweepers: readonly Sweeper[],
+  uuid = crypto.randomUUID(),
+) {
   const { key: provisioningKey } = await app.createProvisioningKey();
   const deviceKey = `device-key-${uuid}`;
   const driver: ScenarioDriver = {
     setTime: clock.set,
     async register() {
-      expectStatus((await app.registerDevice(provisioningKey, { uuid, deviceApiKey: deviceKey })).response, 201, 'register');
+      expectStatus(
+        (await app.registerDevice(provisioningKey, { uuid, deviceApiKey: deviceKey })).response,
+        201,
+        'register',
+      );
     },
     async setTarget(body) {
-      expectStatus(await app.request('POST', `/api/v1/devices/${uuid}/target-state`, { token: app.adminToken, body }), 200, 'set target');
+      expectStatus(
+        await app.request('POST', `/api/v1/devices/${uuid}/target-state`, { token: app.adminToken, body }),
+        200,
+        'set target',
+      );
     },
     async poll() {
       const response = await app.request('GET', `/api/v1/device/${uuid}/target-state`, { token: deviceKey });
       if (response.status !== 200 && response.status !== 304) expectStatus(response, 200, 'poll');
     },
     async report(report) {
-      expectStatus(await app.request('PATCH', '/api/v1/device/state', { token: deviceKey, body: { [uuid]: report } }), 200, 'report');
+      expectStatus(
+        await app.request('PATCH', '/api/v1/device/state', { token: deviceKey, body: { [uuid]: report } }),
+        200,
+        'report',
+      );
     },
     async deviceEvents(body) {
-      expectStatus(await app.request('POST', '/api/v1/device/events', { token: deviceKey, body }), 201, 'device events');
+      expectStatus(
+        await app.request('POST', '/api/v1/device/events', { token: deviceKey, body }),
+        201,
+        'device events',
+      );
     },
     async setActive(body) {
-      expectStatus(await app.request('PATCH', `/api/v1/devices/${uuid}/active`, { token: app.adminToken, body }), 200, 'set active');
+      expectStatus(
+        await app.request('PATCH', `/api/v1/devices/${uuid}/active`, { token: app.adminToken, body }),
+        200,
+        'set active',
+      );
     },
     async sweep() {
       for (const sweeper of sweepers) await sweeper.runOnce();

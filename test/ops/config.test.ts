@@ -8,8 +8,17 @@ import { ConfigError, loadConfig } from '../../app/config.ts';
 test('defaults apply when nothing is set', (t) => {
   const config = loadConfig({});
   t.like(config, {
-    PORT: 4002, HOST: '0.0.0.0', DATA_DIR: '.data', EMBEDDED_PG_PORT: 54329, BODY_LIMIT_KB: 256, DB_POOL_SIZE: 20,
-    PARTITION_DAYS_AHEAD: 7, LOG_REQUESTS: true, NODE_ENV: 'development', LOG_LEVEL: 'info', LOG_FORMAT: 'auto',
+    PORT: 4002,
+    HOST: '0.0.0.0',
+    DATA_DIR: '.data',
+    EMBEDDED_PG_PORT: 54329,
+    BODY_LIMIT_KB: 256,
+    DB_POOL_SIZE: 20,
+    PARTITION_DAYS_AHEAD: 7,
+    LOG_REQUESTS: true,
+    NODE_ENV: 'development',
+    LOG_LEVEL: 'info',
+    LOG_FORMAT: 'auto',
     SHUTDOWN_TIMEOUT_MS: 10_000,
   });
   t.is(config.DATABASE_URL, undefined);
@@ -17,21 +26,29 @@ test('defaults apply when nothing is set', (t) => {
 });
 
 test('values are coerced and empty strings count as unset', (t) => {
-  const config = loadConfig({ PORT: '8080', LOG_REQUESTS: '0', LOG_LEVEL: 'debug', METRICS_TOKEN: '', SHUTDOWN_TIMEOUT_MS: '2500' });
+  const config = loadConfig({
+    PORT: '8080',
+    LOG_REQUESTS: '0',
+    LOG_LEVEL: 'debug',
+    METRICS_TOKEN: '',
+    SHUTDOWN_TIMEOUT_MS: '2500',
+  });
   t.like(config, { PORT: 8080, LOG_REQUESTS: false, LOG_LEVEL: 'debug', SHUTDOWN_TIMEOUT_MS: 2500 });
   t.is(config.METRICS_TOKEN, undefined);
 });
 
 test('a bad variable is named in the error, with the problem', (t) => {
-  for (const [name, value, problem] of [
-    ['PORT', 'eighty', /PORT: Expected number/],
-    ['LOG_LEVEL', 'loud', /LOG_LEVEL: Invalid enum value. Expected 'fatal' \| 'error'/],
-    ['LOG_FORMAT', 'xml', /LOG_FORMAT: Invalid enum value/],
-    ['METRICS_TOKEN', 'short', /METRICS_TOKEN: must be at least 16 characters/],
-    ['SHUTDOWN_TIMEOUT_MS', '5', /SHUTDOWN_TIMEOUT_MS: Number must be greater than or equal to 100/],
-    ['DATABASE_URL', 'not a url', /DATABASE_URL: Invalid url/],
-    ['NODE_ENV', 'staging', /NODE_ENV: Invalid enum value/],
-  ] as const) {
+  for (
+    const [name, value, problem] of [
+      ['PORT', 'eighty', /PORT: Expected number/],
+      ['LOG_LEVEL', 'loud', /LOG_LEVEL: Invalid enum value. Expected 'fatal' \| 'error'/],
+      ['LOG_FORMAT', 'xml', /LOG_FORMAT: Invalid enum value/],
+      ['METRICS_TOKEN', 'short', /METRICS_TOKEN: must be at least 16 characters/],
+      ['SHUTDOWN_TIMEOUT_MS', '5', /SHUTDOWN_TIMEOUT_MS: Number must be greater than or equal to 100/],
+      ['DATABASE_URL', 'not a url', /DATABASE_URL: Invalid url/],
+      ['NODE_ENV', 'staging', /NODE_ENV: Invalid enum value/],
+    ] as const
+  ) {
     const error = t.throws(() => loadConfig({ [name]: value }), { instanceOf: ConfigError });
     t.regex(error!.message, problem, name);
   }
@@ -39,7 +56,9 @@ test('a bad variable is named in the error, with the problem', (t) => {
 
 test('the process refuses to start on a bad variable, naming it, and exits 1', (t) => {
   const result = spawnSync(process.execPath, ['--import', 'tsx', 'app/main.ts'], {
-    env: { ...process.env, LOG_LEVEL: 'loud', PORT: '0' }, encoding: 'utf8', timeout: 60_000,
+    env: { ...process.env, LOG_LEVEL: 'loud', PORT: '0' },
+    encoding: 'utf8',
+    timeout: 60_000,
   });
   t.is(result.status, 1);
   t.regex(result.stderr, /invalid configuration: LOG_LEVEL: Invalid enum value/);
@@ -47,7 +66,9 @@ test('the process refuses to start on a bad variable, naming it, and exits 1', (
 
 test('no module outside app/config.ts reads process.env (CLI and test harness scripts excepted)', async (t) => {
   const { execFileSync } = await import('node:child_process');
-  const hits = execFileSync('grep', ['-rlE', 'process\\.env|Deno\\.env', 'app', 'infra', 'domain', 'replay'], { encoding: 'utf8' }).trim().split('\n');
+  const hits = execFileSync('grep', ['-rlE', 'process\\.env|Deno\\.env', 'app', 'infra', 'domain', 'replay'], {
+    encoding: 'utf8',
+  }).trim().split('\n');
   t.deepEqual(hits.filter((f) => f !== 'app/config.ts' && f !== 'infra/postgres/embedded-server.ts'), []);
 });
 

@@ -1,7 +1,7 @@
 // /healthz answers while the process lives; /readyz only when the database answers, every
 // shipped migration is applied, partitions exist for today and the days ahead, and the
 // process is not shutting down.
-import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
 import test from 'ava';
 import { sql } from 'slonik';
 import { createShutdownRegistry } from '../../app/shutdown.ts';
@@ -61,7 +61,11 @@ async function cuttableProxy(target: URL) {
   const sockets = new Set<Socket>();
   const server = createNetServer((client) => {
     const upstream = connect(Number(target.port), target.hostname);
-    for (const s of [client, upstream]) { sockets.add(s); s.on('error', () => s.destroy()); s.on('close', () => sockets.delete(s)); }
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => s.destroy());
+      s.on('close', () => sockets.delete(s));
+    }
     client.pipe(upstream).pipe(client);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -70,7 +74,11 @@ async function cuttableProxy(target: URL) {
   return {
     url: url.toString(),
     port: url.port,
-    cut: () => new Promise<void>((resolve) => { server.close(() => resolve()); for (const s of sockets) s.destroy(); }),
+    cut: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      }),
   };
 }
 
@@ -80,7 +88,10 @@ test('/readyz reports an unreachable database without details; /healthz is still
     proxy = await cuttableProxy(new URL(db.url));
     return { ...deps, pool: await createDatabasePool(proxy.url) };
   });
-  t.teardown(async () => { await app.deps.pool.end().catch(() => undefined); await app.close(); });
+  t.teardown(async () => {
+    await app.deps.pool.end().catch(() => undefined);
+    await app.close();
+  });
   t.is((await app.request('GET', '/readyz')).body.checks.database.ok, true, 'reachable through the proxy at first');
   await proxy!.cut();
   const r = await app.request('GET', '/readyz');

@@ -8,27 +8,47 @@ import { startOpsApp } from './ops-app.ts';
 
 function capture() {
   const lines: string[] = [];
-  return { lines, destination: { write: (chunk: string) => { lines.push(...chunk.split('\n').filter((l) => l !== '')); } } };
+  return {
+    lines,
+    destination: {
+      write: (chunk: string) => {
+        lines.push(...chunk.split('\n').filter((l) => l !== ''));
+      },
+    },
+  };
 }
 
 test('each request logs request id, method, route, status, duration and the device uuid; no secret appears', async (t) => {
   const out = capture();
-  const app = await startOpsApp({ logger: createLogger({ level: 'info', format: 'json', destination: out.destination }) });
+  const app = await startOpsApp({
+    logger: createLogger({ level: 'info', format: 'json', destination: out.destination }),
+  });
   t.teardown(() => app.close());
   const device = await app.registerDevice();
   const report = await app.request('PATCH', '/api/v1/device/state', {
-    token: device.key, headers: { 'X-Request-Id': 'req-log-test-1' }, body: { [device.uuid]: { cpu_usage: 1 } },
+    token: device.key,
+    headers: { 'X-Request-Id': 'req-log-test-1' },
+    body: { [device.uuid]: { cpu_usage: 1 } },
   });
   t.is(report.status, 200);
-  const bad = await app.request('POST', `/api/v1/devices/${device.uuid}/target-state`, { token: app.adminToken, body: { apps: 'nope' } });
+  const bad = await app.request('POST', `/api/v1/devices/${device.uuid}/target-state`, {
+    token: app.adminToken,
+    body: { apps: 'nope' },
+  });
   t.is(bad.status, 400);
 
   const entries = out.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
   const reportLine = entries.find((e) => e['request_id'] === 'req-log-test-1');
   t.truthy(reportLine);
   t.like(reportLine, {
-    level: 'info', method: 'PATCH', route: '/api/v1/device/state', path: '/api/v1/device/state', status: 200,
-    device_uuid: device.uuid, actor: `device:${device.uuid}`, service: 'devicetrail',
+    level: 'info',
+    method: 'PATCH',
+    route: '/api/v1/device/state',
+    path: '/api/v1/device/state',
+    status: 200,
+    device_uuid: device.uuid,
+    actor: `device:${device.uuid}`,
+    service: 'devicetrail',
   });
   t.is(typeof reportLine!['duration_ms'], 'number');
   t.is(typeof reportLine!['time'], 'string');
@@ -40,18 +60,24 @@ test('each request logs request id, method, route, status, duration and the devi
   t.regex(String(badLine!['request_id']), /^[0-9a-f-]{36}$/);
 
   const all = out.lines.join('\n');
-  for (const secret of [device.key, device.provisioningKey, app.adminToken]) t.false(all.includes(secret), 'a secret was logged');
+  for (const secret of [device.key, device.provisioningKey, app.adminToken]) {
+    t.false(all.includes(secret), 'a secret was logged');
+  }
 });
 
 test('LOG_LEVEL filters lines; probes log at debug only', async (t) => {
   const out = capture();
-  const app = await startOpsApp({ logger: createLogger({ level: 'warn', format: 'json', destination: out.destination }) });
+  const app = await startOpsApp({
+    logger: createLogger({ level: 'warn', format: 'json', destination: out.destination }),
+  });
   t.teardown(() => app.close());
   await app.request('GET', `/api/v1/devices`, { token: app.adminToken });
   t.is(out.lines.length, 0, 'info lines are below warn');
 
   const debug = capture();
-  const app2 = await startOpsApp({ logger: createLogger({ level: 'debug', format: 'json', destination: debug.destination }) });
+  const app2 = await startOpsApp({
+    logger: createLogger({ level: 'debug', format: 'json', destination: debug.destination }),
+  });
   t.teardown(() => app2.close());
   await app2.request('GET', '/healthz');
   t.like(JSON.parse(debug.lines[0]!), { level: 'debug', route: '/healthz', status: 200 });
@@ -59,7 +85,10 @@ test('LOG_LEVEL filters lines; probes log at debug only', async (t) => {
 
 test('logRequests=false turns the request lines off', async (t) => {
   const out = capture();
-  const app = await startOpsApp({ logger: createLogger({ level: 'info', format: 'json', destination: out.destination }), logRequests: false });
+  const app = await startOpsApp({
+    logger: createLogger({ level: 'info', format: 'json', destination: out.destination }),
+    logRequests: false,
+  });
   t.teardown(() => app.close());
   await app.request('GET', '/api/v1/devices', { token: app.adminToken });
   t.is(out.lines.length, 0);
@@ -68,7 +97,9 @@ test('logRequests=false turns the request lines off', async (t) => {
 test('secret-looking fields and values are redacted at any depth, in errors too', (t) => {
   const out = capture();
   const logger = createLogger({ level: 'info', format: 'json', destination: out.destination });
-  const error = new Error('connect failed for postgres://app:hunter2@db:5432/x with Bearer dta_abcdefghijklmnopqrstuvwx');
+  const error = new Error(
+    'connect failed for postgres://app:hunter2@db:5432/x with Bearer dta_abcdefghijklmnopqrstuvwx',
+  );
   logger.info({
     headers: { authorization: 'Bearer abc', 'user-agent': 'curl' },
     body: { deviceApiKey: 'my-device-secret', nested: [{ password: 'p', token: 't', apiKey: 'k' }] },
@@ -76,7 +107,18 @@ test('secret-looking fields and values are redacted at any depth, in errors too'
     note: 'key dtp_ABCDEFGHIJKLMNOPQRSTUVWX was used',
   }, 'hello');
   const line = out.lines[0]!;
-  for (const secret of ['Bearer abc', 'my-device-secret', '"p"', '"t"', '"k"', 'hunter2', 'dta_abcdefghijklmnopqrstuvwx', 'dtp_ABCDEFGHIJKLMNOPQRSTUVWX']) {
+  for (
+    const secret of [
+      'Bearer abc',
+      'my-device-secret',
+      '"p"',
+      '"t"',
+      '"k"',
+      'hunter2',
+      'dta_abcdefghijklmnopqrstuvwx',
+      'dtp_ABCDEFGHIJKLMNOPQRSTUVWX',
+    ]
+  ) {
     t.false(line.includes(secret), `leaked ${secret}`);
   }
   const entry = JSON.parse(line);
@@ -85,7 +127,12 @@ test('secret-looking fields and values are redacted at any depth, in errors too'
   t.is(entry.body.nested[0].password, REDACTED);
   t.regex(entry.err.message, /postgres:\/\/app:\[Redacted\]@db:5432/);
   t.is(entry.err.type, 'Error');
-  t.deepEqual(redact({ device_name: 'x', count: 3, ok: true, none: null }), { device_name: 'x', count: 3, ok: true, none: null });
+  t.deepEqual(redact({ device_name: 'x', count: 3, ok: true, none: null }), {
+    device_name: 'x',
+    count: 3,
+    ok: true,
+    none: null,
+  });
 });
 
 test('pretty output: when asked, or automatically on a terminal outside production', (t) => {
@@ -96,7 +143,10 @@ test('pretty output: when asked, or automatically on a terminal outside producti
   t.false(usePretty({ format: 'auto', isTTY: false, nodeEnv: 'development' }));
 
   const out = capture();
-  createLogger({ level: 'info', format: 'pretty', destination: out.destination }).warn({ route: '/x', status: 503 }, 'slow');
-  t.regex(out.lines[0]!, /^\d\d:\d\d:\d\d\.\d{3} WARN  slow {2}route=\/x status=503$/);
+  createLogger({ level: 'info', format: 'pretty', destination: out.destination }).warn(
+    { route: '/x', status: 503 },
+    'slow',
+  );
+  t.regex(out.lines[0]!, /^\d\d:\d\d:\d\d\.\d{3} WARN {2}slow {2}route=\/x status=503$/);
   t.is(prettyLine('not json', false), 'not json\n');
 });

@@ -23,23 +23,49 @@ test('a scrape shows request and event counters moving after traffic', async (t)
   const target = { method: 'POST', route: '/api/v1/devices/:uuid/target-state', status: '200' };
 
   const device = await app.registerDevice();
-  const set = await app.request('POST', `/api/v1/devices/${device.uuid}/target-state`, { token: app.adminToken, body: { apps: {}, config: { A: '1' } } });
+  const set = await app.request('POST', `/api/v1/devices/${device.uuid}/target-state`, {
+    token: app.adminToken,
+    body: { apps: {}, config: { A: '1' } },
+  });
   t.is(set.status, 200);
-  const report = await app.request('PATCH', '/api/v1/device/state', { token: device.key, body: { [device.uuid]: { cpu_usage: 12.5 } } });
+  const report = await app.request('PATCH', '/api/v1/device/state', {
+    token: device.key,
+    body: { [device.uuid]: { cpu_usage: 12.5 } },
+  });
   t.is(report.status, 200);
   const missing = await app.request('GET', `/api/v1/devices/${crypto.randomUUID()}`, { token: app.adminToken });
   t.is(missing.status, 404);
 
   const after = await scrape();
-  t.is(sample(after, 'devicetrail_http_requests_total', register) - sample(before, 'devicetrail_http_requests_total', register), 1);
-  t.is(sample(after, 'devicetrail_http_requests_total', target) - sample(before, 'devicetrail_http_requests_total', target), 1);
-  t.is(sample(after, 'devicetrail_http_requests_total', { route: '/api/v1/devices/:uuid', status: '404' }), 1, 'routes are labelled by pattern, not by path');
+  t.is(
+    sample(after, 'devicetrail_http_requests_total', register) -
+      sample(before, 'devicetrail_http_requests_total', register),
+    1,
+  );
+  t.is(
+    sample(after, 'devicetrail_http_requests_total', target) -
+      sample(before, 'devicetrail_http_requests_total', target),
+    1,
+  );
+  t.is(
+    sample(after, 'devicetrail_http_requests_total', { route: '/api/v1/devices/:uuid', status: '404' }),
+    1,
+    'routes are labelled by pattern, not by path',
+  );
   t.is(sample(after, 'devicetrail_http_request_duration_seconds_count', register), 1);
   t.true(sample(after, 'devicetrail_http_request_duration_seconds_bucket', { ...register, le: '+Inf' }) === 1);
-  for (const type of ['provisioning_key.created', 'device.provisioned', 'target_state.updated', 'current_state.updated']) {
-    t.true(sample(after, 'devicetrail_events_appended_total', { event_type: type }) - sample(before, 'devicetrail_events_appended_total', { event_type: type }) >= 1, `events appended: ${type}`);
+  for (
+    const type of ['provisioning_key.created', 'device.provisioned', 'target_state.updated', 'current_state.updated']
+  ) {
+    t.true(
+      sample(after, 'devicetrail_events_appended_total', { event_type: type }) -
+          sample(before, 'devicetrail_events_appended_total', { event_type: type }) >= 1,
+      `events appended: ${type}`,
+    );
   }
-  const appendedEvents = await app.db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM events`);
+  const appendedEvents = await app.db.pool.oneFirst(
+    sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM events`,
+  );
   t.is(sample(after, 'devicetrail_append_batch_size_sum'), appendedEvents, 'every stored event was counted once');
   t.true(sample(after, 'devicetrail_append_batch_size_count') >= 4);
   t.true(after.includes('devicetrail_db_pool_connections{state="max"} 10'));
@@ -76,8 +102,14 @@ test('registered listener lag is reported per listener and disappears when unreg
   const metrics = createMetrics({ defaultMetrics: false });
   const off = registerLagGauge('test-listener', async () => ({ events: 42, seconds: 3.5 }));
   const offNumber = registerLagGauge('plain-listener', () => 7);
-  const offBroken = registerLagGauge('broken-listener', () => { throw new Error('cannot tell'); });
-  t.teardown(() => { off(); offNumber(); offBroken(); });
+  const offBroken = registerLagGauge('broken-listener', () => {
+    throw new Error('cannot tell');
+  });
+  t.teardown(() => {
+    off();
+    offNumber();
+    offBroken();
+  });
   const text = await metrics.registry.metrics();
   t.is(sample(text, 'devicetrail_listener_lag_events', { listener: 'test-listener' }), 42);
   t.is(sample(text, 'devicetrail_listener_lag_seconds', { listener: 'test-listener' }), 3.5);

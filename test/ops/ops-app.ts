@@ -2,15 +2,19 @@
 // database, served on 127.0.0.1, for the test/ops suites.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createApp, type AppOptions } from '../../app/http/create-app.ts';
-import { createDeps, type AppDeps } from '../../app/http/deps.ts';
+import { type AppOptions, createApp } from '../../app/http/create-app.ts';
+import { type AppDeps, createDeps } from '../../app/http/deps.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 
 /** What a request returns. */
+// deno-lint-ignore no-explicit-any -- tests read response bodies as loose JSON
 export type OpsResponse = { status: number; headers: Headers; text: string; body: any };
 
 /** Starts the app with `options` on a fresh database; `deps` may be adjusted first. */
-export async function startOpsApp(options: AppOptions = {}, adjust: (deps: AppDeps, db: TestDatabase) => AppDeps | Promise<AppDeps> = (d) => d) {
+export async function startOpsApp(
+  options: AppOptions = {},
+  adjust: (deps: AppDeps, db: TestDatabase) => AppDeps | Promise<AppDeps> = (d) => d,
+) {
   const db: TestDatabase = await createTestDatabase();
   const deps = await adjust(createDeps(db.pool, { logError: () => {} }), db);
   const server: Server = createServer(createApp(deps, options).callback());
@@ -18,14 +22,26 @@ export async function startOpsApp(options: AppOptions = {}, adjust: (deps: AppDe
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const adminToken = (await deps.adminTokens.create('ops-test')).token;
 
-  async function request(method: string, path: string, opts: { token?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<OpsResponse> {
+  async function request(
+    method: string,
+    path: string,
+    opts: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
+  ): Promise<OpsResponse> {
     const headers: Record<string, string> = { ...opts.headers };
     if (opts.token !== undefined) headers['Authorization'] = `Bearer ${opts.token}`;
     if (opts.body !== undefined) headers['Content-Type'] ??= 'application/json';
-    const response = await fetch(`${baseUrl}${path}`, { method, headers, ...(opts.body === undefined ? {} : { body: JSON.stringify(opts.body) }) });
+    const response = await fetch(`${baseUrl}${path}`, {
+      method,
+      headers,
+      ...(opts.body === undefined ? {} : { body: JSON.stringify(opts.body) }),
+    });
     const text = await response.text();
     let body: unknown;
-    try { body = text === '' ? undefined : JSON.parse(text); } catch { body = undefined; }
+    try {
+      body = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      body = undefined;
+    }
     return { status: response.status, headers: response.headers, text, body };
   }
 
@@ -36,14 +52,20 @@ export async function startOpsApp(options: AppOptions = {}, adjust: (deps: AppDe
     const uuid = crypto.randomUUID();
     const key = `device-key-${crypto.randomUUID()}`;
     const r = await request('POST', '/api/v1/device/register', {
-      token: pk.body.key, body: { uuid, deviceName: 'ops-device', deviceType: 'raspberry-pi-4', deviceApiKey: key },
+      token: pk.body.key,
+      body: { uuid, deviceName: 'ops-device', deviceType: 'raspberry-pi-4', deviceApiKey: key },
     });
     if (r.status !== 201) throw new Error(`register: ${r.status} ${r.text}`);
     return { uuid, key, provisioningKey: pk.body.key as string };
   }
 
   return {
-    db, deps, baseUrl, adminToken, request, registerDevice,
+    db,
+    deps,
+    baseUrl,
+    adminToken,
+    request,
+    registerDevice,
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await db.drop();
@@ -57,7 +79,9 @@ export function sample(text: string, name: string, labels: Record<string, string
     if (line.startsWith('#') || !line.startsWith(name)) continue;
     const match = /^([a-zA-Z_:][\w:]*)(\{(.*)\})? (\S+)$/.exec(line);
     if (match === null || match[1] !== name) continue;
-    const have = Object.fromEntries([...(match[3] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]));
+    const have = Object.fromEntries(
+      [...(match[3] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]),
+    );
     if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(match[4]);
   }
   return 0;

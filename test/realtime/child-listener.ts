@@ -1,8 +1,8 @@
 // Starts fixtures/listener-child.ts as a child process and follows its status lines.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { sql, type DatabasePool } from 'slonik';
+import { type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
 import { waitFor } from './realtime-helpers.ts';
 
@@ -33,16 +33,24 @@ export function spawnListener(url: string, name: string, env: Record<string, str
     while ((newline = buffer.indexOf('\n')) >= 0) {
       const line = buffer.slice(0, newline);
       buffer = buffer.slice(newline + 1);
-      try { statuses.push((JSON.parse(line) as { status: string }).status); } catch { /* not a status line */ }
+      try {
+        statuses.push((JSON.parse(line) as { status: string }).status);
+      } catch { /* not a status line */ }
     }
   });
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr.push(chunk); });
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr.push(chunk);
+  });
   return {
     child,
     pid: child.pid ?? 0,
     statuses,
     stderr,
-    waitForStatus: (status) => waitFor(`child ${child.pid} to report "${status}" (stderr: ${stderr.join('').slice(-500)})`, () => statuses.includes(status)),
+    waitForStatus: (status) =>
+      waitFor(
+        `child ${child.pid} to report "${status}" (stderr: ${stderr.join('').slice(-500)})`,
+        () => statuses.includes(status),
+      ),
     async kill(signal) {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = once(child, 'exit');
@@ -54,7 +62,10 @@ export function spawnListener(url: string, name: string, env: Record<string, str
 
 /** Creates the table children record into. */
 export async function createSeenTable(pool: DatabasePool): Promise<void> {
-  await pool.query(sql.unsafe`CREATE TABLE realtime_seen (event_id uuid NOT NULL, pid integer NOT NULL, seen_at timestamptz NOT NULL DEFAULT clock_timestamp())`);
+  await pool.query(
+    sql
+      .unsafe`CREATE TABLE realtime_seen (event_id uuid NOT NULL, pid integer NOT NULL, seen_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+  );
 }
 
 const seenRow = z.object({ event_id: z.string(), pid: z.number() });
@@ -66,5 +77,7 @@ export async function seenRows(pool: DatabasePool): Promise<readonly z.infer<typ
 
 /** How many distinct events the children recorded. */
 export async function distinctSeen(pool: DatabasePool): Promise<number> {
-  return pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(DISTINCT event_id)::int AS n FROM realtime_seen`);
+  return pool.oneFirst(
+    sql.type(z.object({ n: z.number() }))`SELECT count(DISTINCT event_id)::int AS n FROM realtime_seen`,
+  );
 }

@@ -3,38 +3,66 @@
 import test from 'ava';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { START_CURSOR, decodeCursor, encodeCursor } from '../../infra/realtime/feed.ts';
+import { decodeCursor, encodeCursor, START_CURSOR } from '../../infra/realtime/feed.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { allEventIds, append, waitFor, waitForHorizon } from './realtime-helpers.ts';
+import { Buffer } from 'node:buffer';
 
 let app: TestApp;
 const streams: { close: () => Promise<void> }[] = [];
-test.before(async () => { app = await startTestApp(); });
+test.before(async () => {
+  app = await startTestApp();
+});
 test.after.always(async () => {
   // an open stream would keep the server from closing
   for (const stream of streams) await stream.close();
   await app?.close();
 });
 
-const orderedIds = () => app.db.pool.anyFirst(sql.type(z.object({ event_id: z.string() }))`
+const orderedIds = () =>
+  app.db.pool.anyFirst(sql.type(z.object({ event_id: z.string() }))`
   SELECT event_id FROM events ORDER BY transaction_id, global_position`);
 
 async function activity(): Promise<{ uuid: string; key: string }> {
   const key = await app.createProvisioningKey({ fleet_id: 'fleet-feed' });
   const device = await app.registerDevice(key.key);
-  await app.request('POST', `/api/v1/devices/${device.uuid}/target-state`, { token: app.adminToken, body: { apps: {}, config: { A: '1' } } });
-  await app.request('PATCH', `/api/v1/devices/${device.uuid}/active`, { token: app.adminToken, body: { is_active: false } });
-  await app.request('PATCH', `/api/v1/devices/${device.uuid}/active`, { token: app.adminToken, body: { is_active: true } });
+  await app.request('POST', `/api/v1/devices/${device.uuid}/target-state`, {
+    token: app.adminToken,
+    body: { apps: {}, config: { A: '1' } },
+  });
+  await app.request('PATCH', `/api/v1/devices/${device.uuid}/active`, {
+    token: app.adminToken,
+    body: { is_active: false },
+  });
+  await app.request('PATCH', `/api/v1/devices/${device.uuid}/active`, {
+    token: app.adminToken,
+    body: { is_active: true },
+  });
   return device;
 }
 
-type FeedEvent = { event_id: string; event_type: string; aggregate_id: string; aggregate_version: number; global_position: number; data: unknown };
+type FeedEvent = {
+  event_id: string;
+  event_type: string;
+  aggregate_id: string;
+  aggregate_version: number;
+  global_position: number;
+  data: unknown;
+};
 
 test.serial('cursors are opaque strings that round-trip; anything else is not a cursor', (t) => {
   const cursor = { transactionId: '12345678901', position: 42, ahead: [['12345678905', 50]] as const };
   t.deepEqual(decodeCursor(encodeCursor(cursor)), { ...cursor, ahead: [['12345678905', 50]] });
   t.deepEqual(decodeCursor(encodeCursor(START_CURSOR)), START_CURSOR);
-  for (const junk of ['', 'abc', '!!!', Buffer.from('{"t":"x","p":1}').toString('base64url'), Buffer.from('{"t":"1","p":-1}').toString('base64url')]) {
+  for (
+    const junk of [
+      '',
+      'abc',
+      '!!!',
+      Buffer.from('{"t":"x","p":1}').toString('base64url'),
+      Buffer.from('{"t":"1","p":-1}').toString('base64url'),
+    ]
+  ) {
     t.is(decodeCursor(junk), null, junk);
   }
 });
@@ -48,7 +76,9 @@ test.serial('GET /events pages through the whole log in commit-safe order, each 
   const got: string[] = [];
   let after: string | undefined;
   for (let page = 0; page < 100; page += 1) {
-    const response = await app.request('GET', `/api/v1/events?limit=3${after === undefined ? '' : `&after=${after}`}`, { token: app.adminToken });
+    const response = await app.request('GET', `/api/v1/events?limit=3${after === undefined ? '' : `&after=${after}`}`, {
+      token: app.adminToken,
+    });
     t.is(response.status, 200, response.text);
     got.push(...response.body.events.map((e: FeedEvent) => e.event_id));
     t.true(response.body.events.length <= 3);
@@ -57,7 +87,18 @@ test.serial('GET /events pages through the whole log in commit-safe order, each 
   }
   t.deepEqual(got, [...expected]);
   const sample = (await app.request('GET', '/api/v1/events?limit=1', { token: app.adminToken })).body.events[0];
-  t.deepEqual(Object.keys(sample).sort(), ['aggregate_id', 'aggregate_type', 'aggregate_version', 'data', 'event_id', 'event_type', 'global_position', 'metadata', 'source', 'timestamp']);
+  t.deepEqual(Object.keys(sample).sort(), [
+    'aggregate_id',
+    'aggregate_type',
+    'aggregate_version',
+    'data',
+    'event_id',
+    'event_type',
+    'global_position',
+    'metadata',
+    'source',
+    'timestamp',
+  ]);
 
   const empty = await app.request('GET', `/api/v1/events?after=${after}`, { token: app.adminToken });
   t.deepEqual(empty.body.events, []);
@@ -74,13 +115,26 @@ test.serial('GET /events filters by type and aggregate; bad input is a 400 namin
   const mine = await app.request('GET', `/api/v1/events?aggregate_id=${device.uuid}`, { token: app.adminToken });
   const stream = await app.db.pool.any(sql.type(z.object({ event_type: z.string(), aggregate_version: z.number() }))`
     SELECT event_type, aggregate_version FROM events WHERE aggregate_id = ${device.uuid} ORDER BY aggregate_version`);
-  t.deepEqual(mine.body.events.map((e: FeedEvent) => ({ event_type: e.event_type, aggregate_version: e.aggregate_version })), [...stream]);
+  t.deepEqual(
+    mine.body.events.map((e: FeedEvent) => ({ event_type: e.event_type, aggregate_version: e.aggregate_version })),
+    [...stream],
+  );
   t.true(stream.length >= 4);
-  const typed = await app.request('GET', `/api/v1/events?aggregate_id=${device.uuid}&type=device.offline,device.online`, { token: app.adminToken });
+  const typed = await app.request(
+    'GET',
+    `/api/v1/events?aggregate_id=${device.uuid}&type=device.offline,device.online`,
+    { token: app.adminToken },
+  );
   t.deepEqual(typed.body.events.map((e: FeedEvent) => e.event_type), ['device.offline', 'device.online']);
-  const repeated = await app.request('GET', `/api/v1/events?aggregate_id=${device.uuid}&type=device.offline&type=device.provisioned`, { token: app.adminToken });
+  const repeated = await app.request(
+    'GET',
+    `/api/v1/events?aggregate_id=${device.uuid}&type=device.offline&type=device.provisioned`,
+    { token: app.adminToken },
+  );
   t.deepEqual(repeated.body.events.map((e: FeedEvent) => e.event_type), ['device.provisioned', 'device.offline']);
-  const allOffline = await app.request('GET', '/api/v1/events?type=device.offline&limit=1000', { token: app.adminToken });
+  const allOffline = await app.request('GET', '/api/v1/events?type=device.offline&limit=1000', {
+    token: app.adminToken,
+  });
   t.true(allOffline.body.events.length >= 3);
   t.true(allOffline.body.events.every((e: FeedEvent) => e.event_type === 'device.offline'));
 
@@ -102,7 +156,10 @@ function openStream(path: string, headers: Record<string, string> = {}) {
   const controller = new AbortController();
   const messages: { id: string; data: FeedEvent }[] = [];
   const comments: string[] = [];
-  const ready = fetch(`${app.baseUrl}${path}`, { headers: { Authorization: `Bearer ${app.adminToken}`, Accept: 'text/event-stream', ...headers }, signal: controller.signal });
+  const ready = fetch(`${app.baseUrl}${path}`, {
+    headers: { Authorization: `Bearer ${app.adminToken}`, Accept: 'text/event-stream', ...headers },
+    signal: controller.signal,
+  });
   const done = ready.then(async (response) => {
     if (response.status !== 200 || response.body === null) return;
     const decoder = new TextDecoder();
@@ -128,7 +185,15 @@ function openStream(path: string, headers: Record<string, string> = {}) {
       // aborted by the test
     }
   });
-  const stream = { ready, messages, comments, close: async () => { controller.abort(); await done; } };
+  const stream = {
+    ready,
+    messages,
+    comments,
+    close: async () => {
+      controller.abort();
+      await done;
+    },
+  };
   streams.push(stream);
   return stream;
 }
@@ -142,10 +207,18 @@ test.serial('SSE: new events arrive live; a reconnect with Last-Event-ID resumes
   t.is(response.headers.get('cache-control'), 'no-cache, no-transform');
 
   const device = await activity();
-  const versions = await app.db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM events WHERE aggregate_id = ${device.uuid}`);
-  await waitFor('the device\'s events live', () => first.messages.filter((m) => m.data.aggregate_id === device.uuid).length === versions);
+  const versions = await app.db.pool.oneFirst(
+    sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM events WHERE aggregate_id = ${device.uuid}`,
+  );
+  await waitFor(
+    "the device's events live",
+    () => first.messages.filter((m) => m.data.aggregate_id === device.uuid).length === versions,
+  );
   t.true(first.comments.includes(': connected'));
-  t.deepEqual(first.messages.filter((m) => m.data.aggregate_id === device.uuid).map((m) => m.data.aggregate_version), Array.from({ length: versions }, (_, i) => i + 1));
+  t.deepEqual(
+    first.messages.filter((m) => m.data.aggregate_id === device.uuid).map((m) => m.data.aggregate_version),
+    Array.from({ length: versions }, (_, i) => i + 1),
+  );
   const lastId = first.messages[first.messages.length - 1]!.id;
   await first.close();
 
@@ -158,7 +231,10 @@ test.serial('SSE: new events arrive live; a reconnect with Last-Event-ID resumes
   const expected = (await allEventIds(app.db.pool)).filter((id) => !before.has(id));
   await waitFor('the missed events', () => first.messages.length + second.messages.length >= expected.length);
   await append(app.db.pool, 'live-again', 1, { type: 'test.live' });
-  await waitFor('a live event after the resume', () => second.messages.some((m) => m.data.aggregate_id === 'live-again'));
+  await waitFor(
+    'a live event after the resume',
+    () => second.messages.some((m) => m.data.aggregate_id === 'live-again'),
+  );
   await second.close();
 
   const received = [...first.messages, ...second.messages].map((m) => m.data.event_id);
@@ -182,9 +258,14 @@ test.serial('SSE: filters apply, ?after= starts from a feed cursor, a bad Last-E
   const [marker] = await append(app.db.pool, 'after-offline', 1, { type: 'device.offline' });
   await waitFor('the marker', () => offline.messages.some((m) => m.data.event_id === marker!.event_id));
   await offline.close();
-  t.deepEqual(offline.messages.map((m) => [m.data.event_type, m.data.aggregate_id]), [['device.offline', device.uuid], ['device.offline', 'after-offline']]);
+  t.deepEqual(offline.messages.map((m) => [m.data.event_type, m.data.aggregate_id]), [['device.offline', device.uuid], [
+    'device.offline',
+    'after-offline',
+  ]]);
 
-  const bad = await fetch(`${app.baseUrl}/api/v1/events/stream`, { headers: { Authorization: `Bearer ${app.adminToken}`, 'Last-Event-ID': 'garbage' } });
+  const bad = await fetch(`${app.baseUrl}/api/v1/events/stream`, {
+    headers: { Authorization: `Bearer ${app.adminToken}`, 'Last-Event-ID': 'garbage' },
+  });
   t.is(bad.status, 400);
   t.regex(((await bad.json()) as { error: { message: string } }).error.message, /^Last-Event-ID header: not a cursor/);
   t.is((await fetch(`${app.baseUrl}/api/v1/events/stream`)).status, 401);

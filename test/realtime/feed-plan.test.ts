@@ -8,7 +8,7 @@
 import test from 'ava';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { feedPageQuery, type FeedCursor, type FeedFilter } from '../../infra/realtime/feed.ts';
+import { type FeedCursor, type FeedFilter, feedPageQuery } from '../../infra/realtime/feed.ts';
 import { createPartitionCache } from '../../infra/event-store/partitions.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 
@@ -42,12 +42,20 @@ test.after.always(async () => {
   await db?.drop();
 });
 
-type PlanNode = { 'Node Type': string; 'Actual Rows'?: number; 'Actual Loops'?: number; 'Rows Removed by Filter'?: number; 'Rows Removed by Index Recheck'?: number; Plans?: PlanNode[] };
+type PlanNode = {
+  'Node Type': string;
+  'Actual Rows'?: number;
+  'Actual Loops'?: number;
+  'Rows Removed by Filter'?: number;
+  'Rows Removed by Index Recheck'?: number;
+  Plans?: PlanNode[];
+};
 
 /** Rows the scans of a plan produced or threw away: what the statement read from the table. */
 function rowsRead(node: PlanNode): number {
   const own = /Scan/.test(node['Node Type'])
-    ? (node['Actual Rows'] ?? 0) * (node['Actual Loops'] ?? 1) + (node['Rows Removed by Filter'] ?? 0) + (node['Rows Removed by Index Recheck'] ?? 0)
+    ? (node['Actual Rows'] ?? 0) * (node['Actual Loops'] ?? 1) + (node['Rows Removed by Filter'] ?? 0) +
+      (node['Rows Removed by Index Recheck'] ?? 0)
     : 0;
   return own + (node.Plans ?? []).reduce((sum, child) => sum + rowsRead(child), 0);
 }

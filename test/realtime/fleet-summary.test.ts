@@ -8,30 +8,56 @@ import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { waitForHorizon } from './realtime-helpers.ts';
 
 let app: TestApp;
-test.before(async () => { app = await startTestApp(); });
-test.after.always(async () => { await app?.close(); });
+test.before(async () => {
+  app = await startTestApp();
+});
+test.after.always(async () => {
+  await app?.close();
+});
 
-const groupRow = z.object({ fleet_id: z.string(), device_type: z.string(), total: z.number(), active: z.number(), in_sync: z.number() });
+const groupRow = z.object({
+  fleet_id: z.string(),
+  device_type: z.string(),
+  total: z.number(),
+  active: z.number(),
+  in_sync: z.number(),
+});
 
 async function populate(): Promise<{ deviceKey: string }> {
   const fleetA = await app.createProvisioningKey({ fleet_id: 'fleet-a' });
   const fleetB = await app.createProvisioningKey({ fleet_id: 'fleet-b' });
   const devices = [];
-  for (const [key, type] of [[fleetA, 'raspberry-pi-4'], [fleetA, 'raspberry-pi-4'], [fleetA, 'jetson-nano'], [fleetB, 'raspberry-pi-4'], [fleetB, 'jetson-nano']] as const) {
+  for (
+    const [key, type] of [[fleetA, 'raspberry-pi-4'], [fleetA, 'raspberry-pi-4'], [fleetA, 'jetson-nano'], [
+      fleetB,
+      'raspberry-pi-4',
+    ], [fleetB, 'jetson-nano']] as const
+  ) {
     const registered = await app.registerDevice(key.key, { deviceType: type });
-    if (registered.response.status !== 200 && registered.response.status !== 201) throw new Error(registered.response.text);
+    if (registered.response.status !== 200 && registered.response.status !== 201) {
+      throw new Error(registered.response.text);
+    }
     devices.push(registered);
   }
   const target = { apps: { '1000': { appId: 1000, appName: 'my-app', services: [] } }, config: {} };
   for (const d of devices.slice(0, 4)) {
-    const set = await app.request('POST', `/api/v1/devices/${d.uuid}/target-state`, { token: app.adminToken, body: target });
+    const set = await app.request('POST', `/api/v1/devices/${d.uuid}/target-state`, {
+      token: app.adminToken,
+      body: target,
+    });
     if (set.status !== 200) throw new Error(set.text);
   }
   for (const d of devices.slice(0, 2)) {
-    const report = await app.request('PATCH', '/api/v1/device/state', { token: d.key, body: { [d.uuid]: { apps: { '1000': { status: 'running', containerId: 'abc' } } } } });
+    const report = await app.request('PATCH', '/api/v1/device/state', {
+      token: d.key,
+      body: { [d.uuid]: { apps: { '1000': { status: 'running', containerId: 'abc' } } } },
+    });
     if (report.status !== 200) throw new Error(report.text);
   }
-  const off = await app.request('PATCH', `/api/v1/devices/${devices[4]!.uuid}/active`, { token: app.adminToken, body: { is_active: false, reason: 'test' } });
+  const off = await app.request('PATCH', `/api/v1/devices/${devices[4]!.uuid}/active`, {
+    token: app.adminToken,
+    body: { is_active: false, reason: 'test' },
+  });
   if (off.status !== 200) throw new Error(off.text);
   return { deviceKey: devices[0]!.key };
 }
@@ -52,15 +78,34 @@ test.serial('the summary equals the read model grouped by fleet and type, and re
     const sum = (f: (g: typeof rows[number]) => number) => rows.reduce((n, g) => n + f(g), 0);
     return {
       fleet_id: fleet,
-      total: sum((g) => g.total), active: sum((g) => g.active), inactive: sum((g) => g.total - g.active),
-      in_sync: sum((g) => g.in_sync), drifting: sum((g) => g.total - g.in_sync),
-      device_types: rows.map((g) => ({ device_type: g.device_type, total: g.total, active: g.active, inactive: g.total - g.active, in_sync: g.in_sync, drifting: g.total - g.in_sync })),
+      total: sum((g) => g.total),
+      active: sum((g) => g.active),
+      inactive: sum((g) => g.total - g.active),
+      in_sync: sum((g) => g.in_sync),
+      drifting: sum((g) => g.total - g.in_sync),
+      device_types: rows.map((g) => ({
+        device_type: g.device_type,
+        total: g.total,
+        active: g.active,
+        inactive: g.total - g.active,
+        in_sync: g.in_sync,
+        drifting: g.total - g.in_sync,
+      })),
     };
   });
   t.deepEqual(body.fleets, expectedFleets);
-  t.deepEqual(body.totals, { total: 5, active: 4, inactive: 1, in_sync: body.totals.in_sync, drifting: 5 - body.totals.in_sync });
+  t.deepEqual(body.totals, {
+    total: 5,
+    active: 4,
+    inactive: 1,
+    in_sync: body.totals.in_sync,
+    drifting: 5 - body.totals.in_sync,
+  });
   t.true(body.totals.in_sync > 0 && body.totals.drifting > 0, 'both in-sync and drifting devices are present');
-  t.deepEqual(body.device_types.map((d: { device_type: string; total: number }) => [d.device_type, d.total]), [['jetson-nano', 2], ['raspberry-pi-4', 3]]);
+  t.deepEqual(body.device_types.map((d: { device_type: string; total: number }) => [d.device_type, d.total]), [[
+    'jetson-nano',
+    2,
+  ], ['raspberry-pi-4', 3]]);
   t.is(body.projection.name, DEVICE_SUMMARY);
   t.is(body.projection.events_behind, 0);
   t.is(body.projection.seconds_behind, 0);

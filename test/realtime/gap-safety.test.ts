@@ -2,28 +2,41 @@
 // transaction that commits late is delivered, never skipped; a long one holds readers back;
 // each aggregate's events come out in version order even when transaction ids disagree.
 import test from 'ava';
-import { sql, type CommonQueryMethods } from 'slonik';
+import { type CommonQueryMethods, sql } from 'slonik';
 import { z } from 'zod';
-import { START_CURSOR, readFeedBatch } from '../../infra/realtime/feed.ts';
+import { readFeedBatch, START_CURSOR } from '../../infra/realtime/feed.ts';
 import { EventListener } from '../../infra/realtime/event-listener.ts';
 import type { StoredEvent } from '../../domain/recorded-event.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
-import { append, appendTo, deferred, memoryLog, preparePartitions, waitFor, waitForHorizon } from './realtime-helpers.ts';
+import {
+  append,
+  appendTo,
+  deferred,
+  memoryLog,
+  preparePartitions,
+  waitFor,
+  waitForHorizon,
+} from './realtime-helpers.ts';
 
 let db: TestDatabase;
 test.before(async () => {
   db = await createTestDatabase();
   await preparePartitions(db.pool);
 });
-test.after.always(async () => { await db?.drop(); });
+test.after.always(async () => {
+  await db?.drop();
+});
 
-const xid = (t: CommonQueryMethods) => t.oneFirst(sql.type(z.object({ x: z.string() }))`SELECT pg_current_xact_id()::text AS x`);
+const xid = (t: CommonQueryMethods) =>
+  t.oneFirst(sql.type(z.object({ x: z.string() }))`SELECT pg_current_xact_id()::text AS x`);
 
 test.serial('a transaction that starts first and commits last is delivered, after the one that committed first', async (t) => {
   const seen: StoredEvent[] = [];
   const { log } = memoryLog();
   const listener = new EventListener({ name: 'gap-two-connections', pool: db.pool, pollIntervalMs: 50, log });
-  listener.onAny((event) => { seen.push(event); });
+  listener.onAny((event) => {
+    seen.push(event);
+  });
   await listener.start();
 
   const t1Began = deferred();
@@ -48,7 +61,10 @@ test.serial('a transaction that starts first and commits last is delivered, afte
     const e1 = await t1Inserted.promise;
     const [event] = await appendTo(tx, db.pool, 'early');
     t.true(BigInt(x2) < BigInt(e1.transaction_id), 'T2 has the older transaction id');
-    t.true(event!.global_position > e1.global_position, 'T1 holds the lower position: a position-only reader would skip it');
+    t.true(
+      event!.global_position > e1.global_position,
+      'T1 holds the lower position: a position-only reader would skip it',
+    );
     return event!;
   });
 
@@ -92,8 +108,15 @@ test.serial('an open transaction holds the feed back at the horizon; nothing beh
 
 test.serial('an aggregate whose later version has the older transaction id is still delivered in version order, once', async (t) => {
   const seen: StoredEvent[] = [];
-  const listener = new EventListener({ name: 'gap-version-order', pool: db.pool, pollIntervalMs: 50, log: memoryLog().log });
-  listener.onAny((event) => { seen.push(event); });
+  const listener = new EventListener({
+    name: 'gap-version-order',
+    pool: db.pool,
+    pollIntervalMs: 50,
+    log: memoryLog().log,
+  });
+  listener.onAny((event) => {
+    seen.push(event);
+  });
   await listener.start();
   await waitFor('the listener to catch up', async () => (await listener.lag()).events_behind === 0);
   seen.length = 0;
@@ -134,5 +157,9 @@ test.serial('an aggregate whose later version has the older transaction id is st
   const [tail] = await append(db.pool, 'after');
   await waitFor('a later event', () => seen.some((e) => e.event_id === tail!.event_id));
   await listener.stop();
-  t.deepEqual(seen.map((e) => e.event_id), [v1!.event_id, v2.event_id, e3.event_id, tail!.event_id], 'version 1 is not delivered again when the horizon passes it');
+  t.deepEqual(
+    seen.map((e) => e.event_id),
+    [v1!.event_id, v2.event_id, e3.event_id, tail!.event_id],
+    'version 1 is not delivered again when the horizon passes it',
+  );
 });

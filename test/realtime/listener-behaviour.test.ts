@@ -19,12 +19,16 @@ test.before(async () => {
   db = await createTestDatabase();
   await preparePartitions(db.pool);
 });
-test.after.always(async () => { await db?.drop(); });
+test.after.always(async () => {
+  await db?.drop();
+});
 
 /** Runs `npm run admin -- …` against the test database. */
 async function admin(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'app/cli/admin.ts', ...args], { env: { ...process.env, DATABASE_URL: db.url } });
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'app/cli/admin.ts', ...args], {
+      env: { ...process.env, DATABASE_URL: db.url },
+    });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string };
@@ -37,9 +41,14 @@ test.serial('onEventType gets its type, onAny everything; the checkpoint survive
   await append(db.pool, 'basics', 1, { type: 'basic.two' });
   const ones: StoredEvent[] = [];
   const all: StoredEvent[] = [];
-  const make = () => new EventListener({ name: 'basics', pool: db.pool, pollIntervalMs: 50, log: memoryLog().log })
-    .onEventType('basic.one', (e) => { ones.push(e); })
-    .onAny((e) => { all.push(e); });
+  const make = () =>
+    new EventListener({ name: 'basics', pool: db.pool, pollIntervalMs: 50, log: memoryLog().log })
+      .onEventType('basic.one', (e) => {
+        ones.push(e);
+      })
+      .onAny((e) => {
+        all.push(e);
+      });
   const first = make();
   await first.start();
   t.true(first.isLeader);
@@ -53,14 +62,26 @@ test.serial('onEventType gets its type, onAny everything; the checkpoint survive
   await second.start();
   await waitFor('the two new events', () => all.length >= 5);
   await second.stop();
-  t.deepEqual(all.map((e) => e.aggregate_version), [1, 2, 3, 4, 5], 'resumed after the checkpoint, nothing handled twice');
+  t.deepEqual(
+    all.map((e) => e.aggregate_version),
+    [1, 2, 3, 4, 5],
+    'resumed after the checkpoint, nothing handled twice',
+  );
 });
 
 test.serial('startFrom "now" skips the history; lag counts events behind and the age of the oldest', async (t) => {
   const old = new Date(Date.now() - 3_600_000).toISOString();
   await append(db.pool, 'history', 3, { timestamp: old });
   const seen: StoredEvent[] = [];
-  const fresh = new EventListener({ name: 'from-now', pool: db.pool, startFrom: 'now', pollIntervalMs: 50, log: memoryLog().log }).onAny((e) => { seen.push(e); });
+  const fresh = new EventListener({
+    name: 'from-now',
+    pool: db.pool,
+    startFrom: 'now',
+    pollIntervalMs: 50,
+    log: memoryLog().log,
+  }).onAny((e) => {
+    seen.push(e);
+  });
   await fresh.start();
   const [next] = await append(db.pool, 'history', 1);
   await waitFor('the new event', () => seen.length >= 1);
@@ -89,18 +110,30 @@ test.serial('a failing handler is retried with backoff, then dead-lettered; the 
   const attempts: number[] = [];
   const handled: string[] = [];
   const { lines, log } = memoryLog();
-  const listener = new EventListener({ name: 'dead-letters', pool: db.pool, pollIntervalMs: 50, maxAttempts: 3, retryBaseMs: 20, log });
+  const listener = new EventListener({
+    name: 'dead-letters',
+    pool: db.pool,
+    pollIntervalMs: 50,
+    maxAttempts: 3,
+    retryBaseMs: 20,
+    log,
+  });
   listener.onEventType('poison.pill', (event) => {
     attempts.push(Date.now());
     if (failing) throw new Error(`cannot handle ${event.event_id}`);
     handled.push(event.event_id);
   });
-  listener.onAny((event) => { if (event.event_type !== 'poison.pill') handled.push(event.event_id); });
+  listener.onAny((event) => {
+    if (event.event_type !== 'poison.pill') handled.push(event.event_id);
+  });
   await listener.start();
   await waitFor('the healthy event after the poison', () => handled.includes(after!.event_id));
   t.is(attempts.length, 3, 'three attempts, then dead-lettered');
   // backoff 20 ms, then 40 ms (timers never fire early by more than a millisecond)
-  t.true(attempts[1]! - attempts[0]! >= 19 && attempts[2]! - attempts[1]! >= 39, `the delay doubles: ${attempts[1]! - attempts[0]!} ms, ${attempts[2]! - attempts[1]!} ms`);
+  t.true(
+    attempts[1]! - attempts[0]! >= 19 && attempts[2]! - attempts[1]! >= 39,
+    `the delay doubles: ${attempts[1]! - attempts[0]!} ms, ${attempts[2]! - attempts[1]!} ms`,
+  );
   const [letter] = await listDeadLetters(db.pool, { listener: 'dead-letters' });
   t.is(letter?.event_id, poison!.event_id);
   t.is(letter?.status, 'dead');
@@ -117,7 +150,10 @@ test.serial('a failing handler is retried with backoff, then dead-lettered; the 
   t.is(redelivered.code, 0, redelivered.stderr);
   t.regex(redelivered.stdout, /1 dead letter\(s\) queued/);
   await waitFor('the redelivery', () => handled.includes(poison!.event_id));
-  await waitFor('the letter to be marked', async () => (await listDeadLetters(db.pool, { ids: [letter!.id] }))[0]?.status === 'redelivered');
+  await waitFor(
+    'the letter to be marked',
+    async () => (await listDeadLetters(db.pool, { ids: [letter!.id] }))[0]?.status === 'redelivered',
+  );
   await listener.stop();
 
   const again = await admin('dead-letters', 'redeliver', String(letter!.id));
@@ -130,7 +166,14 @@ test.serial('a failing handler is retried with backoff, then dead-lettered; the 
 test.serial('stop() during a retry wait leaves the event for the next start instead of dead-lettering it', async (t) => {
   const [event] = await append(db.pool, 'slow', 1, { type: 'stop.during.retry' });
   let calls = 0;
-  const listener = new EventListener({ name: 'stop-in-retry', pool: db.pool, pollIntervalMs: 50, maxAttempts: 5, retryBaseMs: 60_000, log: memoryLog().log });
+  const listener = new EventListener({
+    name: 'stop-in-retry',
+    pool: db.pool,
+    pollIntervalMs: 50,
+    maxAttempts: 5,
+    retryBaseMs: 60_000,
+    log: memoryLog().log,
+  });
   listener.onEventType('stop.during.retry', () => {
     calls += 1;
     throw new Error('not yet');
@@ -142,7 +185,9 @@ test.serial('stop() during a retry wait leaves the event for the next start inst
 
   const seen: string[] = [];
   const next = new EventListener({ name: 'stop-in-retry', pool: db.pool, pollIntervalMs: 50, log: memoryLog().log });
-  next.onEventType('stop.during.retry', (e) => { seen.push(e.event_id); });
+  next.onEventType('stop.during.retry', (e) => {
+    seen.push(e.event_id);
+  });
   await next.start();
   await waitFor('the event again', () => seen.length >= 1);
   await next.stop();

@@ -12,7 +12,9 @@ test.before(async () => {
   db = await createTestDatabase({ poolSize: 14 });
   await preparePartitions(db.pool);
 });
-test.after.always(async () => { await db?.drop(); });
+test.after.always(async () => {
+  await db?.drop();
+});
 
 const TOTAL = 10_000;
 const WRITERS = 8;
@@ -39,7 +41,9 @@ test('8 writers, 10,000 events, random delays in transactions: the listener sees
       if (count <= 0) return;
       claimed += count;
       // a few shared aggregates, so appends also conflict and retry
-      const aggregate = Math.random() < 0.2 ? `shared-${Math.floor(Math.random() * 4)}` : `writer-${writer}-${Math.floor(Math.random() * 10)}`;
+      const aggregate = Math.random() < 0.2
+        ? `shared-${Math.floor(Math.random() * 4)}`
+        : `writer-${writer}-${Math.floor(Math.random() * 10)}`;
       for (;;) {
         try {
           await db.pool.transaction(async (tx) => {
@@ -61,7 +65,11 @@ test('8 writers, 10,000 events, random delays in transactions: the listener sees
   await waitFor('the listener to see every event', () => seen.size >= TOTAL, 120_000);
   await waitFor('the listener to be caught up', async () => (await listener.lag()).events_behind === 0, 120_000);
   await listener.stop();
-  t.log(`written in ${written} ms with ${conflicts} version conflicts retried; listened to all within ${Date.now() - started} ms`);
+  t.log(
+    `written in ${written} ms with ${conflicts} version conflicts retried; listened to all within ${
+      Date.now() - started
+    } ms`,
+  );
 
   t.deepEqual([...seen.keys()].sort(), [...ids].sort(), 'every event id');
   t.deepEqual([...seen.values()].filter((n) => n !== 1), [], 'each exactly once');
@@ -83,5 +91,11 @@ test('8 writers, 10,000 events, random delays in transactions: the listener sees
   await catchUp.stop();
   t.deepEqual([...late.keys()].sort(), [...ids].sort());
   t.deepEqual([...late.values()].filter((n) => n !== 1), []);
-  for (const [aggregate, list] of lateVersions) t.deepEqual(list, list.map((_, i) => i + 1), `${aggregate} in version order (catch-up)`);
+  for (const [aggregate, list] of lateVersions) {
+    t.deepEqual(
+      list,
+      list.map((_, i) => i + 1),
+      `${aggregate} in version order (catch-up)`,
+    );
+  }
 });

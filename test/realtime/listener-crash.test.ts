@@ -2,7 +2,7 @@
 // every event is handled, none skipped (some handled twice: delivery is at-least-once).
 import test from 'ava';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
-import { createSeenTable, distinctSeen, seenRows, spawnListener, type ChildListener } from './child-listener.ts';
+import { type ChildListener, createSeenTable, distinctSeen, seenRows, spawnListener } from './child-listener.ts';
 import { allEventIds, append, preparePartitions, waitFor } from './realtime-helpers.ts';
 
 let db: TestDatabase;

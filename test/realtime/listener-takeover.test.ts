@@ -3,7 +3,7 @@
 import test from 'ava';
 import { sql } from 'slonik';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
-import { createSeenTable, distinctSeen, seenRows, spawnListener, type ChildListener } from './child-listener.ts';
+import { type ChildListener, createSeenTable, distinctSeen, seenRows, spawnListener } from './child-listener.ts';
 import { allEventIds, append, preparePartitions, waitFor } from './realtime-helpers.ts';
 
 let db: TestDatabase;
@@ -42,8 +42,20 @@ test('one process per listener name; when it dies the other takes over', async (
       t.log(b.stderr.join(''));
       const seen = new Set((await seenRows(db.pool)).map((r) => r.event_id));
       const missing = ids.filter((id) => !seen.has(id));
-      t.log(JSON.stringify(await db.pool.any(sql.unsafe`SELECT event_id, transaction_id::text, global_position, aggregate_id, aggregate_version FROM events WHERE event_id = ANY(${sql.array(missing, 'uuid')}) ORDER BY transaction_id, global_position LIMIT 5`)));
-      t.log(missing.length, JSON.stringify(await db.pool.any(sql.unsafe`SELECT * , transaction_id::text AS t FROM listener_checkpoints`)));
+      t.log(
+        JSON.stringify(
+          await db.pool.any(
+            sql
+              .unsafe`SELECT event_id, transaction_id::text, global_position, aggregate_id, aggregate_version FROM events WHERE event_id = ANY(${
+              sql.array(missing, 'uuid')
+            }) ORDER BY transaction_id, global_position LIMIT 5`,
+          ),
+        ),
+      );
+      t.log(
+        missing.length,
+        JSON.stringify(await db.pool.any(sql.unsafe`SELECT * , transaction_id::text AS t FROM listener_checkpoints`)),
+      );
       throw error;
     });
   await b.kill('SIGTERM');

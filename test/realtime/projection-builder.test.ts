@@ -12,12 +12,14 @@ test.before(async () => {
   db = await createTestDatabase();
   await preparePartitions(db.pool);
 });
-test.after.always(async () => { await db?.drop(); });
+test.after.always(async () => {
+  await db?.drop();
+});
 
 /** The seed's example, on a pool and under another name. */
 function seedExample(name: string) {
   const builder = new ProjectionBuilder(name, { pool: db.pool, batchSize: 7, log: memoryLog().log });
-  builder.on('device.provisioned', async (event, state) => {
+  builder.on('device.provisioned', async (_event, state) => {
     return { ...state, deviceCount: (state.deviceCount || 0) + 1 };
   });
   builder.on('target_state.updated', async (event, state) => {
@@ -27,11 +29,15 @@ function seedExample(name: string) {
 }
 
 const countRow = z.object({ n: z.number() });
-const countOf = (type: string) => db.pool.oneFirst(sql.type(countRow)`SELECT count(*)::int AS n FROM events WHERE event_type = ${type}`);
+const countOf = (type: string) =>
+  db.pool.oneFirst(sql.type(countRow)`SELECT count(*)::int AS n FROM events WHERE event_type = ${type}`);
 
 test.serial('the seed example: process() catches up and returns; again only folds what is new; rebuild() gives the same', async (t) => {
   for (let i = 0; i < 5; i += 1) await append(db.pool, `dev-${i}`, 1, { type: 'device.provisioned' });
-  const [target] = await append(db.pool, 'dev-1', 1, { type: 'target_state.updated', timestamp: '2026-01-02T03:04:05.000Z' });
+  const [target] = await append(db.pool, 'dev-1', 1, {
+    type: 'target_state.updated',
+    timestamp: '2026-01-02T03:04:05.000Z',
+  });
   await append(db.pool, 'noise', 3, { type: 'current_state.updated' });
 
   await waitForHorizon(db.pool);
@@ -106,9 +112,13 @@ test.serial('continuous mode keeps the state up to date until stop(); one proces
   await builder.start();
   const standby = seedExample('continuous');
   const statuses: string[] = [];
-  const second = new ProjectionBuilder('continuous', { pool: db.pool, log: memoryLog().log, onStatus: (s) => statuses.push(s) });
+  const second = new ProjectionBuilder('continuous', {
+    pool: db.pool,
+    log: memoryLog().log,
+    onStatus: (s) => statuses.push(s),
+  });
   // same handlers, same definition: it stands by
-  second.on('device.provisioned', async (event, state) => {
+  second.on('device.provisioned', async (_event, state) => {
     return { ...state, deviceCount: (state.deviceCount || 0) + 1 };
   });
   second.on('target_state.updated', async (event, state) => {
@@ -118,9 +128,15 @@ test.serial('continuous mode keeps the state up to date until stop(); one proces
   await second.start();
   await waitFor('the second builder to stand by', () => statuses.includes('standby'));
 
-  await waitFor('the history', async () => (await builder.getState()).deviceCount === await countOf('device.provisioned'));
+  await waitFor(
+    'the history',
+    async () => (await builder.getState()).deviceCount === await countOf('device.provisioned'),
+  );
   await append(db.pool, 'live-1', 1, { type: 'device.provisioned' });
-  await waitFor('the new device', async () => (await builder.getState()).deviceCount === await countOf('device.provisioned'));
+  await waitFor(
+    'the new device',
+    async () => (await builder.getState()).deviceCount === await countOf('device.provisioned'),
+  );
   await builder.stop();
   await second.stop();
   t.pass();
@@ -132,11 +148,15 @@ test.serial('keyed states: one per key; null deletes; a changed definition build
     key: (event) => (event.aggregate_id.startsWith('dev-') ? event.aggregate_id : null),
     initialState: () => ({ events: 0 }),
   });
-  perDevice.on('device.provisioned', (event, state) => ({ events: state.events + 1 }));
+  perDevice.on('device.provisioned', (_event, state) => ({ events: state.events + 1 }));
   perDevice.on('target_state.updated', () => null);
   await perDevice.process();
   t.deepEqual(await perDevice.getState('dev-0'), { events: 1 });
-  t.deepEqual(await perDevice.getState('dev-1'), { events: 0 }, 'deleted by the target update: back to the initial state');
+  t.deepEqual(
+    await perDevice.getState('dev-1'),
+    { events: 0 },
+    'deleted by the target update: back to the initial state',
+  );
   t.deepEqual(await perDevice.getState('race-1'), { events: 0 }, 'skipped: key() returned null');
   const stored = await db.pool.anyFirst(sql.type(z.object({ key: z.string() }))`
     SELECT key FROM projection_states WHERE projection = 'per_device' AND definition = ${perDevice.definition} ORDER BY key`);
@@ -144,11 +164,12 @@ test.serial('keyed states: one per key; null deletes; a changed definition build
   t.throws(() => perDevice.on('x', () => undefined), { message: /register handlers before/ });
 
   const changed = new ProjectionBuilder<{ events: number }>('per_device', {
-    pool: db.pool, version: 2,
+    pool: db.pool,
+    version: 2,
     key: (event) => (event.aggregate_id.startsWith('dev-') ? event.aggregate_id : null),
     initialState: () => ({ events: 0 }),
   });
-  changed.on('device.provisioned', (event, state) => ({ events: state.events + 1 }));
+  changed.on('device.provisioned', (_event, state) => ({ events: state.events + 1 }));
   changed.on('target_state.updated', () => null);
   t.not(changed.definition, perDevice.definition);
   t.deepEqual(await changed.getState('dev-0'), { events: 0 }, 'nothing yet under the new definition');
@@ -159,7 +180,10 @@ test.serial('keyed states: one per key; null deletes; a changed definition build
 test.serial('states kept in memory are dropped when another builder commits; whole-stream reads fold every event once, in order', async (t) => {
   const build = (cacheStates: number) => {
     const builder = new ProjectionBuilder<{ seen: number[] }>('cached_per_aggregate', {
-      pool: db.pool, batchSize: 5, cacheStates, aggregateType: 'cache-test',
+      pool: db.pool,
+      batchSize: 5,
+      cacheStates,
+      aggregateType: 'cache-test',
       key: (event) => event.aggregate_id,
       initialState: () => ({ seen: [] }),
     });

@@ -1,6 +1,6 @@
 // Shared by the real-time suites: appending test events, waiting for a condition, deferreds.
 import { setTimeout as delay } from 'node:timers/promises';
-import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { type CommonQueryMethods, type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
 import { createEventStore } from '../../infra/event-store/event-store.ts';
 import type { StoredEvent } from '../../domain/recorded-event.ts';
@@ -10,12 +10,18 @@ import { ensurePartitionsAhead } from '../../infra/event-store/partitions.ts';
 /** A promise with its resolve function. */
 export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
   let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => { resolve = r; });
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
   return { promise, resolve };
 }
 
 /** Polls `check` until it returns true; fails after `timeoutMs` (a safety net, not a speed assertion). */
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 60_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -32,23 +38,37 @@ const meta = { actor: { type: 'system' as const, id: 'test' } };
 
 /** Appends `count` events of `type` to an aggregate inside `connection` (a transaction). */
 export async function appendTo(
-  connection: CommonQueryMethods, pool: DatabasePool, aggregateId: string, count = 1,
+  connection: CommonQueryMethods,
+  pool: DatabasePool,
+  aggregateId: string,
+  count = 1,
   options: { type?: string; timestamp?: string; aggregateType?: string } = {},
 ): Promise<StoredEvent[]> {
   const store = createEventStore(pool);
   const aggregateType = options.aggregateType ?? 'test';
   const head = await store.head(connection, aggregateType, aggregateId);
-  return store.append(connection, aggregateType, aggregateId, head, Array.from({ length: count }, (_, i) => ({
-    event_type: options.type ?? 'test.happened',
-    data: { n: head.version + i + 1 },
-    metadata: meta,
-    timestamp: options.timestamp ?? new Date().toISOString(),
-    source: 'test',
-  })));
+  return store.append(
+    connection,
+    aggregateType,
+    aggregateId,
+    head,
+    Array.from({ length: count }, (_, i) => ({
+      event_type: options.type ?? 'test.happened',
+      data: { n: head.version + i + 1 },
+      metadata: meta,
+      timestamp: options.timestamp ?? new Date().toISOString(),
+      source: 'test',
+    })),
+  );
 }
 
 /** Appends in its own transaction. */
-export async function append(pool: DatabasePool, aggregateId: string, count = 1, options: Parameters<typeof appendTo>[4] = {}): Promise<StoredEvent[]> {
+export async function append(
+  pool: DatabasePool,
+  aggregateId: string,
+  count = 1,
+  options: Parameters<typeof appendTo>[4] = {},
+): Promise<StoredEvent[]> {
   return pool.transaction((t) => appendTo(t, pool, aggregateId, count, options));
 }
 
@@ -60,7 +80,12 @@ export async function allEventIds(pool: DatabasePool): Promise<string[]> {
 /** A log function that keeps lines for assertions instead of printing them. */
 export function memoryLog(): { lines: string[]; log: (level: string, message: string) => void } {
   const lines: string[] = [];
-  return { lines, log: (level, message) => { lines.push(`${level}: ${message}`); } };
+  return {
+    lines,
+    log: (level, message) => {
+      lines.push(`${level}: ${message}`);
+    },
+  };
 }
 
 /**
@@ -69,7 +94,9 @@ export function memoryLog(): { lines: string[]; log: (level: string, message: st
  * it back for a moment.
  */
 export async function waitForHorizon(pool: DatabasePool): Promise<void> {
-  const newest = await pool.oneFirst(sql.type(z.object({ t: z.string().nullable() }))`SELECT max(transaction_id)::text AS t FROM events`);
+  const newest = await pool.oneFirst(
+    sql.type(z.object({ t: z.string().nullable() }))`SELECT max(transaction_id)::text AS t FROM events`,
+  );
   if (newest === null) return;
   await waitFor('the horizon to pass the newest event', async () => BigInt(await readHorizon(pool)) > BigInt(newest));
 }

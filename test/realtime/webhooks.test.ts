@@ -26,7 +26,14 @@ test.before(async () => {
   nock.enableNetConnect('127.0.0.1');
   app = await startTestApp();
   dispatcher = createWebhookDispatcher(app.db.pool, { pollIntervalMs: 50, log });
-  worker = new WebhookWorker({ pool: app.db.pool, maxAttempts: 3, retryBaseMs: 20, pollIntervalMs: 50, timeoutMs: 2000, log });
+  worker = new WebhookWorker({
+    pool: app.db.pool,
+    maxAttempts: 3,
+    retryBaseMs: 20,
+    pollIntervalMs: 50,
+    timeoutMs: 2000,
+    log,
+  });
   await dispatcher.start();
   await worker.start();
 });
@@ -44,7 +51,8 @@ async function device(fleet = 'fleet-1') {
   return registered;
 }
 
-const eventRow = (type: string, uuid: string) => app.db.pool.one(sql.type(storedEventRow)`
+const eventRow = (type: string, uuid: string) =>
+  app.db.pool.one(sql.type(storedEventRow)`
   SELECT event_id, event_type, aggregate_type, aggregate_id, aggregate_version, global_position,
          transaction_id::text AS transaction_id, data, metadata, "timestamp", source, hash
     FROM events WHERE event_type = ${type} AND aggregate_id = ${uuid}`);
@@ -52,28 +60,56 @@ const eventRow = (type: string, uuid: string) => app.db.pool.one(sql.type(stored
 type Captured = { headers: Record<string, string | string[] | undefined>; body: unknown };
 
 test.serial('registering: validated, the secret is returned once and never again', async (t) => {
-  const noUrl = await app.request('POST', '/api/v1/webhooks', { token: app.adminToken, body: { event_types: ['device.offline'] } });
+  const noUrl = await app.request('POST', '/api/v1/webhooks', {
+    token: app.adminToken,
+    body: { event_types: ['device.offline'] },
+  });
   t.is(noUrl.status, 400);
   t.regex(noUrl.body.error.message, /^body\.url/);
-  const typo = await app.request('POST', '/api/v1/webhooks', { token: app.adminToken, body: { url: `${HOOKS}/x`, event_types: ['device.ofline'] } });
+  const typo = await app.request('POST', '/api/v1/webhooks', {
+    token: app.adminToken,
+    body: { url: `${HOOKS}/x`, event_types: ['device.ofline'] },
+  });
   t.is(typo.status, 400);
   t.regex(typo.body.error.message, /^body\.event_types\.0: unknown event type "device\.ofline".*device\.offline/);
-  const ftp = await app.request('POST', '/api/v1/webhooks', { token: app.adminToken, body: { url: 'ftp://example.test/x', event_types: ['*'] } });
+  const ftp = await app.request('POST', '/api/v1/webhooks', {
+    token: app.adminToken,
+    body: { url: 'ftp://example.test/x', event_types: ['*'] },
+  });
   t.is(ftp.status, 400);
-  const shortSecret = await app.request('POST', '/api/v1/webhooks', { token: app.adminToken, body: { url: `${HOOKS}/x`, event_types: ['*'], secret: 'short' } });
+  const shortSecret = await app.request('POST', '/api/v1/webhooks', {
+    token: app.adminToken,
+    body: { url: `${HOOKS}/x`, event_types: ['*'], secret: 'short' },
+  });
   t.is(shortSecret.status, 400);
   t.regex(shortSecret.body.error.message, /^body\.secret/);
-  t.is((await app.request('POST', '/api/v1/webhooks', { body: { url: `${HOOKS}/x`, event_types: ['*'] } })).status, 401);
-  const before = await app.db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM webhooks`);
+  t.is(
+    (await app.request('POST', '/api/v1/webhooks', { body: { url: `${HOOKS}/x`, event_types: ['*'] } })).status,
+    401,
+  );
+  const before = await app.db.pool.oneFirst(
+    sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM webhooks`,
+  );
   t.is(before, 0, 'nothing written for rejected requests');
 
   const secret = 'test-secret-0123456789-abcdef';
-  const created = await app.request('POST', '/api/v1/webhooks', { token: app.adminToken, body: { url: `${HOOKS}/registry`, event_types: ['device.*', 'target_state.updated'], secret, description: 'ops alerts' } });
+  const created = await app.request('POST', '/api/v1/webhooks', {
+    token: app.adminToken,
+    body: {
+      url: `${HOOKS}/registry`,
+      event_types: ['device.*', 'target_state.updated'],
+      secret,
+      description: 'ops alerts',
+    },
+  });
   t.is(created.status, 201, created.text);
   t.is(created.body.secret, secret);
   t.is(created.headers.get('location'), `/api/v1/webhooks/${created.body.id}`);
   t.deepEqual(created.body.event_types, ['device.*', 'target_state.updated']);
-  const generated = await app.request('POST', '/api/v1/webhooks', { token: app.adminToken, body: { url: `${HOOKS}/generated`, event_types: ['*'] } });
+  const generated = await app.request('POST', '/api/v1/webhooks', {
+    token: app.adminToken,
+    body: { url: `${HOOKS}/generated`, event_types: ['*'] },
+  });
   t.regex(generated.body.secret, /^whsec_[\w-]{40,}$/);
 
   const list = await app.request('GET', '/api/v1/webhooks', { token: app.adminToken });
@@ -99,7 +135,10 @@ test.serial('registering: validated, the secret is returned once and never again
 
 test.serial('device.offline alert: the event JSON, signed; a 500 is retried and the next attempt succeeds; both attempts recorded', async (t) => {
   const secret = 'offline-alert-secret-0123456789';
-  const created = await app.request('POST', '/api/v1/webhooks', { token: app.adminToken, body: { url: `${HOOKS}/alerts`, event_types: ['device.offline'], secret } });
+  const created = await app.request('POST', '/api/v1/webhooks', {
+    token: app.adminToken,
+    body: { url: `${HOOKS}/alerts`, event_types: ['device.offline'], secret },
+  });
   t.is(created.status, 201);
   const captured: Captured[] = [];
   const scope = nock(HOOKS)
@@ -113,10 +152,18 @@ test.serial('device.offline alert: the event JSON, signed; a 500 is retried and 
     });
 
   const { uuid } = await device();
-  const off = await app.request('PATCH', `/api/v1/devices/${uuid}/active`, { token: app.adminToken, body: { is_active: false, reason: 'maintenance' } });
+  const off = await app.request('PATCH', `/api/v1/devices/${uuid}/active`, {
+    token: app.adminToken,
+    body: { is_active: false, reason: 'maintenance' },
+  });
   t.is(off.status, 200);
   await waitFor('two delivery attempts', () => captured.length >= 2);
-  await waitFor('the success to be recorded', async () => (await app.request('GET', `/api/v1/webhooks/${created.body.id}/deliveries`, { token: app.adminToken })).body.deliveries[0]?.status === 'succeeded');
+  await waitFor(
+    'the success to be recorded',
+    async () =>
+      (await app.request('GET', `/api/v1/webhooks/${created.body.id}/deliveries`, { token: app.adminToken })).body
+        .deliveries[0]?.status === 'succeeded',
+  );
   t.true(scope.isDone());
 
   const event = await eventRow('device.offline', uuid);
@@ -128,16 +175,45 @@ test.serial('device.offline alert: the event JSON, signed; a 500 is retried and 
     t.is(headers['x-devicetrail-webhook'], created.body.id);
     t.is(headers['x-devicetrail-attempt'], String(i + 1));
     t.regex(String(headers['x-devicetrail-signature']), /^sha256=[0-9a-f]{64}$/);
-    t.true(verifyWebhookSignature(secret, String(headers['x-devicetrail-timestamp']), raw, String(headers['x-devicetrail-signature'])), 'signature verifies with the secret');
-    t.false(verifyWebhookSignature('another-secret-0123456789', String(headers['x-devicetrail-timestamp']), raw, String(headers['x-devicetrail-signature'])));
+    t.true(
+      verifyWebhookSignature(
+        secret,
+        String(headers['x-devicetrail-timestamp']),
+        raw,
+        String(headers['x-devicetrail-signature']),
+      ),
+      'signature verifies with the secret',
+    );
+    t.false(
+      verifyWebhookSignature(
+        'another-secret-0123456789',
+        String(headers['x-devicetrail-timestamp']),
+        raw,
+        String(headers['x-devicetrail-signature']),
+      ),
+    );
   }
-  t.is(captured[0]!.headers['x-devicetrail-delivery'], captured[1]!.headers['x-devicetrail-delivery'], 'one delivery id across attempts');
+  t.is(
+    captured[0]!.headers['x-devicetrail-delivery'],
+    captured[1]!.headers['x-devicetrail-delivery'],
+    'one delivery id across attempts',
+  );
 
-  const deliveries = (await app.request('GET', `/api/v1/webhooks/${created.body.id}/deliveries`, { token: app.adminToken })).body.deliveries;
+  const deliveries =
+    (await app.request('GET', `/api/v1/webhooks/${created.body.id}/deliveries`, { token: app.adminToken })).body
+      .deliveries;
   t.is(deliveries.length, 1, 'only device.offline is delivered to this webhook');
   const [delivery] = deliveries;
   t.is(delivery.id, captured[0]!.headers['x-devicetrail-delivery']);
-  t.like(delivery, { event_id: event.event_id, event_type: 'device.offline', status: 'succeeded', attempts: 2, last_status_code: 200, last_error: null, next_attempt_at: null });
+  t.like(delivery, {
+    event_id: event.event_id,
+    event_type: 'device.offline',
+    status: 'succeeded',
+    attempts: 2,
+    last_status_code: 200,
+    last_error: null,
+    next_attempt_at: null,
+  });
   t.like(delivery.attempt_log[0], { attempt: 1, status_code: 500, error: 'HTTP 500', response_body: 'oops' });
   t.like(delivery.attempt_log[1], { attempt: 2, status_code: 200, error: null, response_body: 'ok' });
   t.false(workerLog.some((l) => l.includes(secret)), 'the secret is never logged');
@@ -145,18 +221,34 @@ test.serial('device.offline alert: the event JSON, signed; a 500 is retried and 
 });
 
 test.serial('target_state.updated reaction: a receiver that keeps failing is given up on after the last attempt, recorded', async (t) => {
-  const created = await app.request('POST', '/api/v1/webhooks', { token: app.adminToken, body: { url: `${HOOKS}/reconcile`, event_types: ['target_state.updated'] } });
+  const created = await app.request('POST', '/api/v1/webhooks', {
+    token: app.adminToken,
+    body: { url: `${HOOKS}/reconcile`, event_types: ['target_state.updated'] },
+  });
   const scope = nock(HOOKS)
     .post('/reconcile').replyWithError({ code: 'ECONNRESET', message: 'socket hang up' })
     .post('/reconcile').times(2).reply(503, 'down');
   const { uuid } = await device();
-  const set = await app.request('POST', `/api/v1/devices/${uuid}/target-state`, { token: app.adminToken, body: { apps: {}, config: {} } });
+  const set = await app.request('POST', `/api/v1/devices/${uuid}/target-state`, {
+    token: app.adminToken,
+    body: { apps: {}, config: {} },
+  });
   t.is(set.status, 200);
-  const deliveries = async () => (await app.request('GET', `/api/v1/webhooks/${created.body.id}/deliveries?status=failed`, { token: app.adminToken })).body.deliveries;
+  const deliveries = async () =>
+    (await app.request('GET', `/api/v1/webhooks/${created.body.id}/deliveries?status=failed`, {
+      token: app.adminToken,
+    })).body.deliveries;
   await waitFor('the delivery to be given up', async () => (await deliveries()).length === 1);
   t.true(scope.isDone());
   const [delivery] = await deliveries();
-  t.like(delivery, { event_type: 'target_state.updated', status: 'failed', attempts: 3, last_status_code: 503, last_error: 'HTTP 503', next_attempt_at: null });
+  t.like(delivery, {
+    event_type: 'target_state.updated',
+    status: 'failed',
+    attempts: 3,
+    last_status_code: 503,
+    last_error: 'HTTP 503',
+    next_attempt_at: null,
+  });
   t.not(delivery.completed_at, null);
   t.is(delivery.attempt_log.length, 3);
   t.like(delivery.attempt_log[0], { attempt: 1, status_code: null });
@@ -166,13 +258,22 @@ test.serial('target_state.updated reaction: a receiver that keeps failing is giv
 });
 
 test.serial('a deleted webhook receives nothing more; its pending deliveries are cancelled', async (t) => {
-  const created = await app.request('POST', '/api/v1/webhooks', { token: app.adminToken, body: { url: `${HOOKS}/gone`, event_types: ['*'] } });
+  const created = await app.request('POST', '/api/v1/webhooks', {
+    token: app.adminToken,
+    body: { url: `${HOOKS}/gone`, event_types: ['*'] },
+  });
   t.is((await app.request('DELETE', `/api/v1/webhooks/${created.body.id}`, { token: app.adminToken })).status, 204);
   const { uuid } = await device();
   // a marker webhook shows when the dispatcher has passed the new events
-  const marker = await app.request('POST', '/api/v1/webhooks', { token: app.adminToken, body: { url: `${HOOKS}/marker`, event_types: ['device.online'] } });
+  const marker = await app.request('POST', '/api/v1/webhooks', {
+    token: app.adminToken,
+    body: { url: `${HOOKS}/marker`, event_types: ['device.online'] },
+  });
   const seen: unknown[] = [];
-  nock(HOOKS).post('/marker').reply(200, (_uri, body) => { seen.push(body); return 'ok'; });
+  nock(HOOKS).post('/marker').reply(200, (_uri, body) => {
+    seen.push(body);
+    return 'ok';
+  });
   await app.request('PATCH', `/api/v1/devices/${uuid}/active`, { token: app.adminToken, body: { is_active: false } });
   await app.request('PATCH', `/api/v1/devices/${uuid}/active`, { token: app.adminToken, body: { is_active: true } });
   await waitFor('the marker delivery', () => seen.length === 1);
@@ -180,14 +281,25 @@ test.serial('a deleted webhook receives nothing more; its pending deliveries are
   t.is(gone.status, 200);
   t.deepEqual(gone.body.deliveries, []);
   await app.request('DELETE', `/api/v1/webhooks/${marker.body.id}`, { token: app.adminToken });
-  t.is((await app.request('GET', '/api/v1/webhooks/00000000-0000-0000-0000-000000000000/deliveries', { token: app.adminToken })).status, 404);
+  t.is(
+    (await app.request('GET', '/api/v1/webhooks/00000000-0000-0000-0000-000000000000/deliveries', {
+      token: app.adminToken,
+    })).status,
+    404,
+  );
 });
 
 test.serial('a receiver that refuses connections: each attempt records the network error', async (t) => {
   const port = await freePort();
-  const created = await app.request('POST', '/api/v1/webhooks', { token: app.adminToken, body: { url: `http://127.0.0.1:${port}/refused`, event_types: ['device.provisioned'] } });
+  const created = await app.request('POST', '/api/v1/webhooks', {
+    token: app.adminToken,
+    body: { url: `http://127.0.0.1:${port}/refused`, event_types: ['device.provisioned'] },
+  });
   await device();
-  const failed = async () => (await app.request('GET', `/api/v1/webhooks/${created.body.id}/deliveries?status=failed`, { token: app.adminToken })).body.deliveries;
+  const failed = async () =>
+    (await app.request('GET', `/api/v1/webhooks/${created.body.id}/deliveries?status=failed`, {
+      token: app.adminToken,
+    })).body.deliveries;
   await waitFor('the delivery to fail', async () => (await failed()).length === 1);
   const [delivery] = await failed();
   t.is(delivery.attempt_log.length, 3);

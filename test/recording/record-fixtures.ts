@@ -17,9 +17,16 @@ import { scenarioApi, scenarios } from './record-scenarios.ts';
 import { adminQuery, databaseUrl } from '../helpers/database.ts';
 import { startScratchServer } from '../../infra/postgres/scratch-server.ts';
 
-const { values, positionals } = parseArgs({ options: { out: { type: 'string', default: 'fixtures' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true });
+const { values, positionals } = parseArgs({
+  options: { out: { type: 'string', default: 'fixtures' }, help: { type: 'boolean', short: 'h' } },
+  allowPositionals: true,
+});
 if (values.help) {
-  console.log(`usage: npm run fixtures:record [-- <scenario>…] [--out <dir>]\n\nscenarios:\n${scenarios.map((s) => `  ${s.name.padEnd(36)} ${s.description}`).join('\n')}`);
+  console.log(
+    `usage: npm run fixtures:record [-- <scenario>…] [--out <dir>]\n\nscenarios:\n${
+      scenarios.map((s) => `  ${s.name.padEnd(36)} ${s.description}`).join('\n')
+    }`,
+  );
   process.exit(0);
 }
 const unknown = positionals.filter((name) => !scenarios.some((s) => s.name === name));
@@ -52,12 +59,21 @@ try {
       }
       const fixture = path.join(outDir, `${scenario.name}.ndjson`);
       const lines: string[] = [];
-      const count = await exportDevice(createReplayQueries(pool), scenario.device, {}, (line) => { lines.push(line); });
+      const count = await exportDevice(createReplayQueries(pool), scenario.device, {}, (line) => {
+        lines.push(line);
+      });
       await writeFile(fixture, lines.join(''));
-      await writeFile(path.join(outDir, `${scenario.name}.expected.json`), `${JSON.stringify(session.sidecar(scenario.name, scenario.description), null, 2)}\n`);
+      await writeFile(
+        path.join(outDir, `${scenario.name}.expected.json`),
+        `${JSON.stringify(session.sidecar(scenario.name, scenario.description), null, 2)}\n`,
+      );
       const check = await checkFixtureFile(fixture);
       if (check.failures.length > 0) failed += 1;
-      console.log(`${check.failures.length === 0 ? 'ok  ' : 'FAIL'} ${fixture}: ${count} events, ${check.checked} expectations${check.failures.length === 0 ? '' : `\n     ${check.failures.join('\n     ')}`}`);
+      console.log(
+        `${check.failures.length === 0 ? 'ok  ' : 'FAIL'} ${fixture}: ${count} events, ${check.checked} expectations${
+          check.failures.length === 0 ? '' : `\n     ${check.failures.join('\n     ')}`
+        }`,
+      );
     } finally {
       await pool.end();
       await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`, server.adminUrl);
@@ -67,7 +83,15 @@ try {
   await adminQuery(`DROP DATABASE IF EXISTS ${template} WITH (FORCE)`, server.adminUrl).catch(() => undefined);
   await server.stop();
 }
-const stray = (await readdir(outDir)).filter((f) => f.endsWith('.ndjson') && !scenarios.some((s) => `${s.name}.ndjson` === f));
-if (stray.length > 0) console.log(`note: ${outDir}/ also holds ${stray.join(', ')}, which no scenario records (hand-kept or stale)`);
-console.log(`${chosen.length - failed}/${chosen.length} scenario(s) recorded and verified in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+const stray = (await readdir(outDir)).filter((f) =>
+  f.endsWith('.ndjson') && !scenarios.some((s) => `${s.name}.ndjson` === f)
+);
+if (stray.length > 0) {
+  console.log(`note: ${outDir}/ also holds ${stray.join(', ')}, which no scenario records (hand-kept or stale)`);
+}
+console.log(
+  `${chosen.length - failed}/${chosen.length} scenario(s) recorded and verified in ${
+    ((Date.now() - started) / 1000).toFixed(1)
+  }s`,
+);
 process.exit(failed === 0 ? 0 : 1);

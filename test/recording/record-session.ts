@@ -5,7 +5,7 @@
 // is saved as an expected state; at the end the events are exported with `replay export`.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { sql, type DatabasePool } from 'slonik';
+import { type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
 import { createApp } from '../../app/http/create-app.ts';
 import { createDeps } from '../../app/http/deps.ts';
@@ -18,6 +18,7 @@ import type { Sidecar } from '../../replay/fixture-check.ts';
 const stateRow = z.object({ state: z.unknown() });
 
 /** One HTTP exchange's outcome. */
+// deno-lint-ignore no-explicit-any -- recorded bodies are read as loose JSON
 export type Exchange = { status: number; body: any };
 
 /** What the live service held after a write. */
@@ -31,7 +32,11 @@ export type RecordingSession = {
   clock: ScriptedClock;
   adminToken: string;
   /** Sends a request at the current instant; a write is followed by an observation of `device`. */
-  request: (method: string, path: string, options?: { token?: string; body?: unknown; label?: string }) => Promise<Exchange>;
+  request: (
+    method: string,
+    path: string,
+    options?: { token?: string; body?: unknown; label?: string },
+  ) => Promise<Exchange>;
   /** Runs the lifecycle sweepers once at the current instant (default timeouts), as the service would. */
   sweep: (label: string) => Promise<number>;
   /** Attaches named checks (dotted path → value) to the last observation. */
@@ -51,7 +56,12 @@ export async function startRecording(pool: DatabasePool, device: string, start: 
   let now = Date.parse(start);
   let lastRequestAt = -Infinity;
   const errors: unknown[] = [];
-  const deps = createDeps(pool, { clock: () => new Date(now), logError: (_m, e) => { errors.push(e); } });
+  const deps = createDeps(pool, {
+    clock: () => new Date(now),
+    logError: (_m, e) => {
+      errors.push(e);
+    },
+  });
   const server: Server = createServer(createApp(deps).callback());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -77,7 +87,15 @@ export async function startRecording(pool: DatabasePool, device: string, start: 
     if (last !== undefined && last.state['version'] === state['version']) return;
     observations.push({ at: clock.now(), label, state });
   }
-  const sweeperOptions = { pool, store: deps.store, clock: deps.clock, intervalMs: 60_000, onError: (_m: string, e: unknown) => { errors.push(e); } };
+  const sweeperOptions = {
+    pool,
+    store: deps.store,
+    clock: deps.clock,
+    intervalMs: 60_000,
+    onError: (_m: string, e: unknown) => {
+      errors.push(e);
+    },
+  };
   const sweepers = [
     createConnectivitySweeper({ ...sweeperOptions, timeoutMs: CONNECTIVITY_TIMEOUT_MS }),
     createReconciliationSweeper({ ...sweeperOptions, timeoutMs: RECONCILIATION_TIMEOUT_MS }),
@@ -93,7 +111,11 @@ export async function startRecording(pool: DatabasePool, device: string, start: 
       const headers: Record<string, string> = { 'User-Agent': UA };
       if (options.token !== undefined) headers['Authorization'] = `Bearer ${options.token}`;
       if (options.body !== undefined) headers['Content-Type'] = 'application/json';
-      const response = await fetch(`${baseUrl}${path}`, { method, headers, ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }) });
+      const response = await fetch(`${baseUrl}${path}`, {
+        method,
+        headers,
+        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+      });
       const text = await response.text();
       const body = text === '' ? undefined : JSON.parse(text);
       if (errors.length > 0) throw new Error(`the service failed on ${method} ${path}: ${String(errors[0])}`);
@@ -118,10 +140,20 @@ export async function startRecording(pool: DatabasePool, device: string, start: 
       const expectations: Sidecar['expectations'] = [];
       const first = observations[0];
       if (first === undefined) throw new Error(`${scenario}: no observation recorded`);
-      expectations.push({ at: new Date(Date.parse(first.at) - 1).toISOString(), label: 'just before registration', registered: false });
+      expectations.push({
+        at: new Date(Date.parse(first.at) - 1).toISOString(),
+        label: 'just before registration',
+        registered: false,
+      });
       observations.forEach((o, i) => {
         const named = checks.get(i);
-        expectations.push({ at: o.at, label: o.label, registered: true, state: o.state, ...(named === undefined ? {} : { checks: named }) });
+        expectations.push({
+          at: o.at,
+          label: o.label,
+          registered: true,
+          state: o.state,
+          ...(named === undefined ? {} : { checks: named }),
+        });
         const next = observations[i + 1];
         if (next !== undefined && Date.parse(next.at) - Date.parse(o.at) > 1) {
           // between two writes nothing happened: the state is still the earlier one
@@ -129,8 +161,16 @@ export async function startRecording(pool: DatabasePool, device: string, start: 
           const drift = o.state['drift'] as { in_sync?: unknown } | undefined;
           const target = o.state['target'] as { version?: unknown } | null | undefined;
           expectations.push({
-            at: mid, label: `between "${o.label}" and "${next.label}"`, registered: true,
-            checks: { version: o.state['version'], is_active: o.state['is_active'], 'target.version': target?.version ?? null, 'drift.in_sync': drift?.in_sync ?? null, drift_since: o.state['drift_since'] ?? null },
+            at: mid,
+            label: `between "${o.label}" and "${next.label}"`,
+            registered: true,
+            checks: {
+              version: o.state['version'],
+              is_active: o.state['is_active'],
+              'target.version': target?.version ?? null,
+              'drift.in_sync': drift?.in_sync ?? null,
+              drift_since: o.state['drift_since'] ?? null,
+            },
           });
         }
       });
@@ -151,7 +191,11 @@ export async function startRecording(pool: DatabasePool, device: string, start: 
         scenario,
         description,
         device,
-        recorded: { by: 'npm run fixtures:record (test/recording/record-fixtures.ts)', fold_version: FOLD_VERSION, observations: observations.length },
+        recorded: {
+          by: 'npm run fixtures:record (test/recording/record-fixtures.ts)',
+          fold_version: FOLD_VERSION,
+          observations: observations.length,
+        },
         expectations,
         drift: { until: observations[observations.length - 1]!.at, intervals },
       };

@@ -8,12 +8,13 @@ import test from 'ava';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { registeredRoutes } from '../../app/http/openapi/openapi.ts';
-import { routeDocs, type RouteAuth } from '../../app/http/openapi/route-docs.ts';
+import { type RouteAuth, routeDocs } from '../../app/http/openapi/route-docs.ts';
 import { ensurePartitionsAhead } from '../../infra/event-store/partitions.ts';
 import type { HttpRequest, HttpResponse } from './http-client.ts';
-import { startReliabilityApp, type ReliabilityApp } from './reliability-app.ts';
-import { routeExamples, type ExampleFixture } from './route-examples.ts';
+import { type ReliabilityApp, startReliabilityApp } from './reliability-app.ts';
+import { type ExampleFixture, routeExamples } from './route-examples.ts';
 import { findSecrets } from './secrets.ts';
+import { Buffer } from 'node:buffer';
 
 type Credential = {
   name: string;
@@ -42,17 +43,32 @@ async function ok(response: Promise<HttpResponse>, what: string): Promise<HttpRe
 test.before(async () => {
   app = await startReliabilityApp({ clock: () => new Date(now) });
   const admin = { Authorization: `Bearer ${app.adminToken}` };
-  const createKey = async (body: object) => (await ok(app.request({ method: 'POST', path: '/api/v1/provisioning-keys', headers: admin, body }), 'provisioning key')).json as { id: string; key: string };
+  const createKey = async (body: object) =>
+    (await ok(
+      app.request({ method: 'POST', path: '/api/v1/provisioning-keys', headers: admin, body }),
+      'provisioning key',
+    )).json as { id: string; key: string };
   const register = async (key: string) => {
     const uuid = crypto.randomUUID();
     const deviceKey = `matrix-device-${crypto.randomUUID()}`;
-    await ok(app.request({ method: 'POST', path: '/api/v1/device/register', headers: { Authorization: `Bearer ${key}` }, body: { uuid, deviceName: 'matrix', deviceType: 'rpi4', deviceApiKey: deviceKey } }), 'register');
+    await ok(
+      app.request({
+        method: 'POST',
+        path: '/api/v1/device/register',
+        headers: { Authorization: `Bearer ${key}` },
+        body: { uuid, deviceName: 'matrix', deviceType: 'rpi4', deviceApiKey: deviceKey },
+      }),
+      'register',
+    );
     secrets.push(deviceKey);
     return { uuid, key: deviceKey };
   };
   const pk = await createKey({ fleet_id: 'matrix' });
   const revoked = await createKey({ fleet_id: 'matrix', description: 'to be revoked' });
-  await ok(app.request({ method: 'DELETE', path: `/api/v1/provisioning-keys/${revoked.id}`, headers: admin }), 'revoke key');
+  await ok(
+    app.request({ method: 'DELETE', path: `/api/v1/provisioning-keys/${revoked.id}`, headers: admin }),
+    'revoke key',
+  );
   const expiring = await createKey({ fleet_id: 'matrix', expires_at: new Date(now + 3_600_000).toISOString() });
   const usedUp = await createKey({ fleet_id: 'matrix', max_devices: 1 });
   const victimKey = await createKey({ fleet_id: 'matrix', description: 'the DELETE example revokes it' });
@@ -63,21 +79,55 @@ test.before(async () => {
   await register(usedUp.key);
   deviceA = a.uuid;
   deviceB = b.uuid;
-  await ok(app.request({ method: 'PATCH', path: `/api/v1/devices/${c.uuid}/active`, headers: admin, body: { is_active: false, reason: 'matrix' } }), 'disable');
+  await ok(
+    app.request({
+      method: 'PATCH',
+      path: `/api/v1/devices/${c.uuid}/active`,
+      headers: admin,
+      body: { is_active: false, reason: 'matrix' },
+    }),
+    'disable',
+  );
   const webhookSecret = `whsec-matrix-${crypto.randomUUID()}`;
-  const hook = await ok(app.request({ method: 'POST', path: '/api/v1/webhooks', headers: admin, body: { url: 'http://127.0.0.1:9/a', event_types: ['*'], secret: webhookSecret } }), 'webhook');
-  const victimHook = await ok(app.request({ method: 'POST', path: '/api/v1/webhooks', headers: admin, body: { url: 'http://127.0.0.1:9/b', event_types: ['*'] } }), 'webhook');
+  const hook = await ok(
+    app.request({
+      method: 'POST',
+      path: '/api/v1/webhooks',
+      headers: admin,
+      body: { url: 'http://127.0.0.1:9/a', event_types: ['*'], secret: webhookSecret },
+    }),
+    'webhook',
+  );
+  const victimHook = await ok(
+    app.request({
+      method: 'POST',
+      path: '/api/v1/webhooks',
+      headers: admin,
+      body: { url: 'http://127.0.0.1:9/b', event_types: ['*'] },
+    }),
+    'webhook',
+  );
   secrets.push(webhookSecret, victimHook.json.secret);
   // revoked with the operator command, as an operator would
   const toRevoke = await app.deps.adminTokens.create('matrix-revoked');
-  const cli = spawnSync(process.execPath, ['--import', 'tsx', 'app/cli/admin.ts', 'revoke-token', toRevoke.id], { env: { ...process.env, DATABASE_URL: app.db.url }, encoding: 'utf8', timeout: 60_000 });
+  const cli = spawnSync(process.execPath, ['--import', 'tsx', 'app/cli/admin.ts', 'revoke-token', toRevoke.id], {
+    env: { ...process.env, DATABASE_URL: app.db.url },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   if (cli.status !== 0) throw new Error(`npm run admin -- revoke-token: ${cli.status} ${cli.stdout} ${cli.stderr}`);
   // the key's expiry passes
   now += 2 * 3_600_000;
   await ensurePartitionsAhead(app.db.pool, new Date(now), 7); // so /readyz is ready
 
   secrets.push(app.adminToken, toRevoke.token, pk.key, revoked.key, expiring.key, usedUp.key, victimKey.key);
-  fixture = { device: a.uuid, adminDevice: d.uuid, victimKeyId: victimKey.id, webhookId: hook.json.id, victimWebhookId: victimHook.json.id };
+  fixture = {
+    device: a.uuid,
+    adminDevice: d.uuid,
+    victimKeyId: victimKey.id,
+    webhookId: hook.json.id,
+    victimWebhookId: victimHook.json.id,
+  };
   disabledFixture = { ...fixture, device: c.uuid };
   credentials = [
     { name: 'no header', header: undefined },
@@ -88,19 +138,28 @@ test.before(async () => {
     { name: 'admin token', header: `Bearer ${app.adminToken}` },
     { name: 'provisioning key', header: `Bearer ${pk.key}` },
     { name: 'own device key', header: `Bearer ${a.key}`, subject: 'own' },
-    { name: 'another device\'s key', header: `Bearer ${b.key}`, subject: 'own' },
+    { name: "another device's key", header: `Bearer ${b.key}`, subject: 'own' },
     { name: 'revoked provisioning key', header: `Bearer ${revoked.key}` },
     { name: 'expired provisioning key', header: `Bearer ${expiring.key}` },
     { name: 'used-up provisioning key', header: `Bearer ${usedUp.key}` },
-    { name: 'disabled device\'s key', header: `Bearer ${c.key}`, subject: 'disabled' },
+    { name: "disabled device's key", header: `Bearer ${c.key}`, subject: 'disabled' },
     { name: 'revoked admin token', header: `Bearer ${toRevoke.token}` },
   ];
   await app.newWrites(); // setup's writes are not the matrix's
 });
 
-test.after.always(async () => { await app?.close(); });
+test.after.always(async () => {
+  await app?.close();
+});
 
-const UNAUTHENTICATED = new Set(['no header', 'malformed: Basic scheme', 'malformed: Bearer without token', 'malformed: two tokens', 'malformed: unknown token', 'revoked admin token']);
+const UNAUTHENTICATED = new Set([
+  'no header',
+  'malformed: Basic scheme',
+  'malformed: Bearer without token',
+  'malformed: two tokens',
+  'malformed: unknown token',
+  'revoked admin token',
+]);
 
 /** The documented answer for a route of `auth` kind called with `credential`. */
 function expected(auth: RouteAuth, credential: Credential, namesDevice: boolean): Expectation {
@@ -115,7 +174,7 @@ function expected(auth: RouteAuth, credential: Credential, namesDevice: boolean)
     case 'device':
       if (credential.name === 'own device key') return { status: '2xx' };
       // a device key on a route that names no device acts for its own device
-      if (credential.name === 'another device\'s key' && !namesDevice) return { status: '2xx', note: 'acts as itself' };
+      if (credential.name === "another device's key" && !namesDevice) return { status: '2xx', note: 'acts as itself' };
       return { status: 403 };
     default: {
       const unreachable: never = auth;
@@ -145,45 +204,75 @@ test.serial('every route × every credential: the documented status, a JSON erro
       const request: HttpRequest = example(fx);
       const namesDevice = JSON.stringify(request).includes(fx.device);
       const want = expected(doc.auth, credential, namesDevice);
-      const versionA = async () => (await app.db.pool.maybeOne(sql.type(streamVersion)`SELECT version FROM streams WHERE aggregate_type = 'device' AND aggregate_id = ${deviceA}`))?.version;
+      const versionA = async () =>
+        (await app.db.pool.maybeOne(
+          sql.type(
+            streamVersion,
+          )`SELECT version FROM streams WHERE aggregate_type = 'device' AND aggregate_id = ${deviceA}`,
+        ))?.version;
       const beforeA = await versionA();
-      const response = await app.request({ ...request, headers: { ...request.headers, ...(credential.header === undefined ? {} : { Authorization: credential.header }) } });
+      const response = await app.request({
+        ...request,
+        headers: {
+          ...request.headers,
+          ...(credential.header === undefined ? {} : { Authorization: credential.header }),
+        },
+      });
       const writes = await app.newWrites();
       tally.cells += 1;
       const cell = `${route} with ${credential.name}: ${response.status} ${response.text.slice(0, 200)}`;
       if (want.status === '2xx') {
         tally.allowed += 1;
         if (response.status < 200 || response.status >= 300) failures.push(`${cell} (expected 2xx)`);
-        if (want.note === 'acts as itself' && (await versionA()) !== beforeA) failures.push(`${cell}: wrote to device A's stream with device B's key`);
+        if (want.note === 'acts as itself' && (await versionA()) !== beforeA) {
+          failures.push(`${cell}: wrote to device A's stream with device B's key`);
+        }
         continue;
       }
       if (want.status === 401) tally.refused401 += 1;
       else tally.refused403 += 1;
       if (response.status !== want.status) failures.push(`${cell} (expected ${want.status})`);
-      if (typeof response.json?.error?.code !== 'string' || typeof response.json?.error?.message !== 'string') failures.push(`${cell}: not a JSON error`);
-      if (response.status === 401 && !String(response.headers['www-authenticate'] ?? '').startsWith('Bearer')) failures.push(`${cell}: 401 without WWW-Authenticate: Bearer`);
+      if (typeof response.json?.error?.code !== 'string' || typeof response.json?.error?.message !== 'string') {
+        failures.push(`${cell}: not a JSON error`);
+      }
+      if (response.status === 401 && !String(response.headers['www-authenticate'] ?? '').startsWith('Bearer')) {
+        failures.push(`${cell}: 401 without WWW-Authenticate: Bearer`);
+      }
       if (writes.length > 0) failures.push(`${cell}: the refusal wrote ${JSON.stringify(writes)}`);
       if ((await versionA()) !== beforeA) failures.push(`${cell}: the refusal appended to device A's stream`);
     }
   }
-  t.log(`${routes.length} routes × ${credentials.length} credentials = ${tally.cells} cells: ${tally.allowed} allowed (2xx), ${tally.refused401} refused 401, ${tally.refused403} refused 403`);
+  t.log(
+    `${routes.length} routes × ${credentials.length} credentials = ${tally.cells} cells: ${tally.allowed} allowed (2xx), ${tally.refused401} refused 401, ${tally.refused403} refused 403`,
+  );
   t.deepEqual(failures, []);
   t.is(tally.cells, routes.length * credentials.length);
 });
 
 test.serial('a disabled device is refused on its own routes with device_inactive, and only its last_seen_at moves', async (t) => {
-  const disabled = credentials.find((c) => c.name === 'disabled device\'s key')!;
-  for (const route of ['GET /api/v1/device/:uuid/target-state', 'PATCH /api/v1/device/state', 'POST /api/v1/device/events']) {
+  const disabled = credentials.find((c) => c.name === "disabled device's key")!;
+  for (
+    const route of ['GET /api/v1/device/:uuid/target-state', 'PATCH /api/v1/device/state', 'POST /api/v1/device/events']
+  ) {
     const request = routeExamples[route]!(disabledFixture);
     const response = await app.request({ ...request, headers: { Authorization: disabled.header! } });
     t.is(response.status, 403, route);
     t.is(response.json?.error?.code, 'device_inactive', route);
     t.deepEqual(await app.newWrites(), [], route);
   }
-  const seen = await app.db.pool.oneFirst(sql.type(z.object({ last_seen_at: z.string().nullable() }))`SELECT last_seen_at FROM devices WHERE uuid = ${disabledFixture.device}`);
+  const seen = await app.db.pool.oneFirst(
+    sql.type(
+      z.object({ last_seen_at: z.string().nullable() }),
+    )`SELECT last_seen_at FROM devices WHERE uuid = ${disabledFixture.device}`,
+  );
   t.truthy(seen, 'the refused calls count as contacts');
   // and another device's uuid in the body is refused before anything is looked at
-  const other = await app.request({ method: 'PATCH', path: '/api/v1/device/state', headers: { Authorization: credentials.find((c) => c.name === 'own device key')!.header! }, body: { [deviceB]: { cpu_usage: 1 } } });
+  const other = await app.request({
+    method: 'PATCH',
+    path: '/api/v1/device/state',
+    headers: { Authorization: credentials.find((c) => c.name === 'own device key')!.header! },
+    body: { [deviceB]: { cpu_usage: 1 } },
+  });
   t.is(other.status, 403);
   t.deepEqual(await app.newWrites(), []);
 });
@@ -191,7 +280,9 @@ test.serial('a disabled device is refused on its own routes with device_inactive
 test.serial('no secret used in the suite appears in events, logs, error bodies, or the database except as a hash', async (t) => {
   t.true(app.logLines.length > 400, `only ${app.logLines.length} log lines captured`);
   t.true(app.errorBodies.length > 300, `only ${app.errorBodies.length} error bodies`);
-  const events = await app.db.pool.anyFirst(sql.type(z.object({ t: z.string() }))`SELECT concat_ws(' ', data::text, metadata::text, source) AS t FROM events`);
+  const events = await app.db.pool.anyFirst(
+    sql.type(z.object({ t: z.string() }))`SELECT concat_ws(' ', data::text, metadata::text, source) AS t FROM events`,
+  );
   const tables = (await app.databaseText()).filter((h) => h.name !== 'table webhooks'); // webhook secrets sign deliveries: stored by design
   const haystacks = [
     { name: 'events', text: events.join('\n') },
@@ -200,7 +291,11 @@ test.serial('no secret used in the suite appears in events, logs, error bodies, 
     ...tables,
   ];
   const found = findSecrets(secrets, haystacks);
-  t.log(`${new Set(secrets).size} secrets searched for in ${events.length} events, ${app.logLines.length} log lines, ${app.errorBodies.length} error bodies and ${tables.length} tables: ${found.length} found`);
+  t.log(
+    `${
+      new Set(secrets).size
+    } secrets searched for in ${events.length} events, ${app.logLines.length} log lines, ${app.errorBodies.length} error bodies and ${tables.length} tables: ${found.length} found`,
+  );
   t.deepEqual(found, []);
   // the grep can find one: a secret planted in a log line is reported
   t.is(findSecrets([secrets[0]!], [{ name: 'planted', text: `x ${secrets[0]!} y` }]).length, 1);

@@ -26,7 +26,7 @@ import { adminQuery, databaseUrl } from '../helpers/database.ts';
 import { freePort } from '../../infra/postgres/scratch-server.ts';
 import { send } from './http-client.ts';
 import { findSecrets } from './secrets.ts';
-import { startService, stopService, type ServiceProcess } from './service-process.ts';
+import { type ServiceProcess, startService, stopService } from './service-process.ts';
 import { checkStore, storeIsSound } from './store-check.ts';
 import { createWorkload } from './workload.ts';
 
@@ -51,7 +51,12 @@ const log = (line: string) => console.log(`[crash ${elapsed()}] ${line}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The database the service runs on, how the check reaches it, and how to clean up. */
-type Target = { serviceEnv: Record<string, string>; checkUrl: () => Promise<string>; description: string; cleanup: () => Promise<void> };
+type Target = {
+  serviceEnv: Record<string, string>;
+  checkUrl: () => Promise<string>;
+  description: string;
+  cleanup: () => Promise<void>;
+};
 
 async function prepareTarget(dataDir: string): Promise<Target> {
   const server = process.env['DATABASE_URL'];
@@ -67,7 +72,10 @@ async function prepareTarget(dataDir: string): Promise<Target> {
     };
   }
   const port = await freePort();
-  const url = async () => `postgres://postgres:${encodeURIComponent((await readFile(path.join(dataDir, 'pg-password'), 'utf8')).trim())}@127.0.0.1:${port}/devicetrail`;
+  const url = async () =>
+    `postgres://postgres:${
+      encodeURIComponent((await readFile(path.join(dataDir, 'pg-password'), 'utf8')).trim())
+    }@127.0.0.1:${port}/devicetrail`;
   return {
     serviceEnv: { EMBEDDED_PG_PORT: String(port) },
     checkUrl: url,
@@ -78,12 +86,22 @@ async function prepareTarget(dataDir: string): Promise<Target> {
       const pidFile = await readFile(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').catch(() => null);
       const pid = pidFile === null ? NaN : Number(pidFile.split('\n')[0]);
       if (!Number.isInteger(pid) || pid <= 0) return;
-      try { process.kill(pid, 'SIGINT'); } catch { return; }
+      try {
+        process.kill(pid, 'SIGINT');
+      } catch {
+        return;
+      }
       for (let i = 0; i < 300; i += 1) {
-        try { process.kill(pid, 0); } catch { return; }
+        try {
+          process.kill(pid, 0);
+        } catch {
+          return;
+        }
         await sleep(100);
       }
-      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch { /* gone */ }
     },
   };
 }
@@ -93,11 +111,15 @@ await chmod(dataDir, 0o755); // as root, PostgreSQL runs as another user and mus
 const target = await prepareTarget(dataDir);
 const port = await freePort();
 const serviceEnv = {
-  ...target.serviceEnv, DATA_DIR: dataDir,
+  ...target.serviceEnv,
+  DATA_DIR: dataDir,
   // the load hammers few endpoints from few processes: rate limits would only refuse it
-  REPORT_RATE_LIMIT: 'off', REGISTER_RATE_LIMIT: 'off',
+  REPORT_RATE_LIMIT: 'off',
+  REGISTER_RATE_LIMIT: 'off',
 };
-log(`database: ${target.description}; service on 127.0.0.1:${port}; ${kills} kills, ${deviceCount} devices, ${connections} connections`);
+log(
+  `database: ${target.description}; service on 127.0.0.1:${port}; ${kills} kills, ${deviceCount} devices, ${connections} connections`,
+);
 
 const logLines: string[] = [];
 let service: ServiceProcess | null = null;
@@ -105,12 +127,24 @@ let exitCode = 1;
 try {
   service = await startService({ port, env: serviceEnv });
   const adminToken = (await readFile(path.join(dataDir, 'admin-token'), 'utf8')).trim();
-  const keyResponse = await send(service.baseUrl, { method: 'POST', path: '/api/v1/provisioning-keys', headers: { Authorization: `Bearer ${adminToken}` }, body: { fleet_id: 'crash-test' } });
-  if (keyResponse.status !== 201) throw new Error(`creating a provisioning key: ${keyResponse.status} ${keyResponse.text}`);
+  const keyResponse = await send(service.baseUrl, {
+    method: 'POST',
+    path: '/api/v1/provisioning-keys',
+    headers: { Authorization: `Bearer ${adminToken}` },
+    body: { fleet_id: 'crash-test' },
+  });
+  if (keyResponse.status !== 201) {
+    throw new Error(`creating a provisioning key: ${keyResponse.status} ${keyResponse.text}`);
+  }
   const provisioningKey = keyResponse.json.key as string;
   const workload = createWorkload({
-    baseUrl: () => service!.baseUrl, adminToken, provisioningKey,
-    initialDevices: deviceCount, maxDevices: Math.round(deviceCount * 1.2), connections, timeoutMs: 60_000,
+    baseUrl: () => service!.baseUrl,
+    adminToken,
+    provisioningKey,
+    initialDevices: deviceCount,
+    maxDevices: Math.round(deviceCount * 1.2),
+    connections,
+    timeoutMs: 60_000,
   });
   await workload.provision();
   log(`provisioned ${deviceCount} devices`);
@@ -131,7 +165,11 @@ try {
       const exit = await service.exited;
       await workload.stop();
       logLines.push(...service.output().lines);
-      rounds.push(`kill ${round + 1}: after ${after} ms of load, ${workload.stats.acked - ackedBefore} acked this round (${exit.signal ?? exit.code}; ${workload.stats.networkErrors - errorsBefore} requests cut off or refused)`);
+      rounds.push(
+        `kill ${round + 1}: after ${after} ms of load, ${workload.stats.acked - ackedBefore} acked this round (${
+          exit.signal ?? exit.code
+        }; ${workload.stats.networkErrors - errorsBefore} requests cut off or refused)`,
+      );
       log(rounds[rounds.length - 1]!);
       service = null;
     } else {
@@ -148,34 +186,59 @@ try {
   const report = await checkStore(await target.checkUrl(), workload.acks);
   // and the product's own verifier agrees: every hash chain intact
   const verify = spawnSync(process.execPath, ['--import', 'tsx', 'replay/cli.ts', 'verify', '--json'], {
-    env: { ...process.env, DATABASE_URL: await target.checkUrl() }, encoding: 'utf8', timeout: 300_000,
+    env: { ...process.env, DATABASE_URL: await target.checkUrl() },
+    encoding: 'utf8',
+    timeout: 300_000,
   });
   const secrets = [adminToken, provisioningKey, ...workload.devices.map((d) => d.key)];
   const leaks = findSecrets(secrets, [{ name: 'service logs', text: logLines.join('\n') }]);
   const statuses = Object.entries(workload.stats.statuses).map(([s, n]) => `${s}:${n}`).join(' ');
   console.log('');
-  console.log(`crash test: ${kills} SIGKILLs under load, ${workload.devices.filter((d) => d.registered).length} devices`);
-  console.log(`  requests sent      ${workload.stats.sent}  (statuses ${statuses}; ${workload.stats.networkErrors} cut off or refused while down)`);
+  console.log(
+    `crash test: ${kills} SIGKILLs under load, ${workload.devices.filter((d) => d.registered).length} devices`,
+  );
+  console.log(
+    `  requests sent      ${workload.stats.sent}  (statuses ${statuses}; ${workload.stats.networkErrors} cut off or refused while down)`,
+  );
   console.log(`  requests acked     ${report.acked}`);
   console.log(`  events promised    ${report.eventsPromised}`);
-  console.log(`  events found       ${report.eventsFound}  (${report.totalEvents} events in ${report.streams} streams)`);
+  console.log(
+    `  events found       ${report.eventsFound}  (${report.totalEvents} events in ${report.streams} streams)`,
+  );
   console.log(`  missing            ${report.missing}`);
   console.log(`  version gaps       ${report.gaps}`);
   console.log(`  broken hash chains ${report.brokenChains}`);
   console.log(`  read model ≠ fold  ${report.foldMismatches} of ${report.devices} devices`);
   console.log(`  secrets in logs    ${leaks.length} (${secrets.length} secrets, ${logLines.length} log lines)`);
-  console.log(`  replay verify      exit ${verify.status}${verify.status === 0 ? '' : `: ${(verify.stdout + verify.stderr).slice(-500)}`}`);
+  console.log(
+    `  replay verify      exit ${verify.status}${
+      verify.status === 0 ? '' : `: ${(verify.stdout + verify.stderr).slice(-500)}`
+    }`,
+  );
   for (const problem of [...report.problems, ...leaks]) console.log(`  PROBLEM ${problem}`);
   // the check itself must be able to fail: one acknowledgement whose events were never
   // written, and one read model altered behind the service's back
   const checkUrl = await target.checkUrl();
   const tamper = new pg.Client({ connectionString: checkUrl });
   await tamper.connect();
-  await tamper.query(`UPDATE devices SET state = jsonb_set(state, '{device_name}', '"tampered"') WHERE uuid = (SELECT min(uuid) FROM devices)`);
+  await tamper.query(
+    `UPDATE devices SET state = jsonb_set(state, '{device_name}', '"tampered"') WHERE uuid = (SELECT min(uuid) FROM devices)`,
+  );
   await tamper.end();
-  const control = await checkStore(checkUrl, [...workload.acks, { requestId: 'never-sent', route: 'self-check', aggregateId: 'none', minEvents: 1, eventIds: [] }]);
-  const checkerWorks = control.missing === 1 && control.foldMismatches === 1 && findSecrets(['planted-secret-123'], [{ name: 'x', text: 'a planted-secret-123 here' }]).length === 1;
-  console.log(`  checker self-test  ${checkerWorks ? 'ok' : 'FAILED'} (a fabricated ack → missing ${control.missing}, a tampered read model → ${control.foldMismatches} mismatch, a planted secret is found)`);
+  const control = await checkStore(checkUrl, [...workload.acks, {
+    requestId: 'never-sent',
+    route: 'self-check',
+    aggregateId: 'none',
+    minEvents: 1,
+    eventIds: [],
+  }]);
+  const checkerWorks = control.missing === 1 && control.foldMismatches === 1 &&
+    findSecrets(['planted-secret-123'], [{ name: 'x', text: 'a planted-secret-123 here' }]).length === 1;
+  console.log(
+    `  checker self-test  ${
+      checkerWorks ? 'ok' : 'FAILED'
+    } (a fabricated ack → missing ${control.missing}, a tampered read model → ${control.foldMismatches} mismatch, a planted secret is found)`,
+  );
   const sound = storeIsSound(report) && leaks.length === 0 && report.acked > 0 && checkerWorks && verify.status === 0;
   console.log(sound ? `crash test passed in ${elapsed()}` : `crash test FAILED in ${elapsed()}`);
   exitCode = sound ? 0 : 1;

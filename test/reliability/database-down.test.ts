@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { BackendTerminatedUnexpectedlyError, ConnectionError, sql, type DatabasePool } from 'slonik';
+import { BackendTerminatedUnexpectedlyError, ConnectionError, type DatabasePool, sql } from 'slonik';
 import { createApp } from '../../app/http/create-app.ts';
 import { createDeps } from '../../app/http/deps.ts';
 import { isDatabaseDown } from '../../app/http/errors.ts';
@@ -28,7 +28,14 @@ async function ownServer(t: { teardown: (f: () => Promise<void>) => void }) {
   const dir = await mkdtemp(path.join(tmpdir(), 'devicetrail-dbdown-'));
   await chmod(dir, 0o755);
   const port = await freePort();
-  const start = () => startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), stateDir: dir, port, database: 'devicetrail', log: () => {} });
+  const start = () =>
+    startEmbeddedPostgres({
+      dataDir: path.join(dir, 'pg'),
+      stateDir: dir,
+      port,
+      database: 'devicetrail',
+      log: () => {},
+    });
   const handle = { server: await start(), start };
   t.teardown(async () => {
     await handle.server.stop();
@@ -38,20 +45,40 @@ async function ownServer(t: { teardown: (f: () => Promise<void>) => void }) {
 }
 
 /** `work`, or a rejection after `ms`: a hang fails the test instead of hanging it. */
-const within = <T>(work: Promise<T>, ms: number, what: string) => Promise.race([work, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms))]);
+const within = <T>(work: Promise<T>, ms: number, what: string) =>
+  Promise.race([
+    work,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms)),
+  ]);
 
 test.serial('every pooled connection broken mid-query by a crash: the pool gives them up and works again once the server is back', async (t) => {
   const db = await ownServer(t);
   const pool = await createDatabasePool(db.server.url, { maximumPoolSize: 3 });
   t.teardown(() => pool.end().catch(() => undefined));
-  const inFlight = Array.from({ length: 3 }, () => pool.query(sql.unsafe`SELECT pg_sleep(30)`).then(() => 'finished', (e: Error) => e));
+  const inFlight = Array.from(
+    { length: 3 },
+    () => pool.query(sql.unsafe`SELECT pg_sleep(30)`).then(() => 'finished', (e: Error) => e),
+  );
   await new Promise((r) => setTimeout(r, 300));
   await crashServer(db.server);
-  for (const outcome of await within(Promise.all(inFlight), 10_000, 'the queries in flight')) t.true(isDatabaseDown(outcome), String(outcome));
-  const down = await within(pool.query(sql.unsafe`SELECT 1`).then(() => null, (e: Error) => e), 10_000, 'a query while the server is down');
+  for (const outcome of await within(Promise.all(inFlight), 10_000, 'the queries in flight')) {
+    t.true(isDatabaseDown(outcome), String(outcome));
+  }
+  const down = await within(
+    pool.query(sql.unsafe`SELECT 1`).then(() => null, (e: Error) => e),
+    10_000,
+    'a query while the server is down',
+  );
   t.true(isDatabaseDown(down), String(down));
   db.server = await db.start();
-  t.is(await within(pool.oneFirst(sql.unsafe`SELECT 42 AS n`), 15_000, 'a query after the restart (ghost connections fill the pool?)'), 42);
+  t.is(
+    await within(
+      pool.oneFirst(sql.unsafe`SELECT 42 AS n`),
+      15_000,
+      'a query after the restart (ghost connections fill the pool?)',
+    ),
+    42,
+  );
   const state = (pool as unknown as { state: () => { pendingDestroyConnections: number } }).state();
   t.is(state.pendingDestroyConnections, 0);
   await within(pool.end(), 10_000, 'pool.end()');
@@ -67,9 +94,17 @@ test.serial('with the server stopped the API answers 503 + Retry-After and /read
   const admin = await deps.adminTokens.create('db-down');
   const server = createServer(createApp(deps).callback());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  t.teardown(() =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    })
+  );
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const list = () => send(base, { method: 'GET', path: '/api/v1/devices', headers: { Authorization: `Bearer ${admin.token}` } }, { timeoutMs: 20_000 });
+  const list = () =>
+    send(base, { method: 'GET', path: '/api/v1/devices', headers: { Authorization: `Bearer ${admin.token}` } }, {
+      timeoutMs: 20_000,
+    });
   const ready = () => send(base, { method: 'GET', path: '/readyz' }, { timeoutMs: 20_000 });
   t.is((await list()).status, 200);
   t.is((await ready()).status, 200);
@@ -92,18 +127,28 @@ test.serial('with the server stopped the API answers 503 + Retry-After and /read
 
 test('errors that mean "the database cannot be reached" are recognised, through their causes; others are not', (t) => {
   const coded = (message: string, code: string) => Object.assign(new Error(message), { code });
-  for (const error of [
-    coded('connect ECONNREFUSED 127.0.0.1:5432', 'ECONNREFUSED'),
-    coded('read ECONNRESET', 'ECONNRESET'),
-    coded('terminating connection due to administrator command', '57P01'),
-    coded('the database system is shutting down', '57P03'),
-    coded('the database system is in recovery mode', '57P03'),
-    coded('sorry, too many clients already', '53300'),
-    coded('connection failure', '08006'),
-    new BackendTerminatedUnexpectedlyError(new Error('Connection terminated unexpectedly')),
-    new Error('wrapped', { cause: coded('write EPIPE', 'EPIPE') }),
-  ]) t.true(isDatabaseDown(error), error.message);
-  for (const error of [new Error('boom'), coded('duplicate key value', '23505'), coded('syntax error', '42601'), 'ECONNREFUSED', null]) {
+  for (
+    const error of [
+      coded('connect ECONNREFUSED 127.0.0.1:5432', 'ECONNREFUSED'),
+      coded('read ECONNRESET', 'ECONNRESET'),
+      coded('terminating connection due to administrator command', '57P01'),
+      coded('the database system is shutting down', '57P03'),
+      coded('the database system is in recovery mode', '57P03'),
+      coded('sorry, too many clients already', '53300'),
+      coded('connection failure', '08006'),
+      new BackendTerminatedUnexpectedlyError(new Error('Connection terminated unexpectedly')),
+      new Error('wrapped', { cause: coded('write EPIPE', 'EPIPE') }),
+    ]
+  ) t.true(isDatabaseDown(error), error.message);
+  for (
+    const error of [
+      new Error('boom'),
+      coded('duplicate key value', '23505'),
+      coded('syntax error', '42601'),
+      'ECONNREFUSED',
+      null,
+    ]
+  ) {
     t.false(isDatabaseDown(error), String(error));
   }
 });
@@ -113,11 +158,15 @@ test('the pool gate: at most `size` operations at once, a freed slot goes to the
   let running = 0;
   let most = 0;
   const fake = {
-    query: () => new Promise<void>((resolve) => {
-      running += 1;
-      most = Math.max(most, running);
-      releases.push(() => { running -= 1; resolve(); });
-    }),
+    query: () =>
+      new Promise<void>((resolve) => {
+        running += 1;
+        most = Math.max(most, running);
+        releases.push(() => {
+          running -= 1;
+          resolve();
+        });
+      }),
     state: () => ({ waitingClients: 0 }),
   } as unknown as DatabasePool;
   const pool = gatePool(fake, 2, 200);
@@ -148,7 +197,11 @@ test('a dedicated session whose server ends it while it opens fails as a rejecti
   const url = `postgres://nobody:x@127.0.0.1:${(server.address() as AddressInfo).port}/none`;
   let lost = 0;
   for (let i = 0; i < 5; i += 1) {
-    await t.throwsAsync(openDedicatedSession(url, { onLost: () => { lost += 1; } }));
+    await t.throwsAsync(openDedicatedSession(url, {
+      onLost: () => {
+        lost += 1;
+      },
+    }));
   }
   await new Promise((r) => setTimeout(r, 50));
   t.is(lost, 0);

@@ -10,9 +10,10 @@ import { routeDocs } from '../../app/http/openapi/route-docs.ts';
 import { ensurePartitionsAhead } from '../../infra/event-store/partitions.ts';
 import { fuzzRequest, type FuzzTarget } from './fuzz-requests.ts';
 import type { HttpRequest, HttpResponse } from './http-client.ts';
-import { startReliabilityApp, type ReliabilityApp } from './reliability-app.ts';
-import { routeExamples, type ExampleFixture } from './route-examples.ts';
+import { type ReliabilityApp, startReliabilityApp } from './reliability-app.ts';
+import { type ExampleFixture, routeExamples } from './route-examples.ts';
 import { findSecrets } from './secrets.ts';
+import { Buffer } from 'node:buffer';
 
 const CHUNKS = 5;
 const PER_CHUNK = 2100;
@@ -21,11 +22,18 @@ const seed = Number(process.env['FUZZ_SEED'] ?? Math.floor(Math.random() * 2 ** 
 let app: ReliabilityApp;
 let arbitrary: fc.Arbitrary<HttpRequest & { kind: string; route: string }>;
 const secrets: string[] = [];
-const tally = { tried: 0, statuses: {} as Record<string, number>, kinds: {} as Record<string, number>, routes: new Set<string>(), rejected: 0 };
+const tally = {
+  tried: 0,
+  statuses: {} as Record<string, number>,
+  kinds: {} as Record<string, number>,
+  routes: new Set<string>(),
+  rejected: 0,
+};
 const failures: string[] = [];
 
 // a 400's message starts by naming where the problem is
-const NAMES_THE_PROBLEM = /^(body|query|path|path parameter [a-z_]+|request body|[A-Za-z-]+ header|If-Match|If-None-Match|Last-Event-ID)\b/;
+const NAMES_THE_PROBLEM =
+  /^(body|query|path|path parameter [a-z_]+|request body|[A-Za-z-]+ header|If-Match|If-None-Match|Last-Event-ID)\b/;
 
 test.before(async () => {
   app = await startReliabilityApp();
@@ -36,37 +44,89 @@ test.before(async () => {
     if (response.status >= 300) throw new Error(`fuzz setup: ${response.status} ${response.text}`);
     return response.json;
   };
-  const pk = await must(app.request({ method: 'POST', path: '/api/v1/provisioning-keys', headers: admin, body: { fleet_id: 'fuzz' } }));
-  const victim = await must(app.request({ method: 'POST', path: '/api/v1/provisioning-keys', headers: admin, body: { fleet_id: 'fuzz-victim' } }));
+  const pk = await must(
+    app.request({ method: 'POST', path: '/api/v1/provisioning-keys', headers: admin, body: { fleet_id: 'fuzz' } }),
+  );
+  const victim = await must(
+    app.request({
+      method: 'POST',
+      path: '/api/v1/provisioning-keys',
+      headers: admin,
+      body: { fleet_id: 'fuzz-victim' },
+    }),
+  );
   const register = async () => {
     const uuid = crypto.randomUUID();
     const key = `fuzz-device-${crypto.randomUUID()}`;
-    await must(app.request({ method: 'POST', path: '/api/v1/device/register', headers: { Authorization: `Bearer ${pk.key}` }, body: { uuid, deviceName: 'fuzz', deviceType: 'rpi4', deviceApiKey: key } }));
+    await must(
+      app.request({
+        method: 'POST',
+        path: '/api/v1/device/register',
+        headers: { Authorization: `Bearer ${pk.key}` },
+        body: { uuid, deviceName: 'fuzz', deviceType: 'rpi4', deviceApiKey: key },
+      }),
+    );
     return { uuid, key };
   };
   const own = await register();
   const other = await register();
   const adminDevice = await register();
-  const hook = await must(app.request({ method: 'POST', path: '/api/v1/webhooks', headers: admin, body: { url: 'http://127.0.0.1:9/a', event_types: ['*'] } }));
-  const victimHook = await must(app.request({ method: 'POST', path: '/api/v1/webhooks', headers: admin, body: { url: 'http://127.0.0.1:9/b', event_types: ['*'] } }));
+  const hook = await must(
+    app.request({
+      method: 'POST',
+      path: '/api/v1/webhooks',
+      headers: admin,
+      body: { url: 'http://127.0.0.1:9/a', event_types: ['*'] },
+    }),
+  );
+  const victimHook = await must(
+    app.request({
+      method: 'POST',
+      path: '/api/v1/webhooks',
+      headers: admin,
+      body: { url: 'http://127.0.0.1:9/b', event_types: ['*'] },
+    }),
+  );
   secrets.push(app.adminToken, pk.key, victim.key, own.key, other.key, adminDevice.key, hook.secret, victimHook.secret);
-  const fx: ExampleFixture = { device: own.uuid, adminDevice: adminDevice.uuid, victimKeyId: victim.id, webhookId: hook.id, victimWebhookId: victimHook.id };
-  const rightCredential = { admin: app.adminToken, metrics: app.adminToken, device: own.key, provisioning_key: pk.key, none: undefined } as const;
+  const fx: ExampleFixture = {
+    device: own.uuid,
+    adminDevice: adminDevice.uuid,
+    victimKeyId: victim.id,
+    webhookId: hook.id,
+    victimWebhookId: victimHook.id,
+  };
+  const rightCredential = {
+    admin: app.adminToken,
+    metrics: app.adminToken,
+    device: own.key,
+    provisioning_key: pk.key,
+    none: undefined,
+  } as const;
   const targets: FuzzTarget[] = registeredRoutes(app.app).map((route) => {
     const doc = routeDocs.find((d) => `${d.method} ${d.path}` === route);
     const example = routeExamples[route];
-    if (doc === undefined || example === undefined) throw new Error(`${route}: no declaration in app/http/openapi/route-docs.ts or no example in route-examples.ts`);
+    if (doc === undefined || example === undefined) {
+      throw new Error(`${route}: no declaration in app/http/openapi/route-docs.ts or no example in route-examples.ts`);
+    }
     const credential = rightCredential[doc.auth];
     return { route, example, rightCredential: credential === undefined ? undefined : `Bearer ${credential}` };
   });
   const others = [app.adminToken, pk.key, own.key, other.key, 'not-a-known-key-123'].map((s) => `Bearer ${s}`);
-  arbitrary = fc.oneof(...targets.map((target) => fuzzRequest(target, fx, others, app.deps.bodyLimitKb * 1024).map((r) => ({ ...r, route: target.route }))));
+  arbitrary = fc.oneof(
+    ...targets.map((target) =>
+      fuzzRequest(target, fx, others, app.deps.bodyLimitKb * 1024).map((r) => ({ ...r, route: target.route }))
+    ),
+  );
   await app.newWrites();
 });
 
 test.after.always(async () => {
   const rejects = Object.entries(tally.statuses).filter(([s]) => Number(s) >= 400).reduce((n, [, c]) => n + c, 0);
-  console.log(`\nfuzz: ${tally.tried} requests tried over ${tally.routes.size} routes (seed ${seed}); statuses ${JSON.stringify(tally.statuses)}; ${rejects} rejected, ${failures.length} failures`);
+  console.log(
+    `\nfuzz: ${tally.tried} requests tried over ${tally.routes.size} routes (seed ${seed}); statuses ${
+      JSON.stringify(tally.statuses)
+    }; ${rejects} rejected, ${failures.length} failures`,
+  );
   console.log(`fuzz: request kinds ${JSON.stringify(tally.kinds)}`);
   await app?.close();
 });
@@ -74,8 +134,12 @@ test.after.always(async () => {
 /** A request for a failure message; secrets in the Authorization header are masked. */
 function describe(r: HttpRequest): string {
   const headers = { ...r.headers };
-  if (headers['Authorization'] !== undefined) headers['Authorization'] = headers['Authorization'].replace(/[\x21-\x7e]{6,}$/, (s) => `${s.slice(0, 4)}…`);
-  return `${r.method} ${r.path.slice(0, 160)} ${JSON.stringify(headers).slice(0, 160)} ${String(Buffer.isBuffer(r.body) ? `<${r.body.length} bytes>` : r.body ?? '').slice(0, 200)}`;
+  if (headers['Authorization'] !== undefined) {
+    headers['Authorization'] = headers['Authorization'].replace(/[\x21-\x7e]{6,}$/, (s) => `${s.slice(0, 4)}…`);
+  }
+  return `${r.method} ${r.path.slice(0, 160)} ${JSON.stringify(headers).slice(0, 160)} ${
+    String(Buffer.isBuffer(r.body) ? `<${r.body.length} bytes>` : r.body ?? '').slice(0, 200)
+  }`;
 }
 
 async function runChunk(chunk: number): Promise<number> {
@@ -93,15 +157,25 @@ async function runChunk(chunk: number): Promise<number> {
     }
     tally.statuses[response.status] = (tally.statuses[response.status] ?? 0) + 1;
     const writes = await app.newWrites();
-    if (response.status >= 500) failures.push(`${response.status} ${response.text.slice(0, 300)} for ${describe(request)}`);
+    if (response.status >= 500) {
+      failures.push(`${response.status} ${response.text.slice(0, 300)} for ${describe(request)}`);
+    }
     if (response.status < 400) continue;
     tally.rejected += 1;
-    if (writes.length > 0) failures.push(`${response.status} rejected, yet wrote ${JSON.stringify(writes.slice(0, 5))}: ${describe(request)}`);
+    if (writes.length > 0) {
+      failures.push(
+        `${response.status} rejected, yet wrote ${JSON.stringify(writes.slice(0, 5))}: ${describe(request)}`,
+      );
+    }
     const error = response.json?.error;
     if (typeof error?.code !== 'string' || typeof error?.message !== 'string' || error.message.length < 5) {
-      failures.push(`${response.status} without a JSON error body (${response.text.slice(0, 100)}): ${describe(request)}`);
+      failures.push(
+        `${response.status} without a JSON error body (${response.text.slice(0, 100)}): ${describe(request)}`,
+      );
     } else if (response.status === 400 && !NAMES_THE_PROBLEM.test(error.message)) {
-      failures.push(`400 whose message does not say where the problem is ("${error.message.slice(0, 150)}"): ${describe(request)}`);
+      failures.push(
+        `400 whose message does not say where the problem is ("${error.message.slice(0, 150)}"): ${describe(request)}`,
+      );
     }
   }
   return requests.length;
@@ -113,7 +187,11 @@ for (let chunk = 0; chunk < CHUNKS; chunk += 1) {
     const before = failures.length;
     const n = await runChunk(chunk);
     t.is(n, PER_CHUNK);
-    t.deepEqual(failures.slice(before, before + 15), [], `seed ${seed + chunk} (FUZZ_SEED=${seed} replays the run); ${failures.length - before} failures`);
+    t.deepEqual(
+      failures.slice(before, before + 15),
+      [],
+      `seed ${seed + chunk} (FUZZ_SEED=${seed} replays the run); ${failures.length - before} failures`,
+    );
   });
 }
 
@@ -125,6 +203,9 @@ test.serial('the fuzz covered every route with over 10,000 requests, most of the
 });
 
 test.serial('no secret shows in the logs or error bodies the fuzz produced', (t) => {
-  const found = findSecrets(secrets, [{ name: 'logs', text: app.logLines.join('') }, { name: 'error bodies', text: app.errorBodies.join('\n') }]);
+  const found = findSecrets(secrets, [{ name: 'logs', text: app.logLines.join('') }, {
+    name: 'error bodies',
+    text: app.errorBodies.join('\n'),
+  }]);
   t.deepEqual(found, []);
 });

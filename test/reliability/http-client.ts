@@ -3,6 +3,7 @@
 // bodies), keep-alive through an agent, and a timeout, so a hanging server is a failure
 // rather than a hung test.
 import { Agent, request } from 'node:http';
+import { Buffer } from 'node:buffer';
 
 /** One request. `body` is sent as-is; an object is JSON-encoded with a JSON content type. */
 export type HttpRequest = {
@@ -13,10 +14,21 @@ export type HttpRequest = {
 };
 
 /** What came back; `json` is undefined when the body is not JSON. */
-export type HttpResponse = { status: number; headers: Record<string, string | string[] | undefined>; text: string; json: any; ms: number };
+export type HttpResponse = {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  // deno-lint-ignore no-explicit-any -- tests read response bodies as loose JSON
+  json: any;
+  ms: number;
+};
 
 /** Sends one request to `baseUrl`; rejects on a network error or after `timeoutMs`. */
-export function send(baseUrl: string, req: HttpRequest, options: { agent?: Agent; timeoutMs?: number } = {}): Promise<HttpResponse> {
+export function send(
+  baseUrl: string,
+  req: HttpRequest,
+  options: { agent?: Agent; timeoutMs?: number } = {},
+): Promise<HttpResponse> {
   const url = new URL(baseUrl);
   const headers: Record<string, string> = { ...req.headers };
   let payload: Buffer | undefined;
@@ -24,20 +36,36 @@ export function send(baseUrl: string, req: HttpRequest, options: { agent?: Agent
   else if (typeof req.body === 'string') payload = Buffer.from(req.body);
   else if (req.body !== undefined) {
     payload = Buffer.from(JSON.stringify(req.body));
-    if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['Content-Type'] = 'application/json';
+    if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) {
+      headers['Content-Type'] = 'application/json';
+    }
   }
-  if (payload !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-length' || h.toLowerCase() === 'transfer-encoding')) {
+  if (
+    payload !== undefined &&
+    !Object.keys(headers).some((h) => h.toLowerCase() === 'content-length' || h.toLowerCase() === 'transfer-encoding')
+  ) {
     headers['Content-Length'] = String(payload.length);
   }
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const r = request({
-      host: url.hostname, port: url.port, method: req.method, path: req.path, headers,
-      agent: options.agent ?? false, timeout: options.timeoutMs ?? 30_000,
+      host: url.hostname,
+      port: url.port,
+      method: req.method,
+      path: req.path,
+      headers,
+      agent: options.agent ?? false,
+      timeout: options.timeoutMs ?? 30_000,
     }, (res) => {
       // an event stream never ends: its head is the answer
       if (String(res.headers['content-type'] ?? '').startsWith('text/event-stream')) {
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text: '', json: undefined, ms: performance.now() - started });
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          text: '',
+          json: undefined,
+          ms: performance.now() - started,
+        });
         r.destroy();
         return;
       }
@@ -47,11 +75,18 @@ export function send(baseUrl: string, req: HttpRequest, options: { agent?: Agent
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
         let json: unknown;
-        try { json = text === '' ? undefined : JSON.parse(text); } catch { json = undefined; }
+        try {
+          json = text === '' ? undefined : JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
         resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json, ms: performance.now() - started });
       });
     });
-    r.on('timeout', () => r.destroy(new Error(`no answer to ${req.method} ${req.path} within ${options.timeoutMs ?? 30_000} ms`)));
+    r.on(
+      'timeout',
+      () => r.destroy(new Error(`no answer to ${req.method} ${req.path} within ${options.timeoutMs ?? 30_000} ms`)),
+    );
     r.on('error', reject);
     r.end(payload);
   });

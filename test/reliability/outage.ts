@@ -20,16 +20,16 @@
 //   npm run test:outage [-- --modes stop,crash,freeze --outage-ms 10000 --devices 60 --connections 12
 //                          --request-timeout-ms 8000 --debug]
 // (--debug prints slow answers and the service's warnings and errors other than 503 lines)
-import { readFile, chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../infra/postgres/embedded-server.ts';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../infra/postgres/embedded-server.ts';
 import { freePort } from '../../infra/postgres/scratch-server.ts';
-import { send, type HttpResponse } from './http-client.ts';
+import { type HttpResponse, send } from './http-client.ts';
 import { crashServer, freezeServer } from './postgres-signals.ts';
 import { findSecrets } from './secrets.ts';
-import { startService, stopService, type ServiceProcess } from './service-process.ts';
+import { type ServiceProcess, startService, stopService } from './service-process.ts';
 import { checkStore, storeIsSound } from './store-check.ts';
 import { createWorkload } from './workload.ts';
 
@@ -45,7 +45,9 @@ const { values: args } = parseArgs({
 });
 type Mode = 'stop' | 'crash' | 'freeze';
 const modes = args.modes.split(',').map((m) => m.trim()) as Mode[];
-for (const mode of modes) if (!['stop', 'crash', 'freeze'].includes(mode)) throw new Error(`unknown mode ${mode}; use stop, crash, freeze`);
+for (const mode of modes) {
+  if (!['stop', 'crash', 'freeze'].includes(mode)) throw new Error(`unknown mode ${mode}; use stop, crash, freeze`);
+}
 const OUTAGE_MS = Number(args['outage-ms']);
 // How fast a request sent during the outage must be answered. Stopped or crashed: refused
 // connections fail at once, and no caller waits for a pool connection longer than 5 s
@@ -69,48 +71,102 @@ async function takeDown(server: EmbeddedPostgres, mode: Mode): Promise<void> {
   else thaw = await freezeServer(server);
 }
 
-type Sample = { at: number; route: string; status: number | 'network error'; ms: number; retryAfter: string | undefined; code: string | undefined };
+type Sample = {
+  at: number;
+  route: string;
+  status: number | 'network error';
+  ms: number;
+  retryAfter: string | undefined;
+  code: string | undefined;
+};
 
 const dir = await mkdtemp(path.join(tmpdir(), 'devicetrail-outage-'));
 await chmod(dir, 0o755); // as root, PostgreSQL runs as another user and must reach its data
 const pgPort = await freePort();
 const port = await freePort();
-const startDatabase = () => startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), stateDir: dir, port: pgPort, database: 'devicetrail', log: () => {} });
+const startDatabase = () =>
+  startEmbeddedPostgres({
+    dataDir: path.join(dir, 'pg'),
+    stateDir: dir,
+    port: pgPort,
+    database: 'devicetrail',
+    log: () => {},
+  });
 let database = await startDatabase();
 let service: ServiceProcess | null = null;
 let exitCode = 1;
 const failures: string[] = [];
-const expect = (ok: boolean, message: string) => { if (!ok) failures.push(message); };
+const expect = (ok: boolean, message: string) => {
+  if (!ok) failures.push(message);
+};
 try {
   service = await startService({
     port,
     // a pool smaller than the load's concurrency: when the server goes, every pooled
     // connection is busy, and each must be given up and replaced afterwards
-    env: { DATABASE_URL: database.url, DATA_DIR: dir, DB_POOL_SIZE: String(POOL_SIZE), REQUEST_TIMEOUT: `${REQUEST_TIMEOUT_MS}ms`, REPORT_RATE_LIMIT: 'off', REGISTER_RATE_LIMIT: 'off' },
+    env: {
+      DATABASE_URL: database.url,
+      DATA_DIR: dir,
+      DB_POOL_SIZE: String(POOL_SIZE),
+      REQUEST_TIMEOUT: `${REQUEST_TIMEOUT_MS}ms`,
+      REPORT_RATE_LIMIT: 'off',
+      REGISTER_RATE_LIMIT: 'off',
+    },
   });
   const pid = service.pid;
   const base = service.baseUrl;
   const adminToken = (await readFile(path.join(dir, 'admin-token'), 'utf8')).trim();
-  const key = await send(base, { method: 'POST', path: '/api/v1/provisioning-keys', headers: { Authorization: `Bearer ${adminToken}` }, body: { fleet_id: 'outage-test' } });
+  const key = await send(base, {
+    method: 'POST',
+    path: '/api/v1/provisioning-keys',
+    headers: { Authorization: `Bearer ${adminToken}` },
+    body: { fleet_id: 'outage-test' },
+  });
   if (key.status !== 201) throw new Error(`provisioning key: ${key.status} ${key.text}`);
   const samples: Sample[] = [];
   const workload = createWorkload({
-    baseUrl: () => base, adminToken, provisioningKey: key.json.key, initialDevices: Number(args.devices), maxDevices: Number(args.devices),
-    connections: Number(args.connections), timeoutMs: 60_000,
-    onResponse: (request, response) => samples.push(response instanceof Error
-      ? { at: request.at, route: `${request.method} ${request.path}`, status: 'network error', ms: Date.now() - request.at, retryAfter: undefined, code: response.message }
-      : { at: request.at, route: `${request.method} ${request.path}`, status: response.status, ms: response.ms, retryAfter: response.headers['retry-after'] as string | undefined, code: response.json?.error?.code }),
+    baseUrl: () => base,
+    adminToken,
+    provisioningKey: key.json.key,
+    initialDevices: Number(args.devices),
+    maxDevices: Number(args.devices),
+    connections: Number(args.connections),
+    timeoutMs: 60_000,
+    onResponse: (request, response) =>
+      samples.push(
+        response instanceof Error
+          ? {
+            at: request.at,
+            route: `${request.method} ${request.path}`,
+            status: 'network error',
+            ms: Date.now() - request.at,
+            retryAfter: undefined,
+            code: response.message,
+          }
+          : {
+            at: request.at,
+            route: `${request.method} ${request.path}`,
+            status: response.status,
+            ms: response.ms,
+            retryAfter: response.headers['retry-after'] as string | undefined,
+            code: response.json?.error?.code,
+          },
+      ),
   });
   await workload.provision();
   workload.start();
-  log(`service pid ${pid} on ${base}, PostgreSQL pid ${database.pid} on 127.0.0.1:${pgPort}; ${args.devices} devices, ${args.connections} connections`);
+  log(
+    `service pid ${pid} on ${base}, PostgreSQL pid ${database.pid} on 127.0.0.1:${pgPort}; ${args.devices} devices, ${args.connections} connections`,
+  );
 
   const readiness: { at: number; status: number; database: unknown; ms: number }[] = [];
   let polling = true;
   const poller = (async () => {
     while (polling) {
       const at = Date.now();
-      const r: HttpResponse | null = await send(base, { method: 'GET', path: '/readyz' }, { timeoutMs: 20_000 }).catch(() => null);
+      const r: HttpResponse | null = await send(base, { method: 'GET', path: '/readyz' }, { timeoutMs: 20_000 }).catch(
+        () => null,
+      );
       readiness.push({ at, status: r?.status ?? 0, database: r?.json?.checks?.database, ms: Date.now() - at });
       await sleep(250);
     }
@@ -126,8 +182,10 @@ try {
     log(`${mode}: PostgreSQL down (took ${downDone - down} ms); staying down ${OUTAGE_MS} ms`);
     await sleep(OUTAGE_MS);
     const upStart = Date.now();
-    if (mode === 'freeze') { thaw(); thaw = () => {}; }
-    else database = await startDatabase();
+    if (mode === 'freeze') {
+      thaw();
+      thaw = () => {};
+    } else database = await startDatabase();
     const up = Date.now();
     log(`${mode}: PostgreSQL up again (pid ${database.pid}, started in ${up - upStart} ms)`);
     // recovery: the first 2xx request sent after the server is back, and /readyz 200
@@ -153,7 +211,10 @@ try {
     const statuses: Record<string, number> = {};
     for (const s of during) statuses[String(s.status)] = (statuses[String(s.status)] ?? 0) + 1;
     const not503 = during.filter((s) => s.status !== 503);
-    const no503Headers = during.filter((s) => s.status === 503 && (s.retryAfter === undefined || !['database_unavailable', 'request_timeout'].includes(s.code ?? '')));
+    const no503Headers = during.filter((s) =>
+      s.status === 503 &&
+      (s.retryAfter === undefined || !['database_unavailable', 'request_timeout'].includes(s.code ?? ''))
+    );
     const slowest = Math.max(0, ...sentDuring.map((s) => s.ms));
     const ms = sentDuring.map((s) => s.ms).sort((a, b) => a - b);
     const p50 = ms[Math.floor(ms.length / 2)] ?? 0;
@@ -162,23 +223,74 @@ try {
     const failingAfter = after.filter((s) => s.status !== 200 && s.status !== 201 && s.status !== 403);
     console.log('');
     console.log(`outage "${mode}": PostgreSQL down ${upStart - downDone} ms`);
-    console.log(`  requests during it  ${sentDuring.length} sent, ${during.length} answered  (statuses ${JSON.stringify(statuses)})`);
-    console.log(`  answer time         p50 ${p50.toFixed(0)} ms, max ${slowest.toFixed(0)} ms (limit ${limit} ms); ${caught.length} caught going down: max ${caughtSlowest.toFixed(0)} ms (limit ${REQUEST_TIMEOUT_MS + 2000} ms)`);
-    console.log(`  /readyz during it   ${readyDuring.length} polls, ${readyDuring.filter((r) => r.status === 503).length} answered 503, slowest ${Math.max(0, ...readyDuring.map((r) => r.ms))} ms`);
-    console.log(`  recovered           first 2xx ${recoveredAt === null ? 'NEVER' : `${recoveredAt - up} ms`} after PostgreSQL was back, /readyz 200 after ${readyAt === null ? 'NEVER' : `${readyAt - up} ms`}; same service pid: ${service.child.exitCode === null && service.pid === pid}`);
-    console.log(`  after recovery      ${after.length} requests, ${failingAfter.length} neither 2xx nor 403 (disabled device)`);
+    console.log(
+      `  requests during it  ${sentDuring.length} sent, ${during.length} answered  (statuses ${
+        JSON.stringify(statuses)
+      })`,
+    );
+    console.log(
+      `  answer time         p50 ${p50.toFixed(0)} ms, max ${
+        slowest.toFixed(0)
+      } ms (limit ${limit} ms); ${caught.length} caught going down: max ${caughtSlowest.toFixed(0)} ms (limit ${
+        REQUEST_TIMEOUT_MS + 2000
+      } ms)`,
+    );
+    console.log(
+      `  /readyz during it   ${readyDuring.length} polls, ${
+        readyDuring.filter((r) => r.status === 503).length
+      } answered 503, slowest ${Math.max(0, ...readyDuring.map((r) => r.ms))} ms`,
+    );
+    console.log(
+      `  recovered           first 2xx ${
+        recoveredAt === null ? 'NEVER' : `${recoveredAt - up} ms`
+      } after PostgreSQL was back, /readyz 200 after ${
+        readyAt === null ? 'NEVER' : `${readyAt - up} ms`
+      }; same service pid: ${service.child.exitCode === null && service.pid === pid}`,
+    );
+    console.log(
+      `  after recovery      ${after.length} requests, ${failingAfter.length} neither 2xx nor 403 (disabled device)`,
+    );
     // frozen, each connection waits out a deadline: fewer requests
     const enough = mode === 'freeze' ? Math.ceil(Number(args.connections) / 2) : 20;
-    if (args.debug) for (const s of [...caught, ...sentDuring].filter((x) => x.ms > 1000)) console.log(`  slow: ${s.route} sent ${s.at - downDone} ms into the outage, answered in ${Math.round(s.ms)} ms (${s.code})`);
+    if (args.debug) {
+      for (const s of [...caught, ...sentDuring].filter((x) => x.ms > 1000)) {
+        console.log(
+          `  slow: ${s.route} sent ${s.at - downDone} ms into the outage, answered in ${
+            Math.round(s.ms)
+          } ms (${s.code})`,
+        );
+      }
+    }
     expect(sentDuring.length >= enough, `${mode}: only ${sentDuring.length} requests during the outage`);
-    expect(Object.keys(workload.stats.statuses).every((s) => s === '503' || Number(s) < 500), `${mode}: 5xx answers other than 503 so far: ${JSON.stringify(workload.stats.statuses)}`);
-    expect(not503.length === 0, `${mode}: answers other than 503 during the outage: ${JSON.stringify(not503.slice(0, 5))}`);
-    expect(no503Headers.length === 0, `${mode}: 503 without Retry-After or code database_unavailable: ${JSON.stringify(no503Headers.slice(0, 3))}`);
+    expect(
+      Object.keys(workload.stats.statuses).every((s) => s === '503' || Number(s) < 500),
+      `${mode}: 5xx answers other than 503 so far: ${JSON.stringify(workload.stats.statuses)}`,
+    );
+    expect(
+      not503.length === 0,
+      `${mode}: answers other than 503 during the outage: ${JSON.stringify(not503.slice(0, 5))}`,
+    );
+    expect(
+      no503Headers.length === 0,
+      `${mode}: 503 without Retry-After or code database_unavailable: ${JSON.stringify(no503Headers.slice(0, 3))}`,
+    );
     expect(slowest <= limit, `${mode}: a request sent during the outage took ${slowest.toFixed(0)} ms to be answered`);
-    expect(caughtSlowest <= REQUEST_TIMEOUT_MS + 2000, `${mode}: a request in flight as the server went down took ${caughtSlowest.toFixed(0)} ms to be answered`);
-    expect(readyDuring.length > 0 && readyDuring.every((r) => r.status === 503 && (r.database as { ok?: boolean } | undefined)?.ok === false), `${mode}: /readyz did not say "database not ready" throughout: ${JSON.stringify(readyDuring.slice(0, 3))}`);
+    expect(
+      caughtSlowest <= REQUEST_TIMEOUT_MS + 2000,
+      `${mode}: a request in flight as the server went down took ${caughtSlowest.toFixed(0)} ms to be answered`,
+    );
+    expect(
+      readyDuring.length > 0 &&
+        readyDuring.every((r) => r.status === 503 && (r.database as { ok?: boolean } | undefined)?.ok === false),
+      `${mode}: /readyz did not say "database not ready" throughout: ${JSON.stringify(readyDuring.slice(0, 3))}`,
+    );
     expect(recoveredAt !== null && readyAt !== null, `${mode}: the service did not recover`);
-    expect(service.child.exitCode === null && service.pid === pid, `${mode}: the service process exited (${service.child.exitCode ?? service.child.signalCode}): ${service.output().stderr.slice(-3000)}`);
+    expect(
+      service.child.exitCode === null && service.pid === pid,
+      `${mode}: the service process exited (${service.child.exitCode ?? service.child.signalCode}): ${
+        service.output().stderr.slice(-3000)
+      }`,
+    );
     expect(failingAfter.length === 0, `${mode}: failures after recovery: ${JSON.stringify(failingAfter.slice(0, 5))}`);
   }
   polling = false;
@@ -187,16 +299,29 @@ try {
   const exit = await stopService(service);
   expect(exit.code === 0, `the service did not stop cleanly: ${exit.code ?? exit.signal}`);
   if (args.debug) console.log(service.output().stderr.slice(-20_000));
-  if (args.debug) for (const l of service.output().lines) if (/"level":"(error|fatal|warn)"/.test(l) && !/"status":503/.test(l)) console.log(l.slice(0, 1500));
+  if (args.debug) {
+    for (const l of service.output().lines) {
+      if (/"level":"(error|fatal|warn)"/.test(l) && !/"status":503/.test(l)) console.log(l.slice(0, 1500));
+    }
+  }
   const report = await checkStore(database.url, workload.acks);
-  const leaks = findSecrets([adminToken, key.json.key, ...workload.devices.map((d) => d.key)], [{ name: 'service logs', text: service.output().lines.join('\n') }]);
+  const leaks = findSecrets([adminToken, key.json.key, ...workload.devices.map((d) => d.key)], [{
+    name: 'service logs',
+    text: service.output().lines.join('\n'),
+  }]);
   console.log('');
   console.log(`outage test: ${modes.length} outage(s) of ${OUTAGE_MS} ms under load`);
-  console.log(`  requests sent      ${workload.stats.sent}  (statuses ${Object.entries(workload.stats.statuses).map(([s, n]) => `${s}:${n}`).join(' ')}; ${workload.stats.networkErrors} network errors)`);
+  console.log(
+    `  requests sent      ${workload.stats.sent}  (statuses ${
+      Object.entries(workload.stats.statuses).map(([s, n]) => `${s}:${n}`).join(' ')
+    }; ${workload.stats.networkErrors} network errors)`,
+  );
   console.log(`  requests acked     ${report.acked}`);
   console.log(`  events found       ${report.eventsFound} of ${report.eventsPromised} promised`);
   console.log(`  missing            ${report.missing}`);
-  console.log(`  gaps, broken chains, read model ≠ fold: ${report.gaps}, ${report.brokenChains}, ${report.foldMismatches}`);
+  console.log(
+    `  gaps, broken chains, read model ≠ fold: ${report.gaps}, ${report.brokenChains}, ${report.foldMismatches}`,
+  );
   for (const p of [...report.problems, ...leaks]) console.log(`  PROBLEM ${p}`);
   expect(storeIsSound(report), 'the store lost or garbled acknowledged events');
   expect(leaks.length === 0, 'secrets in the logs');

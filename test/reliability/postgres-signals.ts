@@ -5,8 +5,19 @@
 import { readdir, readFile } from 'node:fs/promises';
 import type { EmbeddedPostgres } from '../../infra/postgres/embedded-server.ts';
 
-const signal = (pid: number, name: NodeJS.Signals) => { try { process.kill(pid, name); } catch { /* it just exited */ } };
-const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+const signal = (pid: number, name: NodeJS.Signals) => {
+  try {
+    process.kill(pid, name);
+  } catch { /* it just exited */ }
+};
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 /** Every process whose parent is `pid` (the postmaster's backends and auxiliary processes). */
 async function childrenOf(pid: number): Promise<number[]> {
@@ -39,5 +50,7 @@ export async function crashServer(server: EmbeddedPostgres): Promise<void> {
 /** SIGSTOP of every server process; the returned function continues them. */
 export async function freezeServer(server: EmbeddedPostgres): Promise<() => void> {
   const pids = await stopAll(server);
-  return () => { for (const pid of pids) signal(pid, 'SIGCONT'); };
+  return () => {
+    for (const pid of pids) signal(pid, 'SIGCONT');
+  };
 }

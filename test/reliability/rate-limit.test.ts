@@ -2,7 +2,7 @@
 // with Retry-After past the limit, nothing written, other callers unaffected, refilled with
 // time; configured by REPORT_RATE_LIMIT / REGISTER_RATE_LIMIT, which the real service obeys.
 import test from 'ava';
-import { loadConfig, ConfigError } from '../../app/config.ts';
+import { ConfigError, loadConfig } from '../../app/config.ts';
 import { createLimiter } from '../../app/http/middleware/rate-limit.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { freePort } from '../../infra/postgres/scratch-server.ts';
@@ -12,19 +12,38 @@ import { startService, stopService } from './service-process.ts';
 
 test('reports over the per-device limit get 429 with Retry-After, write nothing, and leave other devices alone; time refills', async (t) => {
   let now = Date.parse('2026-11-27T10:00:00Z');
-  const app = await startReliabilityApp({ clock: () => new Date(now), app: { rateLimits: { reports: { limit: 3, windowMs: 60_000 }, registrations: null } } });
+  const app = await startReliabilityApp({
+    clock: () => new Date(now),
+    app: { rateLimits: { reports: { limit: 3, windowMs: 60_000 }, registrations: null } },
+  });
   t.teardown(() => app.close());
   const admin = { Authorization: `Bearer ${app.adminToken}` };
-  const pk = (await app.request({ method: 'POST', path: '/api/v1/provisioning-keys', headers: admin, body: { fleet_id: 'rl' } })).json.key as string;
+  const pk =
+    (await app.request({ method: 'POST', path: '/api/v1/provisioning-keys', headers: admin, body: { fleet_id: 'rl' } }))
+      .json.key as string;
   const devices = [];
   for (let i = 0; i < 2; i += 1) {
     const uuid = crypto.randomUUID();
     const key = `rl-device-${crypto.randomUUID()}`;
-    t.is((await app.request({ method: 'POST', path: '/api/v1/device/register', headers: { Authorization: `Bearer ${pk}` }, body: { uuid, deviceName: 'rl', deviceType: 'rpi4', deviceApiKey: key } })).status, 201);
+    t.is(
+      (await app.request({
+        method: 'POST',
+        path: '/api/v1/device/register',
+        headers: { Authorization: `Bearer ${pk}` },
+        body: { uuid, deviceName: 'rl', deviceType: 'rpi4', deviceApiKey: key },
+      })).status,
+      201,
+    );
     devices.push({ uuid, key });
   }
   const [a, b] = devices as [{ uuid: string; key: string }, { uuid: string; key: string }];
-  const reportFrom = (d: { uuid: string; key: string }, n: number) => app.request({ method: 'PATCH', path: '/api/v1/device/state', headers: { Authorization: `Bearer ${d.key}` }, body: { [d.uuid]: { cpu_usage: n } } });
+  const reportFrom = (d: { uuid: string; key: string }, n: number) =>
+    app.request({
+      method: 'PATCH',
+      path: '/api/v1/device/state',
+      headers: { Authorization: `Bearer ${d.key}` },
+      body: { [d.uuid]: { cpu_usage: n } },
+    });
   await app.newWrites();
   for (let i = 0; i < 3; i += 1) t.is((await reportFrom(a, i)).status, 200);
   await app.newWrites();
@@ -35,7 +54,15 @@ test('reports over the per-device limit get 429 with Retry-After, write nothing,
   t.is(refused.headers['retry-after'], '20', 'one report comes back every 60 s / 3');
   t.deepEqual(await app.newWrites(), [], 'a refused report writes nothing');
   // the same path spelled differently is the same route, and the same limit
-  t.is((await app.request({ method: 'PATCH', path: '/API/V1/DEVICE/STATE/', headers: { Authorization: `Bearer ${a.key}` }, body: { [a.uuid]: { cpu_usage: 5 } } })).status, 429);
+  t.is(
+    (await app.request({
+      method: 'PATCH',
+      path: '/API/V1/DEVICE/STATE/',
+      headers: { Authorization: `Bearer ${a.key}` },
+      body: { [a.uuid]: { cpu_usage: 5 } },
+    })).status,
+    429,
+  );
   t.is((await reportFrom(b, 1)).status, 200, 'another device has its own bucket');
   now += 19_000;
   t.is((await reportFrom(a, 100)).status, 429, 'not yet');
@@ -43,17 +70,48 @@ test('reports over the per-device limit get 429 with Retry-After, write nothing,
   t.is((await reportFrom(a, 101)).status, 200, 'one token back after 20 s');
   t.is((await reportFrom(a, 102)).status, 429);
   // bad credentials are still a 401, and other endpoints are not limited
-  t.is((await app.request({ method: 'PATCH', path: '/api/v1/device/state', headers: { Authorization: 'Bearer nobody-has-this-key' }, body: {} })).status, 401);
-  t.is((await app.request({ method: 'GET', path: `/api/v1/device/${a.uuid}/target-state`, headers: { Authorization: `Bearer ${a.key}` } })).status, 200);
+  t.is(
+    (await app.request({
+      method: 'PATCH',
+      path: '/api/v1/device/state',
+      headers: { Authorization: 'Bearer nobody-has-this-key' },
+      body: {},
+    })).status,
+    401,
+  );
+  t.is(
+    (await app.request({
+      method: 'GET',
+      path: `/api/v1/device/${a.uuid}/target-state`,
+      headers: { Authorization: `Bearer ${a.key}` },
+    })).status,
+    200,
+  );
 });
 
 test('registration attempts over the per-key limit get 429; another key, and an unknown key (401), are unaffected', async (t) => {
-  const app = await startReliabilityApp({ app: { rateLimits: { reports: null, registrations: { limit: 2, windowMs: 3_600_000 } } } });
+  const app = await startReliabilityApp({
+    app: { rateLimits: { reports: null, registrations: { limit: 2, windowMs: 3_600_000 } } },
+  });
   t.teardown(() => app.close());
   const admin = { Authorization: `Bearer ${app.adminToken}` };
-  const key = async () => (await app.request({ method: 'POST', path: '/api/v1/provisioning-keys', headers: admin, body: { fleet_id: 'rl' } })).json.key as string;
+  const key = async () =>
+    (await app.request({ method: 'POST', path: '/api/v1/provisioning-keys', headers: admin, body: { fleet_id: 'rl' } }))
+      .json.key as string;
   const [k1, k2] = [await key(), await key()];
-  const register = (pk: string, body: object = {}) => app.request({ method: 'POST', path: '/api/v1/device/register', headers: { Authorization: `Bearer ${pk}` }, body: { uuid: crypto.randomUUID(), deviceName: 'rl', deviceType: 'rpi4', deviceApiKey: `rl-${crypto.randomUUID()}`, ...body } });
+  const register = (pk: string, body: object = {}) =>
+    app.request({
+      method: 'POST',
+      path: '/api/v1/device/register',
+      headers: { Authorization: `Bearer ${pk}` },
+      body: {
+        uuid: crypto.randomUUID(),
+        deviceName: 'rl',
+        deviceType: 'rpi4',
+        deviceApiKey: `rl-${crypto.randomUUID()}`,
+        ...body,
+      },
+    });
   t.is((await register(k1)).status, 201);
   t.is((await register(k1, { deviceName: '' })).status, 400, 'a failed attempt is an attempt too');
   await app.newWrites();
@@ -94,16 +152,43 @@ test('the real service applies REPORT_RATE_LIMIT from its environment', async (t
   const db = await createTestDatabase();
   t.teardown(() => db.drop());
   const dataDir = `/tmp/devicetrail-rl-${crypto.randomUUID()}`;
-  const service = await startService({ port: await freePort(), env: { DATABASE_URL: db.url, DATA_DIR: dataDir, REPORT_RATE_LIMIT: '2/1h', REALTIME_JOBS: 'false' } });
-  t.teardown(async () => { await stopService(service, 5000); });
+  const service = await startService({
+    port: await freePort(),
+    env: { DATABASE_URL: db.url, DATA_DIR: dataDir, REPORT_RATE_LIMIT: '2/1h', REALTIME_JOBS: 'false' },
+  });
+  t.teardown(async () => {
+    await stopService(service, 5000);
+  });
   const { readFile, rm } = await import('node:fs/promises');
   t.teardown(() => rm(dataDir, { recursive: true, force: true }));
   const admin = `Bearer ${(await readFile(`${dataDir}/admin-token`, 'utf8')).trim()}`;
-  const pk = (await send(service.baseUrl, { method: 'POST', path: '/api/v1/provisioning-keys', headers: { Authorization: admin }, body: { fleet_id: 'rl' } })).json.key;
+  const pk = (await send(service.baseUrl, {
+    method: 'POST',
+    path: '/api/v1/provisioning-keys',
+    headers: { Authorization: admin },
+    body: { fleet_id: 'rl' },
+  })).json.key;
   const uuid = crypto.randomUUID();
   const key = `rl-${crypto.randomUUID()}`;
-  t.is((await send(service.baseUrl, { method: 'POST', path: '/api/v1/device/register', headers: { Authorization: `Bearer ${pk}` }, body: { uuid, deviceName: 'rl', deviceType: 'rpi4', deviceApiKey: key } })).status, 201);
+  t.is(
+    (await send(service.baseUrl, {
+      method: 'POST',
+      path: '/api/v1/device/register',
+      headers: { Authorization: `Bearer ${pk}` },
+      body: { uuid, deviceName: 'rl', deviceType: 'rpi4', deviceApiKey: key },
+    })).status,
+    201,
+  );
   const statuses = [];
-  for (let i = 0; i < 3; i += 1) statuses.push((await send(service.baseUrl, { method: 'PATCH', path: '/api/v1/device/state', headers: { Authorization: `Bearer ${key}` }, body: { [uuid]: { cpu_usage: i } } })).status);
+  for (let i = 0; i < 3; i += 1) {
+    statuses.push(
+      (await send(service.baseUrl, {
+        method: 'PATCH',
+        path: '/api/v1/device/state',
+        headers: { Authorization: `Bearer ${key}` },
+        body: { [uuid]: { cpu_usage: i } },
+      })).status,
+    );
+  }
   t.deepEqual(statuses, [200, 200, 429]);
 });

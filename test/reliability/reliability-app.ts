@@ -8,18 +8,20 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { createApp, type AppOptions } from '../../app/http/create-app.ts';
-import { createDeps, type AppDeps } from '../../app/http/deps.ts';
+import { type AppOptions, createApp } from '../../app/http/create-app.ts';
+import { type AppDeps, createDeps } from '../../app/http/deps.ts';
 import { createLogger } from '../../app/observability/logger.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
-import { keepAliveAgent, send, type HttpRequest, type HttpResponse } from './http-client.ts';
+import { type HttpRequest, type HttpResponse, keepAliveAgent, send } from './http-client.ts';
 
 const tableRow = z.object({ name: z.string() });
 const writeRow = z.object({ table_name: z.string(), op: z.string() });
 
 /** Installs the write audit on every table of the database. */
 async function installWriteAudit(db: TestDatabase): Promise<void> {
-  await db.pool.query(sql.unsafe`CREATE TABLE reliability_writes (id bigserial PRIMARY KEY, table_name text NOT NULL, op text NOT NULL)`);
+  await db.pool.query(
+    sql.unsafe`CREATE TABLE reliability_writes (id bigserial PRIMARY KEY, table_name text NOT NULL, op text NOT NULL)`,
+  );
   await db.pool.query(sql.unsafe`
     CREATE FUNCTION reliability_record_write() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
@@ -34,8 +36,10 @@ async function installWriteAudit(db: TestDatabase): Promise<void> {
      WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
        AND c.relname NOT IN ('reliability_writes', 'schema_migrations')`);
   for (const table of tables) {
-    await db.pool.query(sql.unsafe`CREATE TRIGGER reliability_audit AFTER INSERT OR UPDATE OR DELETE ON ${sql.identifier([table])}
-      FOR EACH ROW EXECUTE FUNCTION reliability_record_write()`);
+    await db.pool.query(
+      sql.unsafe`CREATE TRIGGER reliability_audit AFTER INSERT OR UPDATE OR DELETE ON ${sql.identifier([table])}
+      FOR EACH ROW EXECUTE FUNCTION reliability_record_write()`,
+    );
   }
 }
 
@@ -59,7 +63,14 @@ export async function startReliabilityApp(options: { app?: AppOptions; clock?: (
   let writesSeen = 0;
 
   return {
-    db, deps, app, baseUrl, adminToken: admin.token, adminTokenId: admin.id, logLines, errorBodies,
+    db,
+    deps,
+    app,
+    baseUrl,
+    adminToken: admin.token,
+    adminTokenId: admin.id,
+    logLines,
+    errorBodies,
     /** Sends a request; error bodies are kept for the secrets grep. */
     async request(req: HttpRequest): Promise<HttpResponse> {
       const response = await send(baseUrl, req, { agent, timeoutMs: 30_000 });
@@ -80,8 +91,14 @@ export async function startReliabilityApp(options: { app?: AppOptions; clock?: (
          WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition`);
       const out: { name: string; text: string; mayHoldHashes: boolean }[] = [];
       for (const table of tables) {
-        const rows = await db.pool.anyFirst(sql.type(z.object({ t: z.string() }))`SELECT to_jsonb(x)::text AS t FROM ${sql.identifier([table])} x`);
-        out.push({ name: `table ${table}`, text: rows.join('\n'), mayHoldHashes: ['device_credentials', 'provisioning_keys', 'admin_tokens'].includes(table) });
+        const rows = await db.pool.anyFirst(
+          sql.type(z.object({ t: z.string() }))`SELECT to_jsonb(x)::text AS t FROM ${sql.identifier([table])} x`,
+        );
+        out.push({
+          name: `table ${table}`,
+          text: rows.join('\n'),
+          mayHoldHashes: ['device_credentials', 'provisioning_keys', 'admin_tokens'].includes(table),
+        });
       }
       return out;
     },

@@ -25,23 +25,56 @@ const get = (path: string): Example => () => ({ method: 'GET', path });
 /** Valid requests, by route. */
 export const routeExamples: Record<string, Example> = {
   'POST /api/v1/device/register': () => ({
-    method: 'POST', path: '/api/v1/device/register',
-    body: { uuid: randomUUID(), deviceName: 'example', deviceType: 'raspberry-pi-4', deviceApiKey: `example-key-${randomUUID()}` },
+    method: 'POST',
+    path: '/api/v1/device/register',
+    body: {
+      uuid: randomUUID(),
+      deviceName: 'example',
+      deviceType: 'raspberry-pi-4',
+      deviceApiKey: `example-key-${randomUUID()}`,
+    },
   }),
-  'GET /api/v1/device/:uuid/target-state': (fx) => ({ method: 'GET', path: `/api/v1/device/${fx.device}/target-state` }),
-  'PATCH /api/v1/device/state': (fx) => ({ method: 'PATCH', path: '/api/v1/device/state', body: { [fx.device]: { cpu_usage: Math.random() * 100 } } }),
-  'POST /api/v1/device/events': () => ({ method: 'POST', path: '/api/v1/device/events', body: { events: [{ type: 'volume.created', data: { app_id: 1, name: `v-${randomUUID().slice(0, 8)}` } }] } }),
+  'GET /api/v1/device/:uuid/target-state': (fx) => ({
+    method: 'GET',
+    path: `/api/v1/device/${fx.device}/target-state`,
+  }),
+  'PATCH /api/v1/device/state': (fx) => ({
+    method: 'PATCH',
+    path: '/api/v1/device/state',
+    body: { [fx.device]: { cpu_usage: Math.random() * 100 } },
+  }),
+  'POST /api/v1/device/events': () => ({
+    method: 'POST',
+    path: '/api/v1/device/events',
+    body: { events: [{ type: 'volume.created', data: { app_id: 1, name: `v-${randomUUID().slice(0, 8)}` } }] },
+  }),
   'POST /api/v1/devices/:uuid/target-state': (fx) => ({
-    method: 'POST', path: `/api/v1/devices/${fx.adminDevice}/target-state`,
-    body: { apps: { 1000: { appName: 'web', services: [{ serviceName: 'main', image: 'web:1' }] } }, config: { MODE: 'example' } },
+    method: 'POST',
+    path: `/api/v1/devices/${fx.adminDevice}/target-state`,
+    body: {
+      apps: { 1000: { appName: 'web', services: [{ serviceName: 'main', image: 'web:1' }] } },
+      config: { MODE: 'example' },
+    },
   }),
-  'PATCH /api/v1/devices/:uuid/active': (fx) => ({ method: 'PATCH', path: `/api/v1/devices/${fx.adminDevice}/active`, body: { is_active: true } }),
+  'PATCH /api/v1/devices/:uuid/active': (fx) => ({
+    method: 'PATCH',
+    path: `/api/v1/devices/${fx.adminDevice}/active`,
+    body: { is_active: true },
+  }),
   'GET /api/v1/devices': get('/api/v1/devices?limit=5'),
   'GET /api/v1/devices/:uuid': (fx) => ({ method: 'GET', path: `/api/v1/devices/${fx.adminDevice}` }),
-  'GET /api/v1/devices/:uuid/events': (fx) => ({ method: 'GET', path: `/api/v1/devices/${fx.adminDevice}/events?limit=5` }),
+  'GET /api/v1/devices/:uuid/events': (fx) => ({
+    method: 'GET',
+    path: `/api/v1/devices/${fx.adminDevice}/events?limit=5`,
+  }),
   'GET /api/v1/devices/:uuid/state': (fx) => ({ method: 'GET', path: `/api/v1/devices/${fx.adminDevice}/state` }),
   'GET /api/v1/devices/:uuid/drift': (fx) => ({ method: 'GET', path: `/api/v1/devices/${fx.adminDevice}/drift` }),
-  'GET /api/v1/devices/:uuid/diff': (fx) => ({ method: 'GET', path: `/api/v1/devices/${fx.adminDevice}/diff?from=${encodeURIComponent(new Date(Date.now() - 3_600_000).toISOString())}` }),
+  'GET /api/v1/devices/:uuid/diff': (fx) => ({
+    method: 'GET',
+    path: `/api/v1/devices/${fx.adminDevice}/diff?from=${
+      encodeURIComponent(new Date(Date.now() - 3_600_000).toISOString())
+    }`,
+  }),
   'GET /api/v1/devices/:uuid/timeline': (fx) => ({ method: 'GET', path: `/api/v1/devices/${fx.adminDevice}/timeline` }),
   'GET /api/v1/fleet/status': get('/api/v1/fleet/status'),
   'GET /api/v1/analytics': get('/api/v1/analytics?window=1h'),
@@ -49,14 +82,28 @@ export const routeExamples: Record<string, Example> = {
   'GET /api/v1/analytics/reports': get('/api/v1/analytics/reports'),
   'GET /api/v1/analytics/reconciliation': get('/api/v1/analytics/reconciliation'),
   'GET /api/v1/analytics/drifting': get('/api/v1/analytics/drifting'),
-  'POST /api/v1/provisioning-keys': () => ({ method: 'POST', path: '/api/v1/provisioning-keys', body: { fleet_id: 'example-fleet', description: 'example' } }),
+  'POST /api/v1/provisioning-keys': () => ({
+    method: 'POST',
+    path: '/api/v1/provisioning-keys',
+    body: { fleet_id: 'example-fleet', description: 'example' },
+  }),
   'GET /api/v1/provisioning-keys': get('/api/v1/provisioning-keys'),
-  'DELETE /api/v1/provisioning-keys/:id': (fx) => ({ method: 'DELETE', path: `/api/v1/provisioning-keys/${fx.victimKeyId}` }),
-  'POST /api/v1/webhooks': () => ({ method: 'POST', path: '/api/v1/webhooks', body: { url: 'http://127.0.0.1:9/hook', event_types: ['device.*'] } }),
+  'DELETE /api/v1/provisioning-keys/:id': (fx) => ({
+    method: 'DELETE',
+    path: `/api/v1/provisioning-keys/${fx.victimKeyId}`,
+  }),
+  'POST /api/v1/webhooks': () => ({
+    method: 'POST',
+    path: '/api/v1/webhooks',
+    body: { url: 'http://127.0.0.1:9/hook', event_types: ['device.*'] },
+  }),
   'GET /api/v1/webhooks': get('/api/v1/webhooks'),
   'GET /api/v1/webhooks/:id': (fx) => ({ method: 'GET', path: `/api/v1/webhooks/${fx.webhookId}` }),
   'DELETE /api/v1/webhooks/:id': (fx) => ({ method: 'DELETE', path: `/api/v1/webhooks/${fx.victimWebhookId}` }),
-  'GET /api/v1/webhooks/:id/deliveries': (fx) => ({ method: 'GET', path: `/api/v1/webhooks/${fx.webhookId}/deliveries` }),
+  'GET /api/v1/webhooks/:id/deliveries': (fx) => ({
+    method: 'GET',
+    path: `/api/v1/webhooks/${fx.webhookId}/deliveries`,
+  }),
   'GET /api/v1/events': get('/api/v1/events?limit=5'),
   'GET /api/v1/events/stream': get('/api/v1/events/stream'),
   'GET /api/v1/fleet/summary': get('/api/v1/fleet/summary'),

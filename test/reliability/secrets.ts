@@ -18,7 +18,9 @@ export function findSecrets(secrets: readonly string[], haystacks: readonly Hays
       for (const form of haystack.mayHoldHashes === true ? forms : [...forms, hash]) {
         const at = haystack.text.indexOf(form);
         if (at >= 0) {
-          found.push(`a secret (${secret.slice(0, 4)}…, ${secret.length} chars) appears in ${haystack.name} at offset ${at}`);
+          found.push(
+            `a secret (${secret.slice(0, 4)}…, ${secret.length} chars) appears in ${haystack.name} at offset ${at}`,
+          );
           break;
         }
       }

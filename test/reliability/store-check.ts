@@ -28,8 +28,16 @@ export type StoreReport = {
 };
 
 type EventRow = {
-  event_id: string; event_type: string; aggregate_type: string; aggregate_id: string; aggregate_version: string;
-  data: Record<string, unknown>; metadata: Record<string, unknown>; timestamp: Date; source: string; hash: string;
+  event_id: string;
+  event_type: string;
+  aggregate_type: string;
+  aggregate_id: string;
+  aggregate_version: string;
+  data: Record<string, unknown>;
+  metadata: Record<string, unknown>;
+  timestamp: Date;
+  source: string;
+  hash: string;
 };
 
 /** Checks the database at `url` against `acks`. */
@@ -69,24 +77,41 @@ export async function checkStore(url: string, acks: readonly Ack[]): Promise<Sto
           note('missing', `${ack.route} request ${ack.requestId}: event ${id} named in the answer is not stored`);
         }
       }
-      if (ack.version !== undefined && !events.some((e) => e.aggregate_id === ack.aggregateId && Number(e.aggregate_version) === ack.version)) {
+      if (
+        ack.version !== undefined &&
+        !events.some((e) => e.aggregate_id === ack.aggregateId && Number(e.aggregate_version) === ack.version)
+      ) {
         lost = Math.max(lost, 1);
-        note('missing', `${ack.route} request ${ack.requestId}: answered version ${ack.version} of ${ack.aggregateId}, no such event with its request id`);
+        note(
+          'missing',
+          `${ack.route} request ${ack.requestId}: answered version ${ack.version} of ${ack.aggregateId}, no such event with its request id`,
+        );
       }
-      if (lost > 0) note('missing', `${ack.route} request ${ack.requestId} (${ack.aggregateId}): ${want} promised, ${events.length} stored`);
+      if (lost > 0) {
+        note(
+          'missing',
+          `${ack.route} request ${ack.requestId} (${ack.aggregateId}): ${want} promised, ${events.length} stored`,
+        );
+      }
       missing += lost;
       if (ack.exactEvents !== undefined && events.length > ack.exactEvents) {
-        note('extra', `${ack.route} request ${ack.requestId}: answered ${ack.exactEvents} events, ${events.length} stored`);
+        note(
+          'extra',
+          `${ack.route} request ${ack.requestId}: answered ${ack.exactEvents} events, ${events.length} stored`,
+        );
       }
       for (const e of events) {
         // isolation: a device's request writes only to that device's stream
-        if (e.aggregate_type === 'device' && e.aggregate_id !== ack.aggregateId) note('isolation', `${ack.route} request ${ack.requestId} wrote to ${e.aggregate_id}, not ${ack.aggregateId}`);
+        if (e.aggregate_type === 'device' && e.aggregate_id !== ack.aggregateId) {
+          note('isolation', `${ack.route} request ${ack.requestId} wrote to ${e.aggregate_id}, not ${ack.aggregateId}`);
+        }
       }
     }
 
     // --- streams: versions 1..n, no gaps, head and hash chain agree
     const heads = new Map((await client.query<{ key: string; version: string; last_hash: string }>(
-      `SELECT aggregate_type || '/' || aggregate_id AS key, version, last_hash FROM streams`)).rows.map((r) => [r.key, r]));
+      `SELECT aggregate_type || '/' || aggregate_id AS key, version, last_hash FROM streams`,
+    )).rows.map((r) => [r.key, r]));
     const streams = new Map<string, EventRow[]>();
     for (const row of rows) {
       const key = `${row.aggregate_type}/${row.aggregate_id}`;
@@ -104,7 +129,11 @@ export async function checkStore(url: string, acks: readonly Ack[]): Promise<Sto
           if (chainOk) note('gap', `${key}: event ${i + 1} has version ${e.aggregate_version}`);
           chainOk = false;
         }
-        const expected = eventHash(previous, { ...e, aggregate_version: Number(e.aggregate_version), timestamp: e.timestamp.toISOString() });
+        const expected = eventHash(previous, {
+          ...e,
+          aggregate_version: Number(e.aggregate_version),
+          timestamp: e.timestamp.toISOString(),
+        });
         if (expected !== e.hash && chainOk) {
           note('chain', `${key}: hash of version ${e.aggregate_version} does not chain`);
           brokenChains += 1;
@@ -115,9 +144,16 @@ export async function checkStore(url: string, acks: readonly Ack[]): Promise<Sto
       if (events.some((e, i) => Number(e.aggregate_version) !== i + 1)) gaps += 1;
       const head = heads.get(key);
       const last = events[events.length - 1]!;
-      if (head === undefined || Number(head.version) !== Number(last.aggregate_version) || head.last_hash !== last.hash) {
+      if (
+        head === undefined || Number(head.version) !== Number(last.aggregate_version) || head.last_hash !== last.hash
+      ) {
         gaps += 1;
-        note('head', `${key}: streams row ${head === undefined ? 'missing' : `at ${head.version}`}, events end at ${last.aggregate_version}`);
+        note(
+          'head',
+          `${key}: streams row ${
+            head === undefined ? 'missing' : `at ${head.version}`
+          }, events end at ${last.aggregate_version}`,
+        );
       }
     }
     for (const key of heads.keys()) {
@@ -128,23 +164,45 @@ export async function checkStore(url: string, acks: readonly Ack[]): Promise<Sto
     }
 
     // --- read models: devices.state is the fold of the device's events
-    const devices = (await client.query<{ uuid: string; state: unknown; version: string }>('SELECT uuid, state, version FROM devices')).rows;
+    const devices = (await client.query<{ uuid: string; state: unknown; version: string }>(
+      'SELECT uuid, state, version FROM devices',
+    )).rows;
     let foldMismatches = 0;
     for (const device of devices) {
       const events = streams.get(`device/${device.uuid}`) ?? [];
-      const folded = fold(events.map((e) => parseDeviceEvent({ type: e.event_type, data: e.data, timestamp: e.timestamp.toISOString() })), initialState());
-      if (canonicalJson(JSON.parse(JSON.stringify(folded))) !== canonicalJson(device.state) || folded.version !== Number(device.version)) {
+      const folded = fold(
+        events.map((e) => parseDeviceEvent({ type: e.event_type, data: e.data, timestamp: e.timestamp.toISOString() })),
+        initialState(),
+      );
+      if (
+        canonicalJson(JSON.parse(JSON.stringify(folded))) !== canonicalJson(device.state) ||
+        folded.version !== Number(device.version)
+      ) {
         foldMismatches += 1;
-        note('fold', `device ${device.uuid}: read model (version ${device.version}) differs from the fold of its ${events.length} events`);
+        note(
+          'fold',
+          `device ${device.uuid}: read model (version ${device.version}) differs from the fold of its ${events.length} events`,
+        );
       }
     }
     const deviceStreams = [...streams.keys()].filter((k) => k.startsWith('device/')).length;
-    if (deviceStreams !== devices.length) note('fold', `${deviceStreams} device streams but ${devices.length} devices rows`);
+    if (deviceStreams !== devices.length) {
+      note('fold', `${deviceStreams} device streams but ${devices.length} devices rows`);
+    }
     if (deviceStreams !== devices.length) foldMismatches += Math.abs(deviceStreams - devices.length);
 
     return {
-      acked: acks.length, eventsPromised: promised, eventsFound: found, missing,
-      totalEvents: rows.length, streams: streams.size, devices: devices.length, gaps, brokenChains, foldMismatches, problems,
+      acked: acks.length,
+      eventsPromised: promised,
+      eventsFound: found,
+      missing,
+      totalEvents: rows.length,
+      streams: streams.size,
+      devices: devices.length,
+      gaps,
+      brokenChains,
+      foldMismatches,
+      problems,
     };
   } finally {
     await client.end();
@@ -153,4 +211,5 @@ export async function checkStore(url: string, acks: readonly Ack[]): Promise<Sto
 
 /** True when the report shows no loss and no inconsistency. */
 export const storeIsSound = (r: StoreReport): boolean =>
-  r.missing === 0 && r.gaps === 0 && r.brokenChains === 0 && r.foldMismatches === 0 && !r.problems.some((p) => /^(extra|isolation)/.test(p));
+  r.missing === 0 && r.gaps === 0 && r.brokenChains === 0 && r.foldMismatches === 0 &&
+  !r.problems.some((p) => /^(extra|isolation)/.test(p));

@@ -5,7 +5,7 @@
 // holds the database to those promises.
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Agent } from 'node:http';
-import { keepAliveAgent, send, type HttpRequest, type HttpResponse } from './http-client.ts';
+import { type HttpRequest, type HttpResponse, keepAliveAgent, send } from './http-client.ts';
 
 /** An acknowledged (2xx) request and what its answer says was stored. */
 export type Ack = {
@@ -26,7 +26,13 @@ export type Ack = {
 export type LoadDevice = { uuid: string; key: string; registered: boolean };
 
 /** Counters a driver prints. */
-export type LoadStats = { sent: number; acked: number; statuses: Record<string, number>; networkErrors: number; latenciesMs: number[] };
+export type LoadStats = {
+  sent: number;
+  acked: number;
+  statuses: Record<string, number>;
+  networkErrors: number;
+  latenciesMs: number[];
+};
 
 /** What a workload needs: where the service is and the credentials to use. */
 export type WorkloadOptions = {
@@ -53,7 +59,18 @@ function reportBody(uuid: string, n: number): object {
   };
   if (n % 5 === 0) {
     const appId = apps[n % apps.length]!;
-    body['apps'] = { [appId]: { services: { main: { status: n % 10 === 0 ? 'Running' : 'Exited', containerId: `c-${n}`, image: `registry.local/app:${n % 3}`, exitCode: n % 10 === 0 ? 0 : 1 } } } };
+    body['apps'] = {
+      [appId]: {
+        services: {
+          main: {
+            status: n % 10 === 0 ? 'Running' : 'Exited',
+            containerId: `c-${n}`,
+            image: `registry.local/app:${n % 3}`,
+            exitCode: n % 10 === 0 ? 0 : 1,
+          },
+        },
+      },
+    };
   }
   return { [uuid]: body };
 }
@@ -70,13 +87,21 @@ export function createWorkload(options: WorkloadOptions) {
   const nextId = () => `rel-${prefix}-${(seq += 1)}`;
   const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)]!;
 
-  async function call(request: HttpRequest, route: string, aggregateId: string, onOk: (response: HttpResponse, ack: Ack) => Ack | null): Promise<HttpResponse | null> {
+  async function call(
+    request: HttpRequest,
+    route: string,
+    aggregateId: string,
+    onOk: (response: HttpResponse, ack: Ack) => Ack | null,
+  ): Promise<HttpResponse | null> {
     const requestId = nextId();
     const at = Date.now();
     stats.sent += 1;
     let response: HttpResponse;
     try {
-      response = await send(options.baseUrl(), { ...request, headers: { ...request.headers, 'X-Request-Id': requestId } }, { agent, timeoutMs: options.timeoutMs ?? 30_000 });
+      response = await send(options.baseUrl(), {
+        ...request,
+        headers: { ...request.headers, 'X-Request-Id': requestId },
+      }, { agent, timeoutMs: options.timeoutMs ?? 30_000 });
     } catch (error) {
       stats.networkErrors += 1;
       options.onResponse?.({ ...request, at }, error as Error);
@@ -96,14 +121,26 @@ export function createWorkload(options: WorkloadOptions) {
   }
 
   async function register(device: LoadDevice): Promise<void> {
-    await call({
-      method: 'POST', path: '/api/v1/device/register', headers: { Authorization: `Bearer ${options.provisioningKey}` },
-      body: { uuid: device.uuid, deviceName: `rel-${device.uuid.slice(0, 8)}`, deviceType: 'raspberry-pi-4', deviceApiKey: device.key },
-    }, 'POST /api/v1/device/register', device.uuid, (response, ack) => {
-      device.registered = true;
-      // 200: registered earlier with this key (an earlier answer was lost): nothing written now
-      return response.status === 201 ? { ...ack, minEvents: 1 } : { ...ack, exactEvents: 0 };
-    });
+    await call(
+      {
+        method: 'POST',
+        path: '/api/v1/device/register',
+        headers: { Authorization: `Bearer ${options.provisioningKey}` },
+        body: {
+          uuid: device.uuid,
+          deviceName: `rel-${device.uuid.slice(0, 8)}`,
+          deviceType: 'raspberry-pi-4',
+          deviceApiKey: device.key,
+        },
+      },
+      'POST /api/v1/device/register',
+      device.uuid,
+      (response, ack) => {
+        device.registered = true;
+        // 200: registered earlier with this key (an earlier answer was lost): nothing written now
+        return response.status === 201 ? { ...ack, minEvents: 1 } : { ...ack, exactEvents: 0 };
+      },
+    );
   }
 
   function newDevice(): LoadDevice {
@@ -120,36 +157,99 @@ export function createWorkload(options: WorkloadOptions) {
     if (registered.length === 0 || (roll < 0.04 && devices.length < options.maxDevices)) return register(newDevice());
     const device = pick(registered);
     if (roll < 0.82) {
-      await call({ method: 'PATCH', path: '/api/v1/device/state', headers: { Authorization: `Bearer ${device.key}` }, body: reportBody(device.uuid, n) },
-        'PATCH /api/v1/device/state', device.uuid, (response, ack) => {
+      await call(
+        {
+          method: 'PATCH',
+          path: '/api/v1/device/state',
+          headers: { Authorization: `Bearer ${device.key}` },
+          body: reportBody(device.uuid, n),
+        },
+        'PATCH /api/v1/device/state',
+        device.uuid,
+        (response, ack) => {
           const written = Number(response.json?.events_written);
-          return { ...ack, exactEvents: written, minEvents: written, ...(written > 0 ? { version: response.json?.devices?.[device.uuid]?.version } : {}) };
-        });
+          return {
+            ...ack,
+            exactEvents: written,
+            minEvents: written,
+            ...(written > 0 ? { version: response.json?.devices?.[device.uuid]?.version } : {}),
+          };
+        },
+      );
     } else if (roll < 0.9) {
       const events = [
         { type: 'volume.created', data: { app_id: 1000, name: `vol-${n}` } },
-        { type: 'container.crashed', observed_at: new Date().toISOString(), data: { app_id: '1000', service_name: 'worker', container_id: `w-${n}`, exit_code: 137, restart_count: n % 7 } },
+        {
+          type: 'container.crashed',
+          observed_at: new Date().toISOString(),
+          data: {
+            app_id: '1000',
+            service_name: 'worker',
+            container_id: `w-${n}`,
+            exit_code: 137,
+            restart_count: n % 7,
+          },
+        },
       ].slice(0, 1 + (n % 2));
-      await call({ method: 'POST', path: '/api/v1/device/events', headers: { Authorization: `Bearer ${device.key}` }, body: { events } },
-        'POST /api/v1/device/events', device.uuid, (response, ack) => ({
-          ...ack, exactEvents: Number(response.json?.events_written), minEvents: events.length, eventIds: response.json?.event_ids ?? [], version: response.json?.version,
-        }));
+      await call(
+        {
+          method: 'POST',
+          path: '/api/v1/device/events',
+          headers: { Authorization: `Bearer ${device.key}` },
+          body: { events },
+        },
+        'POST /api/v1/device/events',
+        device.uuid,
+        (response, ack) => ({
+          ...ack,
+          exactEvents: Number(response.json?.events_written),
+          minEvents: events.length,
+          eventIds: response.json?.event_ids ?? [],
+          version: response.json?.version,
+        }),
+      );
     } else if (roll < 0.96) {
       const appId = pick(apps);
-      await call({
-        method: 'POST', path: `/api/v1/devices/${device.uuid}/target-state`, headers: { Authorization: `Bearer ${options.adminToken}` },
-        body: { apps: { [appId]: { appName: `app-${appId}`, services: [{ serviceName: 'main', image: `registry.local/app:${n % 3}` }] } }, config: { RELEASE: String(n) } },
-      }, 'POST /api/v1/devices/:uuid/target-state', device.uuid, (response, ack) => ({
-        ...ack, minEvents: 1, eventIds: response.json?.event_id ? [response.json.event_id] : [],
-      }));
+      await call(
+        {
+          method: 'POST',
+          path: `/api/v1/devices/${device.uuid}/target-state`,
+          headers: { Authorization: `Bearer ${options.adminToken}` },
+          body: {
+            apps: {
+              [appId]: {
+                appName: `app-${appId}`,
+                services: [{ serviceName: 'main', image: `registry.local/app:${n % 3}` }],
+              },
+            },
+            config: { RELEASE: String(n) },
+          },
+        },
+        'POST /api/v1/devices/:uuid/target-state',
+        device.uuid,
+        (response, ack) => ({
+          ...ack,
+          minEvents: 1,
+          eventIds: response.json?.event_id ? [response.json.event_id] : [],
+        }),
+      );
     } else {
-      await call({
-        method: 'PATCH', path: `/api/v1/devices/${device.uuid}/active`, headers: { Authorization: `Bearer ${options.adminToken}` },
-        // mostly enabling, so few devices stay disabled (their reports are refused with 403)
-        body: { is_active: Math.random() < 0.7, reason: 'reliability load' },
-      }, 'PATCH /api/v1/devices/:uuid/active', device.uuid, (response, ack) => ({
-        ...ack, minEvents: response.json?.changed ? 1 : 0, eventIds: response.json?.event_id ? [response.json.event_id] : [],
-      }));
+      await call(
+        {
+          method: 'PATCH',
+          path: `/api/v1/devices/${device.uuid}/active`,
+          headers: { Authorization: `Bearer ${options.adminToken}` },
+          // mostly enabling, so few devices stay disabled (their reports are refused with 403)
+          body: { is_active: Math.random() < 0.7, reason: 'reliability load' },
+        },
+        'PATCH /api/v1/devices/:uuid/active',
+        device.uuid,
+        (response, ack) => ({
+          ...ack,
+          minEvents: response.json?.changed ? 1 : 0,
+          eventIds: response.json?.event_id ? [response.json.event_id] : [],
+        }),
+      );
     }
   }
 
@@ -167,7 +267,11 @@ export function createWorkload(options: WorkloadOptions) {
         await Promise.all(batch.slice(i, i + options.connections).map((d) => register(d)));
       }
       const failed = batch.filter((d) => !d.registered);
-      if (failed.length > 0) throw new Error(`${failed.length} of ${batch.length} devices failed to register (statuses ${JSON.stringify(stats.statuses)})`);
+      if (failed.length > 0) {
+        throw new Error(
+          `${failed.length} of ${batch.length} devices failed to register (statuses ${JSON.stringify(stats.statuses)})`,
+        );
+      }
     },
     /** Starts `connections` loops sending requests back to back. */
     start(): void {

@@ -19,7 +19,8 @@ import { appendHistory, generateHistory } from '../../bench/generate-history.ts'
 
 const root = path.resolve(import.meta.dirname, '../..');
 const fixture = (name: string) => path.join(root, 'fixtures', `${name}.ndjson`);
-const sidecar = async (name: string) => JSON.parse(await readFile(path.join(root, 'fixtures', `${name}.expected.json`), 'utf8'));
+const sidecar = async (name: string) =>
+  JSON.parse(await readFile(path.join(root, 'fixtures', `${name}.expected.json`), 'utf8'));
 const run = promisify(execFile);
 
 /** Runs a command line in this process with captured output. */
@@ -27,8 +28,18 @@ async function cli(argv: string[], options: { tty?: boolean; database?: TestData
   let stdout = '';
   let stderr = '';
   const ctx: CommandContext = {
-    stdout: { write: (s: string) => { stdout += s; }, isTTY: options.tty ?? false },
-    stderr: { write: (s: string) => { stderr += s; }, isTTY: options.tty ?? false },
+    stdout: {
+      write: (s: string) => {
+        stdout += s;
+      },
+      isTTY: options.tty ?? false,
+    },
+    stderr: {
+      write: (s: string) => {
+        stderr += s;
+      },
+      isTTY: options.tty ?? false,
+    },
     openDatabase: async () => {
       if (options.database === undefined) throw new Error('this test has no database');
       return { source: createReplayQueries(options.database.pool), close: async () => {} };
@@ -54,7 +65,9 @@ test('every command has --help with its usage and options', async (t) => {
 });
 
 test('state --fixture: the state the live service held at a recorded instant', async (t) => {
-  const expected = (await sidecar('drift-and-recovery')).expectations.filter((e: { state?: unknown }) => e.state !== undefined);
+  const expected = (await sidecar('drift-and-recovery')).expectations.filter((e: { state?: unknown }) =>
+    e.state !== undefined
+  );
   for (const e of [expected[2], expected[expected.length - 1]]) {
     const result = await cli(['state', '--fixture', fixture('drift-and-recovery'), '--at', e.at, '--json']);
     t.is(result.code, 0, result.stderr);
@@ -103,36 +116,74 @@ test('drift --fixture: the intervals the live service saw, and reconciliation de
     const expected = (await sidecar(name)).drift;
     const result = await cli(['drift', '--fixture', fixture(name), '--until', expected.until, '--json']);
     t.is(result.code, 0, result.stderr);
-    t.deepEqual(result.json().intervals.map((i: { start: string; end: string | null }) => ({ start: i.start, end: i.end })), expected.intervals, name);
+    t.deepEqual(
+      result.json().intervals.map((i: { start: string; end: string | null }) => ({ start: i.start, end: i.end })),
+      expected.intervals,
+      name,
+    );
   }
   const superseded = await cli(['drift', '--fixture', fixture('target-changed-before-convergence'), '--json']);
-  t.deepEqual(superseded.json().reconciliations.map((r: { target_version: number; status: string }) => [r.target_version, r.status]), [[1, 'superseded'], [2, 'converged']]);
+  t.deepEqual(
+    superseded.json().reconciliations.map((
+      r: { target_version: number; status: string },
+    ) => [r.target_version, r.status]),
+    [[1, 'superseded'], [2, 'converged']],
+  );
   const text = await cli(['drift', '--fixture', fixture('failing-service')]);
   t.regex(text.stdout, /ongoing/);
   t.regex(text.stdout, /3000\/db not running/);
 });
 
 test('diff --fixture: target, apps, services and the events behind each change', async (t) => {
-  const result = await cli(['diff', '--fixture', fixture('many-apps'), '--from', '2026-03-08T03:30:00Z', '--to', 'now', '--json']);
+  const result = await cli([
+    'diff',
+    '--fixture',
+    fixture('many-apps'),
+    '--from',
+    '2026-03-08T03:30:00Z',
+    '--to',
+    'now',
+    '--json',
+  ]);
   t.is(result.code, 0, result.stderr);
   const report = result.json();
   t.deepEqual(report.summary.target_version, { before: 1, after: 2 });
   t.deepEqual(report.summary.target_apps, { added: ['6012'], removed: ['6000', '6001'], changed: [] });
-  t.true(report.changes.every((c: { caused_by: unknown[] }) => c.caused_by.length > 0), 'every change is attributed to an event');
+  t.true(
+    report.changes.every((c: { caused_by: unknown[] }) => c.caused_by.length > 0),
+    'every change is attributed to an event',
+  );
   const text = await cli(['diff', '--fixture', fixture('many-apps'), '--from', '2026-03-08T03:30:00Z', '--to', 'now']);
   t.regex(text.stdout, /Target {5}v1 → v2/);
   t.regex(text.stdout, /apps {7}\+6012 {2}-6000 {2}-6001/);
-  const reversed = await cli(['diff', '--fixture', fixture('many-apps'), '--from', 'now', '--to', '2026-03-08T03:30:00Z']);
+  const reversed = await cli([
+    'diff',
+    '--fixture',
+    fixture('many-apps'),
+    '--from',
+    'now',
+    '--to',
+    '2026-03-08T03:30:00Z',
+  ]);
   t.is(reversed.code, 1);
   t.regex(reversed.stderr, /from .* is after to/);
 });
 
 test('fleet --fixture: every device at an instant with totals; progress bar only on a terminal', async (t) => {
-  const all = ['drift-and-recovery', 'failing-service', 'many-apps', 'disable-enable', 'seed-walkthrough'].flatMap((n) => ['--fixture', fixture(n)]);
+  const all = ['drift-and-recovery', 'failing-service', 'many-apps', 'disable-enable', 'seed-walkthrough'].flatMap((
+    n,
+  ) => ['--fixture', fixture(n)]);
   const result = await cli(['fleet', '--at', '2026-03-06T09:40:00Z', '--json', ...all]);
   t.is(result.code, 0, result.stderr);
   const status = result.json();
-  t.deepEqual(status.totals, { devices: 3, in_sync: 2, out_of_sync: 1, inactive: 1, without_target: 0, never_reported: 0 });
+  t.deepEqual(status.totals, {
+    devices: 3,
+    in_sync: 2,
+    out_of_sync: 1,
+    inactive: 1,
+    without_target: 0,
+    never_reported: 0,
+  });
   const quiet = await cli(['fleet', '--at', 'now', ...all]);
   t.is(quiet.stderr, '');
   t.regex(quiet.stdout, /5 device\(s\)/);
@@ -151,22 +202,61 @@ test('export --fixture gives back the fixture byte for byte; --since/--until cut
   t.is(result.stdout, original);
   const dir = await mkdtemp(path.join(tmpdir(), 'replay-export-'));
   const out = path.join(dir, 'cut.ndjson');
-  const cut = await cli(['export', '--fixture', f, '--since', '2026-03-06T09:30:00Z', '--until', '2026-03-06T11:00:00Z', '--out', out]);
+  const cut = await cli([
+    'export',
+    '--fixture',
+    f,
+    '--since',
+    '2026-03-06T09:30:00Z',
+    '--until',
+    '2026-03-06T11:00:00Z',
+    '--out',
+    out,
+  ]);
   t.is(cut.code, 0);
   const lines = (await readFile(out, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as StoredEvent);
   t.true(lines.length > 0 && lines.length < original.trim().split('\n').length);
   t.true(lines.every((e) => e.timestamp >= '2026-03-06T09:30:00.000Z' && e.timestamp <= '2026-03-06T11:00:00.000Z'));
-  t.deepEqual(Object.keys(lines[0]!), ['event_id', 'event_type', 'aggregate_type', 'aggregate_id', 'aggregate_version', 'global_position', 'transaction_id', 'data', 'metadata', 'timestamp', 'source', 'hash']);
+  t.deepEqual(Object.keys(lines[0]!), [
+    'event_id',
+    'event_type',
+    'aggregate_type',
+    'aggregate_id',
+    'aggregate_version',
+    'global_position',
+    'transaction_id',
+    'data',
+    'metadata',
+    'timestamp',
+    'source',
+    'hash',
+  ]);
   t.regex(cut.stderr, /exported \d+ event\(s\)/);
   const cannot = await cli(['export', '--fixture', f, '--out', '/nonexistent-dir/x.ndjson']);
   t.is(cannot.code, 1);
   t.regex(cannot.stderr, /cannot write \/nonexistent-dir\/x\.ndjson: ENOENT/);
 });
 
-test('analytics --fixture: the seed\'s questions over the fixtures', async (t) => {
-  const names = ['provision-target-converge', 'drift-and-recovery', 'failing-service', 'disable-enable', 'target-changed-before-convergence', 'many-apps', 'seed-walkthrough'];
-  const rows = (await Promise.all(names.map((n) => readFile(fixture(n), 'utf8')))).flatMap((text) => text.trim().split('\n').map((l) => JSON.parse(l) as StoredEvent));
-  const result = await cli(['analytics', '--window', '30d', '--json', ...names.flatMap((n) => ['--fixture', fixture(n)])]);
+test("analytics --fixture: the seed's questions over the fixtures", async (t) => {
+  const names = [
+    'provision-target-converge',
+    'drift-and-recovery',
+    'failing-service',
+    'disable-enable',
+    'target-changed-before-convergence',
+    'many-apps',
+    'seed-walkthrough',
+  ];
+  const rows = (await Promise.all(names.map((n) => readFile(fixture(n), 'utf8')))).flatMap((text) =>
+    text.trim().split('\n').map((l) => JSON.parse(l) as StoredEvent)
+  );
+  const result = await cli([
+    'analytics',
+    '--window',
+    '30d',
+    '--json',
+    ...names.flatMap((n) => ['--fixture', fixture(n)]),
+  ]);
   t.is(result.code, 0, result.stderr);
   const a = result.json();
   t.is(a.target_changes.total, rows.filter((r) => r.event_type === 'target_state.updated').length);
@@ -174,7 +264,10 @@ test('analytics --fixture: the seed\'s questions over the fixtures', async (t) =
   t.is(a.reconciliation.targets, a.target_changes.total);
   t.is(a.reconciliation.superseded, 1);
   t.true(a.reconciliation.delay_ms.p50 > 0 && a.reconciliation.delay_ms.max >= a.reconciliation.delay_ms.p90);
-  t.true(a.drifting_now.devices.some((d: { device_name: string }) => d.device_name === 'fixture-0f1e0003'), 'the failing service still drifts');
+  t.true(
+    a.drifting_now.devices.some((d: { device_name: string }) => d.device_name === 'fixture-0f1e0003'),
+    'the failing service still drifts',
+  );
   const text = await cli(['analytics', ...names.flatMap((n) => ['--fixture', fixture(n)])]);
   t.regex(text.stdout, /Reconciliation delay/);
   t.regex(text.stdout, /p50 .* p90 .* p99 .* max/);
@@ -217,19 +310,47 @@ test('a real process: npm run replay against a database (DATABASE_URL), and unkn
   const db = await createTestDatabase();
   t.teardown(() => db.drop());
   const uuid = '7c1d0000-0000-4000-8000-000000000001';
-  await appendHistory(db.pool, createEventStore(db.pool), uuid, generateHistory({ uuid, count: 300, start: '2026-01-10T00:00:00.000Z', spanMs: 3 * 86_400_000, seed: 3 }));
+  await appendHistory(
+    db.pool,
+    createEventStore(db.pool),
+    uuid,
+    generateHistory({ uuid, count: 300, start: '2026-01-10T00:00:00.000Z', spanMs: 3 * 86_400_000, seed: 3 }),
+  );
   const rows: StoredEvent[] = [];
   for await (const row of createReplayQueries(db.pool).exportEvents(uuid, {})) rows.push(row);
   const env = { ...process.env, DATABASE_URL: db.url };
   const at = '2026-01-11T12:00:00.000Z';
-  const state = await run(process.execPath, ['--import', 'tsx', 'replay/cli.ts', 'state', uuid, '--at', at, '--json'], { cwd: root, env });
+  const state = await run(process.execPath, ['--import', 'tsx', 'replay/cli.ts', 'state', uuid, '--at', at, '--json'], {
+    cwd: root,
+    env,
+  });
   const view = JSON.parse(state.stdout);
   const reference = replayAt(rows, at);
   t.is(view.version, reference.version);
-  t.true(jsonEqual(JSON.parse(JSON.stringify({ ...reference, status: undefined })), JSON.parse(JSON.stringify({ ...view, uuid: undefined, at: undefined, in_sync: undefined, last_seen_at: undefined, replay: undefined }))));
-  const exported = await run(process.execPath, ['--import', 'tsx', 'replay/cli.ts', 'export', uuid], { cwd: root, env, maxBuffer: 64 * 1024 * 1024 });
+  t.true(
+    jsonEqual(
+      JSON.parse(JSON.stringify({ ...reference, status: undefined })),
+      JSON.parse(
+        JSON.stringify({
+          ...view,
+          uuid: undefined,
+          at: undefined,
+          in_sync: undefined,
+          last_seen_at: undefined,
+          replay: undefined,
+        }),
+      ),
+    ),
+  );
+  const exported = await run(process.execPath, ['--import', 'tsx', 'replay/cli.ts', 'export', uuid], {
+    cwd: root,
+    env,
+    maxBuffer: 64 * 1024 * 1024,
+  });
   t.deepEqual(exported.stdout.trim().split('\n').map((l) => JSON.parse(l).event_id), rows.map((r) => r.event_id));
-  const unknown = await run(process.execPath, ['--import', 'tsx', 'replay/cli.ts', 'rewind'], { cwd: root, env }).catch((e: { code: number; stderr: string }) => e);
+  const unknown = await run(process.execPath, ['--import', 'tsx', 'replay/cli.ts', 'rewind'], { cwd: root, env }).catch(
+    (e: { code: number; stderr: string }) => e,
+  );
   t.is((unknown as { code: number }).code, 2);
   t.regex((unknown as { stderr: string }).stderr, /unknown command "rewind"/);
   const fleet = await cli(['fleet', '--at', at, '--json'], { database: db });

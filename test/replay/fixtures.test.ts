@@ -4,7 +4,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import { checkExpectations, checkFixtureFile, sidecarPath, type Sidecar } from '../../replay/fixture-check.ts';
+import { checkExpectations, checkFixtureFile, type Sidecar, sidecarPath } from '../../replay/fixture-check.ts';
 import { parseNdjson } from '../../infra/replay/fixture-source.ts';
 
 const dir = path.resolve(import.meta.dirname, '../../fixtures');
@@ -13,7 +13,11 @@ const sidecars = readdirSync(dir).filter((f) => f.endsWith('.expected.json')).so
 
 test('fixtures/ holds at least six recorded scenarios, each with its expectations', (t) => {
   t.true(fixtures.length >= 6, `${fixtures.length} fixtures`);
-  t.deepEqual(sidecars.map((f) => f.replace('.expected.json', '')), fixtures.map((f) => f.replace(/\.ndjson(\.gz)?$/, '')), 'every fixture has a sidecar and every sidecar a fixture');
+  t.deepEqual(
+    sidecars.map((f) => f.replace('.expected.json', '')),
+    fixtures.map((f) => f.replace(/\.ndjson(\.gz)?$/, '')),
+    'every fixture has a sidecar and every sidecar a fixture',
+  );
 });
 
 for (const file of fixtures) {
@@ -35,7 +39,9 @@ test('the unmodified sample passes (so the failures below come from the mutation
 
 test('a broken expected state fails, naming the instant and the path', (t) => {
   const broken = sidecar();
-  const expectation = broken.expectations.find((e) => e.state !== undefined && (e.state['drift'] as { in_sync: boolean }).in_sync === false)!;
+  const expectation = broken.expectations.find((e) =>
+    e.state !== undefined && (e.state['drift'] as { in_sync: boolean }).in_sync === false
+  )!;
   (expectation.state!['drift'] as { in_sync: boolean }).in_sync = true;
   const result = checkExpectations(events(), broken, sample);
   t.is(result.failures.length, 1);
@@ -55,7 +61,10 @@ test('a broken named check fails', (t) => {
 test('expecting "not registered yet" after registration fails, and the reverse too', (t) => {
   const early = sidecar();
   early.expectations[0]!.registered = true;
-  t.regex(checkExpectations(events(), early, sample).failures.join('\n'), /expected a registered device, but it does not exist yet/);
+  t.regex(
+    checkExpectations(events(), early, sample).failures.join('\n'),
+    /expected a registered device, but it does not exist yet/,
+  );
   const late = sidecar();
   late.expectations[late.expectations.length - 1]!.registered = false;
   t.regex(checkExpectations(events(), late, sample).failures.join('\n'), /expected the device not to exist yet/);
@@ -84,6 +93,9 @@ test('an event with data its schema refuses is reported', async (t) => {
   bad[0]!.data = { ...bad[0]!.data, device_name: 42 };
   // re-chain so the hash check passes and the schema check is what fails
   let previous = GENESIS_HASH;
-  for (const e of bad) { e.hash = eventHash(previous, e); previous = e.hash; }
+  for (const e of bad) {
+    e.hash = eventHash(previous, e);
+    previous = e.hash;
+  }
   t.regex(checkExpectations(bad, sidecar(), sample).failures.join('\n'), /device_name/);
 });

@@ -29,15 +29,116 @@ test.before(async () => {
   };
   await record('registered');
   const steps: [number, string, () => Promise<{ status: number; text: string }>][] = [
-    [90_000, 'target v1', () => app.request('POST', `/api/v1/devices/${uuid}/target-state`, { token: admin, body: { apps: { '1000': { appId: 1000, appName: 'web', services: [{ serviceName: 'main', image: 'web:1' }] } }, config: { MODE: 'a' } } })],
-    [45_000, 'downloading', () => app.request('PATCH', '/api/v1/device/state', { token: deviceKey, body: { [uuid]: { apps: { '1000': { services: { main: { status: 'Downloading', image: 'web:1', downloadProgress: 20 } } } }, cpu_usage: 40 } } })],
-    [120_000, 'running', () => app.request('PATCH', '/api/v1/device/state', { token: deviceKey, body: { [uuid]: { apps: { '1000': { services: { main: { status: 'Running', image: 'web:1', containerId: 'c1' } } } }, cpu_usage: 12, ip_address: '10.0.0.7' } } })],
-    [3_600_000, 'crash past midnight', () => app.request('PATCH', '/api/v1/device/state', { token: deviceKey, body: { [uuid]: { apps: { '1000': { services: { main: { status: 'Exited', image: 'web:1', containerId: 'c1', exitCode: 2 } } } }, cpu_usage: 3 } } })],
-    [600_000, 'target v2 while crashed', () => app.request('POST', `/api/v1/devices/${uuid}/target-state`, { token: admin, body: { apps: { '1000': { appId: 1000, appName: 'web', services: [{ serviceName: 'main', image: 'web:2' }] } }, config: { MODE: 'b' } } })],
-    [60_000, 'disabled', () => app.request('PATCH', `/api/v1/devices/${uuid}/active`, { token: admin, body: { is_active: false, reason: 'investigating the crash' } })],
-    [1_800_000, 'enabled', () => app.request('PATCH', `/api/v1/devices/${uuid}/active`, { token: admin, body: { is_active: true, reason: 'fixed' } })],
-    [30_000, 'running v2', () => app.request('PATCH', '/api/v1/device/state', { token: deviceKey, body: { [uuid]: { apps: { '1000': { services: { main: { status: 'Running', image: 'web:2', containerId: 'c2' } } } }, cpu_usage: 15 } } })],
-    [7_200_000, 'resources only', () => app.request('PATCH', '/api/v1/device/state', { token: deviceKey, body: { [uuid]: { cpu_usage: 22, memory_usage: 50 } } })],
+    [
+      90_000,
+      'target v1',
+      () =>
+        app.request('POST', `/api/v1/devices/${uuid}/target-state`, {
+          token: admin,
+          body: {
+            apps: { '1000': { appId: 1000, appName: 'web', services: [{ serviceName: 'main', image: 'web:1' }] } },
+            config: { MODE: 'a' },
+          },
+        }),
+    ],
+    [
+      45_000,
+      'downloading',
+      () =>
+        app.request('PATCH', '/api/v1/device/state', {
+          token: deviceKey,
+          body: {
+            [uuid]: {
+              apps: { '1000': { services: { main: { status: 'Downloading', image: 'web:1', downloadProgress: 20 } } } },
+              cpu_usage: 40,
+            },
+          },
+        }),
+    ],
+    [
+      120_000,
+      'running',
+      () =>
+        app.request('PATCH', '/api/v1/device/state', {
+          token: deviceKey,
+          body: {
+            [uuid]: {
+              apps: { '1000': { services: { main: { status: 'Running', image: 'web:1', containerId: 'c1' } } } },
+              cpu_usage: 12,
+              ip_address: '10.0.0.7',
+            },
+          },
+        }),
+    ],
+    [
+      3_600_000,
+      'crash past midnight',
+      () =>
+        app.request('PATCH', '/api/v1/device/state', {
+          token: deviceKey,
+          body: {
+            [uuid]: {
+              apps: {
+                '1000': { services: { main: { status: 'Exited', image: 'web:1', containerId: 'c1', exitCode: 2 } } },
+              },
+              cpu_usage: 3,
+            },
+          },
+        }),
+    ],
+    [
+      600_000,
+      'target v2 while crashed',
+      () =>
+        app.request('POST', `/api/v1/devices/${uuid}/target-state`, {
+          token: admin,
+          body: {
+            apps: { '1000': { appId: 1000, appName: 'web', services: [{ serviceName: 'main', image: 'web:2' }] } },
+            config: { MODE: 'b' },
+          },
+        }),
+    ],
+    [
+      60_000,
+      'disabled',
+      () =>
+        app.request('PATCH', `/api/v1/devices/${uuid}/active`, {
+          token: admin,
+          body: { is_active: false, reason: 'investigating the crash' },
+        }),
+    ],
+    [
+      1_800_000,
+      'enabled',
+      () =>
+        app.request('PATCH', `/api/v1/devices/${uuid}/active`, {
+          token: admin,
+          body: { is_active: true, reason: 'fixed' },
+        }),
+    ],
+    [
+      30_000,
+      'running v2',
+      () =>
+        app.request('PATCH', '/api/v1/device/state', {
+          token: deviceKey,
+          body: {
+            [uuid]: {
+              apps: { '1000': { services: { main: { status: 'Running', image: 'web:2', containerId: 'c2' } } } },
+              cpu_usage: 15,
+            },
+          },
+        }),
+    ],
+    [
+      7_200_000,
+      'resources only',
+      () =>
+        app.request('PATCH', '/api/v1/device/state', {
+          token: deviceKey,
+          body: { [uuid]: { cpu_usage: 22, memory_usage: 50 } },
+        }),
+    ],
   ];
   for (const [advance, label, call] of steps) {
     now += advance;
@@ -52,9 +153,27 @@ test.after.always(async () => {
   await app?.close();
 });
 
-function agree(t: import('ava').ExecutionContext, replayed: Record<string, unknown>, expected: Record<string, unknown>, where: string): void {
+function agree(
+  t: import('ava').ExecutionContext,
+  replayed: Record<string, unknown>,
+  expected: Record<string, unknown>,
+  where: string,
+): void {
   const keys = Object.keys(expected).filter((k) => !REPLAY_ONLY.has(k));
-  for (const core of ['device_name', 'is_active', 'target', 'current', 'drift', 'drift_since', 'in_sync', 'version', 'registered_at', 'updated_at']) {
+  for (
+    const core of [
+      'device_name',
+      'is_active',
+      'target',
+      'current',
+      'drift',
+      'drift_since',
+      'in_sync',
+      'version',
+      'registered_at',
+      'updated_at',
+    ]
+  ) {
     t.true(keys.includes(core), `the admin view has ${core}`);
   }
   const pick = (o: Record<string, unknown>) => Object.fromEntries(keys.map((k) => [k, o[k] ?? null]));
@@ -65,18 +184,26 @@ test('replay agrees with the API at every recorded instant and between them', as
   t.is(recorded.length, 10);
   for (let i = 0; i < recorded.length; i += 1) {
     const { at, label, view } = recorded[i]!;
-    const exact = await app.request('GET', `/api/v1/devices/${uuid}/state?at=${encodeURIComponent(at)}`, { token: app.adminToken });
+    const exact = await app.request('GET', `/api/v1/devices/${uuid}/state?at=${encodeURIComponent(at)}`, {
+      token: app.adminToken,
+    });
     t.is(exact.status, 200, exact.text);
     t.is(exact.body.at, at);
     agree(t, exact.body, view, `at ${at} (${label})`);
     const next = recorded[i + 1];
     const mid = next === undefined ? iso(now) : iso((Date.parse(at) + Date.parse(next.at)) / 2);
-    const between = await app.request('GET', `/api/v1/devices/${uuid}/state?at=${encodeURIComponent(mid)}`, { token: app.adminToken });
+    const between = await app.request('GET', `/api/v1/devices/${uuid}/state?at=${encodeURIComponent(mid)}`, {
+      token: app.adminToken,
+    });
     t.is(between.status, 200);
     agree(t, between.body, view, `at ${mid}, after "${label}"`);
     // one millisecond before the next write, the state is still this one
     if (next !== undefined) {
-      const justBefore = await app.request('GET', `/api/v1/devices/${uuid}/state?at=${encodeURIComponent(iso(Date.parse(next.at) - 1))}`, { token: app.adminToken });
+      const justBefore = await app.request(
+        'GET',
+        `/api/v1/devices/${uuid}/state?at=${encodeURIComponent(iso(Date.parse(next.at) - 1))}`,
+        { token: app.adminToken },
+      );
       agree(t, justBefore.body, view, `just before "${next.label}"`);
     }
   }
@@ -86,14 +213,20 @@ test('replay agrees with the API at every recorded instant and between them', as
 });
 
 test('an instant before the device existed is a 404 that says when it registered', async (t) => {
-  const response = await app.request('GET', `/api/v1/devices/${uuid}/state?at=${encodeURIComponent(iso(START - 1))}`, { token: app.adminToken });
+  const response = await app.request('GET', `/api/v1/devices/${uuid}/state?at=${encodeURIComponent(iso(START - 1))}`, {
+    token: app.adminToken,
+  });
   t.is(response.status, 404);
   t.is(response.body.error.code, 'device_not_registered_yet');
   t.true(response.body.error.message.includes(`registered at ${recorded[0]!.at}`), response.body.error.message);
-  const unknown = await app.request('GET', '/api/v1/devices/00000000-0000-4000-8000-000000000000/state', { token: app.adminToken });
+  const unknown = await app.request('GET', '/api/v1/devices/00000000-0000-4000-8000-000000000000/state', {
+    token: app.adminToken,
+  });
   t.is(unknown.status, 404);
   t.is(unknown.body.error.code, 'device_not_found');
-  const drift = await app.request('GET', `/api/v1/devices/${uuid}/drift?until=${encodeURIComponent(iso(START - 1))}`, { token: app.adminToken });
+  const drift = await app.request('GET', `/api/v1/devices/${uuid}/drift?until=${encodeURIComponent(iso(START - 1))}`, {
+    token: app.adminToken,
+  });
   t.is(drift.status, 404);
 });
 
@@ -101,12 +234,16 @@ test('bad parameters are 400s naming the parameter; admins only', async (t) => {
   const bad = await app.request('GET', `/api/v1/devices/${uuid}/state?at=yesterday`, { token: app.adminToken });
   t.is(bad.status, 400);
   t.regex(bad.body.error.message, /^query\.at: /);
-  const noZone = await app.request('GET', `/api/v1/devices/${uuid}/state?at=2026-04-10T22:00:00`, { token: app.adminToken });
+  const noZone = await app.request('GET', `/api/v1/devices/${uuid}/state?at=2026-04-10T22:00:00`, {
+    token: app.adminToken,
+  });
   t.is(noZone.status, 400);
   const extra = await app.request('GET', `/api/v1/devices/${uuid}/drift?from=x`, { token: app.adminToken });
   t.is(extra.status, 400);
   t.regex(extra.body.error.message, /unknown field/);
-  const reversed = await app.request('GET', `/api/v1/devices/${uuid}/drift?since=${iso(now)}&until=${iso(START)}`, { token: app.adminToken });
+  const reversed = await app.request('GET', `/api/v1/devices/${uuid}/drift?since=${iso(now)}&until=${iso(START)}`, {
+    token: app.adminToken,
+  });
   t.is(reversed.status, 400);
   t.regex(reversed.body.error.message, /since .* is after until/);
   const window = await app.request('GET', '/api/v1/analytics?window=forever', { token: app.adminToken });
@@ -127,15 +264,28 @@ test('drift: the intervals are the ones the API showed, with what differed and w
     if (before['in_sync'] && !after['in_sync']) expected.push({ start: recorded[i]!.at, end: null });
     if (!before['in_sync'] && after['in_sync']) expected[expected.length - 1]!.end = recorded[i]!.at;
   }
-  t.deepEqual(response.body.intervals.map((i: { start: string; end: string | null }) => ({ start: i.start, end: i.end })), expected);
+  t.deepEqual(
+    response.body.intervals.map((i: { start: string; end: string | null }) => ({ start: i.start, end: i.end })),
+    expected,
+  );
   t.is(expected.length, 2);
   const crash = response.body.intervals[1];
   t.deepEqual(crash.started_by.event_type, 'current_state.updated');
   t.true(JSON.stringify(crash.differed).includes('not_running'));
   t.is(crash.ended_by.event_type, 'current_state.updated');
-  t.deepEqual(response.body.reconciliations.map((r: { target_version: number; status: string; delay_ms: number | null }) => [r.target_version, r.status, r.delay_ms]),
-    [[1, 'converged', 165_000], [2, 'converged', 1_890_000]]);
-  const windowed = await app.request('GET', `/api/v1/devices/${uuid}/drift?since=${encodeURIComponent(recorded[5]!.at)}&until=${encodeURIComponent(recorded[6]!.at)}`, { token: app.adminToken });
+  t.deepEqual(
+    response.body.reconciliations.map((
+      r: { target_version: number; status: string; delay_ms: number | null },
+    ) => [r.target_version, r.status, r.delay_ms]),
+    [[1, 'converged', 165_000], [2, 'converged', 1_890_000]],
+  );
+  const windowed = await app.request(
+    'GET',
+    `/api/v1/devices/${uuid}/drift?since=${encodeURIComponent(recorded[5]!.at)}&until=${
+      encodeURIComponent(recorded[6]!.at)
+    }`,
+    { token: app.adminToken },
+  );
   t.is(windowed.body.intervals.length, 1);
   t.is(windowed.body.intervals[0].start, recorded[4]!.at, 'an interval begun before the window keeps its real start');
   t.is(windowed.body.intervals[0].started_by, null);
@@ -143,7 +293,13 @@ test('drift: the intervals are the ones the API showed, with what differed and w
 });
 
 test('diff: what changed between two instants and which events caused it', async (t) => {
-  const response = await app.request('GET', `/api/v1/devices/${uuid}/diff?from=${encodeURIComponent(recorded[3]!.at)}&to=${encodeURIComponent(recorded[7]!.at)}`, { token: app.adminToken });
+  const response = await app.request(
+    'GET',
+    `/api/v1/devices/${uuid}/diff?from=${encodeURIComponent(recorded[3]!.at)}&to=${
+      encodeURIComponent(recorded[7]!.at)
+    }`,
+    { token: app.adminToken },
+  );
   t.is(response.status, 200, response.text);
   t.deepEqual(response.body.summary.target_version, { before: 1, after: 2 });
   t.deepEqual(response.body.summary.config.changed, ['MODE']);
@@ -167,12 +323,25 @@ test('timeline: a self-contained HTML page with the drift intervals', async (t) 
 });
 
 test('fleet status at an instant, with totals', async (t) => {
-  const crashed = await app.request('GET', `/api/v1/fleet/status?at=${encodeURIComponent(recorded[4]!.at)}`, { token: app.adminToken });
+  const crashed = await app.request('GET', `/api/v1/fleet/status?at=${encodeURIComponent(recorded[4]!.at)}`, {
+    token: app.adminToken,
+  });
   t.is(crashed.status, 200);
-  t.deepEqual(crashed.body.totals, { devices: 1, in_sync: 0, out_of_sync: 1, inactive: 0, without_target: 0, never_reported: 0 });
-  const before = await app.request('GET', `/api/v1/fleet/status?at=${encodeURIComponent(iso(START - 1))}`, { token: app.adminToken });
+  t.deepEqual(crashed.body.totals, {
+    devices: 1,
+    in_sync: 0,
+    out_of_sync: 1,
+    inactive: 0,
+    without_target: 0,
+    never_reported: 0,
+  });
+  const before = await app.request('GET', `/api/v1/fleet/status?at=${encodeURIComponent(iso(START - 1))}`, {
+    token: app.adminToken,
+  });
   t.is(before.body.totals.devices, 0);
-  const other = await app.request('GET', `/api/v1/fleet/status?fleet=other&at=${encodeURIComponent(recorded[4]!.at)}`, { token: app.adminToken });
+  const other = await app.request('GET', `/api/v1/fleet/status?fleet=other&at=${encodeURIComponent(recorded[4]!.at)}`, {
+    token: app.adminToken,
+  });
   t.is(other.body.totals.devices, 0);
 });
 

@@ -48,12 +48,20 @@ export function referenceEvolve(state: DeviceState, event: DeviceEvent): DeviceS
   return withDrift(state, { ...next, version, updated_at: event.timestamp }, event.timestamp);
 }
 
-function applyToRegistered(state: RegisteredDevice, event: Exclude<DeviceEvent, { type: 'device.provisioned' }>): RegisteredDevice {
+function applyToRegistered(
+  state: RegisteredDevice,
+  event: Exclude<DeviceEvent, { type: 'device.provisioned' }>,
+): RegisteredDevice {
   switch (event.type) {
     case 'target_state.updated':
       return {
         ...state,
-        target: { apps: event.data.new_state.apps, config: event.data.new_state.config, version: event.data.version, updated_at: event.timestamp },
+        target: {
+          apps: event.data.new_state.apps,
+          config: event.data.new_state.config,
+          version: event.data.version,
+          updated_at: event.timestamp,
+        },
       };
     case 'current_state.updated': {
       const current = referenceMergeReport(state.current, event.data, event.timestamp);
@@ -67,19 +75,36 @@ function applyToRegistered(state: RegisteredDevice, event: Exclude<DeviceEvent, 
     case 'container.started':
       return {
         ...withContainer(state, event, 'running'),
-        images: event.data.image === null || Object.hasOwn(state.images, event.data.image)
-          ? state.images
-          : { ...state.images, [event.data.image]: { app_id: event.data.app_id, service_name: event.data.service_name, since: event.timestamp } },
+        images: event.data.image === null || Object.hasOwn(state.images, event.data.image) ? state.images : {
+          ...state.images,
+          [event.data.image]: {
+            app_id: event.data.app_id,
+            service_name: event.data.service_name,
+            since: event.timestamp,
+          },
+        },
       };
     case 'container.stopped':
       // `removed`: the service left the report, so the container is gone, not just stopped
-      if (event.data.status === 'removed') return { ...state, containers: withoutContainer(state.containers, event.data.app_id, event.data.service_name) };
+      if (event.data.status === 'removed') {
+        return { ...state, containers: withoutContainer(state.containers, event.data.app_id, event.data.service_name) };
+      }
       return withContainer(state, event, 'stopped');
     case 'container.crashed':
       return withContainer(state, event, 'crashed');
     case 'image.pulled':
       if (event.data.image === null) return state;
-      return { ...state, images: { ...state.images, [event.data.image]: { app_id: event.data.app_id, service_name: event.data.service_name, since: event.timestamp } } };
+      return {
+        ...state,
+        images: {
+          ...state.images,
+          [event.data.image]: {
+            app_id: event.data.app_id,
+            service_name: event.data.service_name,
+            since: event.timestamp,
+          },
+        },
+      };
     case 'image.pull_failed':
       return state;
     case 'volume.created':
@@ -91,19 +116,38 @@ function applyToRegistered(state: RegisteredDevice, event: Exclude<DeviceEvent, 
     case 'network.removed':
       return { ...state, networks: withoutName(state.networks, event.data.app_id, event.data.name) };
     case 'reconciliation.started':
-      return { ...state, reconciliation: { status: 'open', target_version: event.data.target_version, started_at: event.timestamp } };
+      return {
+        ...state,
+        reconciliation: { status: 'open', target_version: event.data.target_version, started_at: event.timestamp },
+      };
     case 'reconciliation.completed':
       return {
         ...state,
-        reconciliation: { status: 'completed', target_version: event.data.target_version, started_at: event.data.started_at, ended_at: event.timestamp, duration_ms: event.data.duration_ms },
+        reconciliation: {
+          status: 'completed',
+          target_version: event.data.target_version,
+          started_at: event.data.started_at,
+          ended_at: event.timestamp,
+          duration_ms: event.data.duration_ms,
+        },
       };
     case 'reconciliation.failed':
       return {
         ...state,
-        reconciliation: { status: 'failed', target_version: event.data.target_version, started_at: event.data.started_at, ended_at: event.timestamp, duration_ms: event.data.duration_ms, reason: event.data.reason },
+        reconciliation: {
+          status: 'failed',
+          target_version: event.data.target_version,
+          started_at: event.data.started_at,
+          ended_at: event.timestamp,
+          duration_ms: event.data.duration_ms,
+          reason: event.data.reason,
+        },
       };
     case 'device.connection_lost':
-      return { ...state, connectivity: { status: 'lost', since: event.timestamp, last_seen_at: event.data.last_seen_at } };
+      return {
+        ...state,
+        connectivity: { status: 'lost', since: event.timestamp, last_seen_at: event.data.last_seen_at },
+      };
     case 'device.connection_restored':
       return { ...state, connectivity: { status: 'online', since: event.timestamp } };
     default: {
@@ -115,7 +159,11 @@ function applyToRegistered(state: RegisteredDevice, event: Exclude<DeviceEvent, 
 
 type ContainerEvent = DeviceEventOf<'container.started' | 'container.stopped' | 'container.crashed'>;
 
-function withContainer(state: RegisteredDevice, event: ContainerEvent, status: ContainerState['status']): RegisteredDevice {
+function withContainer(
+  state: RegisteredDevice,
+  event: ContainerEvent,
+  status: ContainerState['status'],
+): RegisteredDevice {
   const { app_id: appId, service_name: serviceName } = event.data;
   const previous = state.containers[appId]?.[serviceName];
   const container: ContainerState = {
@@ -128,10 +176,17 @@ function withContainer(state: RegisteredDevice, event: ContainerEvent, status: C
     restart_count: event.data.restart_count ?? previous?.restart_count ?? 0,
     since: event.timestamp,
   };
-  return { ...state, containers: { ...state.containers, [appId]: { ...state.containers[appId], [serviceName]: container } } };
+  return {
+    ...state,
+    containers: { ...state.containers, [appId]: { ...state.containers[appId], [serviceName]: container } },
+  };
 }
 
-function withoutContainer(containers: RegisteredDevice['containers'], appId: string, serviceName: string): RegisteredDevice['containers'] {
+function withoutContainer(
+  containers: RegisteredDevice['containers'],
+  appId: string,
+  serviceName: string,
+): RegisteredDevice['containers'] {
   const app = containers[appId];
   if (app === undefined || !Object.hasOwn(app, serviceName)) return containers;
   const { [serviceName]: _gone, ...rest } = app;
@@ -144,7 +199,10 @@ function withoutContainer(containers: RegisteredDevice['containers'], appId: str
  * longer lists are forgotten, and so are images no listed service uses (an image stays
  * while its service is listed without an image field, as the seed's shape has none).
  */
-function forgetUnreported(state: RegisteredDevice, apps: Record<string, ReportedApp>): Pick<RegisteredDevice, 'containers' | 'images'> {
+function forgetUnreported(
+  state: RegisteredDevice,
+  apps: Record<string, ReportedApp>,
+): Pick<RegisteredDevice, 'containers' | 'images'> {
   const services = reportedServices(apps);
   const index = indexServices(services);
   const containers: RegisteredDevice['containers'] = {};
@@ -153,8 +211,11 @@ function forgetUnreported(state: RegisteredDevice, apps: Record<string, Reported
     if (Object.keys(kept).length > 0) containers[appId] = kept;
   }
   const used = new Set(services.flatMap((s) => (s.image === null ? [] : [s.image])));
-  const images = Object.fromEntries(Object.entries(state.images).filter(([image, owner]) =>
-    used.has(image) || index.get(owner.app_id)?.get(owner.service_name)?.image === null));
+  const images = Object.fromEntries(
+    Object.entries(state.images).filter(([image, owner]) =>
+      used.has(image) || index.get(owner.app_id)?.get(owner.service_name)?.image === null
+    ),
+  );
   return { containers, images };
 }
 
@@ -175,7 +236,13 @@ function withoutName(names: Record<string, string[]>, appId: string, name: strin
 /** Merges a report into the current state: apps replace as a whole, fields merge. */
 export function referenceMergeReport(
   current: CurrentState | null,
-  report: { apps?: CurrentState['apps'] | undefined; system: CurrentState['system']; resources: CurrentState['resources']; config?: Record<string, unknown> | undefined; update_status?: string | undefined },
+  report: {
+    apps?: CurrentState['apps'] | undefined;
+    system: CurrentState['system'];
+    resources: CurrentState['resources'];
+    config?: Record<string, unknown> | undefined;
+    update_status?: string | undefined;
+  },
   reportedAt: string,
 ): CurrentState {
   const merged: CurrentState = {

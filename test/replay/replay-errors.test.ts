@@ -22,20 +22,41 @@ test.before(async () => {
   // an event of a type this build's fold does not know, in the middle of the cursor's first batch
   firstPartEnd = events[events.length - 1]!.timestamp;
   const head = await store.head(db.pool, 'device', DEVICE);
-  await db.pool.transaction((tx) => store.append(tx, 'device', DEVICE, head, [{
-    event_type: 'vendor.unknown_kind', data: {}, source: 'api',
-    timestamp: new Date(Date.parse(events[events.length - 1]!.timestamp) + 1_000).toISOString(),
-    metadata: { actor: { type: 'admin', id: 'test' } },
-  }]));
-  const more = generateHistory({ uuid: DEVICE, count: 1_100, start: new Date(Date.parse(events[events.length - 1]!.timestamp) + 2_000).toISOString(), spanMs: 86_400_000, seed: 12 })
+  await db.pool.transaction((tx) =>
+    store.append(tx, 'device', DEVICE, head, [{
+      event_type: 'vendor.unknown_kind',
+      data: {},
+      source: 'api',
+      timestamp: new Date(Date.parse(events[events.length - 1]!.timestamp) + 1_000).toISOString(),
+      metadata: { actor: { type: 'admin', id: 'test' } },
+    }])
+  );
+  const more = generateHistory({
+    uuid: DEVICE,
+    count: 1_100,
+    start: new Date(Date.parse(events[events.length - 1]!.timestamp) + 2_000).toISOString(),
+    spanMs: 86_400_000,
+    seed: 12,
+  })
     .filter((e) => e.type !== 'device.provisioned');
   let last = await store.head(db.pool, 'device', DEVICE);
   for (let i = 0; i < more.length; i += 500) {
     const slice = more.slice(i, i + 500);
-    const stored = await db.pool.transaction((tx) => store.append(tx, 'device', DEVICE, last, slice.map((e) => ({
-      event_type: e.type, data: e.data as Record<string, unknown>, timestamp: e.timestamp, source: 'api',
-      metadata: { actor: e.actor },
-    }))));
+    const stored = await db.pool.transaction((tx) =>
+      store.append(
+        tx,
+        'device',
+        DEVICE,
+        last,
+        slice.map((e) => ({
+          event_type: e.type,
+          data: e.data as Record<string, unknown>,
+          timestamp: e.timestamp,
+          source: 'api',
+          metadata: { actor: e.actor },
+        })),
+      )
+    );
     last = { version: stored[stored.length - 1]!.aggregate_version, last_hash: stored[stored.length - 1]!.hash };
   }
 });

@@ -28,7 +28,15 @@ const normalise = (v: unknown) => JSON.parse(JSON.stringify(v));
 test.before(async () => {
   db = await createTestDatabase();
   const store = createEventStore(db.pool);
-  const events = generateHistory({ uuid: DEVICE, count: 700, start: START, spanMs: 10 * DAY, seed: 7, outOfOrder: 0.04, jitterMs: 40 * 60_000 });
+  const events = generateHistory({
+    uuid: DEVICE,
+    count: 700,
+    start: START,
+    spanMs: 10 * DAY,
+    seed: 7,
+    outOfOrder: 0.04,
+    jitterMs: 40 * 60_000,
+  });
   await appendHistory(db.pool, store, DEVICE, events, 300);
   rows = [];
   for await (const row of createReplayQueries(db.pool).exportEvents(DEVICE, {})) rows.push(row);
@@ -56,7 +64,10 @@ test('the snapshotter writes one snapshot at every multiple of N, and a second p
   const snap = await store.latest('device', DEVICE, FOLD_VERSION);
   t.truthy(snap);
   const upTo = rows.filter((r) => r.aggregate_version <= snap!.version);
-  const maxTime = upTo.reduce((m, r) => (Date.parse(r.timestamp) > Date.parse(m) ? r.timestamp : m), upTo[0]!.timestamp);
+  const maxTime = upTo.reduce(
+    (m, r) => (Date.parse(r.timestamp) > Date.parse(m) ? r.timestamp : m),
+    upTo[0]!.timestamp,
+  );
   t.is(snap!.last_event_at, maxTime);
   t.is(snap!.last_event_hash, upTo[upTo.length - 1]!.hash);
   t.deepEqual(normalise(snap!.state), normalise(replayAt(upTo, maxTime)));
@@ -67,7 +78,9 @@ test('property: for 1,000 random instants, state with snapshots equals state wit
   const withoutSnapshots = createReplayQueries(db.pool, { snapshots: false });
   const first = Date.parse(rows[0]!.timestamp);
   const last = Math.max(...rows.map((r) => Date.parse(r.timestamp)));
-  const snapshotTimes = (await createSnapshotStore(db.pool).list('device', DEVICE, FOLD_VERSION)).map((s) => Date.parse(s.last_event_at));
+  const snapshotTimes = (await createSnapshotStore(db.pool).list('device', DEVICE, FOLD_VERSION)).map((s) =>
+    Date.parse(s.last_event_at)
+  );
   const instant = fc.oneof(
     fc.integer({ min: first - 3_600_000, max: last + 3_600_000 }),
     fc.constantFrom(...rows.map((r) => Date.parse(r.timestamp))),
@@ -75,22 +88,33 @@ test('property: for 1,000 random instants, state with snapshots equals state wit
   );
   let runs = 0;
   let fromSnapshot = 0;
-  await fc.assert(fc.asyncProperty(instant, async (ms) => {
-    const at = new Date(ms).toISOString();
-    const fast = await withSnapshots.stateAt(DEVICE, at);
-    // "without snapshots", by definition: every event with timestamp <= at, folded from the initial state
-    const reference = replayAt(rows, at);
-    if (fast.snapshot_version !== null) fromSnapshot += 1;
-    const same = jsonEqual(normalise(fast.state), normalise(reference));
-    let slowSame = true;
-    if (runs % 5 === 0) {
-      const slow = await withoutSnapshots.stateAt(DEVICE, at);
-      slowSame = slow.snapshot_version === null && jsonEqual(normalise(slow.state), normalise(reference));
-    }
-    runs += 1;
-    if (!same || !slowSame || fast.events_folded !== reference.version) t.log(at, fast.snapshot_version, fast.events_folded, reference.version, JSON.stringify(jsonDiff(normalise(reference), normalise(fast.state))).slice(0, 1500));
-    return same && slowSame && fast.events_folded === reference.version;
-  }), { numRuns: 1000, seed: 20260302 });
+  await fc.assert(
+    fc.asyncProperty(instant, async (ms) => {
+      const at = new Date(ms).toISOString();
+      const fast = await withSnapshots.stateAt(DEVICE, at);
+      // "without snapshots", by definition: every event with timestamp <= at, folded from the initial state
+      const reference = replayAt(rows, at);
+      if (fast.snapshot_version !== null) fromSnapshot += 1;
+      const same = jsonEqual(normalise(fast.state), normalise(reference));
+      let slowSame = true;
+      if (runs % 5 === 0) {
+        const slow = await withoutSnapshots.stateAt(DEVICE, at);
+        slowSame = slow.snapshot_version === null && jsonEqual(normalise(slow.state), normalise(reference));
+      }
+      runs += 1;
+      if (!same || !slowSame || fast.events_folded !== reference.version) {
+        t.log(
+          at,
+          fast.snapshot_version,
+          fast.events_folded,
+          reference.version,
+          JSON.stringify(jsonDiff(normalise(reference), normalise(fast.state))).slice(0, 1500),
+        );
+      }
+      return same && slowSame && fast.events_folded === reference.version;
+    }),
+    { numRuns: 1000, seed: 20260302 },
+  );
   t.is(runs, 1000);
   t.true(fromSnapshot > 500, `${fromSnapshot} of 1000 instants started from a snapshot`);
 });
@@ -128,7 +152,8 @@ const planPartitions = (plan: string) => [...new Set([...plan.matchAll(/events_(
 test('EXPLAIN: a read after a snapshot touches only the partitions between the snapshot and T', async (t) => {
   const queries = createReplayQueries(db.pool);
   const all = [...new Set(rows.map((r) => r.timestamp.slice(0, 10).replace(/-/g, '')))];
-  const at = new Date((Date.parse(rows[0]!.timestamp) + Date.parse(rows[rows.length - 1]!.timestamp)) * 0.5 + 0.2 * DAY).toISOString();
+  const at = new Date((Date.parse(rows[0]!.timestamp) + Date.parse(rows[rows.length - 1]!.timestamp)) * 0.5 + 0.2 * DAY)
+    .toISOString();
   const snapshot = (await createSnapshotStore(db.pool).latest('device', DEVICE, FOLD_VERSION, at))!;
   const plan = await queries.explainStateAt(DEVICE, at);
   const read = planPartitions(plan);
@@ -138,7 +163,10 @@ test('EXPLAIN: a read after a snapshot touches only the partitions between the s
   t.true(all.length >= 6, `${all.length} partitions hold the device's events`);
   t.true(read.length < all.length - 3);
   t.true(read.length >= 1 && read.length <= 2, `read ${read.join(', ')}`);
-  t.true(read.every((day) => day >= lowest && day <= highest), `read ${read.join(', ')}, allowed ${lowest}..${highest}`);
+  t.true(
+    read.every((day) => day >= lowest && day <= highest),
+    `read ${read.join(', ')}, allowed ${lowest}..${highest}`,
+  );
 });
 
 test('EXPLAIN: before the first snapshot, the registration instant bounds the scan', async (t) => {
@@ -149,14 +177,26 @@ test('EXPLAIN: before the first snapshot, the registration instant bounds the sc
   t.true(read.includes('20260202') && !read.some((d) => d > '20260202'), `read ${read.join(', ')}`);
 });
 
-test('fleet at an instant equals each device\'s own state at that instant', async (t) => {
+test("fleet at an instant equals each device's own state at that instant", async (t) => {
   const fleetDb = await createTestDatabase();
   t.teardown(() => fleetDb.drop());
   const store = createEventStore(fleetDb.pool);
   const histories: Record<string, StoredEvent[]> = {};
   for (let i = 0; i < 6; i += 1) {
     const uuid = `5a9b0000-0000-4000-8000-00000000010${i}`;
-    await appendHistory(fleetDb.pool, store, uuid, generateHistory({ uuid, count: 60 + i * 25, start: new Date(Date.parse(START) + i * 3_600_000).toISOString(), spanMs: 3 * DAY, seed: 100 + i, fleet: i % 2 === 0 ? 'even' : 'odd' }));
+    await appendHistory(
+      fleetDb.pool,
+      store,
+      uuid,
+      generateHistory({
+        uuid,
+        count: 60 + i * 25,
+        start: new Date(Date.parse(START) + i * 3_600_000).toISOString(),
+        spanMs: 3 * DAY,
+        seed: 100 + i,
+        fleet: i % 2 === 0 ? 'even' : 'odd',
+      }),
+    );
     histories[uuid] = [];
     for await (const row of createReplayQueries(fleetDb.pool).exportEvents(uuid, {})) histories[uuid]!.push(row);
   }
@@ -165,17 +205,29 @@ test('fleet at an instant equals each device\'s own state at that instant', asyn
   for (const hours of [2, 30, 50, 80]) {
     const at = new Date(Date.parse(START) + hours * 3_600_000).toISOString();
     const fleet = await queries.fleetAt(at);
-    const expectedDevices = Object.entries(histories).filter(([, events]) => Date.parse(events[0]!.timestamp) <= Date.parse(at)).map(([uuid]) => uuid).sort();
+    const expectedDevices = Object.entries(histories).filter(([, events]) =>
+      Date.parse(events[0]!.timestamp) <= Date.parse(at)
+    ).map(([uuid]) => uuid).sort();
     t.deepEqual(fleet.map((f) => f.summary.uuid).sort(), expectedDevices, `devices at ${at}`);
     for (const { summary, result } of fleet) {
-      t.deepEqual(normalise(result.state), normalise(replayAt(histories[summary.uuid]!, at)), `${summary.uuid} at ${at}`);
+      t.deepEqual(
+        normalise(result.state),
+        normalise(replayAt(histories[summary.uuid]!, at)),
+        `${summary.uuid} at ${at}`,
+      );
     }
     // read in two halves on two connections (as a fleet of 2,000 or more is): the same answer, in the same order
     const split = await createReplayQueries(fleetDb.pool, { fleetSplitAt: 1 }).fleetAt(at);
-    t.deepEqual(split.map((f) => [f.summary, normalise(f.result.state), f.result.events_folded]), fleet.map((f) => [f.summary, normalise(f.result.state), f.result.events_folded]), `split fleet at ${at}`);
+    t.deepEqual(
+      split.map((f) => [f.summary, normalise(f.result.state), f.result.events_folded]),
+      fleet.map((f) => [f.summary, normalise(f.result.state), f.result.events_folded]),
+      `split fleet at ${at}`,
+    );
     const odd = await queries.fleetAt(at, { fleet: 'odd' });
     t.true(odd.every((f) => f.summary.fleet_id === 'odd'));
   }
-  const counted = await fleetDb.pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM snapshots`);
+  const counted = await fleetDb.pool.oneFirst(
+    sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM snapshots`,
+  );
   t.true(counted > 10);
 });

@@ -22,7 +22,9 @@ test.serial('maintenance run twice concurrently from two connections creates eac
   const other = await createDatabasePool(db.url, { maximumPoolSize: 2 });
   try {
     const clock = () => new Date('2031-01-01T10:00:00.000Z');
-    const passes = await Promise.all([db.pool, other, db.pool, other].map((pool) => runPartitionMaintenance(pool, { clock, daysAhead: 20 })));
+    const passes = await Promise.all(
+      [db.pool, other, db.pool, other].map((pool) => runPartitionMaintenance(pool, { clock, daysAhead: 20 })),
+    );
     for (const pass of passes) t.is(pass.ensured.length, 21);
     const partitions = (await listPartitions(db.pool)).filter((p) => p.day >= '2031-01-01');
     t.is(partitions.length, 21);
@@ -44,7 +46,9 @@ test.serial('retention from two instances at once: one works, the other skips or
   const other = await createDatabasePool(db.url, { maximumPoolSize: 2 });
   try {
     const clock = () => new Date(now);
-    const due = (await listPartitions(db.pool)).filter((p) => Date.parse(p.to) <= Date.parse('2026-04-01T00:00:00.000Z')).map((p) => p.name);
+    const due = (await listPartitions(db.pool)).filter((p) =>
+      Date.parse(p.to) <= Date.parse('2026-04-01T00:00:00.000Z')
+    ).map((p) => p.name);
     const runs = await Promise.all([db.pool, other].map((pool) => runRetention(pool, { retentionDays: 30, clock })));
     const dropped = runs.flatMap((r) => r.dropped.map((d) => d.name));
     t.is(new Set(dropped).size, dropped.length);
@@ -61,7 +65,12 @@ test.serial('retention from two instances at once: one works, the other skips or
 test.serial('the job runs a pass at start and stops cleanly; RETENTION_DAYS=0 keeps everything', async (t) => {
   const before = await listPartitions(db.pool);
   const errors: unknown[] = [];
-  const job = createMaintenanceJob(db.pool, { clock: () => new Date('2031-02-01T00:00:00.000Z'), daysAhead: 3, retentionDays: 0, onError: (_m, e) => errors.push(e) });
+  const job = createMaintenanceJob(db.pool, {
+    clock: () => new Date('2031-02-01T00:00:00.000Z'),
+    daysAhead: 3,
+    retentionDays: 0,
+    onError: (_m, e) => errors.push(e),
+  });
   const pass = await job.runOnce();
   t.is(pass.retention?.skipped, 'disabled');
   t.deepEqual(pass.created, ['events_20310201', 'events_20310202', 'events_20310203', 'events_20310204']);

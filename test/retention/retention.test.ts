@@ -10,12 +10,16 @@ import { sql } from 'slonik';
 import { z } from 'zod';
 import { verifyArchive } from '../../infra/retention/archive.ts';
 import { createEventStore } from '../../infra/event-store/event-store.ts';
-import { listPartitions, runPartitionMaintenance, type EventPartition } from '../../infra/retention/partition-maintenance.ts';
+import {
+  type EventPartition,
+  listPartitions,
+  runPartitionMaintenance,
+} from '../../infra/retention/partition-maintenance.ts';
 import { createReplayQueries } from '../../infra/replay/queries.ts';
 import { createSnapshotter } from '../../infra/replay/snapshotter.ts';
 import { ReplayError } from '../../domain/replay/source.ts';
 import { readHorizon } from '../../infra/event-store/retention-horizon.ts';
-import { PROVISIONING_KEY_FOLD_VERSION, runRetention, type RetentionRun } from '../../infra/retention/retention.ts';
+import { PROVISIONING_KEY_FOLD_VERSION, type RetentionRun, runRetention } from '../../infra/retention/retention.ts';
 import { createSnapshotStore } from '../../infra/event-store/snapshots.ts';
 import { verifyChains } from '../../infra/event-store/verify.ts';
 import { partitionsReport } from '../../app/cli/partitions.ts';
@@ -47,7 +51,9 @@ let earlyDevice = '';
 
 const clock = () => new Date(now);
 const comparable = (result: { state: unknown; last_seen_at: string | null; events_folded: number }) =>
-  JSON.parse(JSON.stringify({ state: result.state, last_seen_at: result.last_seen_at, events_folded: result.events_folded }));
+  JSON.parse(
+    JSON.stringify({ state: result.state, last_seen_at: result.last_seen_at, events_folded: result.events_folded }),
+  );
 const withoutReplay = (view: Record<string, unknown>) => {
   const { replay: _replay, ...rest } = view;
   return rest;
@@ -57,28 +63,54 @@ async function cli(argv: string[]) {
   let stdout = '';
   let stderr = '';
   const ctx: CommandContext = {
-    stdout: { write: (s: string) => { stdout += s; }, isTTY: false },
-    stderr: { write: (s: string) => { stderr += s; }, isTTY: false },
-    openDatabase: async () => ({ source: createReplayQueries(app.db.pool, { clock }), close: async () => {}, pool: app.db.pool }),
+    stdout: {
+      write: (s: string) => {
+        stdout += s;
+      },
+      isTTY: false,
+    },
+    stderr: {
+      write: (s: string) => {
+        stderr += s;
+      },
+      isTTY: false,
+    },
+    openDatabase: async () => ({
+      source: createReplayQueries(app.db.pool, { clock }),
+      close: async () => {},
+      pool: app.db.pool,
+    }),
     openFixtures: async (files) => ({ source: await openFixtures(files), close: async () => {} }),
   };
   const code = await runCli(argv, ctx);
   return { code, stdout, stderr };
 }
 
-const readModel = async () => [...await app.db.pool.anyFirst(sql.type(rowsOf)`SELECT to_jsonb(d) AS row FROM devices d ORDER BY uuid`)];
+const readModel =
+  async () => [...await app.db.pool.anyFirst(sql.type(rowsOf)`SELECT to_jsonb(d) AS row FROM devices d ORDER BY uuid`)];
 
 test.before(async () => {
   app = await startTestApp({ clock });
   const pool = app.db.pool;
   archiveDir = await mkdtemp(path.join(tmpdir(), 'devicetrail-archive-'));
   const started = Date.now();
-  uuids = await writeFleet(pool, { now: NOW, devices: 100, days: 120, eventsPerDevice: 120, lateFrom: 90, lateDays: 40 });
+  uuids = await writeFleet(pool, {
+    now: NOW,
+    devices: 100,
+    days: 120,
+    eventsPerDevice: 120,
+    lateFrom: 90,
+    lateDays: 40,
+  });
   await createSnapshotter(pool, { every: 25 }).runOnce();
   await runPartitionMaintenance(pool, { clock, daysAhead: 7 });
   partitionsBefore = await listPartitions(pool);
   readModelBefore = await readModel();
-  doomed = [...await pool.anyFirst(sql.type(idRow)`SELECT event_id FROM events WHERE "timestamp" < ${HORIZON}::timestamptz ORDER BY event_id`)];
+  doomed = [
+    ...await pool.anyFirst(
+      sql.type(idRow)`SELECT event_id FROM events WHERE "timestamp" < ${HORIZON}::timestamptz ORDER BY event_id`,
+    ),
+  ];
   const queries = createReplayQueries(pool, { clock });
   for (const uuid of uuids) {
     statesNow.set(uuid, comparable(await queries.stateAt(uuid, NOW)));
@@ -92,7 +124,11 @@ test.before(async () => {
   }
   const setupMs = Date.now() - started;
   run = await runRetention(pool, { retentionDays: 90, archiveDir, clock });
-  console.log(`retention scenario: ${readModelBefore.length} devices, ${doomed.length} events before the horizon; setup ${setupMs} ms, retention ${Date.now() - started - setupMs} ms`);
+  console.log(
+    `retention scenario: ${readModelBefore.length} devices, ${doomed.length} events before the horizon; setup ${setupMs} ms, retention ${
+      Date.now() - started - setupMs
+    } ms`,
+  );
 });
 
 test.after.always(async () => {
@@ -121,7 +157,7 @@ test.serial('every device and the provisioning key with events before the horizo
   t.like(key?.state, { status: 'revoked', fleet_id: 'fleet-r', version: 2 });
 });
 
-test.serial('read models and every device\'s present state are unchanged', async (t) => {
+test.serial("read models and every device's present state are unchanged", async (t) => {
   t.deepEqual(await readModel(), readModelBefore);
   const queries = createReplayQueries(app.db.pool, { clock });
   for (const uuid of uuids) t.deepEqual(comparable(await queries.stateAt(uuid, NOW)), statesNow.get(uuid), uuid);
@@ -132,7 +168,10 @@ test.serial('the state at an instant after the horizon equals the answer before 
   for (const uuid of uuids) t.deepEqual(comparable(await queries.stateAt(uuid, AFTER)), statesAfter.get(uuid), uuid);
   const http = await app.request('GET', `/api/v1/devices/${earlyDevice}/state?at=${AFTER}`, { token: app.adminToken });
   t.is(http.status, 200);
-  t.deepEqual(JSON.parse(JSON.stringify(http.body.target)), (statesAfter.get(earlyDevice) as { state: { target: unknown } }).state.target);
+  t.deepEqual(
+    JSON.parse(JSON.stringify(http.body.target)),
+    (statesAfter.get(earlyDevice) as { state: { target: unknown } }).state.target,
+  );
   // a whole-history read starts at the horizon instead of failing
   const drift = await app.request('GET', `/api/v1/devices/${earlyDevice}/drift`, { token: app.adminToken });
   t.is(drift.status, 200, drift.text);
@@ -158,7 +197,9 @@ test.serial('verify passes on every chain, starting from the retention anchors',
   const result = await verifyChains(app.db.pool);
   t.deepEqual(result.breaks, []);
   t.is(result.aggregates, 101);
-  const remaining = await app.db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM events`);
+  const remaining = await app.db.pool.oneFirst(
+    sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM events`,
+  );
   t.is(result.events, remaining);
   const cliResult = await cli(['verify']);
   t.is(cliResult.code, 0, cliResult.stdout);
@@ -177,7 +218,9 @@ test.serial('the archives hold exactly the dropped events, and replay reads them
   }
   t.is(ids.length, doomed.length);
   t.deepEqual(ids.sort(), doomed);
-  const archives = (await readdir(archiveDir)).filter((f) => f.endsWith('.ndjson.gz')).sort().map((f) => path.join(archiveDir, f));
+  const archives = (await readdir(archiveDir)).filter((f) => f.endsWith('.ndjson.gz')).sort().map((f) =>
+    path.join(archiveDir, f)
+  );
   for (const [uuid, expected] of cliBefore) {
     const result = await cli(['state', uuid, '--at', BEFORE, '--json', ...archives.flatMap((a) => ['--fixture', a])]);
     t.is(result.code, 0, result.stderr);
@@ -190,7 +233,11 @@ test.serial('an event for a day before the horizon is refused instead of recreat
   const error = await t.throwsAsync(app.db.pool.transaction(async (tx) => {
     const head = await store.head(tx, 'device', 'ffffffff-0000-4000-8000-000000000000');
     await store.append(tx, 'device', 'ffffffff-0000-4000-8000-000000000000', head, [{
-      event_type: 'device.online', data: {}, metadata: { actor: { type: 'system', id: 'test' } }, timestamp: BEFORE, source: 'api',
+      event_type: 'device.online',
+      data: {},
+      metadata: { actor: { type: 'system', id: 'test' } },
+      timestamp: BEFORE,
+      source: 'api',
     }]);
   }));
   t.regex(String((error!.cause as Error | undefined)?.message ?? error!.message), /before the retention horizon/);

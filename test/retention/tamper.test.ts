@@ -6,7 +6,7 @@ import { sql } from 'slonik';
 import { z } from 'zod';
 import { listPartitions } from '../../infra/retention/partition-maintenance.ts';
 import { createReplayQueries } from '../../infra/replay/queries.ts';
-import { runRetention, RetentionError } from '../../infra/retention/retention.ts';
+import { RetentionError, runRetention } from '../../infra/retention/retention.ts';
 import { verifyChains } from '../../infra/event-store/verify.ts';
 import { runCli } from '../../replay/cli.ts';
 import type { CommandContext } from '../../replay/command.ts';
@@ -20,7 +20,8 @@ const eventRow = z.object({ event_id: z.string(), aggregate_version: z.number(),
 let db: TestDatabase;
 let uuids: string[] = [];
 
-const eventAt = (uuid: string, version: number) => db.pool.one(sql.type(eventRow)`
+const eventAt = (uuid: string, version: number) =>
+  db.pool.one(sql.type(eventRow)`
   SELECT event_id, aggregate_version, "timestamp" FROM events WHERE aggregate_id = ${uuid} AND aggregate_version = ${version}`);
 
 /** Runs statements as a superuser with triggers off (session_replication_role = replica). */
@@ -39,8 +40,18 @@ async function cli(argv: string[]) {
   let stdout = '';
   let stderr = '';
   const ctx: CommandContext = {
-    stdout: { write: (s: string) => { stdout += s; }, isTTY: false },
-    stderr: { write: (s: string) => { stderr += s; }, isTTY: false },
+    stdout: {
+      write: (s: string) => {
+        stdout += s;
+      },
+      isTTY: false,
+    },
+    stderr: {
+      write: (s: string) => {
+        stderr += s;
+      },
+      isTTY: false,
+    },
     openDatabase: async () => ({ source: createReplayQueries(db.pool), close: async () => {}, pool: db.pool }),
     openFixtures: async (files) => ({ source: await openFixtures(files), close: async () => {} }),
   };
@@ -65,12 +76,16 @@ test.serial('an untouched log verifies, and the immutability triggers refuse an 
 
 test.serial('altered data, a deleted middle event, swapped versions and a deleted last event are each named', async (t) => {
   const altered = await eventAt(uuids[0]!, 10);
-  await behindTheTriggers(sql.unsafe`UPDATE events SET data = data || '{"tampered": true}'::jsonb WHERE event_id = ${altered.event_id}`);
+  await behindTheTriggers(
+    sql.unsafe`UPDATE events SET data = data || '{"tampered": true}'::jsonb WHERE event_id = ${altered.event_id}`,
+  );
   const deleted = await eventAt(uuids[1]!, 15);
   await behindTheTriggers(sql.unsafe`DELETE FROM events WHERE event_id = ${deleted.event_id}`);
   const [five, six] = [await eventAt(uuids[2]!, 5), await eventAt(uuids[2]!, 6)];
-  await behindTheTriggers(sql.unsafe`UPDATE events SET aggregate_version = CASE aggregate_version WHEN 5 THEN 6 ELSE 5 END
-    WHERE event_id IN (${five.event_id}, ${six.event_id})`);
+  await behindTheTriggers(
+    sql.unsafe`UPDATE events SET aggregate_version = CASE aggregate_version WHEN 5 THEN 6 ELSE 5 END
+    WHERE event_id IN (${five.event_id}, ${six.event_id})`,
+  );
   const last = await db.pool.one(sql.type(eventRow)`SELECT event_id, aggregate_version, "timestamp" FROM events
     WHERE aggregate_id = ${uuids[3]!} ORDER BY aggregate_version DESC LIMIT 1`);
   await behindTheTriggers(sql.unsafe`DELETE FROM events WHERE event_id = ${last.event_id}`);
@@ -84,7 +99,10 @@ test.serial('altered data, a deleted middle event, swapped versions and a delete
   t.like(of(uuids[2]!), { event_id: six.event_id, version: 5, reason: 'reordered' });
   t.regex(of(uuids[2]!)!.message, /written as version 6/);
   t.like(of(uuids[3]!), { reason: 'head_mismatch' });
-  t.regex(of(uuids[3]!)!.message, new RegExp(`versions ${last.aggregate_version}\\.\\.${last.aggregate_version} are missing at the end`));
+  t.regex(
+    of(uuids[3]!)!.message,
+    new RegExp(`versions ${last.aggregate_version}\\.\\.${last.aggregate_version} are missing at the end`),
+  );
   t.is(of(uuids[4]!), undefined);
 
   const result = await cli(['verify']);
@@ -93,7 +111,11 @@ test.serial('altered data, a deleted middle event, swapped versions and a delete
   t.regex(result.stdout(), /4 broken chain\(s\)/);
   const json = await cli(['verify', '--json', '--aggregate', uuids[0]!]);
   t.is(json.code, 1);
-  t.like(JSON.parse(json.stdout()), { ok: false, aggregates: 1, breaks: [{ event_id: altered.event_id, reason: 'altered' }] });
+  t.like(JSON.parse(json.stdout()), {
+    ok: false,
+    aggregates: 1,
+    breaks: [{ event_id: altered.event_id, reason: 'altered' }],
+  });
   const clean = await cli(['verify', '--aggregate', uuids[4]!]);
   t.is(clean.code, 0, clean.stdout());
 });
@@ -105,7 +127,10 @@ test.serial('--since checks only later events, chaining from the stored hash bef
   t.deepEqual(result.breaks, []);
   const total = (await verifyChains(db.pool, { aggregate: uuids[0]! })).events;
   t.true(result.events > 0 && result.events < total, `${result.events} of ${total}`);
-  const earlier = await verifyChains(db.pool, { aggregate: uuids[0]!, since: new Date(Date.parse(altered.timestamp) - DAY).toISOString() });
+  const earlier = await verifyChains(db.pool, {
+    aggregate: uuids[0]!,
+    since: new Date(Date.parse(altered.timestamp) - DAY).toISOString(),
+  });
   t.like(earlier.breaks[0], { event_id: altered.event_id, reason: 'altered' });
 });
 

@@ -47,7 +47,11 @@ export async function authenticate(ctx: Context, deps: AppDeps): Promise<Princip
 }
 
 const forbidden = (expected: string, got: Principal['type']) =>
-  new HttpError(403, 'forbidden', `this endpoint needs ${expected}; the credentials given are a ${got.replace('_', ' ')}`);
+  new HttpError(
+    403,
+    'forbidden',
+    `this endpoint needs ${expected}; the credentials given are a ${got.replace('_', ' ')}`,
+  );
 
 /** The admin calling, or 401/403. */
 export async function requireAdmin(ctx: Context, deps: AppDeps): Promise<Principal & { type: 'admin' }> {
@@ -64,7 +68,10 @@ export async function requireDevice(ctx: Context, deps: AppDeps): Promise<Princi
 }
 
 /** The provisioning key calling, or 401/403. */
-export async function requireProvisioningKey(ctx: Context, deps: AppDeps): Promise<Principal & { type: 'provisioning_key' }> {
+export async function requireProvisioningKey(
+  ctx: Context,
+  deps: AppDeps,
+): Promise<Principal & { type: 'provisioning_key' }> {
   const p = await authenticate(ctx, deps);
   if (p.type !== 'provisioning_key') throw forbidden('a provisioning key', p.type);
   return p;
@@ -73,9 +80,12 @@ export async function requireProvisioningKey(ctx: Context, deps: AppDeps): Promi
 /** The metadata actor for a principal. */
 export function actorOf(principal: Principal): Actor {
   switch (principal.type) {
-    case 'admin': return { type: 'admin', id: principal.id };
-    case 'device': return { type: 'device', id: principal.uuid };
-    case 'provisioning_key': return { type: 'provisioning_key', id: principal.id };
+    case 'admin':
+      return { type: 'admin', id: principal.id };
+    case 'device':
+      return { type: 'device', id: principal.uuid };
+    case 'provisioning_key':
+      return { type: 'provisioning_key', id: principal.id };
     default: {
       const unreachable: never = principal;
       return unreachable;

@@ -26,15 +26,23 @@ export function assertWithinLimits(body: unknown): void {
   while (stack.length > 0) {
     const { value, path } = stack.pop()!;
     if (typeof value === 'string') {
-      if (value.length > INPUT_LIMITS.maxStringLength) throw invalid(`${path}: longer than ${INPUT_LIMITS.maxStringLength} characters`);
+      if (value.length > INPUT_LIMITS.maxStringLength) {
+        throw invalid(`${path}: longer than ${INPUT_LIMITS.maxStringLength} characters`);
+      }
     } else if (Array.isArray(value)) {
-      if (value.length > INPUT_LIMITS.maxItemsPerArray) throw invalid(`${path}: more than ${INPUT_LIMITS.maxItemsPerArray} items`);
+      if (value.length > INPUT_LIMITS.maxItemsPerArray) {
+        throw invalid(`${path}: more than ${INPUT_LIMITS.maxItemsPerArray} items`);
+      }
       value.forEach((v, i) => stack.push({ value: v, path: `${path}.${i}` }));
     } else if (value !== null && typeof value === 'object') {
       const entries = Object.entries(value);
-      if (entries.length > INPUT_LIMITS.maxKeysPerObject) throw invalid(`${path}: more than ${INPUT_LIMITS.maxKeysPerObject} keys`);
+      if (entries.length > INPUT_LIMITS.maxKeysPerObject) {
+        throw invalid(`${path}: more than ${INPUT_LIMITS.maxKeysPerObject} keys`);
+      }
       for (const [k, v] of entries) {
-        if (k.length > INPUT_LIMITS.maxStringLength) throw invalid(`${path}: a key longer than ${INPUT_LIMITS.maxStringLength} characters`);
+        if (k.length > INPUT_LIMITS.maxStringLength) {
+          throw invalid(`${path}: a key longer than ${INPUT_LIMITS.maxStringLength} characters`);
+        }
         stack.push({ value: v, path: `${path}.${k}` });
       }
     }

@@ -55,7 +55,8 @@ export function createLimiter(rate: RateLimit, now: () => number) {
 }
 
 /** "60/10s" for messages. */
-const describe = (rate: RateLimit) => `${rate.limit} per ${rate.windowMs % 60_000 === 0 ? `${rate.windowMs / 60_000} min` : `${rate.windowMs / 1000} s`}`;
+const describe = (rate: RateLimit) =>
+  `${rate.limit} per ${rate.windowMs % 60_000 === 0 ? `${rate.windowMs / 60_000} min` : `${rate.windowMs / 1000} s`}`;
 
 function limitBy(deps: AppDeps, rate: RateLimit, what: string, keyOf: (ctx: Context) => Promise<string | null>) {
   const limiter = createLimiter(rate, () => deps.clock().getTime());
@@ -63,8 +64,11 @@ function limitBy(deps: AppDeps, rate: RateLimit, what: string, keyOf: (ctx: Cont
     const key = await keyOf(ctx);
     const wait = key === null ? 0 : limiter.take(key);
     if (wait > 0) {
-      throw new HttpError(429, 'rate_limited', `too many ${what}: at most ${describe(rate)}; retry in ${wait} s`,
-        { limit: rate.limit, window_ms: rate.windowMs, retry_after_s: wait }, { 'Retry-After': String(wait) });
+      throw new HttpError(429, 'rate_limited', `too many ${what}: at most ${describe(rate)}; retry in ${wait} s`, {
+        limit: rate.limit,
+        window_ms: rate.windowMs,
+        retry_after_s: wait,
+      }, { 'Retry-After': String(wait) });
     }
     await next();
   };
@@ -85,11 +89,16 @@ export function rateLimitRoutes(router: Router, deps: AppDeps, limits: RateLimit
     router.use('/device/state', perDevice);
   }
   if (limits?.registrations) {
-    const perKey = limitBy(deps, limits.registrations, 'registration attempts with this provisioning key', async (ctx) => {
-      if (ctx.method !== 'POST') return null;
-      const principal = await authenticate(ctx, deps);
-      return principal.type === 'provisioning_key' ? principal.id : null;
-    });
+    const perKey = limitBy(
+      deps,
+      limits.registrations,
+      'registration attempts with this provisioning key',
+      async (ctx) => {
+        if (ctx.method !== 'POST') return null;
+        const principal = await authenticate(ctx, deps);
+        return principal.type === 'provisioning_key' ? principal.id : null;
+      },
+    );
     router.use('/device/register', perKey);
   }
 }

@@ -12,13 +12,21 @@ export function requestDeadline(timeoutMs: number, onLate: (error: unknown, ctx:
   return async function deadline(ctx: Context, next: Next): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const work = next();
-    const expired = new Promise<'expired'>((resolve) => { timer = setTimeout(() => resolve('expired'), timeoutMs); });
+    const expired = new Promise<'expired'>((resolve) => {
+      timer = setTimeout(() => resolve('expired'), timeoutMs);
+    });
     try {
       if ((await Promise.race([work.then(() => 'done' as const), expired])) === 'done') return;
     } finally {
       clearTimeout(timer);
     }
     work.catch((error: unknown) => onLate(error, ctx));
-    throw new HttpError(503, 'request_timeout', `no answer within ${timeoutMs} ms (is the database reachable?); retry later`, undefined, { 'Retry-After': '5' });
+    throw new HttpError(
+      503,
+      'request_timeout',
+      `no answer within ${timeoutMs} ms (is the database reachable?); retry later`,
+      undefined,
+      { 'Retry-After': '5' },
+    );
   };
 }

@@ -13,11 +13,13 @@ import { uuidSchema } from '../request.ts';
 import { errorResponse } from './response-schemas.ts';
 import type { RouteAuth, RouteDoc } from './route-docs.ts';
 
-
 /** A zod schema as JSON Schema (2020-12 compatible: no $schema, no $refs). */
 export function jsonSchemaOf(schema: ZodTypeAny): JsonSchema {
   const converted = zodToJsonSchema(schema, {
-    target: 'jsonSchema2019-09', $refStrategy: 'none', effectStrategy: 'input', pipeStrategy: 'input',
+    target: 'jsonSchema2019-09',
+    $refStrategy: 'none',
+    effectStrategy: 'input',
+    pipeStrategy: 'input',
     // only `.strict()` objects refuse unknown keys; answers may grow fields
     removeAdditionalStrategy: 'strict',
   }) as JsonSchema;
@@ -47,8 +49,13 @@ const SECURITY: Record<Exclude<RouteAuth, 'none'>, Record<string, string[]>[]> =
 /** `/api/v1/devices/:uuid` → `/api/v1/devices/{uuid}`. */
 export const openApiPath = (koaPath: string) => koaPath.replace(/:(\w+)/g, '{$1}');
 
-const operationId = (doc: RouteDoc) => doc.method.toLowerCase() + doc.path.replace(/^\/api\/v1/, '').split(/[/.-]/).filter((s) => s !== '')
-  .map((s) => (s.startsWith(':') ? `By${s.slice(1, 2).toUpperCase()}${s.slice(2)}` : s[0]!.toUpperCase() + s.slice(1))).join('');
+const operationId = (doc: RouteDoc) =>
+  doc.method.toLowerCase() + doc.path.replace(/^\/api\/v1/, '').split(/[/.-]/).filter((s) => s !== '')
+    .map((
+      s,
+    ) => (s.startsWith(':') ? `By${s.slice(1, 2).toUpperCase()}${s.slice(2)}` : s[0]!.toUpperCase() + s.slice(1))).join(
+      '',
+    );
 
 function parametersOf(doc: RouteDoc): Parameter[] {
   const out: Parameter[] = [];
@@ -58,20 +65,44 @@ function parametersOf(doc: RouteDoc): Parameter[] {
   if (doc.query !== undefined) {
     const schema = jsonSchemaOf(doc.query);
     const required = new Set((schema['required'] as string[] | undefined) ?? []);
-    for (const [name, property] of Object.entries((schema['properties'] as Record<string, JsonSchema> | undefined) ?? {})) {
+    for (
+      const [name, property] of Object.entries((schema['properties'] as Record<string, JsonSchema> | undefined) ?? {})
+    ) {
       const help = doc.queryHelp?.[name];
-      out.push({ name, in: 'query', required: required.has(name), ...(help === undefined ? {} : { description: help }), schema: property });
+      out.push({
+        name,
+        in: 'query',
+        required: required.has(name),
+        ...(help === undefined ? {} : { description: help }),
+        schema: property,
+      });
     }
   }
-  for (const header of doc.headers ?? []) out.push({ name: header.name, in: 'header', required: false, description: header.description, schema: { type: 'string' } });
+  for (const header of doc.headers ?? []) {
+    out.push({
+      name: header.name,
+      in: 'header',
+      required: false,
+      description: header.description,
+      schema: { type: 'string' },
+    });
+  }
   return out;
 }
 
 function errorStatuses(doc: RouteDoc): number[] {
   const statuses = new Set(doc.errors ?? []);
-  if (doc.path.includes(':') || doc.query !== undefined || doc.body !== undefined || (doc.headers ?? []).length > 0) statuses.add(400);
-  if (doc.auth !== 'none') { statuses.add(401); statuses.add(403); }
-  if (doc.body !== undefined) { statuses.add(413); statuses.add(415); }
+  if (doc.path.includes(':') || doc.query !== undefined || doc.body !== undefined || (doc.headers ?? []).length > 0) {
+    statuses.add(400);
+  }
+  if (doc.auth !== 'none') {
+    statuses.add(401);
+    statuses.add(403);
+  }
+  if (doc.body !== undefined) {
+    statuses.add(413);
+    statuses.add(415);
+  }
   if (doc.path.startsWith('/api/')) statuses.add(503);
   return [...statuses].filter((s) => doc.responses[s] === undefined).sort();
 }
@@ -82,12 +113,21 @@ function operationOf(doc: RouteDoc): Operation {
   for (const [status, response] of Object.entries(doc.responses)) {
     responses[status] = {
       description: response.description,
-      ...(response.headers === undefined ? {} : { headers: Object.fromEntries(Object.entries(response.headers).map(([k, v]) => [k, { description: v, schema: { type: 'string' } }])) }),
-      ...(response.schema === undefined ? {} : { content: { [response.contentType ?? 'application/json']: { schema: jsonSchemaOf(response.schema) } } }),
+      ...(response.headers === undefined ? {} : {
+        headers: Object.fromEntries(
+          Object.entries(response.headers).map(([k, v]) => [k, { description: v, schema: { type: 'string' } }]),
+        ),
+      }),
+      ...(response.schema === undefined
+        ? {}
+        : { content: { [response.contentType ?? 'application/json']: { schema: jsonSchemaOf(response.schema) } } }),
     };
   }
   for (const status of errorStatuses(doc)) {
-    responses[String(status)] = { description: ERROR_TEXT[status] ?? 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
+    responses[String(status)] = {
+      description: ERROR_TEXT[status] ?? 'error',
+      content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+    };
   }
   return {
     operationId: operationId(doc),
@@ -96,14 +136,20 @@ function operationOf(doc: RouteDoc): Operation {
     ...(doc.description === undefined ? {} : { description: doc.description }),
     ...(doc.auth === 'none' ? { security: [] } : { security: SECURITY[doc.auth] }),
     ...(parameters.length === 0 ? {} : { parameters }),
-    ...(doc.body === undefined ? {} : { requestBody: { required: doc.bodyOptional !== true, content: { 'application/json': { schema: jsonSchemaOf(doc.body) } } } }),
+    ...(doc.body === undefined ? {} : {
+      requestBody: {
+        required: doc.bodyOptional !== true,
+        content: { 'application/json': { schema: jsonSchemaOf(doc.body) } },
+      },
+    }),
     responses,
   };
 }
 
 const packageVersion = (): string => {
   try {
-    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? '0.0.0';
+    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string })
+      .version ?? '0.0.0';
   } catch {
     return '0.0.0';
   }
@@ -124,16 +170,18 @@ export function buildOpenApi(docs: readonly RouteDoc[]): OpenApiDocument {
     info: {
       title: 'devicetrail',
       version: packageVersion(),
-      description: 'A fleet API for IoT devices whose source of truth is an append-only event log. JSON in and out; '
-        + 'credentials are bearer secrets (`Authorization: Bearer …`); every answer carries `X-Request-Id` (an incoming sane one is kept). '
-        + 'Errors are `{"error": {code, message, details?}}`; a rejected request writes nothing.',
+      description: 'A fleet API for IoT devices whose source of truth is an append-only event log. JSON in and out; ' +
+        'credentials are bearer secrets (`Authorization: Bearer …`); every answer carries `X-Request-Id` (an incoming sane one is kept). ' +
+        'Errors are `{"error": {code, message, details?}}`; a rejected request writes nothing.',
     },
     tags: [...new Set(docs.map((d) => d.tag))].map((name) => ({ name })),
     paths,
     components: {
       schemas: { Error: jsonSchemaOf(errorResponse) },
       securitySchemes: {
-        adminToken: bearer('an admin token (`dta_…`): `npm run admin -- create-token --name <name>`, or the bootstrap token in DATA_DIR/admin-token'),
+        adminToken: bearer(
+          'an admin token (`dta_…`): `npm run admin -- create-token --name <name>`, or the bootstrap token in DATA_DIR/admin-token',
+        ),
         provisioningKey: bearer('a provisioning key (`dtp_…`), from POST /api/v1/provisioning-keys'),
         deviceKey: bearer('the `deviceApiKey` the device registered with'),
         metricsToken: bearer('METRICS_TOKEN, which may read /metrics only'),

@@ -30,7 +30,12 @@ export const driftResponse = z.object({
 
 const versionedTarget = targetStateSchema.extend({ version: z.number().int(), updated_at: instant });
 const currentState = z.object({
-  apps: open, system: open, resources: open, config: open.optional(), update_status: z.string().optional(), reported_at: instant,
+  apps: open,
+  system: open,
+  resources: open,
+  config: open.optional(),
+  update_status: z.string().optional(),
+  reported_at: instant,
 });
 
 /** A device as the admin API shows it (the read model). */
@@ -64,64 +69,113 @@ export const eventResponse = storedEventRow.extend({
 });
 
 /** POST /device/register. */
-export const registerResponse = z.object({ device: deviceResponse, created: z.boolean().describe('false: already registered with this key, nothing written') });
+export const registerResponse = z.object({
+  device: deviceResponse,
+  created: z.boolean().describe('false: already registered with this key, nothing written'),
+});
 
 /** GET /device/:uuid/target-state. */
 export const targetPollResponse = z.object({
-  uuid, version: z.number().int().describe('0 before any target'), apps: open, config: open, updated_at: nullableInstant,
+  uuid,
+  version: z.number().int().describe('0 before any target'),
+  apps: open,
+  config: open,
+  updated_at: nullableInstant,
 });
 
 /** PATCH /device/state. */
 export const reportResponse = z.object({
   events_written: z.number().int(),
-  devices: z.record(z.string(), z.object({ version: z.number().int(), in_sync: z.boolean(), events_written: z.number().int() })),
+  devices: z.record(
+    z.string(),
+    z.object({ version: z.number().int(), in_sync: z.boolean(), events_written: z.number().int() }),
+  ),
 });
 
 /** POST /device/events. */
-export const deviceEventsResponse = z.object({ uuid, version: z.number().int(), events_written: z.number().int(), event_ids: z.array(uuid) });
+export const deviceEventsResponse = z.object({
+  uuid,
+  version: z.number().int(),
+  events_written: z.number().int(),
+  event_ids: z.array(uuid),
+});
 
 /** POST /devices/:uuid/target-state. */
-export const setTargetResponse = z.object({ uuid, version: z.number().int(), event_id: uuid.nullable(), in_sync: z.boolean() });
+export const setTargetResponse = z.object({
+  uuid,
+  version: z.number().int(),
+  event_id: uuid.nullable(),
+  in_sync: z.boolean(),
+});
 
 /** PATCH /devices/:uuid/active. */
 export const activeResponse = z.object({
-  uuid, is_active: z.boolean(), changed: z.boolean(), event_type: z.enum(['device.online', 'device.offline']).nullable(), event_id: uuid.nullable(),
+  uuid,
+  is_active: z.boolean(),
+  changed: z.boolean(),
+  event_type: z.enum(['device.online', 'device.offline']).nullable(),
+  event_id: uuid.nullable(),
 });
 
 /** GET /devices. */
-export const deviceListResponse = z.object({ devices: z.array(deviceResponse), total: z.number().int(), limit: z.number().int(), offset: z.number().int() });
+export const deviceListResponse = z.object({
+  devices: z.array(deviceResponse),
+  total: z.number().int(),
+  limit: z.number().int(),
+  offset: z.number().int(),
+});
 
 /** GET /devices/:uuid/events. */
 export const eventListResponse = z.object({
   events: z.array(eventResponse),
-  next_after_version: z.number().int().nullable().describe('pass as after_version for the next page; null on the last page'),
+  next_after_version: z.number().int().nullable().describe(
+    'pass as after_version for the next page; null on the last page',
+  ),
 });
 
 /** A provisioning key (never its secret). */
 export const provisioningKeyResponse = provisioningKeyView;
 
 /** POST /provisioning-keys: the key with its secret, shown only here. */
-export const createdProvisioningKeyResponse = provisioningKeyView.extend({ key: z.string().describe('the secret (dtp_…), shown once') });
+export const createdProvisioningKeyResponse = provisioningKeyView.extend({
+  key: z.string().describe('the secret (dtp_…), shown once'),
+});
 
 /** DELETE /provisioning-keys/:id. */
 export const revokedProvisioningKeyResponse = provisioningKeyView.extend({ changed: z.boolean() });
 
 /** A webhook (never its secret). */
 export const webhookResponse = z.object({
-  id: uuid, url: z.string(), event_types: z.array(z.string()), description: z.string().nullable(),
-  created_by: z.string(), created_at: instant, deleted_at: nullableInstant,
+  id: uuid,
+  url: z.string(),
+  event_types: z.array(z.string()),
+  description: z.string().nullable(),
+  created_by: z.string(),
+  created_at: instant,
+  deleted_at: nullableInstant,
 });
 
 /** GET /webhooks/:id/deliveries. */
 export const deliveriesResponse = z.object({
   deliveries: z.array(z.object({
-    id: uuid, webhook_id: uuid, event_id: uuid, event_type: z.string(),
+    id: uuid,
+    webhook_id: uuid,
+    event_id: uuid,
+    event_type: z.string(),
     status: z.enum(['pending', 'succeeded', 'failed', 'cancelled']),
-    attempts: z.number().int(), next_attempt_at: nullableInstant, last_status_code: z.number().int().nullable(),
-    last_error: z.string().nullable(), created_at: instant, completed_at: nullableInstant,
+    attempts: z.number().int(),
+    next_attempt_at: nullableInstant,
+    last_status_code: z.number().int().nullable(),
+    last_error: z.string().nullable(),
+    created_at: instant,
+    completed_at: nullableInstant,
     attempt_log: z.array(z.object({
-      attempt: z.number().int(), attempted_at: instant, duration_ms: z.number(), status_code: z.number().int().nullable(),
-      error: z.string().nullable(), response_body: z.string().nullable(),
+      attempt: z.number().int(),
+      attempted_at: instant,
+      duration_ms: z.number(),
+      status_code: z.number().int().nullable(),
+      error: z.string().nullable(),
+      response_body: z.string().nullable(),
     })),
   })),
   limit: z.number().int(),
@@ -135,69 +189,152 @@ export const feedResponse = z.object({
   has_more: z.boolean(),
 });
 
-const counts = z.object({ total: z.number().int(), active: z.number().int(), inactive: z.number().int(), in_sync: z.number().int(), drifting: z.number().int() });
-const lag = z.object({ events_behind: z.number().int(), seconds_behind: z.number(), oldest_pending_at: nullableInstant });
+const counts = z.object({
+  total: z.number().int(),
+  active: z.number().int(),
+  inactive: z.number().int(),
+  in_sync: z.number().int(),
+  drifting: z.number().int(),
+});
+const lag = z.object({
+  events_behind: z.number().int(),
+  seconds_behind: z.number(),
+  oldest_pending_at: nullableInstant,
+});
 
 /** GET /fleet/summary. */
 export const fleetSummaryResponse = z.object({
   fleet: z.string().optional(),
   totals: counts,
-  fleets: z.array(counts.extend({ fleet_id: z.string(), device_types: z.array(counts.extend({ device_type: z.string() })) })),
+  fleets: z.array(
+    counts.extend({ fleet_id: z.string(), device_types: z.array(counts.extend({ device_type: z.string() })) }),
+  ),
   device_types: z.array(counts.extend({ device_type: z.string() })),
-  projection: lag.extend({ name: z.string(), events_processed: z.number().int(), last_error: z.string().nullable() }).passthrough(),
-  listeners: z.array(lag.extend({ name: z.string(), events_processed: z.number().int(), dead_letters: z.number().int() }).passthrough()),
+  projection: lag.extend({ name: z.string(), events_processed: z.number().int(), last_error: z.string().nullable() })
+    .passthrough(),
+  listeners: z.array(
+    lag.extend({ name: z.string(), events_processed: z.number().int(), dead_letters: z.number().int() }).passthrough(),
+  ),
 });
 
 /** GET /devices/:uuid/state: the folded state at an instant. */
 export const replayStateResponse = deviceResponse.omit({ last_seen_at: true }).extend({
   at: instant,
   last_seen_at: nullableInstant,
-  containers: open, images: open, volumes: open, networks: open,
-  reconciliation: open.nullable(), connectivity: open,
+  containers: open,
+  images: open,
+  volumes: open,
+  networks: open,
+  reconciliation: open.nullable(),
+  connectivity: open,
   replay: z.object({ events_folded: z.number().int(), snapshot_version: z.number().int().nullable() }),
 }).passthrough();
 
-const eventRef = z.object({ event_id: uuid, event_type: z.string(), version: z.number().int(), timestamp: instant, actor: z.string() });
+const eventRef = z.object({
+  event_id: uuid,
+  event_type: z.string(),
+  version: z.number().int(),
+  timestamp: instant,
+  actor: z.string(),
+});
 
 /** GET /devices/:uuid/drift: out-of-sync intervals over a period. */
 export const replayDriftResponse = z.object({
-  uuid, device_name: z.string(), since: nullableInstant, until: instant, in_sync_at_end: z.boolean(),
-  intervals: z.array(z.object({
-    start: instant, end: nullableInstant, ongoing: z.boolean(), duration_ms: z.number(), target_version: z.number().int().nullable(),
-    differed: open, started_by: eventRef, ended_by: eventRef.nullable(),
-  }).passthrough()),
+  uuid,
+  device_name: z.string(),
+  since: nullableInstant,
+  until: instant,
+  in_sync_at_end: z.boolean(),
+  intervals: z.array(
+    z.object({
+      start: instant,
+      end: nullableInstant,
+      ongoing: z.boolean(),
+      duration_ms: z.number(),
+      target_version: z.number().int().nullable(),
+      differed: open,
+      started_by: eventRef,
+      ended_by: eventRef.nullable(),
+    }).passthrough(),
+  ),
   reconciliations: z.array(open),
-  totals: z.object({ intervals: z.number().int(), out_of_sync_ms: z.number(), longest_ms: z.number(), window_ms: z.number().nullable() }),
+  totals: z.object({
+    intervals: z.number().int(),
+    out_of_sync_ms: z.number(),
+    longest_ms: z.number(),
+    window_ms: z.number().nullable(),
+  }),
 });
 
 /** GET /devices/:uuid/diff: what changed between two instants. */
 export const replayDiffResponse = z.object({
-  uuid, device_name: z.string(), from: instant, to: instant, summary: open,
-  changes: z.array(z.object({ path: z.string(), before: z.unknown().optional(), after: z.unknown().optional(), caused_by: z.array(eventRef) })),
+  uuid,
+  device_name: z.string(),
+  from: instant,
+  to: instant,
+  summary: open,
+  changes: z.array(
+    z.object({
+      path: z.string(),
+      before: z.unknown().optional(),
+      after: z.unknown().optional(),
+      caused_by: z.array(eventRef),
+    }),
+  ),
   events: z.array(eventRef.extend({ changed: z.array(z.string()) })),
 });
 
 /** GET /fleet/status: every device's sync state at an instant. */
 export const fleetStatusResponse = z.object({
-  at: instant, fleet: z.string().nullable(),
-  devices: z.array(z.object({ uuid, device_name: z.string(), fleet_id: z.string(), is_active: z.boolean(), in_sync: z.boolean().nullable() }).passthrough()),
-  totals: z.object({ devices: z.number().int(), in_sync: z.number().int(), out_of_sync: z.number().int() }).passthrough(),
+  at: instant,
+  fleet: z.string().nullable(),
+  devices: z.array(
+    z.object({
+      uuid,
+      device_name: z.string(),
+      fleet_id: z.string(),
+      is_active: z.boolean(),
+      in_sync: z.boolean().nullable(),
+    }).passthrough(),
+  ),
+  totals: z.object({ devices: z.number().int(), in_sync: z.number().int(), out_of_sync: z.number().int() })
+    .passthrough(),
 });
 
 const analyticsWindow = z.object({ from: instant, to: instant, duration_ms: z.number() });
 const activity = z.object({
-  total: z.number().int(), devices: z.number().int(), per_hour: z.number(),
-  top: z.array(z.object({ uuid, count: z.number().int(), first: instant, last: instant, device_name: z.string().nullable(), per_hour: z.number() })),
+  total: z.number().int(),
+  devices: z.number().int(),
+  per_hour: z.number(),
+  top: z.array(
+    z.object({
+      uuid,
+      count: z.number().int(),
+      first: instant,
+      last: instant,
+      device_name: z.string().nullable(),
+      per_hour: z.number(),
+    }),
+  ),
 });
 const reconciliationStats = z.object({
-  targets: z.number().int(), converged: z.number().int(), pending: z.number().int(), superseded: z.number().int(),
-  delay_ms: open.nullable(), slowest: z.array(open), waiting: z.array(open),
+  targets: z.number().int(),
+  converged: z.number().int(),
+  pending: z.number().int(),
+  superseded: z.number().int(),
+  delay_ms: open.nullable(),
+  slowest: z.array(open),
+  waiting: z.array(open),
 });
 const driftingNow = z.object({ as_of: instant, count: z.number().int(), devices: z.array(open) });
 
 /** GET /analytics: the seed's questions over a window. */
 export const analyticsResponse = z.object({
-  window: analyticsWindow, target_changes: activity, reports: activity, reconciliation: reconciliationStats, drifting_now: driftingNow,
+  window: analyticsWindow,
+  target_changes: activity,
+  reports: activity,
+  reconciliation: reconciliationStats,
+  drifting_now: driftingNow,
 });
 
 /** GET /analytics/target-changes and /analytics/reports. */

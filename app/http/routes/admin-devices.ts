@@ -15,7 +15,9 @@ import { deviceView } from '../views.ts';
 /** The seed's target body: `{apps, config}`; config may be omitted. */
 export const targetBody = targetStateSchema.extend({
   apps: targetStateSchema.shape.apps.refine((apps) => Object.keys(apps).length <= 100, 'at most 100 apps'),
-  config: targetStateSchema.shape.config.refine((c) => Object.keys(c).length <= 500, 'at most 500 config keys').default({}),
+  config: targetStateSchema.shape.config.refine((c) => Object.keys(c).length <= 500, 'at most 500 config keys').default(
+    {},
+  ),
 }).strict();
 
 export const activeBody = z.object({
@@ -64,13 +66,23 @@ export function adminRoutes(router: Router, deps: AppDeps): void {
     const target = parseOr400(targetBody, jsonBody(ctx));
     await existingDevice(deps, uuid);
     const now = deps.clock().toISOString();
-    const result = await handleCommand(deps.pool, deps.store, deviceAdapter, uuid,
+    const result = await handleCommand(
+      deps.pool,
+      deps.store,
+      deviceAdapter,
+      uuid,
       (state) => decide({ type: 'set_target_state', now, target, expected_version: expected }, state),
-      { metadata: requestMetadata(ctx, actorOf(admin)), source: 'api' });
+      { metadata: requestMetadata(ctx, actorOf(admin)), source: 'api' },
+    );
     const state = result.state;
     const version = state.status === 'registered' ? state.target?.version ?? 0 : 0;
     ctx.set('ETag', `"${version}"`);
-    ctx.body = { uuid, version, event_id: result.events[0]?.event_id ?? null, in_sync: state.status === 'registered' && state.drift.in_sync };
+    ctx.body = {
+      uuid,
+      version,
+      event_id: result.events[0]?.event_id ?? null,
+      in_sync: state.status === 'registered' && state.drift.in_sync,
+    };
   });
 
   router.patch('/devices/:uuid/active', async (ctx: Context) => {
@@ -79,11 +91,22 @@ export function adminRoutes(router: Router, deps: AppDeps): void {
     const body = parseOr400(activeBody, jsonBody(ctx));
     await existingDevice(deps, uuid);
     const now = deps.clock().toISOString();
-    const result = await handleCommand(deps.pool, deps.store, deviceAdapter, uuid,
+    const result = await handleCommand(
+      deps.pool,
+      deps.store,
+      deviceAdapter,
+      uuid,
       (state) => decide({ type: 'set_active', now, is_active: body.is_active, reason: body.reason }, state),
-      { metadata: requestMetadata(ctx, actorOf(admin)), source: 'api' });
+      { metadata: requestMetadata(ctx, actorOf(admin)), source: 'api' },
+    );
     const event = result.events[0];
-    ctx.body = { uuid, is_active: body.is_active, changed: event !== undefined, event_type: event?.event_type ?? null, event_id: event?.event_id ?? null };
+    ctx.body = {
+      uuid,
+      is_active: body.is_active,
+      changed: event !== undefined,
+      event_type: event?.event_type ?? null,
+      event_id: event?.event_id ?? null,
+    };
   });
 
   router.get('/devices', async (ctx: Context) => {
@@ -93,7 +116,8 @@ export function adminRoutes(router: Router, deps: AppDeps): void {
       ...(query.fleet === undefined ? {} : { fleet_id: query.fleet }),
       ...(query.in_sync === undefined ? {} : { in_sync: query.in_sync }),
       ...(query.active === undefined ? {} : { is_active: query.active }),
-      limit: query.limit, offset: query.offset,
+      limit: query.limit,
+      offset: query.offset,
     });
     ctx.body = { devices: devices.map(deviceView), total, limit: query.limit, offset: query.offset };
   });
@@ -108,14 +132,20 @@ export function adminRoutes(router: Router, deps: AppDeps): void {
     const uuid = uuidParam(ctx);
     const query = parseOr400(eventListQuery, ctx.query, 'query');
     await existingDevice(deps, uuid);
-    const types = query.type === undefined ? undefined : (Array.isArray(query.type) ? query.type : query.type.split(',')).map((t) => t.trim()).filter((t) => t !== '');
+    const types = query.type === undefined
+      ? undefined
+      : (Array.isArray(query.type) ? query.type : query.type.split(',')).map((t) => t.trim()).filter((t) => t !== '');
     const events = await deps.devices.events(uuid, {
       ...(types === undefined ? {} : { types }),
       ...(query.since === undefined ? {} : { since: query.since }),
       ...(query.until === undefined ? {} : { until: query.until }),
-      afterVersion: query.after_version, limit: query.limit,
+      afterVersion: query.after_version,
+      limit: query.limit,
     });
     const last = events[events.length - 1];
-    ctx.body = { events, next_after_version: events.length === query.limit && last !== undefined ? last.aggregate_version : null };
+    ctx.body = {
+      events,
+      next_after_version: events.length === query.limit && last !== undefined ? last.aggregate_version : null,
+    };
   });
 }

@@ -9,8 +9,15 @@ import type { Router } from '@koa/router';
 import type { DatabasePool } from 'slonik';
 import { z } from 'zod';
 import {
-  START_CURSOR, KnownVersions, decodeCursor, encodeCursor, feedEventJson, headCursor, readFeedBatch,
-  type FeedCursor, type FeedFilter,
+  decodeCursor,
+  encodeCursor,
+  type FeedCursor,
+  feedEventJson,
+  type FeedFilter,
+  headCursor,
+  KnownVersions,
+  readFeedBatch,
+  START_CURSOR,
 } from '../../../infra/realtime/feed.ts';
 import { eventNotifier } from '../../../infra/realtime/notifier.ts';
 import { requireAdmin } from '../middleware/auth.ts';
@@ -21,9 +28,14 @@ import { processShutdown } from '../../shutdown.ts';
 const EVENT_TYPE = /^[a-z0-9_]+(\.[a-z0-9_]+)*$/;
 
 const typeParam = z.union([z.string().max(2000), z.array(z.string().max(2000)).max(50)])
-  .transform((v) => (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== ''))
+  .transform((v) =>
+    (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== '')
+  )
   .refine((types) => types.length <= 50, 'at most 50 event types')
-  .refine((types) => types.every((t) => EVENT_TYPE.test(t) && t.length <= 64), 'event types look like device.offline (lowercase, dot-separated)');
+  .refine(
+    (types) => types.every((t) => EVENT_TYPE.test(t) && t.length <= 64),
+    'event types look like device.offline (lowercase, dot-separated)',
+  );
 
 const filterShape = {
   type: typeParam.optional(),
@@ -33,7 +45,8 @@ const filterShape = {
 };
 
 /** Query of GET /events. */
-export const feedQuery = z.object({ ...filterShape, limit: z.coerce.number().int().min(1).max(1000).default(100) }).strict();
+export const feedQuery = z.object({ ...filterShape, limit: z.coerce.number().int().min(1).max(1000).default(100) })
+  .strict();
 
 /** Query of GET /events/stream. */
 export const streamQuery = z.object(filterShape).strict();
@@ -48,8 +61,12 @@ function cursorOr400(text: string, field: string): FeedCursor {
   return cursor;
 }
 
-function toFilter(query: { type?: string[] | undefined; aggregate_type?: string | undefined; aggregate_id?: string | undefined }): FeedFilter | undefined {
-  if (query.type === undefined && query.aggregate_type === undefined && query.aggregate_id === undefined) return undefined;
+function toFilter(
+  query: { type?: string[] | undefined; aggregate_type?: string | undefined; aggregate_id?: string | undefined },
+): FeedFilter | undefined {
+  if (query.type === undefined && query.aggregate_type === undefined && query.aggregate_id === undefined) {
+    return undefined;
+  }
   return {
     ...(query.type === undefined || query.type.length === 0 ? {} : { types: query.type }),
     ...(query.aggregate_type === undefined ? {} : { aggregateType: query.aggregate_type }),
@@ -58,7 +75,14 @@ function toFilter(query: { type?: string[] | undefined; aggregate_type?: string 
 }
 
 /** Writes the feed to an SSE stream until the client goes, the process drains, or the database fails. */
-async function pump(stream: ServerResponse, pool: DatabasePool, start: FeedCursor, filter: FeedFilter | undefined, signal: AbortSignal, onError: (error: unknown) => void): Promise<void> {
+async function pump(
+  stream: ServerResponse,
+  pool: DatabasePool,
+  start: FeedCursor,
+  filter: FeedFilter | undefined,
+  signal: AbortSignal,
+  onError: (error: unknown) => void,
+): Promise<void> {
   const notifier = eventNotifier(pool);
   let pending = false;
   let wakeUp: (() => void) | null = null;
@@ -78,7 +102,11 @@ async function pump(stream: ServerResponse, pool: DatabasePool, start: FeedCurso
     await write('retry: 3000\n: connected\n\n');
     while (!signal.aborted && !processShutdown.draining) {
       pending = false;
-      const batch = await readFeedBatch(pool, cursor, { limit: STREAM_BATCH, ...(filter ? { filter } : {}), ...(known ? { known } : {}) });
+      const batch = await readFeedBatch(pool, cursor, {
+        limit: STREAM_BATCH,
+        ...(filter ? { filter } : {}),
+        ...(known ? { known } : {}),
+      });
       for (const item of batch.items) {
         await write(`id: ${encodeCursor(item.cursor)}\ndata: ${JSON.stringify(feedEventJson(item.event))}\n\n`);
       }
@@ -92,7 +120,10 @@ async function pump(stream: ServerResponse, pool: DatabasePool, start: FeedCurso
       notifier.ensure();
       if (pending || signal.aborted) continue;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => { wakeUp = null; resolve(); }, batch.heldBack ? 100 : STREAM_POLL_MS);
+        const timer = setTimeout(() => {
+          wakeUp = null;
+          resolve();
+        }, batch.heldBack ? 100 : STREAM_POLL_MS);
         wakeUp = () => {
           clearTimeout(timer);
           wakeUp = null;
@@ -118,7 +149,11 @@ export function feedRoutes(router: Router, deps: AppDeps): void {
     const filter = toFilter(query);
     const batch = await readFeedBatch(deps.pool, cursor, { limit: query.limit, ...(filter ? { filter } : {}) });
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = { events: batch.items.map((item) => feedEventJson(item.event)), next_cursor: encodeCursor(batch.cursor), has_more: batch.full };
+    ctx.body = {
+      events: batch.items.map((item) => feedEventJson(item.event)),
+      next_cursor: encodeCursor(batch.cursor),
+      has_more: batch.full,
+    };
   });
 
   router.get('/events/stream', async (ctx: Context) => {
@@ -126,9 +161,11 @@ export function feedRoutes(router: Router, deps: AppDeps): void {
     const query = parseOr400(streamQuery, ctx.query, 'query');
     const lastEventId = ctx.get('Last-Event-ID');
     const filter = toFilter(query);
-    const cursor = lastEventId !== '' ? cursorOr400(lastEventId, 'Last-Event-ID header')
-      : query.after !== undefined ? cursorOr400(query.after, 'query.after')
-        : await headCursor(deps.pool);
+    const cursor = lastEventId !== ''
+      ? cursorOr400(lastEventId, 'Last-Event-ID header')
+      : query.after !== undefined
+      ? cursorOr400(query.after, 'query.after')
+      : await headCursor(deps.pool);
     ctx.req.socket.setTimeout(0);
     ctx.req.socket.setNoDelay(true);
     ctx.req.socket.setKeepAlive(true);
@@ -141,6 +178,13 @@ export function feedRoutes(router: Router, deps: AppDeps): void {
     ctx.res.flushHeaders();
     const closed = new AbortController();
     ctx.res.once('close', () => closed.abort());
-    void pump(ctx.res, deps.pool, cursor, filter, closed.signal, (error) => deps.logError('event stream stopped', error));
+    void pump(
+      ctx.res,
+      deps.pool,
+      cursor,
+      filter,
+      closed.signal,
+      (error) => deps.logError('event stream stopped', error),
+    );
   });
 }

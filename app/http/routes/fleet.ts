@@ -23,7 +23,9 @@ export function fleetRoutes(router: Router, deps: AppDeps): void {
     const projection = deviceSummaryProjection(deps.pool);
     // read-your-writes: fold what is committed before answering; a failing event shows up
     // as the projection's last_error and lag, not as a failed request
-    await projection.process({ maxEvents: CATCH_UP_PER_REQUEST }).catch((error: unknown) => deps.logError('device_summary projection failed', error));
+    await projection.process({ maxEvents: CATCH_UP_PER_REQUEST }).catch((error: unknown) =>
+      deps.logError('device_summary projection failed', error)
+    );
     const [summary, status, listeners] = await Promise.all([
       readDeviceSummary(deps.pool, projection.definition, query.fleet),
       projection.status(),

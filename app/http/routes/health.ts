@@ -3,7 +3,7 @@
 // not shutting down). Unauthenticated; they reveal no data.
 import type { Context } from 'koa';
 import type { Router } from '@koa/router';
-import { sql, type DatabasePool } from 'slonik';
+import { type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
 import { listMigrations } from '../../../infra/postgres/migrate.ts';
 import { utcDay } from '../../../infra/event-store/partitions.ts';
@@ -31,9 +31,11 @@ async function migrationsCheck(pool: DatabasePool): Promise<Check> {
 }
 
 async function partitionsCheck(pool: DatabasePool, now: Date, daysAhead: number): Promise<Check> {
-  const present = new Set(await pool.anyFirst(sql.type(nameRow)`
+  const present = new Set(
+    await pool.anyFirst(sql.type(nameRow)`
     SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-     WHERE i.inhparent = 'events'::regclass`));
+     WHERE i.inhparent = 'events'::regclass`),
+  );
   const missing: string[] = [];
   for (let i = 0; i <= daysAhead; i += 1) {
     const day = utcDay(now.getTime() + i * 86_400_000);

@@ -32,11 +32,23 @@ export function provisioningKeyRoutes(router: Router, deps: AppDeps): void {
     }
     const id = randomUUID();
     const secret = generateSecret(PROVISIONING_KEY_PREFIX);
-    await handleCommand(deps.pool, deps.store, provisioningKeyAdapter, id, (state) => decideProvisioningKey({
-      type: 'create_provisioning_key', now, fleet_id: body.fleet_id, description: body.description ?? null,
-      expires_at: body.expires_at ?? null, max_devices: body.max_devices ?? null,
-    }, state), { metadata: requestMetadata(ctx, actorOf(admin)), source: 'api' },
-    async (tx, result) => insertKeyRow(tx, id, secret, result.state));
+    await handleCommand(
+      deps.pool,
+      deps.store,
+      provisioningKeyAdapter,
+      id,
+      (state) =>
+        decideProvisioningKey({
+          type: 'create_provisioning_key',
+          now,
+          fleet_id: body.fleet_id,
+          description: body.description ?? null,
+          expires_at: body.expires_at ?? null,
+          max_devices: body.max_devices ?? null,
+        }, state),
+      { metadata: requestMetadata(ctx, actorOf(admin)), source: 'api' },
+      async (tx, result) => insertKeyRow(tx, id, secret, result.state),
+    );
     ctx.status = 201;
     ctx.body = { ...(await deps.provisioningKeys.get(id)), key: secret };
   });
@@ -52,11 +64,18 @@ export function provisioningKeyRoutes(router: Router, deps: AppDeps): void {
     if (!id.success) throw new HttpError(400, 'invalid_request', 'path parameter id: must be a uuid');
     const raw = ctx.request.length > 0 ? jsonBody(ctx) : {};
     const body = parseOr400(revokeKeyBody, raw ?? {});
-    if ((await deps.provisioningKeys.get(id.data)) === null) throw new HttpError(404, 'provisioning_key_not_found', `no provisioning key ${id.data}`);
+    if ((await deps.provisioningKeys.get(id.data)) === null) {
+      throw new HttpError(404, 'provisioning_key_not_found', `no provisioning key ${id.data}`);
+    }
     const now = deps.clock().toISOString();
-    const result = await handleCommand(deps.pool, deps.store, provisioningKeyAdapter, id.data,
+    const result = await handleCommand(
+      deps.pool,
+      deps.store,
+      provisioningKeyAdapter,
+      id.data,
       (state) => decideProvisioningKey({ type: 'revoke_provisioning_key', now, reason: body.reason ?? null }, state),
-      { metadata: requestMetadata(ctx, actorOf(admin)), source: 'api' });
+      { metadata: requestMetadata(ctx, actorOf(admin)), source: 'api' },
+    );
     ctx.body = { ...(await deps.provisioningKeys.get(id.data)), changed: result.events.length > 0 };
   });
 }

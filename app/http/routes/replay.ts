@@ -4,7 +4,13 @@
 import type { Context } from 'koa';
 import type { Router } from '@koa/router';
 import { z } from 'zod';
-import { activity, analyticsWindow, computeAnalytics, driftingNow, reconciliationStats } from '../../../domain/replay/analytics.ts';
+import {
+  activity,
+  analyticsWindow,
+  computeAnalytics,
+  driftingNow,
+  reconciliationStats,
+} from '../../../domain/replay/analytics.ts';
 import { driftReport } from '../../../domain/replay/drift.ts';
 import { createReplayQueries } from '../../../infra/replay/queries.ts';
 import { replayDiff, replayDrift, replayFleet, replayHistory, replayState } from '../../../domain/replay/service.ts';
@@ -23,10 +29,12 @@ export const rangeQuery = z.object({ since: instantSchema.optional(), until: ins
 /** Query of GET /devices/:uuid/diff. */
 export const diffQuery = z.object({ from: instantSchema, to: instantSchema.optional() }).strict();
 /** Query of GET /fleet/status. */
-export const fleetQuery = z.object({ at: instantSchema.optional(), fleet: z.string().min(1).max(128).optional() }).strict();
+export const fleetQuery = z.object({ at: instantSchema.optional(), fleet: z.string().min(1).max(128).optional() })
+  .strict();
 /** Query of the GET /analytics endpoints. */
 export const analyticsQuery = z.object({
-  window: z.string().max(32).refine((w) => parseDuration(w) !== null, 'must be a duration such as 90s, 15m, 24h or 7d').default('24h'),
+  window: z.string().max(32).refine((w) => parseDuration(w) !== null, 'must be a duration such as 90s, 15m, 24h or 7d')
+    .default('24h'),
   top: z.coerce.number().int().min(1).max(1000).default(10),
 }).strict();
 
@@ -37,7 +45,12 @@ async function mapped<T>(work: () => Promise<T>): Promise<T> {
   } catch (error) {
     if (!(error instanceof ReplayError)) throw error;
     const status = error.code === 'invalid_range' ? 400 : error.code === 'before_retention_horizon' ? 410 : 404;
-    throw new HttpError(status, error.code === 'invalid_range' ? 'invalid_request' : error.code, error.message, error.details);
+    throw new HttpError(
+      status,
+      error.code === 'invalid_range' ? 'invalid_request' : error.code,
+      error.message,
+      error.details,
+    );
   }
 }
 
@@ -74,8 +87,17 @@ export function replayRoutes(router: Router, deps: AppDeps): void {
     const query = parseOr400(rangeQuery, ctx.query, 'query');
     const { device, history } = await mapped(() => replayHistory(source, uuid, query));
     ctx.type = 'text/html; charset=utf-8';
-    ctx.set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:");
-    ctx.body = renderTimeline({ device, history, drift: driftReport(history), generatedAt: deps.clock().toISOString(), sourceDescription: 'the devicetrail API' });
+    ctx.set(
+      'Content-Security-Policy',
+      "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:",
+    );
+    ctx.body = renderTimeline({
+      device,
+      history,
+      drift: driftReport(history),
+      generatedAt: deps.clock().toISOString(),
+      sourceDescription: 'the devicetrail API',
+    });
   });
 
   router.get('/fleet/status', async (ctx: Context) => {

@@ -9,7 +9,14 @@ import type { Router } from '@koa/router';
 import { z } from 'zod';
 import { deviceEventSchemas } from '../../../domain/device/events.ts';
 import { provisioningKeyEventSchemas } from '../../../domain/provisioning-key/events.ts';
-import { createWebhook, deleteWebhook, getWebhook, listDeliveries, listWebhooks, type Webhook } from '../../../infra/webhooks/registry.ts';
+import {
+  createWebhook,
+  deleteWebhook,
+  getWebhook,
+  listDeliveries,
+  listWebhooks,
+  type Webhook,
+} from '../../../infra/webhooks/registry.ts';
 import { generateWebhookSecret } from '../../../infra/webhooks/signature.ts';
 import { requireAdmin } from '../middleware/auth.ts';
 import type { AppDeps } from '../deps.ts';
@@ -17,28 +24,42 @@ import { HttpError, parseOr400 } from '../errors.ts';
 import { jsonBody, uuidParam } from '../request.ts';
 
 /** Event types a webhook may name: the catalogue's, `*`, or a prefix such as `device.*`. */
-export const knownEventTypes = (): string[] => [...Object.keys(deviceEventSchemas), ...Object.keys(provisioningKeyEventSchemas)].sort();
+export const knownEventTypes = (): string[] =>
+  [...Object.keys(deviceEventSchemas), ...Object.keys(provisioningKeyEventSchemas)].sort();
 
 const eventTypePattern = z.string().min(1).max(64).superRefine((value, ctx) => {
   if (value === '*') return;
   if (value.endsWith('.*') && /^[a-z0-9_]+(\.[a-z0-9_]+)*\.\*$/.test(value)) return;
   if (!knownEventTypes().includes(value)) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `unknown event type "${value}"; use "*", a prefix like "device.*", or one of: ${knownEventTypes().join(', ')}` });
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      message: `unknown event type "${value}"; use "*", a prefix like "device.*", or one of: ${
+        knownEventTypes().join(', ')
+      }`,
+    });
   }
 });
 
-const webhookUrl = z.string().max(2048).url('must be an absolute http(s) URL').refine((s) => /^https?:\/\//i.test(s), 'must be an http or https URL');
+const webhookUrl = z.string().max(2048).url('must be an absolute http(s) URL').refine(
+  (s) => /^https?:\/\//i.test(s),
+  'must be an http or https URL',
+);
 
 /** Body of POST /webhooks. */
 export const webhookBody = z.object({
   url: webhookUrl,
   event_types: z.array(eventTypePattern).min(1, 'name at least one event type').max(50),
-  secret: z.string().min(16, 'must be at least 16 characters').max(256).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces').optional(),
+  secret: z.string().min(16, 'must be at least 16 characters').max(256).regex(
+    /^[\x21-\x7e]+$/,
+    'must be printable ASCII without spaces',
+  ).optional(),
   description: z.string().min(1).max(500).optional(),
 }).strict();
 
 /** Query of GET /webhooks. */
-export const listQuery = z.object({ include_deleted: z.enum(['true', 'false']).transform((v) => v === 'true').optional() }).strict();
+export const listQuery = z.object({
+  include_deleted: z.enum(['true', 'false']).transform((v) => v === 'true').optional(),
+}).strict();
 
 /** Query of GET /webhooks/:id/deliveries. */
 export const deliveriesQuery = z.object({
@@ -49,8 +70,13 @@ export const deliveriesQuery = z.object({
 
 /** A webhook as served (never the secret). */
 export const webhookView = (w: Webhook) => ({
-  id: w.id, url: w.url, event_types: w.event_types, description: w.description,
-  created_by: w.created_by, created_at: w.created_at, deleted_at: w.deleted_at,
+  id: w.id,
+  url: w.url,
+  event_types: w.event_types,
+  description: w.description,
+  created_by: w.created_by,
+  created_at: w.created_at,
+  deleted_at: w.deleted_at,
 });
 
 async function existingWebhook(deps: AppDeps, id: string): Promise<Webhook> {
@@ -105,7 +131,11 @@ export function webhookRoutes(router: Router, deps: AppDeps): void {
     const id = uuidParam(ctx, 'id');
     const query = parseOr400(deliveriesQuery, ctx.query, 'query');
     await existingWebhook(deps, id);
-    const deliveries = await listDeliveries(deps.pool, id, { status: query.status, limit: query.limit, offset: query.offset });
+    const deliveries = await listDeliveries(deps.pool, id, {
+      status: query.status,
+      limit: query.limit,
+      offset: query.offset,
+    });
     ctx.body = { deliveries, limit: query.limit, offset: query.offset };
   });
 }

@@ -1,19 +1,21 @@
 // The built-in `device_summary` projection: each device's state folded with the domain's
 // `evolve`, keyed by uuid, summed up by fleet and device type (active/inactive, in sync/
 // drifting) for GET /api/v1/fleet/summary.
-import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { type CommonQueryMethods, type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
 import { deviceEventSchemas, parseDeviceEvent } from '../../../domain/device/events.ts';
 import { jsonEqual } from '../../../domain/device/drift.ts';
 import { evolve, FOLD_VERSION } from '../../../domain/device/evolve.ts';
-import { initialState, type DeviceState } from '../../../domain/device/state.ts';
+import { type DeviceState, initialState } from '../../../domain/device/state.ts';
 import { ProjectionBuilder, type ProjectionOptions } from '../projection-builder.ts';
 
 /** The projection's name. */
 export const DEVICE_SUMMARY = 'device_summary';
 
 /** Creates the device_summary builder (options: database, polling, logging). */
-export function createDeviceSummaryProjection(options: Omit<ProjectionOptions<DeviceState>, 'key' | 'initialState' | 'version'> = {}): ProjectionBuilder<DeviceState> {
+export function createDeviceSummaryProjection(
+  options: Omit<ProjectionOptions<DeviceState>, 'key' | 'initialState' | 'version'> = {},
+): ProjectionBuilder<DeviceState> {
   const builder = new ProjectionBuilder<DeviceState>(DEVICE_SUMMARY, {
     ...options,
     key: (event) => (event.aggregate_type === 'device' ? event.aggregate_id : null),
@@ -39,9 +41,9 @@ export function createDeviceSummaryProjection(options: Omit<ProjectionOptions<De
 function changesSummary(data: Record<string, unknown>, state: DeviceState): boolean {
   if (state.status !== 'registered' || state.current === null) return true;
   const current = state.current;
-  return (data['apps'] !== undefined && !jsonEqual(data['apps'], current.apps))
-    || (data['config'] !== undefined && !jsonEqual(data['config'], current.config))
-    || (data['update_status'] !== undefined && data['update_status'] !== current.update_status);
+  return (data['apps'] !== undefined && !jsonEqual(data['apps'], current.apps)) ||
+    (data['config'] !== undefined && !jsonEqual(data['config'], current.config)) ||
+    (data['update_status'] !== undefined && data['update_status'] !== current.update_status);
 }
 
 const builders = new WeakMap<DatabasePool, ProjectionBuilder<DeviceState>>();
@@ -69,15 +71,31 @@ export type DeviceSummary = {
   device_types: (DeviceCounts & { device_type: string })[];
 };
 
-const groupRow = z.object({ fleet_id: z.string(), device_type: z.string(), total: z.number(), active: z.number(), in_sync: z.number() });
+const groupRow = z.object({
+  fleet_id: z.string(),
+  device_type: z.string(),
+  total: z.number(),
+  active: z.number(),
+  in_sync: z.number(),
+});
 
-const counts = (total: number, active: number, inSync: number): DeviceCounts =>
-  ({ total, active, inactive: total - active, in_sync: inSync, drifting: total - inSync });
+const counts = (total: number, active: number, inSync: number): DeviceCounts => ({
+  total,
+  active,
+  inactive: total - active,
+  in_sync: inSync,
+  drifting: total - inSync,
+});
 
-const add = (a: DeviceCounts, b: DeviceCounts): DeviceCounts => counts(a.total + b.total, a.active + b.active, a.in_sync + b.in_sync);
+const add = (a: DeviceCounts, b: DeviceCounts): DeviceCounts =>
+  counts(a.total + b.total, a.active + b.active, a.in_sync + b.in_sync);
 
 /** Sums the projection's device states by fleet and type (optionally one fleet). */
-export async function readDeviceSummary(connection: CommonQueryMethods, definition: string, fleetId?: string): Promise<DeviceSummary> {
+export async function readDeviceSummary(
+  connection: CommonQueryMethods,
+  definition: string,
+  fleetId?: string,
+): Promise<DeviceSummary> {
   const fleet = fleetId === undefined ? sql.fragment`` : sql.fragment`AND state->>'fleet_id' = ${fleetId}`;
   const rows = await connection.any(sql.type(groupRow)`
     SELECT state->>'fleet_id' AS fleet_id, state->>'device_type' AS device_type,
@@ -95,7 +113,11 @@ export async function readDeviceSummary(connection: CommonQueryMethods, definiti
     const c = counts(row.total, row.active, row.in_sync);
     totals = add(totals, c);
     const f = fleets.get(row.fleet_id) ?? { fleet_id: row.fleet_id, ...zero, device_types: [] };
-    fleets.set(row.fleet_id, { ...f, ...add(f, c), device_types: [...f.device_types, { device_type: row.device_type, ...c }] });
+    fleets.set(row.fleet_id, {
+      ...f,
+      ...add(f, c),
+      device_types: [...f.device_types, { device_type: row.device_type, ...c }],
+    });
     types.set(row.device_type, add(types.get(row.device_type) ?? zero, c));
   }
   return {
