@@ -1,5 +1,11 @@
 // The slonik pool, with type parsers that keep timestamps as ISO strings and int8 as numbers.
-import { createPool, type DatabasePool } from 'slonik';
+//
+// Row schemas (`sql.type(schema)`) type rows; slonik 47 checks them only when a result-parser
+// interceptor is registered. The API's pool registers none: on the hot paths a zod parse per
+// row costs more than the query (bench/RESULTS.md), and those rows come from our own schema.
+// Pools opened with `validateRows` (the CLIs' pools) parse every typed row with its schema,
+// so a schema that lies about a column fails loudly there.
+import { createPool, type DatabasePool, type Interceptor, SchemaValidationError } from 'slonik';
 import { createResilientPgDriverFactory } from './driver.ts';
 import { gatePool } from './gate.ts';
 
@@ -10,7 +16,20 @@ export function pgTimestampToIso(value: string): string {
 }
 
 /** Options for a pool; defaults suit the API process. */
-export type PoolOptions = { maximumPoolSize?: number; statementTimeoutMs?: number };
+export type PoolOptions = { maximumPoolSize?: number; statementTimeoutMs?: number; validateRows?: boolean };
+
+/** Parses each row of a typed query (`sql.type(schema)`) with its schema; an invalid row throws. */
+export function resultParserInterceptor(): Interceptor {
+  return {
+    name: 'devicetrail-result-parser',
+    transformRow: (context, query, row) => {
+      if (context.resultParser === undefined) return row;
+      const parsed = context.resultParser.safeParse(row);
+      if (!parsed.success) throw new SchemaValidationError(query, row, parsed.error.issues);
+      return parsed.data as typeof row;
+    },
+  };
+}
 
 /** Creates the slonik pool every infra module receives. */
 export async function createDatabasePool(url: string, options: PoolOptions = {}): Promise<DatabasePool> {
@@ -27,6 +46,7 @@ export async function createDatabasePool(url: string, options: PoolOptions = {})
       // slonik's default runs DISCARD ALL on every release: a round trip per checkout that also
       // throws away prepared statements. Nothing here leaves session state behind.
       resetConnection: async () => {},
+      interceptors: options.validateRows === true ? [resultParserInterceptor()] : [],
       typeParsers: [
         { name: 'int8', parse: (v: string) => Number(v) },
         { name: 'numeric', parse: (v: string) => Number(v) },
