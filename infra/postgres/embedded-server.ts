@@ -2,7 +2,20 @@
 // initdb once, then one postgres server bound to 127.0.0.1 with TCP only.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFile, chmod, chown, cp, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  appendFile,
+  chmod,
+  chown,
+  cp,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { arch, platform, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -83,6 +96,38 @@ async function reachable(dir: string, user: RunAs): Promise<boolean> {
 }
 
 /**
+ * Why `dir` may not be trusted as a private directory, or null when it may: it must be a real
+ * directory (not a symlink), owned by one of `owners`, and writable by no one else (`mode &
+ * forbiddenBits` clear). 'missing' when it does not exist. Paths under the shared temp directory
+ * are predictable, so anything found there is checked before it is reused.
+ */
+export async function privateDirectoryProblem(
+  dir: string,
+  owners: readonly number[],
+  forbiddenBits: number,
+): Promise<string | null> {
+  let info;
+  try {
+    info = await lstat(dir);
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ENOENT') return 'missing';
+    throw error;
+  }
+  if (info.isSymbolicLink()) return 'it is a symbolic link';
+  if (!info.isDirectory()) return 'it is not a directory';
+  if (!owners.includes(info.uid)) return `it is owned by uid ${info.uid}`;
+  if ((info.mode & forbiddenBits) !== 0) return `its mode is ${(info.mode & 0o777).toString(8)}`;
+  return null;
+}
+
+/** Copies the native directory into `dir` (made by mkdtemp, so 0700), then opens it for reading. */
+async function copyBinaries(native: string, dir: string, intoExisting: boolean): Promise<void> {
+  // symlinks (lib/libpq.so.5 → …) stay relative, so they point inside the copy
+  await cp(native, dir, { recursive: true, verbatimSymlinks: true, force: intoExisting, errorOnExist: false });
+  await chmod(dir, 0o755);
+}
+
+/**
  * The binaries where `user` can run them. As root in a private checkout (a clone inside a
  * 0700 directory such as /root or a `mktemp -d`), the unprivileged user cannot reach
  * node_modules: the package's native directory (bin, lib, share: PostgreSQL finds lib and
@@ -94,17 +139,24 @@ async function runnableBinaries(bins: Binaries, user: RunAs, log: (message: stri
   const native = path.dirname(path.dirname(bins.postgres));
   const binary = await stat(bins.postgres);
   const id = createHash('sha256').update(`${native}\0${binary.size}\0${binary.mtimeMs}`).digest('hex').slice(0, 12);
-  const target = path.join(tmpdir(), `devicetrail-pg-bin-${id}`);
+  let target = path.join(tmpdir(), `devicetrail-pg-bin-${id}`);
   const inTarget = (file: string) => path.join(target, path.relative(native, file));
-  if (!existsSync(inTarget(bins.postgres)) || !existsSync(inTarget(bins.initdb))) {
+  const existing = await privateDirectoryProblem(target, [process.getuid?.() ?? 0], 0o022);
+  if (existing !== null && existing !== 'missing') {
+    // someone else made (or swapped in) that path: never run what it holds as another user
+    log(`embedded PostgreSQL: not reusing ${target} (${existing}); copying the binaries to a new private directory`);
+    target = await mkdtemp(`${target}-`);
+    await copyBinaries(native, target, true);
+  } else if (!existsSync(inTarget(bins.postgres)) || !existsSync(inTarget(bins.initdb))) {
     log(`embedded PostgreSQL: ${native} is not reachable by user "${user.name}"; copying the binaries to ${target}`);
-    const staging = `${target}.${process.pid}.tmp`;
-    await rm(staging, { recursive: true, force: true });
-    // symlinks (lib/libpq.so.5 → …) stay relative, so they point inside the copy
-    await cp(native, staging, { recursive: true, verbatimSymlinks: true });
-    await chmod(staging, 0o755);
+    const staging = await mkdtemp(`${target}.tmp-`); // unpredictable, created 0700 by us
+    await copyBinaries(native, staging, false);
     // another process may have made the same copy meanwhile: either copy is as good
     await rename(staging, target).catch(() => rm(staging, { recursive: true, force: true }));
+    const after = await privateDirectoryProblem(target, [process.getuid?.() ?? 0], 0o022);
+    if (after !== null) {
+      throw new Error(`embedded PostgreSQL: ${target} is not a private directory after copying (${after})`);
+    }
   }
   if (!existsSync(inTarget(bins.postgres)) || !(await reachable(inTarget(bins.postgres), user))) {
     throw new Error(
@@ -207,6 +259,15 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       `devicetrail-pg-${createHash('sha256').update(dataDir).digest('hex').slice(0, 12)}`,
     );
     options.log(`embedded PostgreSQL: ${dataDir} is not reachable by user "${user?.name}"; using ${fallback} instead`);
+    // a predictable path in the shared temp directory: create it ourselves (mkdir fails if
+    // anything is there), or reuse it only as the real, private directory an earlier start made
+    const problem = await privateDirectoryProblem(fallback, [user?.uid ?? 0], 0o077);
+    if (problem === 'missing') {
+      await mkdir(fallback, { mode: 0o700 });
+      if (user) await chown(fallback, user.uid, user.gid);
+    } else if (problem !== null) {
+      throw new Error(`embedded PostgreSQL: refusing to use ${fallback}: ${problem}; remove it, or set DATABASE_URL`);
+    }
     dataDir = fallback;
   }
   const passwordFile = path.join(options.stateDir, 'pg-password');
@@ -214,11 +275,12 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    const made = await lstat(dataDir);
+    if (!made.isDirectory()) throw new Error(`embedded PostgreSQL: ${dataDir} is not a directory`);
     await chmod(dataDir, 0o700);
     if (user) await chown(dataDir, user.uid, user.gid);
     const password = randomBytes(18).toString('base64url');
-    const pwDir = path.join(tmpdir(), `devicetrail-initdb-${randomBytes(6).toString('hex')}`);
-    await mkdir(pwDir, { mode: 0o700 });
+    const pwDir = await mkdtemp(path.join(tmpdir(), 'devicetrail-initdb-'));
     if (user) await chown(pwDir, user.uid, user.gid);
     const pwFile = path.join(pwDir, 'pw');
     await writeFile(pwFile, `${password}\n`, { mode: 0o600 });
@@ -272,6 +334,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     '-c',
     'listen_addresses=127.0.0.1',
   ], { stdio: ['ignore', 'pipe', 'pipe'], ...asUser(user), env: { ...process.env, LC_ALL: 'C' } });
+  // the server log may name databases, users and statements: readable by the owner only
+  await writeFile(logFile, '', { flag: 'a', mode: 0o600 });
+  await chmod(logFile, 0o600);
   await waitForReady(child, logFile);
   // keep draining output so the server never blocks on a full pipe
   child.stderr?.on('data', (c: Buffer) => void appendFile(logFile, c).catch(() => undefined));
