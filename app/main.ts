@@ -13,6 +13,7 @@ import { createSnapshotter } from '../infra/replay/snapshotter.ts';
 import { bootstrapAdminToken } from './bootstrap.ts';
 import { type Config, ConfigError, loadConfig } from './config.ts';
 import { openDatabase } from './database-target.ts';
+import { createHttpServer } from './http/server.ts';
 import { createApp } from './http/create-app.ts';
 import { createDeps } from './http/deps.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
@@ -46,6 +47,11 @@ async function main(config: Config, logger: Logger): Promise<void> {
   onShutdown('partition maintenance and retention', () => maintenance.stop());
   const deps = createDeps(pool, {
     bodyLimitKb: config.BODY_LIMIT_KB,
+    liveStreams: {
+      maxStreams: config.SSE_MAX_STREAMS,
+      maxStreamsPerToken: config.SSE_MAX_STREAMS_PER_TOKEN,
+      recheckMs: config.SSE_CREDENTIAL_RECHECK,
+    },
     logError: (message, err) => logger.error({ err }, message),
   });
   const metrics = createMetrics({ pool, clock: deps.clock });
@@ -69,7 +75,12 @@ async function main(config: Config, logger: Logger): Promise<void> {
     ...(config.METRICS_TOKEN === undefined ? {} : { metricsToken: config.METRICS_TOKEN }),
   });
   const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(config.PORT, config.HOST, () => resolve(s));
+    const s = createHttpServer(app, {
+      headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT,
+      bodyTimeoutMs: config.HTTP_BODY_TIMEOUT,
+      maxConnections: config.HTTP_MAX_CONNECTIONS,
+    });
+    s.listen(config.PORT, config.HOST, () => resolve(s));
     s.once('error', (error) => reject(new Error(`cannot listen on ${config.HOST}:${config.PORT}: ${error.message}`)));
   });
   httpServer = server;
