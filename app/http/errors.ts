@@ -3,6 +3,7 @@ import type { Context, Next } from 'koa';
 import { BackendTerminatedError, BackendTerminatedUnexpectedlyError, ConnectionError } from 'slonik';
 import { ZodError, type ZodIssue } from 'zod';
 import { DomainError, type DomainErrorCode } from '../../domain/errors.ts';
+import { ConcurrencyError } from '../../infra/event-store/event-store.ts';
 
 /** An error with an HTTP status and a stable code. */
 export class HttpError extends Error {
@@ -110,6 +111,11 @@ export function errorHandler(onUnexpected: (error: unknown, ctx: Context) => voi
           message: error.message,
           ...(error.details === undefined ? {} : { details: error.details }),
         };
+      } else if (error instanceof ConcurrencyError) {
+        // handleCommand's retries all lost the race for one stream: a conflict, not a fault
+        status = 409;
+        body = { code: 'concurrent_update', message: 'concurrent requests changed this resource; retry' };
+        ctx.set('Retry-After', '1');
       } else if (isDatabaseDown(error)) {
         status = 503;
         body = { code: 'database_unavailable', message: 'the database is unavailable; retry later' };

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { type CommonQueryMethods, type DatabasePool } from 'slonik';
 import type { EventMetadata, StoredEvent } from '../../domain/recorded-event.ts';
 import { ConcurrencyError, type EventStore, type NewEvent, type StreamHead } from './event-store.ts';
+import { retry } from '../retry.ts';
 
 /** A domain event as deciders produce them. */
 export type DecidedEvent = { type: string; data: object; timestamp: string };
@@ -73,9 +74,10 @@ export async function handleCommand<S, E extends DecidedEvent>(
   context: { metadata: EventMetadata; source: string },
   inTransaction?: InTransaction<S>,
 ): Promise<CommandResult<S>> {
-  for (let attempt = 1;; attempt += 1) {
-    try {
-      return await pool.transaction(async (transaction) => {
+  // a conflict is retried at once: the retry waits for the stream row's lock, not a timer
+  return retry(
+    (attempt) =>
+      pool.transaction(async (transaction) => {
         const loaded = (await adapter.load(transaction, id, attempt > 1)) ??
           { state: adapter.initialState(), head: await store.head(transaction, adapter.aggregateType, id) };
         const decided = decide(loaded.state);
@@ -93,9 +95,7 @@ export async function handleCommand<S, E extends DecidedEvent>(
         await adapter.save(transaction, id, state, stored);
         if (inTransaction) await inTransaction(transaction, result, loaded.state);
         return result;
-      });
-    } catch (error) {
-      if (!(error instanceof ConcurrencyError) || attempt >= MAX_ATTEMPTS) throw error;
-    }
-  }
+      }),
+    { attempts: MAX_ATTEMPTS, shouldRetry: (error) => error instanceof ConcurrencyError },
+  );
 }

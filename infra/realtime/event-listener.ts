@@ -13,13 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { DatabasePool } from 'slonik';
-import {
-  assertDatabaseOption,
-  type DatabaseLease,
-  type DatabaseOption,
-  leaseDatabase,
-  poolUrl,
-} from '../postgres/database-source.ts';
+import { assertDatabaseOption, type DatabaseOption } from '../postgres/database-source.ts';
 import {
   encodeCursor,
   EVENTS_CHANNEL,
@@ -33,7 +27,9 @@ import {
   START_CURSOR,
 } from './feed.ts';
 import type { StoredEvent } from '../../domain/recorded-event.ts';
-import { LeaderLoop, LostLeadershipError, type RealtimeLog, type StepResult } from './leader-loop.ts';
+import { LostLeadershipError, type RealtimeLog, type StepResult } from './leader-loop.ts';
+import { LoopLifecycle } from './loop-lifecycle.ts';
+import { retry, RetryAbortedError } from '../retry.ts';
 import {
   checkpointCursor,
   claimCheckpoint,
@@ -87,15 +83,7 @@ export type EventListenerOptions = DatabaseOption & {
   onStatus?: (status: 'leader' | 'standby' | 'stopped') => void;
 };
 
-/** Stop was asked for while an event waited for its next attempt. */
-class StopRequested extends Error {}
-
 const NAME = /^[\w.:-]{1,100}$/;
-
-/** Default log: warnings and errors to stderr. */
-export const stderrLog: RealtimeLog = (level, message) => {
-  if (level !== 'info') console.error(`[devicetrail] ${message}`);
-};
 
 /** Describes a handler failure for a dead letter (bounded). */
 export function describeError(error: unknown): string {
@@ -122,16 +110,13 @@ export class EventListener {
   readonly #options: EventListenerOptions;
   readonly #byType = new Map<string, EventHandler[]>();
   readonly #any: EventHandler[] = [];
-  #lease: DatabaseLease | null = null;
-  #loop: LeaderLoop | null = null;
-  #stopping: AbortController | null = null;
+  readonly #lifecycle: LoopLifecycle;
   #token = '';
   #cursor: FeedCursor = START_CURSOR;
   #known = new KnownVersions();
   #checkRedeliveries = true;
   #filter: { value: FeedFilter | undefined } | null = null;
   #nextReadAt = 0;
-  #starting: Promise<void> | null = null;
 
   constructor(options: EventListenerOptions = {}) {
     const name = options.name ?? 'default';
@@ -139,6 +124,7 @@ export class EventListener {
     assertDatabaseOption(options, `EventListener "${name}"`);
     this.name = name;
     this.#options = options;
+    this.#lifecycle = new LoopLifecycle(`EventListener "${name}"`, options);
   }
 
   /** Calls `handler` for each event of `type`. */
@@ -157,37 +143,21 @@ export class EventListener {
 
   /** True while this process holds the listener's lock and processes events. */
   get isLeader(): boolean {
-    return this.#loop?.isLeader ?? false;
+    return this.#lifecycle.isLeader;
   }
 
   /** Starts listening; resolves once running (or standing by when another process has the name). */
   start(): Promise<void> {
-    this.#starting ??= this.#start().finally(() => {
-      this.#starting = null;
-    });
-    return this.#starting;
-  }
-
-  async #start(): Promise<void> {
-    if (this.#loop !== null) return;
-    const log = this.#options.log ?? stderrLog;
-    const lease = await leaseDatabase(this.#options, `EventListener "${this.name}"`);
-    const pool = lease.pool;
-    try {
+    return this.#lifecycle.start(async (pool) => {
       await ensureCheckpoint(
         pool,
         this.name,
         this.#options.startFrom === 'now' ? await headCursor(pool) : START_CURSOR,
       );
-      this.#stopping = new AbortController();
-      const loop = new LeaderLoop({
+      return {
         label: `listener "${this.name}"`,
-        url: poolUrl(pool),
         lockName: `listener:${this.name}`,
         channels: [EVENTS_CHANNEL, REDELIVER_CHANNEL],
-        pollIntervalMs: this.#options.pollIntervalMs ?? 1000,
-        lockPollMs: this.#options.lockPollMs ?? 1000,
-        log,
         onLeader: async () => {
           this.#token = `${hostname()}:${process.pid}:${randomUUID()}`;
           this.#cursor = checkpointCursor(await claimCheckpoint(pool, this.name, this.#token));
@@ -198,49 +168,28 @@ export class EventListener {
         onNotification: (channel, payload) => {
           if (channel === REDELIVER_CHANNEL && payload === this.name) this.#checkRedeliveries = true;
         },
-        step: () => this.#step(pool, log),
-        ...(this.#options.onStatus ? { onStatus: this.#options.onStatus } : {}),
-      });
-      this.#lease = lease;
-      this.#loop = loop;
-      await loop.start();
-    } catch (error) {
-      this.#loop = null;
-      this.#lease = null;
-      await lease.release();
-      throw error;
-    }
+        step: () => this.#step(pool, this.#lifecycle.log),
+      };
+    });
   }
 
   /** Finishes the event in hand, writes the checkpoint, releases the lock and the database. */
-  async stop(): Promise<void> {
-    await this.#starting?.catch(() => undefined);
-    const loop = this.#loop;
-    const lease = this.#lease;
-    if (loop === null || lease === null) return;
-    const stopped = loop.stop();
-    this.#stopping?.abort();
-    await stopped;
-    if (this.#token !== '') await releaseCheckpoint(lease.pool, this.name, this.#token).catch(() => undefined);
-    this.#loop = null;
-    this.#lease = null;
-    await lease.release();
+  stop(): Promise<void> {
+    return this.#lifecycle.stop(async (pool) => {
+      if (this.#token !== '') await releaseCheckpoint(pool, this.name, this.#token).catch(() => undefined);
+    });
   }
 
   /** How far behind the durable checkpoint is: events not yet handled and the age of the oldest. */
-  async lag(): Promise<FeedLag> {
-    const lease = this.#lease ?? await leaseDatabase(this.#options, `EventListener "${this.name}"`);
-    try {
-      const row = await readCheckpoint(lease.pool, this.name);
-      if (row === null) return feedLag(lease.pool, START_CURSOR);
-      return await feedLag(lease.pool, checkpointCursor(row));
-    } finally {
-      if (lease !== this.#lease) await lease.release();
-    }
+  lag(): Promise<FeedLag> {
+    return this.#lifecycle.withDatabase(async (pool) => {
+      const row = await readCheckpoint(pool, this.name);
+      return feedLag(pool, row === null ? START_CURSOR : checkpointCursor(row));
+    });
   }
 
   async #step(pool: DatabasePool, log: RealtimeLog): Promise<StepResult> {
-    const loop = this.#loop!;
+    const lifecycle = this.#lifecycle;
     if (this.#checkRedeliveries) {
       this.#checkRedeliveries = false;
       await this.#redeliver(pool, log);
@@ -248,7 +197,7 @@ export class EventListener {
     const wait = this.#nextReadAt - Date.now();
     if (wait > 0) {
       try {
-        await delay(wait, undefined, { signal: this.#stopping!.signal });
+        await delay(wait, undefined, { signal: lifecycle.stopSignal });
       } catch {
         return 'idle';
       }
@@ -276,7 +225,7 @@ export class EventListener {
     let complete = true;
     try {
       for (const item of batch.items) {
-        if (!loop.running || !loop.isLeader) {
+        if (!lifecycle.running || !lifecycle.isLeader) {
           complete = false;
           break;
         }
@@ -286,7 +235,7 @@ export class EventListener {
         lastEventAt = item.event.timestamp;
       }
     } catch (error) {
-      if (!(error instanceof StopRequested)) {
+      if (!(error instanceof RetryAbortedError)) {
         await this.#commit(pool, before, cursor, processed, lastEventAt);
         throw error;
       }
@@ -325,35 +274,36 @@ export class EventListener {
     );
   }
 
+  /** Runs the event's handlers, retrying with backoff; a stop during a wait throws RetryAbortedError. */
   async #attempt(
     event: StoredEvent,
     log: RealtimeLog,
   ): Promise<{ ok: true } | { ok: false; error: string; attempts: number }> {
     const handlers = [...(this.#byType.get(event.event_type) ?? []), ...this.#any];
     const maxAttempts = Math.max(1, this.#options.maxAttempts ?? 5);
-    const base = this.#options.retryBaseMs ?? 100;
-    const cap = this.#options.retryMaxMs ?? 30_000;
+    const backoff = { baseMs: this.#options.retryBaseMs ?? 100, maxMs: this.#options.retryMaxMs ?? 30_000 };
     let next = 0;
-    for (let attempt = 1;; attempt += 1) {
-      try {
+    try {
+      await retry(async () => {
         // a retry resumes at the handler that failed: the ones before it are done
         for (; next < handlers.length; next += 1) await handlers[next]!(event);
-        return { ok: true };
-      } catch (error) {
-        if (attempt >= maxAttempts) return { ok: false, error: describeError(error), attempts: attempt };
-        const wait = Math.min(cap, base * 2 ** (attempt - 1));
-        log(
-          'warn',
-          `listener "${this.name}": handler failed on ${event.event_type} ${event.event_id} (attempt ${attempt}/${maxAttempts}): ${
-            (error as Error)?.message ?? String(error)
-          }; retrying in ${wait} ms`,
-        );
-        try {
-          await delay(wait, undefined, { signal: this.#stopping!.signal });
-        } catch {
-          throw new StopRequested();
-        }
-      }
+      }, {
+        attempts: maxAttempts,
+        delay: backoff,
+        signal: this.#lifecycle.stopSignal,
+        onRetry: (error, attempt, wait) =>
+          log(
+            'warn',
+            `listener "${this.name}": handler failed on ${event.event_type} ${event.event_id} (attempt ${attempt}/${maxAttempts}): ${
+              (error as Error)?.message ?? String(error)
+            }; retrying in ${wait} ms`,
+          ),
+      });
+      return { ok: true };
+    } catch (error) {
+      if (error instanceof RetryAbortedError) throw error;
+      // retry rethrows the last failure only once every attempt is spent
+      return { ok: false, error: describeError(error), attempts: maxAttempts };
     }
   }
 
@@ -363,7 +313,7 @@ export class EventListener {
       if (letters.length === 0) return;
       await this.#options.beforeBatch?.(letters.map((l) => l.stored));
       for (const letter of letters) {
-        if (!this.#loop?.running) return;
+        if (!this.#lifecycle.running) return;
         const outcome = await this.#attempt(letter.stored, log);
         if (outcome.ok) {
           await markRedelivered(pool, letter.id);

@@ -3,6 +3,7 @@
 // stand by, trying the lock every `lockPollMs`, and take over when the holder's session
 // ends. The holder is woken by LISTEN/NOTIFY and also polls, in case a notification is lost.
 import { type DedicatedSession, openDedicatedSession } from '../postgres/dedicated-session.ts';
+import { type Backoff, retry } from '../retry.ts';
 
 /** What one step of work found. */
 export type StepResult = 'more' | 'idle' | 'held';
@@ -17,6 +18,9 @@ export class LostLeadershipError extends Error {
     this.name = 'LostLeadershipError';
   }
 }
+
+/** The wait after a failed step or connection: 250 ms doubling to 30 s, back to 250 ms after a step succeeds. */
+const ERROR_BACKOFF: Backoff = { baseMs: 250, maxMs: 30_000 };
 
 /** How the loop runs. */
 export type LeaderLoopOptions = {
@@ -177,43 +181,51 @@ export class LeaderLoop {
   }
 
   async #run(): Promise<void> {
-    const { pollIntervalMs, lockPollMs, log, label } = this.#options;
+    const { pollIntervalMs, log, label } = this.#options;
     let heldDelay = 20;
-    let errorDelay = 250;
     while (this.#running) {
+      let result: StepResult;
       try {
-        if (this.#session === null) await this.#connect();
-        if (!this.#leader) {
-          await this.#tryLead();
-          if (!this.#leader) {
-            await this.#sleep(lockPollMs, false);
-            continue;
-          }
-        }
-        this.#pendingWake = false;
-        const result = await this.#options.step();
-        errorDelay = 250;
-        if (result === 'more') {
-          heldDelay = 20;
-        } else if (result === 'held') {
-          await this.#sleep(heldDelay, true);
-          heldDelay = Math.min(heldDelay * 2, pollIntervalMs);
-        } else {
-          heldDelay = 20;
-          await this.#sleep(pollIntervalMs, true);
-        }
+        // the error wait is the loop's own sleep: stop() ends it, notifications do not
+        result = await retry(() => this.#turn(), {
+          delay: ERROR_BACKOFF,
+          shouldRetry: (error) => this.#running && !(error instanceof LostLeadershipError),
+          wait: (ms) => this.#sleep(ms, false),
+          onRetry: async (error, _attempt, ms) => {
+            log('error', `${label}: ${(error as Error).message ?? String(error)}; retrying in ${ms} ms`, error);
+            if (this.#session !== null && !this.#session.alive) await this.#dropSession();
+          },
+        });
       } catch (error) {
         if (!this.#running) break;
-        if (error instanceof LostLeadershipError) {
-          log('warn', `${label}: ${error.message}`);
-          await this.#dropSession();
-          continue;
-        }
-        log('error', `${label}: ${(error as Error).message ?? String(error)}; retrying in ${errorDelay} ms`, error);
-        if (this.#session !== null && !this.#session.alive) await this.#dropSession();
-        await this.#sleep(errorDelay, false);
-        errorDelay = Math.min(errorDelay * 2, 30_000);
+        // shouldRetry refuses, while running, only a LostLeadershipError
+        log('warn', `${label}: ${(error as Error).message}`);
+        await this.#dropSession();
+        continue;
+      }
+      if (result === 'more') {
+        heldDelay = 20;
+      } else if (result === 'held') {
+        await this.#sleep(heldDelay, true);
+        heldDelay = Math.min(heldDelay * 2, pollIntervalMs);
+      } else {
+        heldDelay = 20;
+        await this.#sleep(pollIntervalMs, true);
       }
     }
+  }
+
+  /** Connects and takes the lock when needed (standing by until it is free), then runs one step. */
+  async #turn(): Promise<StepResult> {
+    while (this.#running) {
+      if (this.#session === null) await this.#connect();
+      if (!this.#leader) await this.#tryLead();
+      if (this.#leader) {
+        this.#pendingWake = false;
+        return this.#options.step();
+      }
+      await this.#sleep(this.#options.lockPollMs, false);
+    }
+    return 'idle'; // stopped while standing by: the loop ends
   }
 }

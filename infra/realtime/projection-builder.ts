@@ -13,13 +13,7 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { DatabasePool } from 'slonik';
-import {
-  assertDatabaseOption,
-  type DatabaseLease,
-  type DatabaseOption,
-  leaseDatabase,
-  poolUrl,
-} from '../postgres/database-source.ts';
+import { assertDatabaseOption, type DatabaseOption } from '../postgres/database-source.ts';
 import {
   encodeCursor,
   EVENTS_CHANNEL,
@@ -30,8 +24,9 @@ import {
   readFeedBatch,
 } from './feed.ts';
 import type { StoredEvent } from '../../domain/recorded-event.ts';
-import { describeError, stderrLog } from './event-listener.ts';
-import { LeaderLoop, type RealtimeLog, type StepResult } from './leader-loop.ts';
+import { describeError } from './event-listener.ts';
+import type { RealtimeLog, StepResult } from './leader-loop.ts';
+import { LoopLifecycle } from './loop-lifecycle.ts';
 import { StateCache } from '../devices/state-cache.ts';
 import {
   commitProjection,
@@ -125,8 +120,7 @@ export class ProjectionBuilder<S = Record<string, any>> {
   readonly #options: ProjectionOptions<S>;
   readonly #handlers = new Map<string, ProjectionHandler<S>[]>();
   #definition: string | null = null;
-  #lease: DatabaseLease | null = null;
-  #loop: LeaderLoop | null = null;
+  readonly #lifecycle: LoopLifecycle;
   #queue: Promise<unknown> = Promise.resolve();
   /** Streams read in order so far, valid while the stored revision is the one this builder committed. */
   #known = new KnownVersions();
@@ -140,6 +134,7 @@ export class ProjectionBuilder<S = Record<string, any>> {
     assertDatabaseOption(options, `ProjectionBuilder "${name}"`);
     this.name = name;
     this.#options = options;
+    this.#lifecycle = new LoopLifecycle(`ProjectionBuilder "${name}"`, options);
     this.#cached = new StateCache({ hot: options.cacheStates ?? 0, cold: options.coldCacheStates ?? 0 });
   }
 
@@ -176,7 +171,7 @@ export class ProjectionBuilder<S = Record<string, any>> {
   process(options: { maxEvents?: number } = {}): Promise<ProcessResult> {
     // one run at a time per builder: a second call waits, then finds what came since
     const run = this.#queue.then(() =>
-      this.#withDatabase((pool) => this.#catchUp(pool, options.maxEvents ?? Infinity))
+      this.#lifecycle.withDatabase((pool) => this.#catchUp(pool, options.maxEvents ?? Infinity))
     );
     this.#queue = run.catch(() => undefined);
     return run;
@@ -185,7 +180,7 @@ export class ProjectionBuilder<S = Record<string, any>> {
   /** Throws the state away and builds it again from the first event. */
   rebuild(): Promise<ProcessResult> {
     const run = this.#queue.then(() =>
-      this.#withDatabase(async (pool) => {
+      this.#lifecycle.withDatabase(async (pool) => {
         await resetProjection(pool, this.name, this.definition);
         return this.#catchUp(pool, Infinity);
       })
@@ -195,50 +190,23 @@ export class ProjectionBuilder<S = Record<string, any>> {
   }
 
   /** Keeps the projection up to date until stop(); one process per name and definition does the work. */
-  async start(): Promise<void> {
-    if (this.#loop !== null) return;
-    const lease = await leaseDatabase(this.#options, `ProjectionBuilder "${this.name}"`);
-    const pool = lease.pool;
-    const log = this.#options.log ?? stderrLog;
-    const loop = new LeaderLoop({
+  start(): Promise<void> {
+    return this.#lifecycle.start((pool) => ({
       label: `projection "${this.name}"`,
-      url: poolUrl(pool),
       lockName: `projection:${this.name}:${this.definition}`,
       channels: [EVENTS_CHANNEL],
-      pollIntervalMs: this.#options.pollIntervalMs ?? 1000,
-      lockPollMs: this.#options.lockPollMs ?? 1000,
-      log,
-      onLeader: async () => {},
       step: () => this.#continuousStep(pool),
-      ...(this.#options.onStatus ? { onStatus: this.#options.onStatus } : {}),
-    });
-    this.#lease = lease;
-    this.#loop = loop;
-    try {
-      await loop.start();
-    } catch (error) {
-      this.#loop = null;
-      this.#lease = null;
-      await lease.release();
-      throw error;
-    }
+    }));
   }
 
   /** Stops continuous mode after the batch in hand. */
-  async stop(): Promise<void> {
-    const loop = this.#loop;
-    const lease = this.#lease;
-    if (loop === null || lease === null) return;
-    await loop.stop();
-    await this.#queue;
-    this.#loop = null;
-    this.#lease = null;
-    await lease.release();
+  stop(): Promise<void> {
+    return this.#lifecycle.stop(() => this.#queue);
   }
 
   /** The state stored under `key` (the initial state when none). */
   async getState(key: string = DEFAULT_KEY): Promise<S> {
-    return this.#withDatabase(async (pool) => {
+    return this.#lifecycle.withDatabase(async (pool) => {
       const stored = await readState(pool, this.name, this.definition, key);
       return stored === undefined ? this.#initial() : (stored as S);
     });
@@ -246,7 +214,7 @@ export class ProjectionBuilder<S = Record<string, any>> {
 
   /** Checkpoint, last error and lag (counting only the event types this projection handles). */
   async status(): Promise<ProjectionStatus> {
-    return this.#withDatabase(async (pool) => {
+    return this.#lifecycle.withDatabase(async (pool) => {
       const row = await findProjection(pool, this.name, this.definition);
       const cursor = row === null ? { transactionId: '0', position: 0, ahead: [] } : projectionCursor(row);
       return {
@@ -260,17 +228,6 @@ export class ProjectionBuilder<S = Record<string, any>> {
         ...(await feedLag(pool, cursor, { types: [...this.#handlers.keys()] })),
       };
     });
-  }
-
-  /** Runs `fn` on the pool, leasing the database for the call when not started. */
-  async #withDatabase<T>(fn: (pool: DatabasePool) => Promise<T>): Promise<T> {
-    if (this.#lease !== null) return fn(this.#lease.pool);
-    const lease = await leaseDatabase(this.#options, `ProjectionBuilder "${this.name}"`);
-    try {
-      return await fn(lease.pool);
-    } finally {
-      await lease.release();
-    }
   }
 
   /**
@@ -299,7 +256,7 @@ export class ProjectionBuilder<S = Record<string, any>> {
   async #continuousStep(pool: DatabasePool): Promise<StepResult> {
     const wait = this.#nextReadAt - Date.now();
     if (wait > 0) await delay(wait);
-    if (this.#loop?.running !== true) return 'idle';
+    if (!this.#lifecycle.running) return 'idle';
     const run = this.#queue.then(() => this.#batch(pool));
     this.#queue = run.catch(() => undefined);
     const result = await run;

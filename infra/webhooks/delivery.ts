@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { poolUrl } from '../postgres/database-source.ts';
 import { type DedicatedSession, openDedicatedSession } from '../postgres/dedicated-session.ts';
 import type { RealtimeLog } from '../realtime/leader-loop.ts';
+import { type Backoff, backoffDelay, retry } from '../retry.ts';
 import { signWebhook, WEBHOOK_HEADERS } from './signature.ts';
 
 /** The channel new deliveries notify. */
@@ -130,16 +131,8 @@ function describeFailure(error: unknown, timeoutMs: number): string {
   return (detail !== undefined && detail !== message ? `${message} (${detail})` : message).slice(0, 1000);
 }
 
-/** The retry delay after failed attempt `attempt` (1-based), with ±20% jitter. */
-export function retryDelayMs(
-  attempt: number,
-  baseMs: number,
-  maxMs: number,
-  random: () => number = Math.random,
-): number {
-  const raw = Math.min(maxMs, baseMs * 2 ** (attempt - 1));
-  return Math.round(raw * (0.8 + 0.4 * random()));
-}
+/** The worker loop's wait after a failed round (database down…): 250 ms doubling to 30 s. */
+const ERROR_BACKOFF: Backoff = { baseMs: 250, maxMs: 30_000 };
 
 /** A delivery worker; start() runs it in the background, runOnce() attempts what is due now. */
 export class WebhookWorker {
@@ -229,24 +222,34 @@ export class WebhookWorker {
   }
 
   async #run(): Promise<void> {
-    let errorDelay = 250;
+    const { pollIntervalMs, log } = this.#options;
     while (this.#running) {
+      let due: number | null;
       try {
-        if (this.#session === null) await this.#listen().catch(() => undefined);
-        this.#pendingWake = false;
-        if ((await this.runOnce()) > 0) continue;
-        const due = await nextDueInMs(this.#options.pool);
-        errorDelay = 250;
-        await this.#sleep(
-          due === null ? this.#options.pollIntervalMs : Math.min(Math.max(due, 10), this.#options.pollIntervalMs),
-        );
-      } catch (error) {
-        if (!this.#running) break;
-        this.#options.log('error', `webhook worker: ${(error as Error).message}; retrying in ${errorDelay} ms`, error);
-        await this.#sleep(errorDelay);
-        errorDelay = Math.min(errorDelay * 2, 30_000);
+        // the error wait is the worker's own sleep: a new delivery or stop() ends it early
+        due = await retry(() => this.#round(), {
+          delay: ERROR_BACKOFF,
+          shouldRetry: () => this.#running,
+          wait: (ms) => this.#sleep(ms),
+          onRetry: (error, _attempt, ms) =>
+            log('error', `webhook worker: ${(error as Error).message}; retrying in ${ms} ms`, error),
+        });
+      } catch {
+        break; // shouldRetry refuses only once stopped
       }
+      await this.#sleep(due === null ? pollIntervalMs : Math.min(Math.max(due, 10), pollIntervalMs));
     }
+  }
+
+  /** Attempts what is due until nothing is; returns the milliseconds until the next delivery is due. */
+  async #round(): Promise<number | null> {
+    while (this.#running) {
+      if (this.#session === null) await this.#listen().catch(() => undefined);
+      this.#pendingWake = false;
+      if ((await this.runOnce()) > 0) continue;
+      return nextDueInMs(this.#options.pool);
+    }
+    return null;
   }
 
   async #deliver(delivery: Claimed): Promise<void> {
@@ -295,7 +298,7 @@ export class WebhookWorker {
     }
     const retryIn = outcome.ok || delivery.attempts >= maxAttempts
       ? null
-      : retryDelayMs(delivery.attempts, retryBaseMs, retryMaxMs);
+      : backoffDelay(delivery.attempts, { baseMs: retryBaseMs, maxMs: retryMaxMs, jitter: 0.2 });
     await recordAttempt(pool, delivery, outcome, retryIn);
     if (!outcome.ok) {
       const next = retryIn === null ? 'giving up' : `retrying in ${retryIn} ms`;
