@@ -1,5 +1,6 @@
 // Drift: how what a device runs differs from what its target says it should run.
 import type { ReportedApp, TargetState } from './events.ts';
+import { own } from '../own.ts';
 
 /** The current state as far as drift needs it. */
 export type CurrentForDrift = {
@@ -55,7 +56,7 @@ export function computeDrift(target: TargetState | null, current: CurrentForDrif
     if (!Object.hasOwn(target.apps, appId)) drift.apps_extra.push(appId);
   }
   for (const [appId, targetApp] of Object.entries(target.apps)) {
-    const reported = currentApps[appId];
+    const reported = own(currentApps, appId);
     if (reported === undefined) continue;
     const wantRelease = releaseOf(targetApp);
     const haveRelease = releaseOf(reported);
@@ -84,7 +85,7 @@ export function computeDrift(target: TargetState | null, current: CurrentForDrif
       const name = service.serviceName;
       const actual = reported.services === undefined
         ? { status: reported.status, image: undefined }
-        : reported.services[name];
+        : own(reported.services, name);
       if (actual === undefined) {
         drift.services.push({ app_id: appId, service_name: name, problem: 'missing' });
         continue;
@@ -105,7 +106,7 @@ export function computeDrift(target: TargetState | null, current: CurrentForDrif
   }
   if (current?.config !== undefined) {
     for (const [key, value] of Object.entries(target.config)) {
-      if (!jsonEqual(current.config[key], value)) drift.config_differs.push(key);
+      if (!jsonEqual(own(current.config, key), value)) drift.config_differs.push(key);
     }
   }
   drift.in_sync = current !== null && drift.apps_missing.length === 0 && drift.apps_extra.length === 0 &&

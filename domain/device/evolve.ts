@@ -1,4 +1,5 @@
 // evolve: the one fold used by the API, replay, snapshots and fixtures.
+import { own } from '../own.ts';
 import { computeDrift, type Drift, sameJson } from './drift.ts';
 import type { DeviceEvent, DeviceEventOf, ReportedApp } from './events.ts';
 import { indexServices, reportedServices } from './services.ts';
@@ -175,7 +176,7 @@ function withContainer(
   status: ContainerState['status'],
 ): RegisteredDevice['containers'] {
   const { app_id: appId, service_name: serviceName } = event.data;
-  const previous = containers[appId]?.[serviceName];
+  const previous = own(own(containers, appId) ?? {}, serviceName);
   const container: ContainerState = {
     app_id: appId,
     service_name: serviceName,
@@ -189,7 +190,7 @@ function withContainer(
   if (appId === '__proto__' || serviceName === '__proto__') {
     return { ...containers, [appId]: { ...containers[appId], [serviceName]: container } };
   }
-  const app = copyRecord(containers[appId] ?? {});
+  const app = copyRecord(own(containers, appId) ?? {});
   app[serviceName] = container;
   const next = copyRecord(containers);
   next[appId] = app;
@@ -219,7 +220,7 @@ function withoutContainer(
   appId: string,
   serviceName: string,
 ): RegisteredDevice['containers'] {
-  const app = containers[appId];
+  const app = own(containers, appId);
   if (app === undefined || !Object.hasOwn(app, serviceName)) return containers;
   const { [serviceName]: _gone, ...rest } = app;
   const { [appId]: _app, ...others } = containers;
@@ -303,13 +304,13 @@ function imageListed(apps: Record<string, ReportedApp>, image: string): boolean 
 }
 
 function withName(names: Record<string, string[]>, appId: string, name: string): Record<string, string[]> {
-  const current = names[appId] ?? [];
+  const current = own(names, appId) ?? [];
   if (current.includes(name)) return names;
   return { ...names, [appId]: [...current, name].sort() };
 }
 
 function withoutName(names: Record<string, string[]>, appId: string, name: string): Record<string, string[]> {
-  const current = names[appId];
+  const current = own(names, appId);
   if (current === undefined || !current.includes(name)) return names;
   const rest = current.filter((n) => n !== name);
   const { [appId]: _gone, ...others } = names;

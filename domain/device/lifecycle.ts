@@ -4,6 +4,7 @@ import type { DeviceEvent, DeviceEventOf, StateReport } from './events.ts';
 import { reconciliationAfterReport } from './reconciliation.ts';
 import { containerPhase, indexServices, type ObservedService, reportedServices } from './services.ts';
 import type { ContainerState, DeviceState, RegisteredDevice } from './state.ts';
+import { own } from '../own.ts';
 
 type ContainerEventType = 'container.started' | 'container.stopped' | 'container.crashed';
 
@@ -48,7 +49,7 @@ function namedResourceChanges(
   for (const appId of Object.keys(apps)) {
     const reported = apps[appId]![field];
     if (reported === undefined) continue;
-    const before = new Set(known[appId] ?? []);
+    const before = new Set(own(known, appId) ?? []);
     const after = new Set(reported);
     for (const name of after) if (!before.has(name)) created.push([appId, name]);
     for (const name of [...before].sort()) if (!after.has(name)) removed.push([appId, name]);
@@ -67,7 +68,7 @@ function serviceEvents(previous: RegisteredDevice, services: ObservedService[], 
   };
   const pulled = new Set<string>();
   for (const service of services) {
-    const known = previous.containers[service.app_id]?.[service.service_name];
+    const known = own(own(previous.containers, service.app_id) ?? {}, service.service_name);
     events.push(...imageEvents(previous, known, beforeOf(service), service, pulled, now));
     events.push(...containerEvents(known, service, now));
   }

@@ -5,6 +5,7 @@ import { jsonEqual } from '../device/drift.ts';
 import type { DeviceState } from '../device/state.ts';
 import { inSync } from './drift.ts';
 import { type EventRef, eventRef, type History } from './history.ts';
+import { own } from '../own.ts';
 
 /** One changed leaf (or whole array) of the state. */
 export type PathChange = { path: string; before: unknown; after: unknown };
@@ -91,9 +92,9 @@ export function summarise(a: DeviceState, b: DeviceState): DiffSummary {
   const targetApps = keyDiff(appsA, appsB);
   const targetServices: ServiceDiff[] = [];
   for (const appId of targetApps.changed) {
-    const sd = keyDiff(servicesByName(appsA[appId]), servicesByName(appsB[appId]));
-    const left = servicesByName(appsA[appId]);
-    const right = servicesByName(appsB[appId]);
+    const left = servicesByName(own(appsA, appId));
+    const right = servicesByName(own(appsB, appId));
+    const sd = keyDiff(left, right);
     if (sd.added.length + sd.removed.length + sd.changed.length === 0) continue;
     targetServices.push({
       app_id: appId,

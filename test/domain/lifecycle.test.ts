@@ -603,3 +603,33 @@ test('evolve: lifecycle events change no drift and keep drift_since', (t) => {
   t.is(after.updated_at, T(9));
   t.is(after.version, drifting.version + 1);
 });
+
+// hardening issue, finding 9: app ids that are also Object.prototype's property names
+for (const appId of ['constructor', 'valueOf', 'toString', 'hasOwnProperty']) {
+  test(`app id "${appId}" with volumes, networks and services folds like any other app id`, (t) => {
+    const device = given(provisioned);
+    const first = when(
+      device,
+      report(T(1), {
+        [appId]: {
+          status: 'running',
+          volumes: ['data'],
+          networks: ['net'],
+          services: { main: { status: 'running', containerId: 'c1', image: 'img:1' } },
+        },
+      }),
+    );
+    const types = first.events.map((e) => e.type);
+    t.true(types.includes('volume.created'), types.join(','));
+    t.true(types.includes('network.created'));
+    t.true(types.includes('container.started'));
+    t.deepEqual(first.after.volumes[appId], ['data']);
+    // the device can report again: the same app, then without its volume and network
+    const second = when(first.after, report(T(2), { [appId]: { status: 'running', volumes: [], networks: [] } }));
+    t.deepEqual(second.events.map((e) => e.type).filter((type) => type.endsWith('.removed')).sort(), [
+      'network.removed',
+      'volume.removed',
+    ]);
+    t.false(Object.hasOwn(second.after.volumes, appId));
+  });
+}

@@ -2,6 +2,10 @@
 // optimised `evolve` is compared against (test/replay/fold-reference.test.ts). Do not optimise
 // this file: its only job is to be obviously the original meaning.
 import { computeDrift } from '../../domain/device/drift.ts';
+// The one fix taken over from evolve.ts since the freeze (hardening issue, finding 9): lookups by
+// app id use `own`, where the frozen fold threw a TypeError for ids such as "constructor" (no
+// stored history can hold such events: the API answered 500 before appending them).
+import { own } from '../../domain/own.ts';
 import type { DeviceEvent, DeviceEventOf, ReportedApp } from '../../domain/device/events.ts';
 import { indexServices, reportedServices } from '../../domain/device/services.ts';
 import type { ContainerState, CurrentState, DeviceState, RegisteredDevice } from '../../domain/device/state.ts';
@@ -165,7 +169,7 @@ function withContainer(
   status: ContainerState['status'],
 ): RegisteredDevice {
   const { app_id: appId, service_name: serviceName } = event.data;
-  const previous = state.containers[appId]?.[serviceName];
+  const previous = own(own(state.containers, appId) ?? {}, serviceName);
   const container: ContainerState = {
     app_id: appId,
     service_name: serviceName,
@@ -187,7 +191,7 @@ function withoutContainer(
   appId: string,
   serviceName: string,
 ): RegisteredDevice['containers'] {
-  const app = containers[appId];
+  const app = own(containers, appId);
   if (app === undefined || !Object.hasOwn(app, serviceName)) return containers;
   const { [serviceName]: _gone, ...rest } = app;
   const { [appId]: _app, ...others } = containers;
@@ -220,13 +224,13 @@ function forgetUnreported(
 }
 
 function withName(names: Record<string, string[]>, appId: string, name: string): Record<string, string[]> {
-  const current = names[appId] ?? [];
+  const current = own(names, appId) ?? [];
   if (current.includes(name)) return names;
   return { ...names, [appId]: [...current, name].sort() };
 }
 
 function withoutName(names: Record<string, string[]>, appId: string, name: string): Record<string, string[]> {
-  const current = names[appId];
+  const current = own(names, appId);
   if (current === undefined || !current.includes(name)) return names;
   const rest = current.filter((n) => n !== name);
   const { [appId]: _gone, ...others } = names;
