@@ -1,9 +1,10 @@
 // `npm run replay -- <command>`: time travel over the event log for engineers. Reads the
 // service's database (DATABASE_URL, else the embedded server under DATA_DIR) or, with
-// --fixture, NDJSON files and no database at all. `--help` on every command.
+// --fixture, NDJSON files and no database at all. `--help` on every command. It only reads:
+// a database whose schema is behind is refused, naming `npm run migrate`, not migrated.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openCliDatabase } from '../app/cli/cli-database.ts';
+import { openCliDatabase, SchemaBehindError } from '../app/cli/cli-database.ts';
 import { createReplayQueries } from '../infra/replay/queries.ts';
 import { ReplayError } from '../domain/replay/source.ts';
 import { analyticsCommand } from './analytics-command.ts';
@@ -50,7 +51,7 @@ export const processContext: CommandContext = {
   stdout: process.stdout,
   stderr: process.stderr,
   async openDatabase() {
-    const db = await openCliDatabase((line) => process.stderr.write(`${line}\n`));
+    const db = await openCliDatabase((line) => process.stderr.write(`${line}\n`), { migrations: 'require' });
     return { source: createReplayQueries(db.pool), close: db.close, pool: db.pool };
   },
   async openFixtures(files) {
@@ -84,7 +85,7 @@ export async function runCli(argv: string[], ctx: CommandContext): Promise<numbe
       ctx.stderr.write(`replay: ${error.message}\n`);
       return error.exitCode;
     }
-    if (error instanceof ReplayError || error instanceof FixtureError) {
+    if (error instanceof ReplayError || error instanceof FixtureError || error instanceof SchemaBehindError) {
       ctx.stderr.write(`replay: ${error.message}\n`);
       return 1;
     }

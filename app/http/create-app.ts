@@ -1,13 +1,15 @@
-// The Koa app factory: one error handler on top, JSON-only bodies, the versioned router.
+// The Koa app factory: one error handler on top, JSON-only bodies, the public routes, then the
+// versioned routers, one per kind of caller, each behind its one guard.
 import Koa from 'koa';
 import { Router } from '@koa/router';
 import bodyParser from 'koa-bodyparser';
 import { adminRoutes } from './routes/admin-devices.ts';
 import type { AppDeps } from './deps.ts';
-import { deviceRoutes } from './routes/device.ts';
+import { deviceRoutes, registrationRoutes } from './routes/device.ts';
 import { errorHandler, HttpError } from './errors.ts';
 import { feedRoutes } from './routes/feed.ts';
 import { fleetRoutes } from './routes/fleet.ts';
+import { guard, type Principal } from './middleware/auth.ts';
 import { healthRoutes } from './routes/health.ts';
 import { inputLimits } from './middleware/input-limits.ts';
 import { type Logger, logRequests, silentLogger } from '../observability/logger.ts';
@@ -15,7 +17,7 @@ import { createMetrics, instrumentStore, type Metrics } from '../observability/m
 import { metricsRoutes } from './routes/metrics.ts';
 import { openApiRoutes } from './openapi/openapi.ts';
 import { provisioningKeyRoutes } from './routes/provisioning-keys.ts';
-import { rateLimitRoutes, type RateLimits } from './middleware/rate-limit.ts';
+import { type RateLimits, registrationRateLimit, reportRateLimit } from './middleware/rate-limit.ts';
 import { replayRoutes } from './routes/replay.ts';
 import { requestDeadline } from './middleware/request-deadline.ts';
 import { requestId, requireJsonBody } from './request.ts';
@@ -40,6 +42,16 @@ export type AppOptions = {
   /** A handler that has not answered by then gets a 503 (REQUEST_TIMEOUT); none by default. */
   requestTimeoutMs?: number;
 };
+
+/** A router under /api/v1 whose every route, also one added later, answers only callers of `type`. */
+function guardedRouter(type: Principal['type'], deps: AppDeps): Router {
+  const router = new Router({ prefix: '/api/v1' });
+  // the path '' and not none: on a prefixed router @koa/router 15 matches a path-less `use`
+  // case-sensitively while its routes match case-insensitively, so GET /API/V1/DEVICES would
+  // reach the route without the guard (test/reliability/auth-matrix.test.ts sends both spellings)
+  router.use('', guard(type, deps));
+  return router;
+}
 
 /** Builds the app; tests drive `app.callback()` without opening a port. */
 export function createApp(appDeps: AppDeps, options: AppOptions = {}): Koa {
@@ -81,24 +93,36 @@ export function createApp(appDeps: AppDeps, options: AppOptions = {}): Koa {
     notImplemented: () => new HttpError(501, 'not_implemented', 'method not implemented'),
     methodNotAllowed: () => new HttpError(405, 'method_not_allowed', 'method not allowed on this path'),
   };
+  // public, or (/metrics) with its own rule
   const root = new Router();
   healthRoutes(root, deps, { partitionDaysAhead: options.partitionDaysAhead ?? 7, draining: () => shutdown.draining });
   metricsRoutes(root, deps, metrics, options.metricsToken);
   openApiRoutes(root, routeDocs);
-  app.use(root.routes());
-  app.use(root.allowedMethods(routeErrors));
 
-  const api = new Router({ prefix: '/api/v1' });
-  rateLimitRoutes(api, deps, options.rateLimits);
-  deviceRoutes(api, deps);
-  adminRoutes(api, deps);
-  provisioningKeyRoutes(api, deps);
-  webhookRoutes(api, deps);
-  feedRoutes(api, deps);
-  fleetRoutes(api, deps);
-  replayRoutes(api, deps);
-  app.use(api.routes());
-  app.use(api.allowedMethods(routeErrors));
+  // the guard is each router's first layer, so a rate limit counts authenticated callers only
+  // and runs before the route reads the body (README "Rate limits")
+  const registration = guardedRouter('provisioning_key', deps);
+  registrationRateLimit(registration, deps, options.rateLimits?.registrations);
+  registrationRoutes(registration, deps);
+
+  const device = guardedRouter('device', deps);
+  reportRateLimit(device, deps, options.rateLimits?.reports);
+  deviceRoutes(device, deps);
+
+  const admin = guardedRouter('admin', deps);
+  adminRoutes(admin, deps);
+  provisioningKeyRoutes(admin, deps);
+  webhookRoutes(admin, deps);
+  feedRoutes(admin, deps);
+  fleetRoutes(admin, deps);
+  replayRoutes(admin, deps);
+
+  // a router's guard runs only for requests one of its routes matches; the routers record what
+  // they matched on ctx.matched together, so each allowedMethods sees every router's methods
+  for (const router of [root, registration, device, admin]) {
+    app.use(router.routes());
+    app.use(router.allowedMethods(routeErrors));
+  }
   // sets (not throws) the 404 so allowedMethods, which runs after it, can turn it into a 405
   app.use(async function notFound(ctx) {
     ctx.status = 404;

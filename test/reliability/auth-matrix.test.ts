@@ -3,14 +3,23 @@
 // this, 2xx when allowed), a JSON error on refusal, and not one row written by a refusal.
 // Then the secrets grep: none of the secrets used appears in the events, the logs (the
 // service's pino output), the error bodies, or anywhere in the database but as a hash.
+// And the guard walk: every route but the named public ones refuses a request without
+// credentials, whatever route-docs.ts declares, and a route added to a guarded router is
+// guarded without a line of its own.
 import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Router } from '@koa/router';
 import test from 'ava';
+import type Koa from 'koa';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { registeredRoutes } from '../../app/http/openapi/openapi.ts';
 import { type RouteAuth, routeDocs } from '../../app/http/openapi/route-docs.ts';
 import { ensurePartitionsAhead } from '../../infra/event-store/partitions.ts';
-import type { HttpRequest, HttpResponse } from './http-client.ts';
+import { createApp } from '../../app/http/create-app.ts';
+import { type HttpRequest, type HttpResponse, send } from './http-client.ts';
 import { type ReliabilityApp, startReliabilityApp } from './reliability-app.ts';
 import { type ExampleFixture, routeExamples } from './route-examples.ts';
 import { findSecrets } from './secrets.ts';
@@ -185,6 +194,41 @@ function expected(auth: RouteAuth, credential: Credential, namesDevice: boolean)
 
 const streamVersion = z.object({ version: z.number() });
 
+/** Routes anyone may call. Every other route refuses a request without credentials with 401. */
+const PUBLIC_ROUTES = ['GET /docs', 'GET /healthz', 'GET /openapi.json', 'GET /readyz'];
+
+/**
+ * Sends each non-public route its example (or, for a route without one, its path with a uuid
+ * for each parameter) without credentials, each with its own request id, once as written and
+ * once with the path in capitals (the routes match either); returns the routes that answered
+ * anything but a 401, and the request id of each 401 by route.
+ */
+async function withoutCredentials(
+  routes: string[],
+  request: (req: HttpRequest) => Promise<HttpResponse>,
+): Promise<{ open: string[]; refused: Map<string, string> }> {
+  const open: string[] = [];
+  const refused = new Map<string, string>();
+  for (const route of routes) {
+    if (PUBLIC_ROUTES.includes(route)) continue;
+    const [method, pattern] = route.split(' ') as [string, string];
+    const example = routeExamples[route]?.(fixture) ?? { method, path: pattern.replace(/:\w+/g, () => randomUUID()) };
+    const [path, query] = example.path.split('?') as [string, string | undefined];
+    for (const spelling of [example.path, `${path.toUpperCase()}${query === undefined ? '' : `?${query}`}`]) {
+      const requestId = randomUUID();
+      const response = await request({ ...example, path: spelling, headers: { 'X-Request-Id': requestId } });
+      if (response.status !== 401) {
+        open.push(`${route} as ${spelling}: ${response.status} ${response.text.slice(0, 100)}`);
+      } else if (spelling === example.path) refused.set(route, requestId);
+    }
+  }
+  return { open, refused };
+}
+
+/** The routers of an app built by createApp, as @koa/router mounts them. */
+const routersOf = (koa: Koa): Router[] =>
+  (koa.middleware as { router?: Router }[]).flatMap((m) => (m.router === undefined ? [] : [m.router]));
+
 test.serial('every route × every credential: the documented status, a JSON error on refusal, no write on refusal', async (t) => {
   const routes = registeredRoutes(app.app);
   t.true(routes.length >= 30, `only ${routes.length} routes found`);
@@ -247,6 +291,59 @@ test.serial('every route × every credential: the documented status, a JSON erro
   );
   t.deepEqual(failures, []);
   t.is(tally.cells, routes.length * credentials.length);
+});
+
+test.serial('every route but the public ones answers 401 without credentials, logged under its route, writing nothing', async (t) => {
+  const routes = registeredRoutes(app.app);
+  t.deepEqual(
+    routeDocs.filter((d) => d.auth === 'none').map((d) => `${d.method} ${d.path}`).sort(),
+    PUBLIC_ROUTES,
+    'the public routes are exactly the ones route-docs.ts declares without credentials',
+  );
+  const { open, refused } = await withoutCredentials(routes, (req) => app.request(req));
+  t.deepEqual(open, []);
+  t.is(refused.size, routes.length - PUBLIC_ROUTES.length);
+  t.deepEqual(await app.newWrites(), []);
+  // a guard runs as a layer of its router; the refusal is still counted under the route
+  const logged = new Map<string, string>();
+  for (const line of app.logLines) {
+    const entry = JSON.parse(line) as { request_id?: string; route?: string };
+    if (entry.request_id !== undefined && entry.route !== undefined) logged.set(entry.request_id, entry.route);
+  }
+  const apiRoutes = [...refused].filter(([route]) => route.includes(' /api/'));
+  t.true(apiRoutes.length >= 30);
+  const mislabelled = apiRoutes.filter(([route, id]) => route.split(' ')[1] !== logged.get(id));
+  t.deepEqual(mislabelled, [], 'routes whose 401 was logged under another route');
+});
+
+test.serial('a route added to a guarded router needs no guard of its own; one added elsewhere is found by the walk', async (t) => {
+  const koa = createApp(app.deps);
+  const guarded = routersOf(koa).find((r) => r.stack.some((l) => l.path === '/api/v1/devices'));
+  if (guarded === undefined) return t.fail('no router serves GET /api/v1/devices');
+  guarded.get('/new-admin-report', (ctx) => {
+    ctx.body = { everything: 'an admin may see' };
+  });
+  const unguarded = new Router({ prefix: '/api/v1' });
+  unguarded.get('/forgotten', (ctx) => {
+    ctx.body = { everything: 'an admin may see' };
+  });
+  // mounted before the final 404 handler, as a router added in create-app.ts would be
+  koa.middleware.splice(koa.middleware.length - 1, 0, unguarded.routes() as Koa.Middleware);
+  const server = createServer(koa.callback());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const routes = registeredRoutes(koa);
+  t.true(routes.includes('GET /api/v1/new-admin-report') && routes.includes('GET /api/v1/forgotten'));
+  const { open, refused } = await withoutCredentials(routes, (req) => send(baseUrl, req));
+  t.true(refused.has('GET /api/v1/new-admin-report'), 'the admin router guards a route it gains later');
+  t.deepEqual([...new Set(open.map((o) => o.split(' as ')[0]))], ['GET /api/v1/forgotten']);
+  const asDevice = await send(baseUrl, {
+    method: 'GET',
+    path: '/api/v1/new-admin-report',
+    headers: { Authorization: credentials.find((c) => c.name === 'own device key')!.header! },
+  });
+  t.is(asDevice.status, 403);
 });
 
 test.serial('a disabled device is refused on its own routes with device_inactive, and only its last_seen_at moves', async (t) => {

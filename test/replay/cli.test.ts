@@ -1,11 +1,14 @@
 // The replay command line: every command with --fixture (no database), its help, its
-// errors and exit codes; and a real process against a database (DATABASE_URL).
+// errors and exit codes; and a real process against a database (DATABASE_URL), which it
+// refuses, unchanged, when its schema is behind.
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
+import { sql } from 'slonik';
+import { z } from 'zod';
 import { jsonEqual } from '../../domain/device/drift.ts';
 import { createEventStore } from '../../infra/event-store/event-store.ts';
 import type { StoredEvent } from '../../domain/recorded-event.ts';
@@ -14,7 +17,9 @@ import { createReplayQueries } from '../../infra/replay/queries.ts';
 import { runCli } from '../../replay/cli.ts';
 import type { CommandContext } from '../../replay/command.ts';
 import { openFixtures } from '../../infra/replay/fixture-source.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
+import { adminQuery, createTestDatabase, databaseUrl, type TestDatabase } from '../helpers/database.ts';
+import { listMigrations } from '../../infra/postgres/migrate.ts';
+import { createDatabasePool } from '../../infra/postgres/pool.ts';
 import { appendHistory, generateHistory } from '../../bench/generate-history.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -355,4 +360,49 @@ test('a real process: npm run replay against a database (DATABASE_URL), and unkn
   t.regex((unknown as { stderr: string }).stderr, /unknown command "rewind"/);
   const fleet = await cli(['fleet', '--at', at, '--json'], { database: db });
   t.is(fleet.json().totals.devices, 1);
+});
+
+test('a real process: replay refuses a database that is behind, naming npm run migrate, and applies nothing', async (t) => {
+  const replay = (url: string, argv: string[]) =>
+    run(process.execPath, ['--import', 'tsx', 'replay/cli.ts', ...argv], {
+      cwd: root,
+      env: { ...process.env, DATABASE_URL: url },
+    }).then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e);
+  const names = z.object({ name: z.string() });
+  const newest = (await listMigrations()).at(-1)!;
+
+  // a database one migration behind: the newest is not recorded
+  const behind = await createTestDatabase({ poolSize: 1 });
+  t.teardown(() => behind.drop());
+  await behind.pool.query(sql.unsafe`DELETE FROM schema_migrations WHERE name = ${newest}`);
+  const recorded =
+    async () => [...await behind.pool.anyFirst(sql.type(names)`SELECT name FROM schema_migrations ORDER BY name`)];
+  const before = await recorded();
+  for (const argv of [['fleet', '--at', 'now'], ['verify']]) {
+    const result = await replay(behind.url, argv);
+    t.is(result.code, 1, argv[0]);
+    t.regex(
+      result.stderr,
+      /^replay: the database schema is behind this release: 1 migration\(s\) not applied/m,
+      argv[0],
+    );
+    t.true(result.stderr.includes(newest), argv[0]);
+    t.true(result.stderr.includes('run `npm run migrate` first'), argv[0]);
+  }
+  t.deepEqual(await recorded(), before, 'nothing applied');
+
+  // a database never migrated: refused too, and still without a single table afterwards
+  const name = `dt_test_empty_${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`;
+  await adminQuery(`CREATE DATABASE ${name} TEMPLATE template0`);
+  t.teardown(() => adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+  const empty = await replay(databaseUrl(name), ['state', '--at', 'now']);
+  t.is(empty.code, 1);
+  t.regex(empty.stderr, /migration\(s\) not applied \(001_event_store\.sql, /);
+  t.regex(empty.stderr, /npm run migrate/);
+  const pool = await createDatabasePool(databaseUrl(name), { maximumPoolSize: 1 });
+  t.teardown(() => pool.end());
+  const tables = await pool.oneFirst(
+    sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'`,
+  );
+  t.is(tables, 0, 'no migration ran');
 });

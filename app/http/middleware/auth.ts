@@ -1,6 +1,7 @@
-// Authentication: a bearer secret resolves to one principal; each route says which kind
-// it accepts. 401: no or unknown credentials. 403: known credentials, wrong kind or not allowed.
-import type { Context } from 'koa';
+// Authentication: a bearer secret resolves to one principal; each router accepts one kind,
+// checked once by its guard (app/http/create-app.ts). 401: no or unknown credentials.
+// 403: known credentials, wrong kind or not allowed.
+import type { Context, Next } from 'koa';
 import type { ProvisioningKeyState } from '../../../domain/provisioning-key/decider.ts';
 import { ADMIN_TOKEN_PREFIX, PROVISIONING_KEY_PREFIX } from '../../../infra/devices/credentials.ts';
 import type { Actor } from '../../../domain/recorded-event.ts';
@@ -53,28 +54,63 @@ const forbidden = (expected: string, got: Principal['type']) =>
     `this endpoint needs ${expected}; the credentials given are a ${got.replace('_', ' ')}`,
   );
 
-/** The admin calling, or 401/403. */
-export async function requireAdmin(ctx: Context, deps: AppDeps): Promise<Principal & { type: 'admin' }> {
-  const p = await authenticate(ctx, deps);
-  if (p.type !== 'admin') throw forbidden('an admin token', p.type);
-  return p;
-}
+const EXPECTED: Record<Principal['type'], string> = {
+  admin: 'an admin token',
+  device: 'a device key',
+  provisioning_key: 'a provisioning key',
+};
 
-/** The device calling, or 401/403. */
-export async function requireDevice(ctx: Context, deps: AppDeps): Promise<Principal & { type: 'device' }> {
-  const p = await authenticate(ctx, deps);
-  if (p.type !== 'device') throw forbidden('a device key', p.type);
-  return p;
-}
-
-/** The provisioning key calling, or 401/403. */
-export async function requireProvisioningKey(
+/** The caller if it is of `type`, or 401/403. */
+async function requireKind<T extends Principal['type']>(
   ctx: Context,
   deps: AppDeps,
-): Promise<Principal & { type: 'provisioning_key' }> {
+  type: T,
+): Promise<Principal & { type: T }> {
   const p = await authenticate(ctx, deps);
-  if (p.type !== 'provisioning_key') throw forbidden('a provisioning key', p.type);
-  return p;
+  if (p.type !== type) throw forbidden(EXPECTED[type], p.type);
+  return p as Principal & { type: T };
+}
+
+/** The admin calling, or 401/403 (for /metrics, which takes METRICS_TOKEN besides). */
+export function requireAdmin(ctx: Context, deps: AppDeps): Promise<Principal & { type: 'admin' }> {
+  return requireKind(ctx, deps, 'admin');
+}
+
+type MatchedLayer = { path: string | RegExp; methods: string[] };
+
+/**
+ * @koa/router labels a request with the path of each layer as it runs it, so inside a guard
+ * the label is the guard's (`/api/v1{/*rest}`) and a refused request would be logged and
+ * counted under that; this puts back the route the request matched.
+ */
+function labelWithRoute(ctx: Context): void {
+  const routed = ctx as Context & { matched?: MatchedLayer[]; _matchedRoute?: string | RegExp };
+  const route = routed.matched?.findLast((layer) => layer.methods.includes(ctx.method));
+  if (route !== undefined) routed._matchedRoute = route.path;
+}
+
+/**
+ * The one guard of a router whose routes all want callers of `type` (its first layer, see
+ * guardedRouter in app/http/create-app.ts): every route on that router, also one added later,
+ * answers 401/403 before its handler runs. The caller is left in ctx.state for `callerOf`.
+ * @koa/router runs it only for requests one of the router's routes matches, so a 404 or 405
+ * stays one.
+ */
+export function guard(type: Principal['type'], deps: AppDeps) {
+  return async function authenticated(ctx: Context, next: Next): Promise<void> {
+    labelWithRoute(ctx);
+    await requireKind(ctx, deps, type);
+    await next();
+  };
+}
+
+/** The caller the router's guard let through; on a route outside that router, a 500 rather than an open door. */
+export function callerOf<T extends Principal['type']>(ctx: Context, type: T): Principal & { type: T } {
+  const principal = ctx.state['principal'] as Principal | undefined;
+  if (principal?.type !== type) {
+    throw new Error(`no ${type} guard ran for ${ctx.method} ${ctx.path}: register the route on the ${type} router`);
+  }
+  return principal as Principal & { type: T };
 }
 
 /** The metadata actor for a principal. */

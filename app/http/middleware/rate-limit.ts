@@ -2,11 +2,12 @@
 // state reports per device (PATCH /device/state, REPORT_RATE_LIMIT) and registration attempts
 // per provisioning key (POST /device/register, REGISTER_RATE_LIMIT). A token bucket per
 // caller: `limit` requests at once, refilled at `limit` per `windowMs`. Over the limit: 429
-// with Retry-After before the route runs, and nothing is written. The buckets live in
-// this process: with several instances behind a balancer each allows the limit.
+// with Retry-After after the router's guard and before the route runs, and nothing is
+// written. The buckets live in this process: with several instances behind a balancer
+// each allows the limit.
 import type { Context, Next } from 'koa';
 import type { Router } from '@koa/router';
-import { authenticate } from './auth.ts';
+import { callerOf } from './auth.ts';
 import type { AppDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
 
@@ -58,10 +59,10 @@ export function createLimiter(rate: RateLimit, now: () => number) {
 const describe = (rate: RateLimit) =>
   `${rate.limit} per ${rate.windowMs % 60_000 === 0 ? `${rate.windowMs / 60_000} min` : `${rate.windowMs / 1000} s`}`;
 
-function limitBy(deps: AppDeps, rate: RateLimit, what: string, keyOf: (ctx: Context) => Promise<string | null>) {
+function limitBy(deps: AppDeps, rate: RateLimit, what: string, keyOf: (ctx: Context) => string | null) {
   const limiter = createLimiter(rate, () => deps.clock().getTime());
   return async function rateLimited(ctx: Context, next: Next): Promise<void> {
-    const key = await keyOf(ctx);
+    const key = keyOf(ctx);
     const wait = key === null ? 0 : limiter.take(key);
     if (wait > 0) {
       throw new HttpError(429, 'rate_limited', `too many ${what}: at most ${describe(rate)}; retry in ${wait} s`, {
@@ -75,30 +76,32 @@ function limitBy(deps: AppDeps, rate: RateLimit, what: string, keyOf: (ctx: Cont
 }
 
 /**
- * Registers the limits on the API router (before the device routes), so they apply to exactly
- * the requests those routes match. Authentication happens here first: a bad credential is a
- * 401 as before, and each bucket belongs to a real device or provisioning key.
+ * Limits state reports per device on the device router. Registered after the router's guard,
+ * so a bad credential is a 401 as before and each bucket belongs to a real device.
  */
-export function rateLimitRoutes(router: Router, deps: AppDeps, limits: RateLimits | undefined): void {
-  if (limits?.reports) {
-    const perDevice = limitBy(deps, limits.reports, 'state reports from this device', async (ctx) => {
-      if (ctx.method !== 'PATCH') return null;
-      const principal = await authenticate(ctx, deps);
-      return principal.type === 'device' ? principal.uuid : null;
-    });
-    router.use('/device/state', perDevice);
-  }
-  if (limits?.registrations) {
-    const perKey = limitBy(
+export function reportRateLimit(router: Router, deps: AppDeps, rate: RateLimit | null | undefined): void {
+  if (!rate) return;
+  router.use(
+    '/device/state',
+    limitBy(
       deps,
-      limits.registrations,
+      rate,
+      'state reports from this device',
+      (ctx) => ctx.method === 'PATCH' ? callerOf(ctx, 'device').uuid : null,
+    ),
+  );
+}
+
+/** Limits registration attempts per key on the provisioning-key router, likewise after its guard. */
+export function registrationRateLimit(router: Router, deps: AppDeps, rate: RateLimit | null | undefined): void {
+  if (!rate) return;
+  router.use(
+    '/device/register',
+    limitBy(
+      deps,
+      rate,
       'registration attempts with this provisioning key',
-      async (ctx) => {
-        if (ctx.method !== 'POST') return null;
-        const principal = await authenticate(ctx, deps);
-        return principal.type === 'provisioning_key' ? principal.id : null;
-      },
-    );
-    router.use('/device/register', perKey);
-  }
+      (ctx) => ctx.method === 'POST' ? callerOf(ctx, 'provisioning_key').id : null,
+    ),
+  );
 }

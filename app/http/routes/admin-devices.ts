@@ -6,7 +6,7 @@ import { decide } from '../../../domain/device/decide.ts';
 import { targetStateSchema } from '../../../domain/device/events.ts';
 import { handleCommand } from '../../../infra/event-store/command-handler.ts';
 import { deviceAdapter } from '../../../infra/devices/device-store.ts';
-import { actorOf, requireAdmin } from '../middleware/auth.ts';
+import { actorOf, callerOf } from '../middleware/auth.ts';
 import type { AppDeps } from '../deps.ts';
 import { HttpError, parseOr400 } from '../errors.ts';
 import { instantSchema, jsonBody, requestMetadata, uuidParam } from '../request.ts';
@@ -57,10 +57,10 @@ async function existingDevice(deps: AppDeps, uuid: string) {
   return row;
 }
 
-/** Registers the admin device endpoints on the router. */
+/** Registers the admin device endpoints on the admin router (its guard authenticates). */
 export function adminRoutes(router: Router, deps: AppDeps): void {
   router.post('/devices/:uuid/target-state', async (ctx: Context) => {
-    const admin = await requireAdmin(ctx, deps);
+    const admin = callerOf(ctx, 'admin');
     const uuid = uuidParam(ctx);
     const expected = parseIfMatch(ctx.get('If-Match'));
     const target = parseOr400(targetBody, jsonBody(ctx));
@@ -86,7 +86,7 @@ export function adminRoutes(router: Router, deps: AppDeps): void {
   });
 
   router.patch('/devices/:uuid/active', async (ctx: Context) => {
-    const admin = await requireAdmin(ctx, deps);
+    const admin = callerOf(ctx, 'admin');
     const uuid = uuidParam(ctx);
     const body = parseOr400(activeBody, jsonBody(ctx));
     await existingDevice(deps, uuid);
@@ -110,7 +110,6 @@ export function adminRoutes(router: Router, deps: AppDeps): void {
   });
 
   router.get('/devices', async (ctx: Context) => {
-    await requireAdmin(ctx, deps);
     const query = parseOr400(deviceListQuery, ctx.query, 'query');
     const { devices, total } = await deps.devices.list({
       ...(query.fleet === undefined ? {} : { fleet_id: query.fleet }),
@@ -123,12 +122,10 @@ export function adminRoutes(router: Router, deps: AppDeps): void {
   });
 
   router.get('/devices/:uuid', async (ctx: Context) => {
-    await requireAdmin(ctx, deps);
     ctx.body = deviceView(await existingDevice(deps, uuidParam(ctx)));
   });
 
   router.get('/devices/:uuid/events', async (ctx: Context) => {
-    await requireAdmin(ctx, deps);
     const uuid = uuidParam(ctx);
     const query = parseOr400(eventListQuery, ctx.query, 'query');
     await existingDevice(deps, uuid);

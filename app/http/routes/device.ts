@@ -31,7 +31,7 @@ import { recordDeviceContact, touchContact } from '../../../infra/devices/contac
 import { createDeviceBatchWriter } from '../../../infra/devices/batch-writer.ts';
 import { deviceAdapter } from '../../../infra/devices/device-store.ts';
 import { claimKeySlot } from '../../../infra/devices/provisioning-key-store.ts';
-import { actorOf, requireDevice, requireProvisioningKey } from '../middleware/auth.ts';
+import { actorOf, callerOf } from '../middleware/auth.ts';
 import type { AppDeps } from '../deps.ts';
 import { HttpError, parseOr400 } from '../errors.ts';
 import { instantSchema, jsonBody, requestMetadata, uuidParam, uuidSchema } from '../request.ts';
@@ -259,12 +259,10 @@ async function refusedIfInactive<T>(deps: AppDeps, uuid: string, now: string, wo
   }
 }
 
-/** Registers the device endpoints on the router. */
-export function deviceRoutes(router: Router, deps: AppDeps): void {
-  // state reports are the hot path: written in groups, one commit for many devices
-  const reportWriter = createDeviceBatchWriter(deps.pool, deps.store);
+/** Registers POST /device/register on the provisioning-key router (its guard authenticates). */
+export function registrationRoutes(router: Router, deps: AppDeps): void {
   router.post('/device/register', async (ctx: Context) => {
-    const key = await requireProvisioningKey(ctx, deps);
+    const key = callerOf(ctx, 'provisioning_key');
     const now = deps.clock().toISOString();
     assertKeyUsable(key.state, now);
     const body = parseOr400(registerBody, jsonBody(ctx));
@@ -329,9 +327,14 @@ export function deviceRoutes(router: Router, deps: AppDeps): void {
     ctx.status = 201;
     ctx.body = { device: deviceView(row!), created: true };
   });
+}
 
+/** Registers the endpoints a device calls with its key on the device router (its guard authenticates). */
+export function deviceRoutes(router: Router, deps: AppDeps): void {
+  // state reports are the hot path: written in groups, one commit for many devices
+  const reportWriter = createDeviceBatchWriter(deps.pool, deps.store);
   router.get('/device/:uuid/target-state', async (ctx: Context) => {
-    const device = await requireDevice(ctx, deps);
+    const device = callerOf(ctx, 'device');
     const uuid = uuidParam(ctx);
     if (uuid !== device.uuid) throw new HttpError(403, 'forbidden', 'a device may only read its own target state');
     const row = await deps.devices.get(uuid);
@@ -367,7 +370,7 @@ export function deviceRoutes(router: Router, deps: AppDeps): void {
   });
 
   router.patch('/device/state', async (ctx: Context) => {
-    const device = await requireDevice(ctx, deps);
+    const device = callerOf(ctx, 'device');
     const raw = jsonBody(ctx);
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
       throw new HttpError(400, 'invalid_request', 'body: must be an object keyed by device uuid');
@@ -417,7 +420,7 @@ export function deviceRoutes(router: Router, deps: AppDeps): void {
   });
 
   router.post('/device/events', async (ctx: Context) => {
-    const device = await requireDevice(ctx, deps);
+    const device = callerOf(ctx, 'device');
     const events = parseDeviceEvents(parseOr400(deviceEventsBody, jsonBody(ctx)));
     const now = deps.clock().toISOString();
     const metadata = requestMetadata(ctx, actorOf(device));

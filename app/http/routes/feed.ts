@@ -20,7 +20,6 @@ import {
   START_CURSOR,
 } from '../../../infra/realtime/feed.ts';
 import { eventNotifier } from '../../../infra/realtime/notifier.ts';
-import { requireAdmin } from '../middleware/auth.ts';
 import type { AppDeps } from '../deps.ts';
 import { HttpError, parseOr400 } from '../errors.ts';
 import { processShutdown } from '../../shutdown.ts';
@@ -140,10 +139,9 @@ async function pump(
   }
 }
 
-/** Registers the feed endpoints on the router. */
+/** Registers the feed endpoints on the admin router (its guard authenticates). */
 export function feedRoutes(router: Router, deps: AppDeps): void {
   router.get('/events', async (ctx: Context) => {
-    await requireAdmin(ctx, deps);
     const query = parseOr400(feedQuery, ctx.query, 'query');
     const cursor = query.after === undefined ? START_CURSOR : cursorOr400(query.after, 'query.after');
     const filter = toFilter(query);
@@ -157,7 +155,6 @@ export function feedRoutes(router: Router, deps: AppDeps): void {
   });
 
   router.get('/events/stream', async (ctx: Context) => {
-    await requireAdmin(ctx, deps);
     const query = parseOr400(streamQuery, ctx.query, 'query');
     const lastEventId = ctx.get('Last-Event-ID');
     const filter = toFilter(query);

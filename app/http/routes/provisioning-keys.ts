@@ -7,7 +7,7 @@ import { decideProvisioningKey } from '../../../domain/provisioning-key/decider.
 import { handleCommand } from '../../../infra/event-store/command-handler.ts';
 import { generateSecret, PROVISIONING_KEY_PREFIX } from '../../../infra/devices/credentials.ts';
 import { insertKeyRow, provisioningKeyAdapter } from '../../../infra/devices/provisioning-key-store.ts';
-import { actorOf, requireAdmin } from '../middleware/auth.ts';
+import { actorOf, callerOf } from '../middleware/auth.ts';
 import type { AppDeps } from '../deps.ts';
 import { HttpError, parseOr400 } from '../errors.ts';
 import { instantSchema, jsonBody, requestMetadata, uuidSchema } from '../request.ts';
@@ -21,10 +21,10 @@ export const createKeyBody = z.object({
 
 export const revokeKeyBody = z.object({ reason: z.string().min(1).max(500).optional() }).strict();
 
-/** Registers the provisioning key endpoints. */
+/** Registers the provisioning key endpoints on the admin router (its guard authenticates). */
 export function provisioningKeyRoutes(router: Router, deps: AppDeps): void {
   router.post('/provisioning-keys', async (ctx: Context) => {
-    const admin = await requireAdmin(ctx, deps);
+    const admin = callerOf(ctx, 'admin');
     const body = parseOr400(createKeyBody, jsonBody(ctx));
     const now = deps.clock().toISOString();
     if (body.expires_at !== undefined && body.expires_at <= now) {
@@ -54,12 +54,11 @@ export function provisioningKeyRoutes(router: Router, deps: AppDeps): void {
   });
 
   router.get('/provisioning-keys', async (ctx: Context) => {
-    await requireAdmin(ctx, deps);
     ctx.body = { provisioning_keys: await deps.provisioningKeys.list() };
   });
 
   router.delete('/provisioning-keys/:id', async (ctx: Context) => {
-    const admin = await requireAdmin(ctx, deps);
+    const admin = callerOf(ctx, 'admin');
     const id = uuidSchema.safeParse((ctx as unknown as { params: { id: string } }).params.id);
     if (!id.success) throw new HttpError(400, 'invalid_request', 'path parameter id: must be a uuid');
     const raw = ctx.request.length > 0 ? jsonBody(ctx) : {};

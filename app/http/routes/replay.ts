@@ -17,7 +17,6 @@ import { replayDiff, replayDrift, replayFleet, replayHistory, replayState } from
 import { ReplayError } from '../../../domain/replay/source.ts';
 import { parseDuration } from '../../../domain/replay/time.ts';
 import { renderTimeline } from '../../html/timeline.ts';
-import { requireAdmin } from '../middleware/auth.ts';
 import type { AppDeps } from '../deps.ts';
 import { HttpError, parseOr400 } from '../errors.ts';
 import { instantSchema, uuidParam } from '../request.ts';
@@ -54,19 +53,17 @@ async function mapped<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Registers the replay and analytics endpoints. */
+/** Registers the replay and analytics endpoints on the admin router (its guard authenticates). */
 export function replayRoutes(router: Router, deps: AppDeps): void {
   const source = createReplayQueries(deps.pool, { clock: deps.clock });
 
   router.get('/devices/:uuid/state', async (ctx: Context) => {
-    await requireAdmin(ctx, deps);
     const uuid = uuidParam(ctx);
     const query = parseOr400(stateQuery, ctx.query, 'query');
     ctx.body = (await mapped(() => replayState(source, uuid, query.at ?? source.now()))).view;
   });
 
   router.get('/devices/:uuid/drift', async (ctx: Context) => {
-    await requireAdmin(ctx, deps);
     const uuid = uuidParam(ctx);
     const query = parseOr400(rangeQuery, ctx.query, 'query');
     const { device, ...report } = await mapped(() => replayDrift(source, uuid, query));
@@ -74,7 +71,6 @@ export function replayRoutes(router: Router, deps: AppDeps): void {
   });
 
   router.get('/devices/:uuid/diff', async (ctx: Context) => {
-    await requireAdmin(ctx, deps);
     const uuid = uuidParam(ctx);
     const query = parseOr400(diffQuery, ctx.query, 'query');
     const { device, ...report } = await mapped(() => replayDiff(source, uuid, query.from, query.to ?? source.now()));
@@ -82,7 +78,6 @@ export function replayRoutes(router: Router, deps: AppDeps): void {
   });
 
   router.get('/devices/:uuid/timeline', async (ctx: Context) => {
-    await requireAdmin(ctx, deps);
     const uuid = uuidParam(ctx);
     const query = parseOr400(rangeQuery, ctx.query, 'query');
     const { device, history } = await mapped(() => replayHistory(source, uuid, query));
@@ -101,40 +96,34 @@ export function replayRoutes(router: Router, deps: AppDeps): void {
   });
 
   router.get('/fleet/status', async (ctx: Context) => {
-    await requireAdmin(ctx, deps);
     const query = parseOr400(fleetQuery, ctx.query, 'query');
     ctx.body = await mapped(() => replayFleet(source, query.at ?? source.now(), { fleet: query.fleet }));
   });
 
   router.get('/analytics', async (ctx: Context) => {
-    await requireAdmin(ctx, deps);
     const query = parseOr400(analyticsQuery, ctx.query, 'query');
     ctx.body = await computeAnalytics(source, parseDuration(query.window)!, query.top);
   });
 
   router.get('/analytics/target-changes', async (ctx: Context) => {
-    await requireAdmin(ctx, deps);
     const query = parseOr400(analyticsQuery, ctx.query, 'query');
     const window = analyticsWindow(source, parseDuration(query.window)!);
     ctx.body = { window, ...await activity(source, 'target_state.updated', window, query.top) };
   });
 
   router.get('/analytics/reports', async (ctx: Context) => {
-    await requireAdmin(ctx, deps);
     const query = parseOr400(analyticsQuery, ctx.query, 'query');
     const window = analyticsWindow(source, parseDuration(query.window)!);
     ctx.body = { window, ...await activity(source, 'current_state.updated', window, query.top) };
   });
 
   router.get('/analytics/reconciliation', async (ctx: Context) => {
-    await requireAdmin(ctx, deps);
     const query = parseOr400(analyticsQuery, ctx.query, 'query');
     const window = analyticsWindow(source, parseDuration(query.window)!);
     ctx.body = { window, ...await reconciliationStats(source, window, query.top) };
   });
 
   router.get('/analytics/drifting', async (ctx: Context) => {
-    await requireAdmin(ctx, deps);
     parseOr400(z.object({}).strict(), ctx.query, 'query');
     ctx.body = await driftingNow(source);
   });

@@ -18,7 +18,7 @@ import {
   type Webhook,
 } from '../../../infra/webhooks/registry.ts';
 import { generateWebhookSecret } from '../../../infra/webhooks/signature.ts';
-import { requireAdmin } from '../middleware/auth.ts';
+import { callerOf } from '../middleware/auth.ts';
 import type { AppDeps } from '../deps.ts';
 import { HttpError, parseOr400 } from '../errors.ts';
 import { jsonBody, uuidParam } from '../request.ts';
@@ -85,10 +85,10 @@ async function existingWebhook(deps: AppDeps, id: string): Promise<Webhook> {
   return webhook;
 }
 
-/** Registers the webhook endpoints on the router. */
+/** Registers the webhook endpoints on the admin router (its guard authenticates). */
 export function webhookRoutes(router: Router, deps: AppDeps): void {
   router.post('/webhooks', async (ctx: Context) => {
-    const admin = await requireAdmin(ctx, deps);
+    const admin = callerOf(ctx, 'admin');
     const body = parseOr400(webhookBody, jsonBody(ctx));
     const secret = body.secret ?? generateWebhookSecret();
     const webhook = await createWebhook(deps.pool, {
@@ -106,19 +106,16 @@ export function webhookRoutes(router: Router, deps: AppDeps): void {
   });
 
   router.get('/webhooks', async (ctx: Context) => {
-    await requireAdmin(ctx, deps);
     const query = parseOr400(listQuery, ctx.query, 'query');
     const webhooks = await listWebhooks(deps.pool, { includeDeleted: query.include_deleted ?? false });
     ctx.body = { webhooks: webhooks.map(webhookView) };
   });
 
   router.get('/webhooks/:id', async (ctx: Context) => {
-    await requireAdmin(ctx, deps);
     ctx.body = webhookView(await existingWebhook(deps, uuidParam(ctx, 'id')));
   });
 
   router.delete('/webhooks/:id', async (ctx: Context) => {
-    await requireAdmin(ctx, deps);
     const id = uuidParam(ctx, 'id');
     if (!(await deleteWebhook(deps.pool, id, deps.clock().toISOString()))) {
       throw new HttpError(404, 'webhook_not_found', `no webhook ${id} (or it was already deleted)`);
@@ -127,7 +124,6 @@ export function webhookRoutes(router: Router, deps: AppDeps): void {
   });
 
   router.get('/webhooks/:id/deliveries', async (ctx: Context) => {
-    await requireAdmin(ctx, deps);
     const id = uuidParam(ctx, 'id');
     const query = parseOr400(deliveriesQuery, ctx.query, 'query');
     await existingWebhook(deps, id);
