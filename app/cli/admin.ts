@@ -8,6 +8,17 @@ import { partitionsCommand, retentionCommand } from './partitions.ts';
 
 type Command = { summary: string; usage: string; run: (db: CliDatabase, argv: string[]) => Promise<number> };
 
+/**
+ * Commands (and sub-commands) that only read: they refuse a database whose schema is behind
+ * instead of migrating it (see cli-database.ts). The others apply pending migrations first.
+ */
+function readsOnly(name: string, argv: readonly string[]): boolean {
+  if (name === 'list-tokens' || name === 'listeners' || name === 'partitions') return true;
+  if (name === 'retention') return argv.includes('--dry-run');
+  if (name === 'dead-letters') return argv[0] === 'list' || argv[0] === 'show';
+  return false;
+}
+
 const commands: Record<string, Command> = {
   'create-token': {
     summary: 'create an admin token and print it (shown once)',
@@ -77,7 +88,7 @@ if (command === undefined) {
   help();
   process.exit(2);
 }
-const db = await openCliDatabase();
+const db = await openCliDatabase(undefined, { migrations: readsOnly(name, rest) ? 'require' : 'apply' });
 let code = 1;
 try {
   code = await command.run(db, rest);

@@ -3,10 +3,9 @@
 // A command that writes may bring the schema up to date first; one that only reads must not
 // change the database it inspects, so it refuses a schema that is behind and names the command
 // that fixes it.
-import { type DatabasePool, sql } from 'slonik';
-import { z } from 'zod';
+import type { DatabasePool } from 'slonik';
 import { createDatabasePool } from '../../infra/postgres/pool.ts';
-import { listMigrations, migrate } from '../../infra/postgres/migrate.ts';
+import { migrate, pendingMigrations } from '../../infra/postgres/migrate.ts';
 import { type Config, loadConfig } from '../config.ts';
 import { type DatabaseTarget, openDatabase } from '../database-target.ts';
 
@@ -30,21 +29,6 @@ export class SchemaBehindError extends Error {
   }
 }
 
-const existsRow = z.object({ exists: z.boolean() });
-const nameRow = z.object({ name: z.string() });
-
-/** Shipped migrations not recorded in schema_migrations (all of them when the table is absent). */
-async function missingMigrations(pool: DatabasePool): Promise<string[]> {
-  const shipped = await listMigrations();
-  const recorded = await pool.oneFirst(
-    sql.type(existsRow)`SELECT to_regclass('schema_migrations') IS NOT NULL AS exists`,
-  );
-  const applied = new Set(
-    recorded ? await pool.anyFirst(sql.type(nameRow)`SELECT name FROM schema_migrations`) : [],
-  );
-  return shipped.filter((name) => !applied.has(name));
-}
-
 /**
  * Opens the service's database; `log` gets progress lines (stderr by default). `migrations`:
  * 'apply' (the default, for commands that write) applies pending migrations first; 'require'
@@ -59,9 +43,10 @@ export async function openCliDatabase(
   let pool: DatabasePool | undefined;
   try {
     if (options.migrations !== 'require') await migrate(target.url);
-    pool = await createDatabasePool(target.url, { maximumPoolSize: 4 });
+    // CLI reads are few: every typed row is checked against its schema (see infra/postgres/pool.ts)
+    pool = await createDatabasePool(target.url, { maximumPoolSize: 4, validateRows: true });
     if (options.migrations === 'require') {
-      const missing = await missingMigrations(pool);
+      const missing = await pendingMigrations(pool);
       if (missing.length > 0) throw new SchemaBehindError(missing);
     }
   } catch (error) {

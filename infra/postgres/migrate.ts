@@ -1,6 +1,8 @@
 // Versioned SQL migrations, applied once each, in file-name order, recorded in schema_migrations.
 import { readdir, readFile } from 'node:fs/promises';
 import pg from 'pg';
+import { type CommonQueryMethods, sql } from 'slonik';
+import { z } from 'zod';
 
 const migrationsDir = new URL('./migrations/', import.meta.url);
 
@@ -46,4 +48,19 @@ export async function migrate(databaseUrl: string): Promise<string[]> {
 /** Names of all migration files shipped, for readiness checks. */
 export async function listMigrations(): Promise<string[]> {
   return (await readdir(migrationsDir)).filter((f) => f.endsWith('.sql')).sort();
+}
+
+const existsRow = z.object({ exists: z.boolean() });
+const nameRow = z.object({ name: z.string() });
+
+/** Shipped migrations not recorded in schema_migrations (all of them when the table is absent). */
+export async function pendingMigrations(connection: CommonQueryMethods): Promise<string[]> {
+  const shipped = await listMigrations();
+  const recorded = await connection.oneFirst(
+    sql.type(existsRow)`SELECT to_regclass('schema_migrations') IS NOT NULL AS exists`,
+  );
+  const applied = new Set(
+    recorded ? await connection.anyFirst(sql.type(nameRow)`SELECT name FROM schema_migrations`) : [],
+  );
+  return shipped.filter((name) => !applied.has(name));
 }

@@ -5,7 +5,7 @@ import type { Context } from 'koa';
 import type { Router } from '@koa/router';
 import { type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
-import { listMigrations } from '../../../infra/postgres/migrate.ts';
+import { listMigrations, pendingMigrations } from '../../../infra/postgres/migrate.ts';
 import { utcDay } from '../../../infra/event-store/partitions.ts';
 import type { AppDeps } from '../deps.ts';
 import { within } from '../../shutdown.ts';
@@ -25,9 +25,8 @@ async function databaseCheck(pool: DatabasePool): Promise<Check> {
 
 async function migrationsCheck(pool: DatabasePool): Promise<Check> {
   const shipped = await listMigrations();
-  const applied = new Set(await pool.anyFirst(sql.type(nameRow)`SELECT name FROM schema_migrations`));
-  const missing = shipped.filter((name) => !applied.has(name));
-  return { ok: missing.length === 0, shipped: shipped.length, applied: applied.size, missing };
+  const missing = await pendingMigrations(pool);
+  return { ok: missing.length === 0, shipped: shipped.length, applied: shipped.length - missing.length, missing };
 }
 
 async function partitionsCheck(pool: DatabasePool, now: Date, daysAhead: number): Promise<Check> {
