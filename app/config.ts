@@ -89,6 +89,16 @@ const schema = z.object({
   REPORT_RATE_LIMIT: rateLimit.default('60/10s'),
   REGISTER_RATE_LIMIT: rateLimit.default('1200/1m'),
   REQUEST_TIMEOUT: duration(100).default('30s'),
+  // live streams (issue #16): SSE streams open at once, in all and per credential (503 / 429
+  // with Retry-After beyond), and how often a stream's credential is re-checked
+  SSE_MAX_STREAMS: z.coerce.number().int().min(1).max(100_000).default(200),
+  SSE_MAX_STREAMS_PER_TOKEN: z.coerce.number().int().min(1).max(100_000).default(20),
+  SSE_CREDENTIAL_RECHECK: duration(100).default('5s'),
+  // slow clients (issue #16): the request head must arrive within HTTP_HEADERS_TIMEOUT and the
+  // whole request (head and body) within HTTP_BODY_TIMEOUT; at most HTTP_MAX_CONNECTIONS sockets
+  HTTP_HEADERS_TIMEOUT: duration(1000).default('10s'),
+  HTTP_BODY_TIMEOUT: duration(1000).default('30s'),
+  HTTP_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(20_000),
 });
 
 /** Validated configuration. */
