@@ -17,6 +17,25 @@ export const instantSchema = z.string().max(64).refine(
   'must be an ISO-8601 timestamp with a time zone, e.g. 2026-11-27T10:00:00Z',
 ).transform((s) => new Date(s).toISOString());
 
+/** The largest page offset any list takes. */
+export const MAX_OFFSET = 1_000_000;
+
+/**
+ * A whole-number query parameter from `min` to `max`, written as plain digits. Anything else
+ * ("1e308", "99999999999999999999", "0x10", "") is a 400 naming the parameter, so no number
+ * reaches PostgreSQL out of its range (issue #16, finding 9: those were 500s).
+ */
+export function intQuery(min: number, max: number) {
+  if (!Number.isSafeInteger(min) || !Number.isSafeInteger(max)) {
+    throw new Error('intQuery: bounds must be safe integers');
+  }
+  const message = `must be a whole number from ${min} to ${max}`;
+  return z.preprocess(
+    (value) => (typeof value === 'string' && /^\d{1,16}$/.test(value) ? Number(value) : value),
+    z.number({ invalid_type_error: message }).int(message).min(min, message).max(max, message),
+  );
+}
+
 /** The uuid in a route parameter, or a 400. */
 export function uuidParam(ctx: Context, name = 'uuid'): string {
   const value = (ctx as unknown as { params: Record<string, string> }).params[name];

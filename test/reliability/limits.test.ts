@@ -246,7 +246,24 @@ const limits: Limit[] = [
     within: () => ({ method: 'GET', path: '/api/v1/devices?limit=1000', token: () => app.adminToken, body: undefined }),
     beyond: () => ({ method: 'GET', path: '/api/v1/devices?limit=1001', token: () => app.adminToken, body: undefined }),
     status: 400,
-    message: /^query\.limit: Number must be less than or equal to 1000/,
+    message: /^query\.limit: must be a whole number from 1 to 1000$/,
+  },
+  {
+    readme: '| page offset (`offset`) | 1,000,000 | 400 |',
+    within: () => ({
+      method: 'GET',
+      path: '/api/v1/devices?offset=1000000',
+      token: () => app.adminToken,
+      body: undefined,
+    }),
+    beyond: () => ({
+      method: 'GET',
+      path: '/api/v1/devices?offset=1000001',
+      token: () => app.adminToken,
+      body: undefined,
+    }),
+    status: 400,
+    message: /^query\.offset: must be a whole number from 0 to 1000000$/,
   },
   {
     readme: '| NUL characters, unpaired surrogates | none, in bodies, query strings and paths | 400 |',

@@ -9,7 +9,7 @@ import { deviceAdapter } from '../../../infra/devices/device-store.ts';
 import { actorOf, callerOf } from '../middleware/auth.ts';
 import type { AppDeps } from '../deps.ts';
 import { HttpError, parseOr400 } from '../errors.ts';
-import { instantSchema, jsonBody, requestMetadata, uuidParam } from '../request.ts';
+import { instantSchema, intQuery, jsonBody, MAX_OFFSET, requestMetadata, uuidParam } from '../request.ts';
 import { deviceView } from '../views.ts';
 
 /** The seed's target body: `{apps, config}`; config may be omitted. */
@@ -31,16 +31,16 @@ export const deviceListQuery = z.object({
   fleet: z.string().min(1).max(128).optional(),
   in_sync: boolParam.optional(),
   active: boolParam.optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-  offset: z.coerce.number().int().min(0).default(0),
+  limit: intQuery(1, 1000).default(100),
+  offset: intQuery(0, MAX_OFFSET).default(0),
 }).strict();
 
 export const eventListQuery = z.object({
   type: z.union([z.string().max(64), z.array(z.string().max(64)).max(20)]).optional(),
   since: instantSchema.optional(),
   until: instantSchema.optional(),
-  after_version: z.coerce.number().int().min(0).default(0),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  after_version: intQuery(0, Number.MAX_SAFE_INTEGER).default(0),
+  limit: intQuery(1, 1000).default(100),
 }).strict();
 
 /** `If-Match: "3"` → 3; absent → undefined; anything else → 400. */

@@ -19,7 +19,7 @@ import { parseDuration } from '../../../domain/replay/time.ts';
 import { renderTimeline } from '../../html/timeline.ts';
 import type { AppDeps } from '../deps.ts';
 import { HttpError, parseOr400 } from '../errors.ts';
-import { instantSchema, uuidParam } from '../request.ts';
+import { instantSchema, intQuery, uuidParam } from '../request.ts';
 
 /** Query of GET /devices/:uuid/state. */
 export const stateQuery = z.object({ at: instantSchema.optional() }).strict();
@@ -34,7 +34,7 @@ export const fleetQuery = z.object({ at: instantSchema.optional(), fleet: z.stri
 export const analyticsQuery = z.object({
   window: z.string().max(32).refine((w) => parseDuration(w) !== null, 'must be a duration such as 90s, 15m, 24h or 7d')
     .default('24h'),
-  top: z.coerce.number().int().min(1).max(1000).default(10),
+  top: intQuery(1, 1000).default(10),
 }).strict();
 
 /** Maps replay's errors to HTTP: unknown device or an instant before it existed → 404, before the retention horizon → 410. */

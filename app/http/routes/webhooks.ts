@@ -21,7 +21,7 @@ import { generateWebhookSecret } from '../../../infra/webhooks/signature.ts';
 import { callerOf } from '../middleware/auth.ts';
 import type { AppDeps } from '../deps.ts';
 import { HttpError, parseOr400 } from '../errors.ts';
-import { jsonBody, uuidParam } from '../request.ts';
+import { intQuery, jsonBody, MAX_OFFSET, uuidParam } from '../request.ts';
 
 /** Event types a webhook may name: the catalogue's, `*`, or a prefix such as `device.*`. */
 export const knownEventTypes = (): string[] =>
@@ -64,8 +64,8 @@ export const listQuery = z.object({
 /** Query of GET /webhooks/:id/deliveries. */
 export const deliveriesQuery = z.object({
   status: z.enum(['pending', 'succeeded', 'failed', 'cancelled']).optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(50),
-  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  limit: intQuery(1, 500).default(50),
+  offset: intQuery(0, MAX_OFFSET).default(0),
 }).strict();
 
 /** A webhook as served (never the secret). */
