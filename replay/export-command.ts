@@ -1,7 +1,6 @@
 // `replay export <uuid> [--since T] [--until T] [--out file]`: a device's events as NDJSON,
 // one full event row (every column) per line: the fixture format.
-import { createWriteStream } from 'node:fs';
-import { once } from 'node:events';
+import { openPrivateFile } from '../app/cli/private-file.ts';
 import type { StoredEvent } from '../domain/recorded-event.ts';
 import { ReplayError, type ReplaySource } from '../domain/replay/source.ts';
 import { CliError, type Command, commonOptions, deviceArgument, optionalInstant, withSource } from './command.ts';
@@ -49,7 +48,7 @@ export const exportCommand: Command = {
   help: `options:
   --since <instant>  only events at or after this instant
   --until <instant>  only events at or before this instant
-  --out <file>       write to this file instead of stdout
+  --out <file>       write to this file instead of stdout (mode 0600; a symlink there is replaced, not followed)
   --fixture <file>   re-export from a fixture instead of the database; repeatable
   -h, --help         this help
 
@@ -74,15 +73,24 @@ example:
         });
         return 0;
       }
-      const stream = createWriteStream(out);
-      await once(stream, 'open').catch((error: NodeJS.ErrnoException) => {
-        throw new CliError(`--out: cannot write ${out}: ${error.code ?? error.message}`, 1);
+      const cannotWrite = (error: NodeJS.ErrnoException) =>
+        new CliError(`--out: cannot write ${out}: ${error.code ?? error.message}`, 1);
+      const file = await openPrivateFile(out).catch((error) => {
+        throw cannotWrite(error);
       });
-      const count = await exportDevice(source, uuid, range, async (line) => {
-        if (!stream.write(line)) await once(stream, 'drain');
-      });
-      stream.end();
-      await once(stream, 'finish');
+      let count: number;
+      try {
+        count = await exportDevice(source, uuid, range, (line) =>
+          file.write(line).catch((error) => {
+            throw cannotWrite(error);
+          }));
+        await file.commit().catch((error) => {
+          throw cannotWrite(error);
+        });
+      } catch (error) {
+        await file.abort(); // a failed export leaves no file behind
+        throw error;
+      }
       ctx.stderr.write(`exported ${count} event(s) of ${uuid} to ${out}\n`);
       return 0;
     });

@@ -1,8 +1,8 @@
 // `replay timeline <uuid> [--since T] [--until T] --html <file>`: the self-contained timeline page.
-import { writeFile } from 'node:fs/promises';
 import { driftReport } from '../domain/replay/drift.ts';
 import { replayHistory } from '../domain/replay/service.ts';
 import { renderTimeline } from '../app/html/timeline.ts';
+import { writePrivateFile } from '../app/cli/private-file.ts';
 import {
   CliError,
   type Command,
@@ -24,7 +24,7 @@ export const timelineCommand: Command = {
     'Writes one self-contained HTML file (inline SVG and CSS, no network) showing target versions, reports, sync with drift intervals shaded, enabled/disabled, connectivity and other events over time, with details on hover.',
   usage,
   help: `options:
-  --html <file>      where to write the page ("-" for stdout)
+  --html <file>      where to write the page ("-" for stdout); mode 0600, a symlink there is replaced, not followed
   --since <instant>  start of the window (default: the device's registration)
   --until <instant>  end of the window (default: now; with --fixture, its last event)
 ${
@@ -59,7 +59,9 @@ example:
         ctx.stdout.write(html);
         return 0;
       }
-      await writeFile(file, html);
+      await writePrivateFile(file, html).catch((error: NodeJS.ErrnoException) => {
+        throw new CliError(`--html: cannot write ${file}: ${error.code ?? error.message}`, 1);
+      });
       const summary = {
         file,
         bytes: Buffer.byteLength(html),

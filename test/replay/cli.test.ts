@@ -2,7 +2,7 @@
 // errors and exit codes; and a real process against a database (DATABASE_URL), which it
 // refuses, unchanged, when its schema is behind.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { lstat, mkdtemp, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -309,6 +309,36 @@ test('timeline --html writes a self-contained page; "-" writes it to stdout', as
   const missing = await cli(['timeline', '--fixture', fixture('seed-walkthrough')]);
   t.is(missing.code, 2);
   t.regex(missing.stderr, /--html <file> is required/);
+});
+
+test('export --out and timeline --html write 0600 files and replace a symlink at the path instead of following it', async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'replay-private-'));
+  const victim = path.join(dir, 'victim.txt');
+  for (
+    const [flag, name, argv] of [
+      ['--out', 'events.ndjson', ['export', '--fixture', fixture('disable-enable')]],
+      ['--html', 'timeline.html', ['timeline', '--fixture', fixture('drift-and-recovery')]],
+    ] as const
+  ) {
+    await writeFile(victim, 'not yours to overwrite\n', { mode: 0o644 });
+    const target = path.join(dir, name);
+    await symlink(victim, target);
+    const result = await cli([...argv, flag, target]);
+    t.is(result.code, 0, result.stderr);
+    t.is(await readFile(victim, 'utf8'), 'not yours to overwrite\n', `${flag}: the symlink's target is untouched`);
+    const written = await lstat(target);
+    t.false(written.isSymbolicLink(), `${flag}: the symlink itself was replaced`);
+    t.is(written.mode & 0o777, 0o600, `${flag}: mode 0600`);
+    t.true((await readFile(target, 'utf8')).length > 0);
+    // an existing file of someone's making is replaced by a private one too
+    await writeFile(target, 'old', { mode: 0o644 });
+    t.is((await cli([...argv, flag, target])).code, 0);
+    t.is((await lstat(target)).mode & 0o777, 0o600, `${flag}: mode 0600 over an existing file`);
+  }
+  t.deepEqual((await readdir(dir)).sort(), ['events.ndjson', 'timeline.html', 'victim.txt'], 'no temporary file left');
+  const failed = await cli(['export', '--fixture', fixture('disable-enable'), '--out', path.join(dir, 'no', 'x')]);
+  t.is(failed.code, 1);
+  t.regex(failed.stderr, /cannot write .*: ENOENT/);
 });
 
 test('a real process: npm run replay against a database (DATABASE_URL), and unknown commands', async (t) => {
