@@ -4,6 +4,7 @@ import { createAdminTokens, createDeviceKeys } from '../../infra/devices/credent
 import { createDeviceQueries } from '../../infra/devices/device-queries.ts';
 import { createEventStore, type EventStore } from '../../infra/event-store/event-store.ts';
 import { createProvisioningKeyQueries } from '../../infra/devices/provisioning-key-store.ts';
+import { DEFAULT_LIVE_STREAM_LIMITS, type LiveStreamLimits } from './live-streams.ts';
 
 /** Dependencies of the app; `clock` is injectable so tests control time. */
 export type AppDeps = {
@@ -15,6 +16,8 @@ export type AppDeps = {
   provisioningKeys: ReturnType<typeof createProvisioningKeyQueries>;
   devices: ReturnType<typeof createDeviceQueries>;
   bodyLimitKb: number;
+  /** SSE stream caps and credential re-check period (SSE_MAX_STREAMS, SSE_MAX_STREAMS_PER_TOKEN, SSE_CREDENTIAL_RECHECK). */
+  liveStreams: LiveStreamLimits;
   /** Where unexpected errors go (never to the client). */
   logError: (message: string, error: unknown) => void;
 };
@@ -22,7 +25,12 @@ export type AppDeps = {
 /** Builds the dependencies for a pool. */
 export function createDeps(
   pool: DatabasePool,
-  options: { clock?: () => Date; bodyLimitKb?: number; logError?: AppDeps['logError'] } = {},
+  options: {
+    clock?: () => Date;
+    bodyLimitKb?: number;
+    liveStreams?: Partial<LiveStreamLimits>;
+    logError?: AppDeps['logError'];
+  } = {},
 ): AppDeps {
   return {
     pool,
@@ -33,6 +41,7 @@ export function createDeps(
     provisioningKeys: createProvisioningKeyQueries(pool),
     devices: createDeviceQueries(pool),
     bodyLimitKb: options.bodyLimitKb ?? 256,
+    liveStreams: { ...DEFAULT_LIVE_STREAM_LIMITS, ...options.liveStreams },
     logError: options.logError ?? ((message, error) => console.error(message, error)),
   };
 }

@@ -70,12 +70,19 @@ export function comparePositions(a: AheadEntry, b: AheadEntry): number {
   return ap === bp ? 0 : ap < bp ? -1 : 1;
 }
 
+/** The largest xid8 (unsigned 64-bit): a larger transaction id would make PostgreSQL fail the read (issue #16). */
+const MAX_XID8 = 18_446_744_073_709_551_615n;
+
+const transactionIdText = z.string().refine(
+  (t) => /^\d{1,20}$/.test(t) && BigInt(t) <= MAX_XID8,
+  'a transaction id (xid8: 0 to 2^64 - 1)',
+);
+const positionNumber = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
 const cursorJson = z.object({
-  t: z.string().regex(/^\d{1,20}$/),
-  p: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-  a: z.array(z.tuple([z.string().regex(/^\d{1,20}$/), z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)])).max(
-    MAX_AHEAD,
-  ).optional(),
+  t: transactionIdText,
+  p: positionNumber,
+  a: z.array(z.tuple([transactionIdText, positionNumber])).max(MAX_AHEAD).optional(),
 }).strict();
 
 /** The opaque string form of a cursor (base64url JSON). */
@@ -167,6 +174,21 @@ function filterConditions(filter: FeedFilter) {
   // (same meaning: these columns are NOT NULL) keeps those indexes out of it; one device's
   // feed (aggregateId) is narrow, and its aggregate index is the right one.
   return conditions.map((condition) => sql.fragment`(${condition}) IS TRUE`);
+}
+
+/**
+ * Whether `filter` selects `event`: the in-memory twin of `filterConditions`, for readers that
+ * fan one unfiltered read out to many filtered subscribers (infra/realtime/feed-hub.ts).
+ */
+export function matchesFilter(filter: FeedFilter | undefined, event: StoredEvent): boolean {
+  if (filter === undefined) return true;
+  if (filter.aggregateType !== undefined && event.aggregate_type !== filter.aggregateType) return false;
+  if (filter.aggregateId !== undefined && event.aggregate_id !== filter.aggregateId) return false;
+  if (filter.typePrefixes !== undefined) {
+    return (filter.types ?? []).includes(event.event_type) ||
+      filter.typePrefixes.some((prefix) => event.event_type.startsWith(prefix));
+  }
+  return filter.types === undefined || filter.types.includes(event.event_type);
 }
 
 /** The transaction-id horizon now: every transaction below it has ended. */

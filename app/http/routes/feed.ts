@@ -6,22 +6,23 @@ import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import type { Context } from 'koa';
 import type { Router } from '@koa/router';
-import type { DatabasePool } from 'slonik';
 import { z } from 'zod';
+import type { StoredEvent } from '../../../domain/recorded-event.ts';
 import {
   decodeCursor,
   encodeCursor,
   type FeedCursor,
   feedEventJson,
   type FeedFilter,
-  headCursor,
-  KnownVersions,
+  type FeedItem,
   readFeedBatch,
   START_CURSOR,
 } from '../../../infra/realtime/feed.ts';
-import { eventNotifier } from '../../../infra/realtime/notifier.ts';
+import { createFeedHub } from '../../../infra/realtime/feed-hub.ts';
+import { bearerSecret, callerOf } from '../middleware/auth.ts';
 import type { AppDeps } from '../deps.ts';
 import { HttpError, parseOr400 } from '../errors.ts';
+import { createLiveStreams, type LiveStream } from '../live-streams.ts';
 import { processShutdown } from '../../shutdown.ts';
 
 const EVENT_TYPE = /^[a-z0-9_]+(\.[a-z0-9_]+)*$/;
@@ -50,8 +51,6 @@ export const feedQuery = z.object({ ...filterShape, limit: z.coerce.number().int
 /** Query of GET /events/stream. */
 export const streamQuery = z.object(filterShape).strict();
 
-const STREAM_BATCH = 200;
-const STREAM_POLL_MS = 1000;
 const STREAM_HEARTBEAT_MS = 15_000;
 
 function cursorOr400(text: string, field: string): FeedCursor {
@@ -73,68 +72,59 @@ function toFilter(
   };
 }
 
-/** Writes the feed to an SSE stream until the client goes, the process drains, or the database fails. */
-async function pump(
+/** SSE text for a batch; an event's JSON and a shared cursor's id are built once for all streams. */
+function sseFormatter() {
+  const data = new WeakMap<StoredEvent, string>();
+  const ids = new WeakMap<FeedCursor, string>();
+  const cached = <K extends object>(map: WeakMap<K, string>, key: K, make: (key: K) => string) => {
+    let text = map.get(key);
+    if (text === undefined) {
+      text = make(key);
+      map.set(key, text);
+    }
+    return text;
+  };
+  return (items: readonly FeedItem[]) =>
+    items.map((item) =>
+      `id: ${cached(ids, item.cursor, encodeCursor)}\ndata: ${
+        cached(data, item.event, (e) => JSON.stringify(feedEventJson(e)))
+      }\n\n`
+    ).join('');
+}
+
+/**
+ * Writes `items` to an SSE stream until the client goes, the process drains, the stream's
+ * credential is found revoked (then an `event: error` message says so), or a read fails.
+ */
+async function serve(
   stream: ServerResponse,
-  pool: DatabasePool,
-  start: FeedCursor,
-  filter: FeedFilter | undefined,
+  items: AsyncGenerator<FeedItem[]>,
+  slot: LiveStream,
+  format: (items: readonly FeedItem[]) => string,
   signal: AbortSignal,
   onError: (error: unknown) => void,
 ): Promise<void> {
-  const notifier = eventNotifier(pool);
-  let pending = false;
-  let wakeUp: (() => void) | null = null;
-  const unsubscribe = notifier.subscribe(() => {
-    pending = true;
-    wakeUp?.();
-  });
-  const onAbort = () => wakeUp?.();
-  signal.addEventListener('abort', onAbort);
-  const known = filter === undefined ? new KnownVersions(10_000) : undefined;
+  let lastWrite = Date.now();
   const write = async (text: string) => {
+    lastWrite = Date.now();
     if (!stream.write(text)) await once(stream, 'drain', { signal });
   };
-  let cursor = start;
-  let lastWrite = Date.now();
+  // a heartbeat between two whole messages: each message is written by one write() call
+  const heartbeat = setInterval(() => {
+    if (Date.now() - lastWrite >= STREAM_HEARTBEAT_MS) void write(': keepalive\n\n').catch(() => undefined);
+  }, STREAM_HEARTBEAT_MS / 3);
   try {
     await write('retry: 3000\n: connected\n\n');
-    while (!signal.aborted && !processShutdown.draining) {
-      pending = false;
-      const batch = await readFeedBatch(pool, cursor, {
-        limit: STREAM_BATCH,
-        ...(filter ? { filter } : {}),
-        ...(known ? { known } : {}),
-      });
-      for (const item of batch.items) {
-        await write(`id: ${encodeCursor(item.cursor)}\ndata: ${JSON.stringify(feedEventJson(item.event))}\n\n`);
-      }
-      cursor = batch.cursor;
-      if (batch.items.length > 0) lastWrite = Date.now();
-      if (batch.full) continue;
-      if (Date.now() - lastWrite >= STREAM_HEARTBEAT_MS) {
-        await write(': keepalive\n\n');
-        lastWrite = Date.now();
-      }
-      notifier.ensure();
-      if (pending || signal.aborted) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          wakeUp = null;
-          resolve();
-        }, batch.heldBack ? 100 : STREAM_POLL_MS);
-        wakeUp = () => {
-          clearTimeout(timer);
-          wakeUp = null;
-          resolve();
-        };
-      });
-    }
+    for await (const batch of items) await write(format(batch));
   } catch (error) {
     if (!signal.aborted) onError(error);
   } finally {
-    signal.removeEventListener('abort', onAbort);
-    unsubscribe();
+    clearInterval(heartbeat);
+    slot.close();
+    const ended = slot.ended;
+    if (ended !== null && !stream.destroyed) {
+      stream.write(`event: error\ndata: ${JSON.stringify({ error: ended })}\n\n`);
+    }
     stream.end();
   }
 }
@@ -154,7 +144,20 @@ export function feedRoutes(router: Router, deps: AppDeps): void {
     };
   });
 
-  router.get('/events/stream', async (ctx: Context) => {
+  // one reader of the feed for every stream of this app (issue #16), and their caps
+  const hub = createFeedHub(deps.pool, {
+    draining: () => processShutdown.draining,
+    onError: (message, error) => deps.logError(message, error),
+  });
+  const liveStreams = createLiveStreams(
+    deps.liveStreams,
+    async (id, secret) => (await deps.adminTokens.find(secret))?.id === id,
+    (message, error) => deps.logError(message, error),
+  );
+  const format = sseFormatter();
+
+  router.get('/events/stream', (ctx: Context) => {
+    const admin = callerOf(ctx, 'admin');
     const query = parseOr400(streamQuery, ctx.query, 'query');
     const lastEventId = ctx.get('Last-Event-ID');
     const filter = toFilter(query);
@@ -162,7 +165,8 @@ export function feedRoutes(router: Router, deps: AppDeps): void {
       ? cursorOr400(lastEventId, 'Last-Event-ID header')
       : query.after !== undefined
       ? cursorOr400(query.after, 'query.after')
-      : await headCursor(deps.pool);
+      : null;
+    const slot = liveStreams.open(admin.id, bearerSecret(ctx));
     ctx.req.socket.setTimeout(0);
     ctx.req.socket.setNoDelay(true);
     ctx.req.socket.setKeepAlive(true);
@@ -175,12 +179,13 @@ export function feedRoutes(router: Router, deps: AppDeps): void {
     ctx.res.flushHeaders();
     const closed = new AbortController();
     ctx.res.once('close', () => closed.abort());
-    void pump(
+    const signal = AbortSignal.any([closed.signal, slot.signal]);
+    void serve(
       ctx.res,
-      deps.pool,
-      cursor,
-      filter,
-      closed.signal,
+      hub.follow(cursor, filter, signal),
+      slot,
+      format,
+      signal,
       (error) => deps.logError('event stream stopped', error),
     );
   });

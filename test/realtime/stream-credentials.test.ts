@@ -1,0 +1,52 @@
+// Issue #16, finding 4: a live SSE stream re-checks its credential and ends when the admin
+// token is revoked, with a last `event: error` message saying why; other credentials' streams
+// go on.
+import test from 'ava';
+import { append, waitFor } from './realtime-helpers.ts';
+import { eventsOf, startStreamApp } from './stream-helpers.ts';
+
+let app: Awaited<ReturnType<typeof startStreamApp>>;
+test.before(async () => {
+  app = await startStreamApp({ recheckMs: 100 });
+});
+test.after.always(async () => {
+  await app?.close();
+});
+
+test.serial('a stream ends soon after its admin token is revoked; a stream of another token goes on', async (t) => {
+  const doomed = await app.token('doomed');
+  const other = await app.token('other');
+  const revokedStream = app.stream('/api/v1/events/stream', doomed.token);
+  const otherStream = app.stream('/api/v1/events/stream', other.token);
+  t.is((await revokedStream.ready).status, 200);
+  t.is((await otherStream.ready).status, 200);
+  await waitFor('both streams connected', () => revokedStream.comments.length > 0 && otherStream.comments.length > 0);
+  const [before] = await append(app.db.pool, 'before-revoke', 1, { type: 'test.before' });
+  await waitFor(
+    'the event on both streams',
+    () => [revokedStream, otherStream].every((s) => eventsOf(s).some((e) => e.event_id === before!.event_id)),
+  );
+
+  t.is(await app.deps.adminTokens.revoke(doomed.id), 1);
+  // re-checked every 100 ms: well within 5 s (the safety net, not the figure)
+  await waitFor('the revoked stream to end', async () => {
+    const done = await Promise.race([
+      revokedStream.ended.then(() => true),
+      new Promise((r) => setTimeout(r, 20, false)),
+    ]);
+    return done === true;
+  }, 5000);
+  const last = revokedStream.messages[revokedStream.messages.length - 1]!;
+  t.is(last.event, 'error');
+  t.is(last.id, '', 'the error message carries no id, so Last-Event-ID stays at the last event');
+  t.is(JSON.parse(last.data).error.code, 'credentials_revoked');
+
+  const [after] = await append(app.db.pool, 'after-revoke', 1, { type: 'test.after' });
+  await waitFor(
+    'the event on the other stream',
+    () => eventsOf(otherStream).some((e) => e.event_id === after!.event_id),
+  );
+  t.false(eventsOf(revokedStream).some((e) => e.event_id === after!.event_id));
+  t.is((await app.stream('/api/v1/events/stream', doomed.token).refusal)?.status, 401);
+  t.deepEqual(app.errors, []);
+});
