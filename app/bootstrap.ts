@@ -1,8 +1,11 @@
-// First start: with no admin token at all, create one named "bootstrap", print it once
-// and keep it in DATA_DIR/admin-token (mode 0600) for the operator.
-import { mkdir, writeFile } from 'node:fs/promises';
+// First start: with no usable admin token (none, or all revoked or expired), create one named
+// "bootstrap", print it once and keep it in DATA_DIR/admin-token (mode 0600, never written
+// through a symlink) for the operator. It never expires: `npm run admin -- rotate-token
+// bootstrap --expires-in 30d` replaces it (and that file) with one that does.
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { createAdminTokens } from '../infra/devices/credentials.ts';
+import { writePrivateFile } from './cli/private-file.ts';
 
 /** Creates the bootstrap admin token when none exists; returns it, or null. */
 export async function bootstrapAdminToken(
@@ -14,7 +17,7 @@ export async function bootstrapAdminToken(
   const { token } = await tokens.create('bootstrap');
   await mkdir(dataDir, { recursive: true });
   const file = path.resolve(dataDir, 'admin-token');
-  await writeFile(file, `${token}\n`, { mode: 0o600 });
+  await writePrivateFile(file, `${token}\n`);
   print(`created admin token "bootstrap" (shown once; also saved to ${file}):\n\n    ${token}\n`);
   return token;
 }

@@ -1,7 +1,6 @@
 // `npm run admin -- <command>`: operator commands against the service's database.
 // Commands register in `commands`; each parses its own flags.
-import { parseArgs } from 'node:util';
-import { createAdminTokens } from '../../infra/devices/credentials.ts';
+import { createTokenCommand, listTokensCommand, revokeTokenCommand, rotateTokenCommand } from './admin-tokens.ts';
 import { type CliDatabase, openCliDatabase } from './cli-database.ts';
 import { deadLettersCommand, listenersCommand } from './dead-letters.ts';
 import { partitionsCommand, retentionCommand } from './partitions.ts';
@@ -20,47 +19,10 @@ function readsOnly(name: string, argv: readonly string[]): boolean {
 }
 
 const commands: Record<string, Command> = {
-  'create-token': {
-    summary: 'create an admin token and print it (shown once)',
-    usage: 'create-token --name <name>',
-    async run(db, argv) {
-      const { values } = parseArgs({ args: argv, options: { name: { type: 'string' } } });
-      if (values.name === undefined || values.name.trim() === '') {
-        console.error('create-token: --name <name> is required');
-        return 2;
-      }
-      const created = await createAdminTokens(db.pool).create(values.name.trim());
-      console.error(`created admin token "${created.name}" (id ${created.id}); it is shown only now:`);
-      console.log(created.token);
-      return 0;
-    },
-  },
-  'list-tokens': {
-    summary: 'list admin tokens (names and ids, never the secrets)',
-    usage: 'list-tokens',
-    async run(db) {
-      for (const t of await createAdminTokens(db.pool).list()) {
-        console.log(
-          `${t.id}  ${t.name.padEnd(20)}  created ${t.created_at}${t.revoked_at ? `  REVOKED ${t.revoked_at}` : ''}`,
-        );
-      }
-      return 0;
-    },
-  },
-  'revoke-token': {
-    summary: 'revoke admin tokens by id or name',
-    usage: 'revoke-token <id|name>',
-    async run(db, argv) {
-      const which = argv[0];
-      if (which === undefined) {
-        console.error('revoke-token: give the token id or name');
-        return 2;
-      }
-      const n = await createAdminTokens(db.pool).revoke(which);
-      console.log(`revoked ${n} token(s)`);
-      return n > 0 ? 0 : 1;
-    },
-  },
+  'create-token': createTokenCommand,
+  'list-tokens': listTokensCommand,
+  'revoke-token': revokeTokenCommand,
+  'rotate-token': rotateTokenCommand,
   'dead-letters': deadLettersCommand,
   listeners: listenersCommand,
   partitions: partitionsCommand,

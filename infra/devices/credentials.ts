@@ -19,42 +19,83 @@ export const sameHash = (a: Buffer, b: Buffer): boolean => a.length === b.length
 export const generateSecret = (prefix: string): string => `${prefix}${randomBytes(32).toString('base64url')}`;
 
 const adminTokenRow = z.object({ id: z.string(), name: z.string(), token_hash: z.instanceof(Buffer) });
+const adminTokenListRow = z.object({
+  id: z.string(),
+  name: z.string(),
+  created_at: z.string(),
+  expires_at: z.string().nullable(),
+  revoked_at: z.string().nullable(),
+});
+const rotatedRow = z.object({ id: z.string(), name: z.string(), lifetime_ms: z.number().nullable() });
 const deviceKeyRow = z.object({ uuid: z.string(), key_hash: z.instanceof(Buffer) });
 const countRow = z.object({ count: z.number() });
+
+/** A new admin token: its id, name, the secret (visible only now) and when it expires (null: never). */
+export type NewAdminToken = { id: string; name: string; token: string; expires_at: string | null };
+
+/** An admin token's secret, stored as its hash; `lifetimeMs` null never expires. */
+async function insertAdminToken(
+  connection: CommonQueryMethods,
+  name: string,
+  lifetimeMs: number | null,
+): Promise<NewAdminToken> {
+  const token = generateSecret(ADMIN_TOKEN_PREFIX);
+  const id = randomUUID();
+  const expiresAt = lifetimeMs === null
+    ? sql.fragment`NULL`
+    : sql.fragment`now() + make_interval(secs => ${lifetimeMs / 1000})`;
+  const expires = await connection.oneFirst(sql.type(z.object({ expires_at: z.string().nullable() }))`
+    INSERT INTO admin_tokens (id, name, token_hash, expires_at)
+    VALUES (${id}, ${name}, ${sql.binary(hashSecret(token))}, ${expiresAt})
+    RETURNING expires_at`);
+  return { id, name, token, expires_at: expires };
+}
+
+// An admin token authenticates while neither revoked nor expired (issue #16: tokens may expire);
+// the database's clock decides, as it does for revoked_at
+const usable = sql.fragment`revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`;
 
 /** Admin token queries. */
 export function createAdminTokens(pool: DatabasePool) {
   return {
-    /** Creates a token and returns it: the only time it is ever visible. */
-    async create(name: string): Promise<{ id: string; name: string; token: string }> {
-      const token = generateSecret(ADMIN_TOKEN_PREFIX);
-      const id = randomUUID();
-      await pool.query(
-        sql.unsafe`INSERT INTO admin_tokens (id, name, token_hash) VALUES (${id}, ${name}, ${
-          sql.binary(hashSecret(token))
-        })`,
-      );
-      return { id, name, token };
+    /** Creates a token and returns it: the only time it is ever visible. `lifetimeMs` omitted: it never expires. */
+    async create(name: string, options: { lifetimeMs?: number } = {}): Promise<NewAdminToken> {
+      return insertAdminToken(pool, name, options.lifetimeMs ?? null);
     },
-    /** The unrevoked token with this secret, or null. */
+    /** The unrevoked, unexpired token with this secret, or null. */
     async find(token: string): Promise<{ id: string; name: string } | null> {
       const hash = hashSecret(token);
       const row = await pool.maybeOne(sql.type(adminTokenRow)`
-        SELECT id, name, token_hash FROM admin_tokens WHERE token_hash = ${sql.binary(hash)} AND revoked_at IS NULL`);
+        SELECT id, name, token_hash FROM admin_tokens WHERE token_hash = ${sql.binary(hash)} AND ${usable}`);
       return row !== null && sameHash(row.token_hash, hash) ? { id: row.id, name: row.name } : null;
     },
+    /** Tokens that authenticate now (neither revoked nor expired). */
     async count(): Promise<number> {
-      return pool.oneFirst(
-        sql.type(countRow)`SELECT count(*)::int AS count FROM admin_tokens WHERE revoked_at IS NULL`,
-      );
+      return pool.oneFirst(sql.type(countRow)`SELECT count(*)::int AS count FROM admin_tokens WHERE ${usable}`);
     },
-    async list(): Promise<readonly { id: string; name: string; created_at: string; revoked_at: string | null }[]> {
-      return pool.any(
-        sql.type(
-          z.object({ id: z.string(), name: z.string(), created_at: z.string(), revoked_at: z.string().nullable() }),
-        )`
-        SELECT id, name, created_at, revoked_at FROM admin_tokens ORDER BY created_at`,
-      );
+    async list(): Promise<readonly z.infer<typeof adminTokenListRow>[]> {
+      return pool.any(sql.type(adminTokenListRow)`
+        SELECT id, name, created_at, expires_at, revoked_at FROM admin_tokens ORDER BY created_at`);
+    },
+    /**
+     * Replaces the unrevoked token with this id or name by a new one of the same name, in one
+     * transaction: the old one is revoked, the new one (returned, shown once) expires after
+     * `lifetimeMs`, or after the old one's lifetime when omitted (never, if the old one never
+     * did). Null when no unrevoked token matches; throws when a name matches several.
+     */
+    async rotate(idOrName: string, options: { lifetimeMs?: number } = {}): Promise<NewAdminToken | null> {
+      return pool.transaction(async (t) => {
+        const rows = await t.any(sql.type(rotatedRow)`
+          UPDATE admin_tokens SET revoked_at = now()
+           WHERE revoked_at IS NULL AND (id::text = ${idOrName} OR name = ${idOrName})
+          RETURNING id, name, (EXTRACT(EPOCH FROM expires_at - created_at) * 1000)::float8 AS lifetime_ms`);
+        if (rows.length === 0) return null;
+        if (rows.length > 1) {
+          throw new Error(`${rows.length} unrevoked tokens are named "${idOrName}": rotate one by its id`);
+        }
+        const old = rows[0]!;
+        return insertAdminToken(t, old.name, options.lifetimeMs ?? old.lifetime_ms);
+      });
     },
     /** Revokes by id or name; returns how many were revoked. */
     async revoke(idOrName: string): Promise<number> {
