@@ -36,7 +36,9 @@ export type LiveStreams = {
 // a stream is long-lived: a slot rarely frees within seconds
 const RETRY_AFTER_S = '30';
 
-type Entry = {
+/** The streams opened with one secret, re-checked together. */
+type Check = {
+  credentialId: string;
   secret: string;
   streams: Set<{ end: (why: StreamEnd) => void }>;
   timer: ReturnType<typeof setInterval>;
@@ -45,46 +47,49 @@ type Entry = {
 };
 
 /**
- * A registry with `limits`; `verify(credentialId, secret)` says whether the credential is
- * still valid (as authentication would decide it now). A credential found invalid ends its
- * streams; one that cannot be checked (database down) ends them after three periods.
+ * A registry with `limits`; `verify(credentialId, secret)` says whether the secret still
+ * authenticates that credential (as authentication would decide it now). Streams are counted
+ * per credential; each secret is re-checked once per period however many streams it has open.
+ * A secret found invalid ends its streams; one that cannot be checked (database down) ends
+ * them after three periods.
  */
 export function createLiveStreams(
   limits: LiveStreamLimits,
   verify: (credentialId: string, secret: string) => Promise<boolean>,
   onError: (message: string, error: unknown) => void = () => {},
 ): LiveStreams {
-  const credentials = new Map<string, Entry>();
+  const perCredential = new Map<string, number>();
+  const checks = new Map<string, Check>();
   let size = 0;
 
-  const endAll = (credentialId: string, entry: Entry, why: StreamEnd) => {
-    for (const stream of [...entry.streams]) stream.end(why);
-    credentials.delete(credentialId);
-    clearInterval(entry.timer);
+  const endAll = (key: string, check: Check, why: StreamEnd) => {
+    for (const stream of [...check.streams]) stream.end(why);
+    checks.delete(key);
+    clearInterval(check.timer);
   };
 
-  const recheck = async (credentialId: string, entry: Entry) => {
-    if (entry.checking) return;
-    entry.checking = true;
+  const recheck = async (key: string, check: Check) => {
+    if (check.checking) return;
+    check.checking = true;
     try {
-      const valid = await verify(credentialId, entry.secret);
-      if (valid) entry.lastVerified = Date.now();
+      const valid = await verify(check.credentialId, check.secret);
+      if (valid) check.lastVerified = Date.now();
       else {
-        endAll(credentialId, entry, {
+        endAll(key, check, {
           code: 'credentials_revoked',
           message: 'the credentials of this stream were revoked or have expired',
         });
       }
     } catch (error) {
-      if (Date.now() - entry.lastVerified > 3 * limits.recheckMs) {
+      if (Date.now() - check.lastVerified > 3 * limits.recheckMs) {
         onError('event stream: credentials could not be re-checked; ending its streams', error);
-        endAll(credentialId, entry, {
+        endAll(key, check, {
           code: 'credentials_unverified',
           message: 'the credentials of this stream could not be re-checked; reconnect later',
         });
       }
     } finally {
-      entry.checking = false;
+      check.checking = false;
     }
   };
 
@@ -93,8 +98,8 @@ export function createLiveStreams(
       return size;
     },
     open(credentialId, secret) {
-      const existing = credentials.get(credentialId);
-      if (existing !== undefined && existing.streams.size >= limits.maxStreamsPerToken) {
+      const open = perCredential.get(credentialId) ?? 0;
+      if (open >= limits.maxStreamsPerToken) {
         throw new HttpError(
           429,
           'too_many_streams',
@@ -112,23 +117,39 @@ export function createLiveStreams(
           { 'Retry-After': RETRY_AFTER_S },
         );
       }
-      let entry = existing;
-      if (entry === undefined) {
-        const created: Entry = {
+      const key = `${credentialId}\u0000${secret}`;
+      let check = checks.get(key);
+      if (check === undefined) {
+        const created: Check = {
+          credentialId,
           secret,
           streams: new Set(),
-          timer: setInterval(() => void recheck(credentialId, created), limits.recheckMs),
+          timer: setInterval(() => void recheck(key, created), limits.recheckMs),
           lastVerified: Date.now(),
           checking: false,
         };
         // a check due never keeps the process alive
         created.timer.unref();
-        credentials.set(credentialId, created);
-        entry = created;
+        checks.set(key, created);
+        check = created;
       }
+      const owner = check;
       const controller = new AbortController();
       let ended: StreamEnd | null = null;
-      let open = true;
+      let closed = false;
+      const close = () => {
+        if (closed) return;
+        closed = true;
+        size -= 1;
+        const left = (perCredential.get(credentialId) ?? 1) - 1;
+        if (left === 0) perCredential.delete(credentialId);
+        else perCredential.set(credentialId, left);
+        owner.streams.delete(member);
+        if (owner.streams.size === 0 && checks.get(key) === owner) {
+          checks.delete(key);
+          clearInterval(owner.timer);
+        }
+      };
       const member = {
         end: (why: StreamEnd) => {
           ended = why;
@@ -136,18 +157,8 @@ export function createLiveStreams(
           controller.abort();
         },
       };
-      const owner = entry;
-      const close = () => {
-        if (!open) return;
-        open = false;
-        size -= 1;
-        owner.streams.delete(member);
-        if (owner.streams.size === 0 && credentials.get(credentialId) === owner) {
-          credentials.delete(credentialId);
-          clearInterval(owner.timer);
-        }
-      };
       owner.streams.add(member);
+      perCredential.set(credentialId, open + 1);
       size += 1;
       return {
         signal: controller.signal,

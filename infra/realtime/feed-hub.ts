@@ -255,6 +255,7 @@ export function createFeedHub(pool: DatabasePool, options: FeedHubOptions = {}):
             ...(filter === undefined ? {} : { filter }),
             ...(known === undefined ? {} : { known }),
           });
+          if (signal.aborted) break;
           cursor = read.cursor;
           if (read.items.length > 0) yield read.items;
           if (read.full || generation !== seen || (head !== null && cursorCovers(cursor, head))) continue;

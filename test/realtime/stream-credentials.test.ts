@@ -1,7 +1,8 @@
 // Issue #16, finding 4: a live SSE stream re-checks its credential and ends when the admin
 // token is revoked, with a last `event: error` message saying why; other credentials' streams
-// go on.
+// go on. The registry re-checks each secret once per period, however many streams it has.
 import test from 'ava';
+import { createLiveStreams } from '../../app/http/live-streams.ts';
 import { append, waitFor } from './realtime-helpers.ts';
 import { eventsOf, startStreamApp } from './stream-helpers.ts';
 
@@ -49,4 +50,37 @@ test.serial('a stream ends soon after its admin token is revoked; a stream of an
   t.false(eventsOf(revokedStream).some((e) => e.event_id === after!.event_id));
   t.is((await app.stream('/api/v1/events/stream', doomed.token).refusal)?.status, 401);
   t.deepEqual(app.errors, []);
+});
+
+test('the registry re-checks each secret on its own and counts streams per credential', async (t) => {
+  const valid = new Set(['secret-1', 'secret-2']);
+  let failing = false;
+  const streams = createLiveStreams(
+    { maxStreams: 10, maxStreamsPerToken: 3, recheckMs: 20 },
+    (id, secret) =>
+      failing && secret === 'secret-3'
+        ? Promise.reject(new Error('down'))
+        : Promise.resolve(id === 'admin' && valid.has(secret)),
+  );
+  // two secrets of one admin (a token and a console session, say): one cap, separate checks
+  const first = streams.open('admin', 'secret-1');
+  const second = streams.open('admin', 'secret-2');
+  const third = streams.open('admin', 'secret-2');
+  t.throws(() => streams.open('admin', 'secret-1'), { message: /^SSE_MAX_STREAMS_PER_TOKEN/ });
+  valid.delete('secret-2');
+  await waitFor("the second secret's streams to end", () => second.signal.aborted && third.signal.aborted, 2000);
+  t.is(second.ended?.code, 'credentials_revoked');
+  t.false(first.signal.aborted);
+  t.is(streams.size, 1);
+  const again = streams.open('admin', 'secret-1');
+  // a secret that cannot be checked ends its streams after three periods, not at once
+  failing = true;
+  const unverifiable = streams.open('other', 'secret-3');
+  await waitFor('the unverifiable stream to end', () => unverifiable.signal.aborted, 2000);
+  t.is(unverifiable.ended?.code, 'credentials_unverified');
+  t.false(first.signal.aborted);
+  first.close();
+  first.close();
+  again.close();
+  t.is(streams.size, 0);
 });

@@ -179,7 +179,8 @@ export function feedRoutes(router: Router, deps: AppDeps): void {
     ctx.res.flushHeaders();
     const closed = new AbortController();
     ctx.res.once('close', () => closed.abort());
-    const signal = AbortSignal.any([closed.signal, slot.signal]);
+    slot.signal.addEventListener('abort', () => closed.abort());
+    const signal = closed.signal;
     void serve(
       ctx.res,
       hub.follow(cursor, filter, signal),
