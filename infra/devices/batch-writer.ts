@@ -1,7 +1,8 @@
 // Group commit for device commands on the ingest hot path (state reports). Concurrent
 // requests for different devices are decided together and written by ONE autocommit
-// statement: compare-and-set on every stream, insert every event, update every read-model
-// row. PostgreSQL then commits (and fsyncs) many events at once instead of one per request.
+// statement, the event store's append of many streams (compare-and-set on every stream,
+// insert every event) joined by the devices upsert of every read-model row. PostgreSQL then
+// commits (and fsyncs) many events at once instead of one per request.
 // A device this process wrote last is decided from its state in memory without reading
 // anything: the compare-and-set is what makes that safe. A device whose stream moved on
 // (another writer, another instance, an admin's disable) is retried alone through
@@ -13,9 +14,9 @@ import { evolve, FOLD_VERSION } from '../../domain/device/evolve.ts';
 import type { DeviceEvent } from '../../domain/device/events.ts';
 import type { DeviceState, RegisteredDevice } from '../../domain/device/state.ts';
 import { type CommandResult, handleCommand, toNewEvents } from '../event-store/command-handler.ts';
-import { deviceAdapter } from './device-store.ts';
+import { deviceAdapter, deviceLoadRow, deviceRowJson, seenAt, upsertDevices } from './device-store.ts';
 import { type EventStore, type PreparedEvent, prepareEvents, type StreamHead } from '../event-store/event-store.ts';
-import type { EventMetadata } from '../../domain/recorded-event.ts';
+import type { EventMetadata, StoredEvent } from '../../domain/recorded-event.ts';
 import { StateCache } from './state-cache.ts';
 import { setImmediate } from 'node:timers';
 
@@ -31,19 +32,7 @@ type Job = {
 type Loaded = { state: DeviceState; head: StreamHead };
 type Decided = { job: Job; loaded: Loaded; state: RegisteredDevice; rows: PreparedEvent[]; stateJson?: string };
 
-const loadRow = z.object({
-  uuid: z.string(),
-  version: z.number(),
-  last_hash: z.string(),
-  state: z.unknown(),
-  fold_version: z.number().nullable(),
-});
-const insertedRow = z.object({
-  event_id: z.string(),
-  aggregate_id: z.string(),
-  global_position: z.number(),
-  transaction_id: z.string(),
-});
+const loadRow = deviceLoadRow.extend({ uuid: z.string() });
 
 const keyedByAppId = ['containers', 'volumes', 'networks', 'target'] as const;
 
@@ -258,13 +247,12 @@ export function createDeviceBatchWriter(
     if (decided.length > 0) {
       try {
         const written = await write(decided);
-        for (const d of decided) {
-          const inserted = written.get(d.job.uuid);
-          if (inserted === undefined) {
+        for (const [i, d] of decided.entries()) {
+          const events = written[i];
+          if (!events) {
             slow.push(d.job);
             continue;
           }
-          const events = d.rows.map((row) => ({ ...row, ...inserted.get(row.event_id)! }));
           const last = events[events.length - 1]!;
           const head = { version: last.aggregate_version, last_hash: last.hash };
           remember(d.job.uuid, { state: compactKeyed(d.state, d.loaded.state), head }, d.stateJson);
@@ -282,74 +270,16 @@ export function createDeviceBatchWriter(
   }
 
   /**
-   * One statement, one commit: CAS every stream, insert the events of the streams that
-   * moved, update their read-model rows. The batch travels as two JSON parameters unpacked
-   * by PostgreSQL (jsonb_to_recordset): one serialisation, nothing for the driver to escape.
-   * Returns, per device written, its events' global positions and transaction id; a device
-   * missing from the result lost its CAS.
+   * One statement, one commit: every decided device's events appended (the event store's
+   * append statement) with its devices row. Per decided device, its stored events, or null
+   * when its stream had moved on (nothing of it written).
    */
-  async function write(
-    decided: Decided[],
-  ): Promise<Map<string, Map<string, { global_position: number; transaction_id: string }>>> {
-    const rows = decided.flatMap((d) => d.rows);
-    await store.partitions.ensure(pool, rows.map((r) => r.timestamp));
+  function write(decided: Decided[]): Promise<(StoredEvent[] | null)[]> {
     // the state's JSON is made once: for the batch and for the cache's cold tier
-    const devices = `[${
-      decided.map((d) => {
-        const last = d.rows[d.rows.length - 1]!;
-        d.stateJson = JSON.stringify(d.state);
-        const fields = JSON.stringify({
-          uuid: d.job.uuid,
-          expected: d.loaded.head.version,
-          version: last.aggregate_version,
-          last_hash: last.hash,
-          is_active: d.state.is_active,
-          in_sync: d.state.drift.in_sync,
-          drift_since: d.state.drift_since,
-          target_version: d.state.target?.version ?? 0,
-          updated_at: d.state.updated_at,
-          seen_at: d.job.context.metadata.actor.type === 'device' ? last.timestamp : null,
-        });
-        return `${fields.slice(0, -1)},"state":${d.stateJson}}`;
-      }).join(',')
-    }]`;
-    const events = JSON.stringify(rows);
-    const inserted = await pool.any(sql.type(insertedRow)`
-      WITH input AS (
-        SELECT * FROM jsonb_to_recordset(${devices}::jsonb)
-          AS i(uuid text, expected int8, version int8, last_hash text, state jsonb, is_active bool, in_sync bool,
-               drift_since timestamptz, target_version int4, updated_at timestamptz, seen_at timestamptz)
-      ),
-      cas AS (
-        UPDATE streams s SET version = i.version, last_hash = i.last_hash, updated_at = now()
-          FROM input i
-         WHERE s.aggregate_type = 'device' AND s.aggregate_id = i.uuid AND s.version = i.expected
-        RETURNING s.aggregate_id
-      ),
-      ins AS (
-        INSERT INTO events (event_id, event_type, aggregate_type, aggregate_id, aggregate_version, data, metadata, "timestamp", source, hash)
-        SELECT e.event_id, e.event_type, e.aggregate_type, e.aggregate_id, e.aggregate_version, e.data, e.metadata, e."timestamp", e.source, e.hash
-          FROM jsonb_to_recordset(${events}::jsonb)
-            AS e(event_id uuid, event_type text, aggregate_type text, aggregate_id text, aggregate_version int8,
-                 data jsonb, metadata jsonb, "timestamp" timestamptz, source text, hash text)
-         WHERE e.aggregate_id IN (SELECT aggregate_id FROM cas)
-        RETURNING event_id, aggregate_id, global_position, transaction_id::text AS transaction_id
-      ),
-      upd AS (
-        UPDATE devices d SET is_active = i.is_active, in_sync = i.in_sync, drift_since = i.drift_since,
-               target_version = i.target_version, state = i.state, version = i.version, updated_at = i.updated_at,
-               fold_version = ${FOLD_VERSION}, last_seen_at = GREATEST(d.last_seen_at, i.seen_at)
-          FROM input i
-         WHERE d.uuid = i.uuid AND i.uuid IN (SELECT aggregate_id FROM cas)
-      )
-      SELECT event_id::text AS event_id, aggregate_id, global_position, transaction_id FROM ins`);
-    const byDevice = new Map<string, Map<string, { global_position: number; transaction_id: string }>>();
-    for (const row of inserted) {
-      let events = byDevice.get(row.aggregate_id);
-      if (events === undefined) byDevice.set(row.aggregate_id, events = new Map());
-      events.set(row.event_id, { global_position: row.global_position, transaction_id: row.transaction_id });
-    }
-    return byDevice;
+    const devices = decided.map((d) =>
+      deviceRowJson(d.job.uuid, d.state, seenAt(d.rows), d.stateJson = JSON.stringify(d.state))
+    );
+    return store.appendStreams(pool, decided.map((d) => d.rows), (appended) => upsertDevices(devices, appended));
   }
 
   return {

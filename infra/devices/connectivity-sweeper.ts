@@ -4,38 +4,25 @@
 // locks the stream row and then the devices row (the order every writer uses) and reads it
 // under the lock: a concurrent heartbeat waits and then sees the verdict (and restores the
 // connection), another sweeper instance waits and then finds the device already lost.
-import { type DatabasePool, sql } from 'slonik';
+import { sql } from 'slonik';
 import { z } from 'zod';
 import { decide } from '../../domain/device/decide.ts';
 import type { DeviceEvent } from '../../domain/device/events.ts';
 import type { DeviceState } from '../../domain/device/state.ts';
 import { type AggregateAdapter, handleCommand } from '../event-store/command-handler.ts';
 import { deviceAdapter } from './device-store.ts';
-import { createEventStore, type EventStore } from '../event-store/event-store.ts';
-import { createSweeper, type Sweeper } from './sweeper.ts';
+import { createDeviceSweeper, type DeviceSweep, type DeviceSweeperOptions, type Sweeper } from './sweeper.ts';
 
-const uuidRow = z.object({ uuid: z.string() });
 const contactRow = z.object({ last_contact_at: z.string() });
 
 /** How the connectivity sweeper runs. */
-export type ConnectivitySweeperOptions = {
-  pool: DatabasePool;
-  store?: EventStore;
-  clock: () => Date;
-  timeoutMs: number;
-  intervalMs: number;
-  batchSize?: number;
-  onError: (message: string, error: unknown) => void;
-};
+export type ConnectivitySweeperOptions = DeviceSweeperOptions;
 
 /** Creates the connectivity sweeper. */
 export function createConnectivitySweeper(options: ConnectivitySweeperOptions): Sweeper {
   const { pool, timeoutMs } = options;
-  const store = options.store ?? createEventStore(pool);
-  const batchSize = options.batchSize ?? 100;
-  const metadata = { actor: { type: 'system' as const, id: 'connectivity-sweeper' } };
 
-  async function sweepDevice(uuid: string, now: string): Promise<number> {
+  async function sweepDevice(uuid: string, { now, store, metadata }: DeviceSweep): Promise<number> {
     let lastContactAt: string | null = null;
     const lockingAdapter: AggregateAdapter<DeviceState, DeviceEvent> = {
       ...deviceAdapter,
@@ -60,28 +47,8 @@ export function createConnectivitySweeper(options: ConnectivitySweeperOptions): 
     return result.events.length;
   }
 
-  async function sweep(): Promise<number> {
-    const now = options.clock().toISOString();
-    const cutoff = new Date(Date.parse(now) - timeoutMs).toISOString();
-    let after = '';
-    let written = 0;
-    for (;;) {
-      const uuids = await pool.anyFirst(sql.type(uuidRow)`
-        SELECT uuid FROM devices
-         WHERE is_active AND NOT connection_lost AND COALESCE(last_seen_at, registered_at) <= ${cutoff}::timestamptz
-           AND uuid > ${after}
-         ORDER BY uuid LIMIT ${batchSize}`);
-      for (const uuid of uuids) {
-        try {
-          written += await sweepDevice(uuid, now);
-        } catch (error) {
-          options.onError(`connectivity sweeper: device ${uuid}`, error);
-        }
-      }
-      if (uuids.length < batchSize) return written;
-      after = uuids[uuids.length - 1]!;
-    }
-  }
-
-  return createSweeper('connectivity-sweeper', sweep, options);
+  // active, connected devices not heard from since the cutoff
+  const silent = (cutoff: string) =>
+    sql.fragment`is_active AND NOT connection_lost AND COALESCE(last_seen_at, registered_at) <= ${cutoff}::timestamptz`;
+  return createDeviceSweeper('connectivity-sweeper', options, silent, sweepDevice);
 }

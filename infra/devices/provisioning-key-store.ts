@@ -8,10 +8,11 @@ import {
 } from '../../domain/provisioning-key/decider.ts';
 import type { ProvisioningKeyEvent } from '../../domain/provisioning-key/events.ts';
 import type { AggregateAdapter } from '../event-store/command-handler.ts';
+import { streamHeadRow } from '../event-store/event-store.ts';
 import { hashSecret, sameHash } from './credentials.ts';
 import { Buffer } from 'node:buffer';
 
-const loadRow = z.object({ version: z.number(), last_hash: z.string(), state: z.unknown() });
+const loadRow = streamHeadRow.extend({ state: z.unknown() });
 
 /** A provisioning key as admins see it (never the secret). */
 export const provisioningKeyView = z.object({

@@ -1,12 +1,12 @@
 // Refolds a device's state from its events, for read-model rows written by another
 // FOLD_VERSION (evolve changed meaning since they were saved).
 import { type CommonQueryMethods, sql } from 'slonik';
-import { z } from 'zod';
 import { fold } from '../../domain/device/evolve.ts';
 import { parseDeviceEvent } from '../../domain/device/events.ts';
 import { type DeviceState, initialState } from '../../domain/device/state.ts';
+import { storedEventRow } from '../../domain/recorded-event.ts';
 
-const eventRow = z.object({ event_type: z.string(), data: z.unknown(), timestamp: z.string() });
+const eventRow = storedEventRow.pick({ event_type: true, data: true, timestamp: true });
 
 /** The device's state folded from events 1..`upToVersion` with today's evolve. */
 export async function refoldDevice(

@@ -1,7 +1,14 @@
-// The event store: append with optimistic concurrency (compare-and-set on `streams`),
-// and reads in version order. One operation per function; rows validated by zod.
+// The event store: append with optimistic concurrency (compare-and-set on `streams`), in one
+// statement for one stream or many, and reads in version order. One operation per function;
+// row shapes at module scope.
 import { randomUUID } from 'node:crypto';
-import { type CommonQueryMethods, type DatabasePool, sql } from 'slonik';
+import {
+  type CommonQueryMethods,
+  type DatabasePool,
+  type FragmentSqlToken,
+  type IdentifierSqlToken,
+  sql,
+} from 'slonik';
 import { z } from 'zod';
 import { eventHash, GENESIS_HASH } from './event-hash.ts';
 import { createPartitionCache, type PartitionCache } from './partitions.ts';
@@ -17,9 +24,6 @@ export type NewEvent = {
   event_id?: string;
 };
 
-/** The head of a stream: its version and last hash (version 0 for a new stream). */
-export type StreamHead = { version: number; last_hash: string };
-
 /** Thrown when another writer appended to the stream first. */
 export class ConcurrencyError extends Error {
   readonly aggregateType: string;
@@ -34,8 +38,13 @@ export class ConcurrencyError extends Error {
   }
 }
 
-const headRow = z.object({ version: z.number(), last_hash: z.string() });
-const versionRow = z.object({ version: z.number() });
+/** A stream's head as `streams` stores it. */
+export const streamHeadRow = z.object({ version: z.number(), last_hash: z.string() });
+
+/** The head of a stream: its version and last hash (version 0 for a new stream). */
+export type StreamHead = z.infer<typeof streamHeadRow>;
+
+const appendedRow = storedEventRow.pick({ event_id: true, global_position: true, transaction_id: true });
 
 const eventColumns = sql.fragment`event_id, event_type, aggregate_type, aggregate_id, aggregate_version,
   global_position, transaction_id::text AS transaction_id, data, metadata, "timestamp", source, hash`;
@@ -70,6 +79,62 @@ export function prepareEvents(
   });
 }
 
+/** What a read-model write joined to an append may read: the streams whose compare-and-set held. */
+export type ReadModelWrite = (appended: IdentifierSqlToken) => FragmentSqlToken;
+
+/**
+ * The one append statement, for the events of one stream or of many (each stream's events as
+ * prepareEvents numbered them after its expected head): compare-and-set every stream's
+ * version (a stream expected at version 0 is created, unless another writer created it
+ * first), insert the events of the streams that moved, and run `readModel`, which reads
+ * `appended` (aggregate_type, aggregate_id of those streams), in the same statement. The
+ * batch travels as JSON unpacked by PostgreSQL (jsonb_to_recordset): one serialisation,
+ * nothing for the driver to escape. A row per inserted event; a stream that lost its
+ * compare-and-set has none.
+ */
+export function appendStatement(streams: readonly (readonly PreparedEvent[])[], readModel?: ReadModelWrite) {
+  const heads = streams.map((rows) => {
+    const last = rows[rows.length - 1]!;
+    return {
+      aggregate_type: last.aggregate_type,
+      aggregate_id: last.aggregate_id,
+      expected: rows[0]!.aggregate_version - 1,
+      version: last.aggregate_version,
+      last_hash: last.hash,
+    };
+  });
+  const appended = sql.identifier(['appended']);
+  const alsoWrite = readModel === undefined ? sql.fragment`` : sql.fragment`, read_model AS (${readModel(appended)})`;
+  return sql.type(appendedRow)`
+    WITH head AS (
+      SELECT * FROM jsonb_to_recordset(${JSON.stringify(heads)}::jsonb)
+        AS h(aggregate_type text, aggregate_id text, expected int8, version int8, last_hash text)
+    ),
+    moved AS (
+      UPDATE streams s SET version = h.version, last_hash = h.last_hash, updated_at = now()
+        FROM head h
+       WHERE s.aggregate_type = h.aggregate_type AND s.aggregate_id = h.aggregate_id AND s.version = h.expected
+      RETURNING s.aggregate_type, s.aggregate_id
+    ),
+    created AS (
+      INSERT INTO streams (aggregate_type, aggregate_id, version, last_hash)
+      SELECT aggregate_type, aggregate_id, version, last_hash FROM head WHERE expected = 0
+      ON CONFLICT DO NOTHING
+      RETURNING aggregate_type, aggregate_id
+    ),
+    ${appended} AS (SELECT * FROM moved UNION ALL SELECT * FROM created),
+    inserted AS (
+      INSERT INTO events (event_id, event_type, aggregate_type, aggregate_id, aggregate_version, data, metadata, "timestamp", source, hash)
+      SELECT e.event_id, e.event_type, e.aggregate_type, e.aggregate_id, e.aggregate_version, e.data, e.metadata, e."timestamp", e.source, e.hash
+        FROM jsonb_to_recordset(${JSON.stringify(streams.flat())}::jsonb)
+          AS e(event_id uuid, event_type text, aggregate_type text, aggregate_id text, aggregate_version int8,
+               data jsonb, metadata jsonb, "timestamp" timestamptz, source text, hash text)
+       WHERE (e.aggregate_type, e.aggregate_id) IN (SELECT aggregate_type, aggregate_id FROM ${appended})
+      RETURNING event_id, global_position, transaction_id
+    )${alsoWrite}
+    SELECT event_id::text AS event_id, global_position, transaction_id::text AS transaction_id FROM inserted`;
+}
+
 /** Reads options: half-open bounds on version and time. */
 export type ReadStreamOptions = { afterVersion?: number; since?: string; until?: string; limit?: number };
 
@@ -78,6 +143,35 @@ export type EventStore = ReturnType<typeof createEventStore>;
 
 /** Creates the event store for a pool. */
 export function createEventStore(pool: DatabasePool, partitions: PartitionCache = createPartitionCache()) {
+  /**
+   * Appends the prepared events of one or many streams (none empty) in one statement
+   * (appendStatement), `readModel` written in it. Per stream, its stored events, or null when
+   * the stream had moved on: nothing of it was written. Not counted by instrumentStore: a
+   * caller other than `append` tells `recordAppended`.
+   */
+  async function appendStreams(
+    connection: CommonQueryMethods,
+    streams: readonly (readonly PreparedEvent[])[],
+    readModel?: ReadModelWrite,
+  ): Promise<(StoredEvent[] | null)[]> {
+    const asked = await partitions.ensure(connection, streams.flatMap((rows) => rows.map((row) => row.timestamp)));
+    const inserted = await connection.any(appendStatement(streams, readModel));
+    const positions = new Map(inserted.map((row) => [row.event_id, row]));
+    // a partition created in the caller's transaction goes when it rolls back, as it will after
+    // append's ConcurrencyError: ask again next time
+    if (asked.length > 0 && streams.some((rows) => !positions.has(rows[0]!.event_id))) {
+      for (const day of asked) partitions.forget(day);
+    }
+    return streams.map((rows) =>
+      positions.has(rows[0]!.event_id)
+        ? rows.map((row) => {
+          const { global_position, transaction_id } = positions.get(row.event_id)!;
+          return { ...row, global_position, transaction_id };
+        })
+        : null
+    );
+  }
+
   return {
     pool,
     partitions,
@@ -87,14 +181,14 @@ export function createEventStore(pool: DatabasePool, partitions: PartitionCache 
 
     /** The stream's head, or version 0 with the genesis hash when it does not exist. */
     async head(connection: CommonQueryMethods, aggregateType: string, aggregateId: string): Promise<StreamHead> {
-      const row = await connection.maybeOne(sql.type(headRow)`
+      const row = await connection.maybeOne(sql.type(streamHeadRow)`
         SELECT version, last_hash FROM streams WHERE aggregate_type = ${aggregateType} AND aggregate_id = ${aggregateId}`);
       return row ?? { version: 0, last_hash: GENESIS_HASH };
     },
 
     /**
-     * Appends events at `expected.version + 1 …` inside the caller's transaction.
-     * Throws ConcurrencyError when the stream moved on. Returns the stored rows.
+     * Appends events at `expected.version + 1 …` inside the caller's transaction: the batch of
+     * one stream. Throws ConcurrencyError when the stream moved on. Returns the stored rows.
      */
     async append(
       transaction: CommonQueryMethods,
@@ -104,43 +198,12 @@ export function createEventStore(pool: DatabasePool, partitions: PartitionCache 
       events: readonly NewEvent[],
     ): Promise<StoredEvent[]> {
       if (events.length === 0) return [];
-      const rows = prepareEvents(aggregateType, aggregateId, expected, events);
-      const last = rows[rows.length - 1]!;
-      const moved = expected.version === 0
-        ? await transaction.maybeOne(sql.type(versionRow)`
-            INSERT INTO streams (aggregate_type, aggregate_id, version, last_hash)
-            VALUES (${aggregateType}, ${aggregateId}, ${last.aggregate_version}, ${last.hash})
-            ON CONFLICT DO NOTHING RETURNING version`)
-        : await transaction.maybeOne(sql.type(versionRow)`
-            UPDATE streams SET version = ${last.aggregate_version}, last_hash = ${last.hash}, updated_at = now()
-             WHERE aggregate_type = ${aggregateType} AND aggregate_id = ${aggregateId} AND version = ${expected.version}
-            RETURNING version`);
-      if (moved === null) throw new ConcurrencyError(aggregateType, aggregateId, expected.version);
-      await partitions.ensure(transaction, rows.map((r) => r.timestamp));
-      const inserted = await transaction.many(sql.type(storedEventRow)`
-        INSERT INTO events (event_id, event_type, aggregate_type, aggregate_id, aggregate_version, data, metadata, "timestamp", source, hash)
-        SELECT * FROM ${
-        sql.unnest(
-          rows.map((
-            r,
-          ) => [
-            r.event_id,
-            r.event_type,
-            r.aggregate_type,
-            r.aggregate_id,
-            r.aggregate_version,
-            JSON.stringify(r.data),
-            JSON.stringify(r.metadata),
-            r.timestamp,
-            r.source,
-            r.hash,
-          ]),
-          ['uuid', 'text', 'text', 'text', 'int8', 'jsonb', 'jsonb', 'timestamptz', 'text', 'text'],
-        )
-      }
-        RETURNING ${eventColumns}`);
-      return [...inserted].sort((a, b) => a.aggregate_version - b.aggregate_version);
+      const [stored] = await appendStreams(transaction, [prepareEvents(aggregateType, aggregateId, expected, events)]);
+      if (!stored) throw new ConcurrencyError(aggregateType, aggregateId, expected.version);
+      return stored;
     },
+
+    appendStreams,
 
     /** One aggregate's events in version order, optionally bounded by version and time. */
     async readStream(

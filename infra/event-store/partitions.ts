@@ -10,7 +10,8 @@ export const utcDay = (instant: string | number | Date): string => new Date(inst
 
 /** Remembers which day partitions exist so the hot path asks PostgreSQL only for new days. */
 export type PartitionCache = {
-  ensure: (connection: CommonQueryMethods, instants: readonly string[]) => Promise<void>;
+  /** Makes sure the days of `instants` have partitions; returns the days it had to ask PostgreSQL about. */
+  ensure: (connection: CommonQueryMethods, instants: readonly string[]) => Promise<string[]>;
   forget: (day: string) => void;
 };
 
@@ -19,12 +20,15 @@ export function createPartitionCache(): PartitionCache {
   const known = new Set<string>();
   return {
     async ensure(connection, instants) {
+      const asked: string[] = [];
       for (const instant of instants) {
         const day = utcDay(instant);
         if (known.has(day)) continue;
         await connection.query(sql.unsafe`SELECT ensure_events_partition(${day}::date)`);
         known.add(day);
+        asked.push(day);
       }
+      return asked;
     },
     forget(day) {
       known.delete(day);

@@ -16,7 +16,8 @@ import { canonicalJson } from './event-hash.ts';
  */
 export const TIMESTAMP_SLACK_MS = 3_600_000;
 
-const snapshotRow = z.object({
+/** A `snapshots` row. */
+export const snapshotRow = z.object({
   aggregate_type: z.string(),
   aggregate_id: z.string(),
   version: z.number(),

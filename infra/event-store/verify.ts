@@ -10,19 +10,15 @@ import { eventHash, GENESIS_HASH } from './event-hash.ts';
 import { type StoredEvent, storedEventRow } from '../../domain/recorded-event.ts';
 import { readAnchors, type RetentionAnchor } from './retention-horizon.ts';
 import { TIMESTAMP_SLACK_MS } from './snapshots.ts';
+import { streamHeadRow } from './event-store.ts';
 
 const STREAM_CHUNK = 500;
 const PAGE = 5_000;
 
-const streamRow = z.object({
-  aggregate_type: z.string(),
-  aggregate_id: z.string(),
-  version: z.number(),
-  last_hash: z.string(),
-});
+const streamRow = streamHeadRow.extend({ aggregate_type: z.string(), aggregate_id: z.string() });
 const countRow = z.object({ n: z.number() });
 const orphanRow = z.object({ aggregate_type: z.string(), aggregate_id: z.string(), n: z.number() });
-const hashRow = z.object({ aggregate_id: z.string(), aggregate_version: z.number(), hash: z.string() });
+const hashRow = storedEventRow.pick({ aggregate_id: true, aggregate_version: true, hash: true });
 
 const columns = sql.fragment`event_id, event_type, aggregate_type, aggregate_id, aggregate_version,
   global_position, transaction_id::text AS transaction_id, data, metadata, "timestamp", source, hash`;

@@ -19,23 +19,18 @@ import { assertAfterHorizon, readHorizon } from '../event-store/retention-horizo
 import { createSnapshotStore, type Snapshot, TIMESTAMP_SLACK_MS } from '../event-store/snapshots.ts';
 import { setImmediate } from 'node:timers';
 
-const replayEventRow = z.object({
-  event_id: z.string(),
-  event_type: z.string(),
-  aggregate_version: z.number(),
-  data: z.record(z.string(), z.unknown()),
-  metadata: z.record(z.string(), z.unknown()),
-  timestamp: z.string(),
-  source: z.string(),
+const replayEventRow = storedEventRow.pick({
+  event_id: true,
+  event_type: true,
+  aggregate_version: true,
+  data: true,
+  metadata: true,
+  timestamp: true,
+  source: true,
 });
-const foldEventRow = z.object({
-  event_id: z.string(),
-  event_type: z.string(),
-  aggregate_version: z.number(),
-  data: z.record(z.string(), z.unknown()),
-  at_ms: z.number(),
-  device_caused: z.boolean(),
-});
+const foldEventRow = storedEventRow
+  .pick({ event_id: true, event_type: true, aggregate_version: true, data: true })
+  .extend({ at_ms: z.number(), device_caused: z.boolean() });
 const fleetEventRow = foldEventRow.extend({ device: z.number() });
 const summaryRow = z.object({
   uuid: z.string(),

@@ -8,17 +8,14 @@ import { evolve, FOLD_VERSION } from '../../domain/device/evolve.ts';
 import { baseOf, isoTimestamp } from './queries.ts';
 import { initialBase, instantMs, isDeviceCaused, toDeviceEvent } from '../../domain/replay/history.ts';
 import { createSnapshotStore, type NewSnapshot } from '../event-store/snapshots.ts';
+import { storedEventRow } from '../../domain/recorded-event.ts';
 
 const dueRow = z.object({ uuid: z.string(), head: z.number(), snapshot_version: z.number() });
-const eventRow = z.object({
-  event_id: z.string(),
-  event_type: z.string(),
-  aggregate_version: z.number(),
-  data: z.record(z.string(), z.unknown()),
-  metadata: z.record(z.string(), z.unknown()),
-  timestamp: z.string(),
-  source: z.string(),
-  hash: z.string(),
+const eventRow = storedEventRow.omit({
+  aggregate_type: true,
+  aggregate_id: true,
+  global_position: true,
+  transaction_id: true,
 });
 const lockRow = z.object({ locked: z.boolean() });
 const nowRow = z.object({ now: z.string() });

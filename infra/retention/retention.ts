@@ -25,6 +25,7 @@ import {
   type NewSnapshot,
   type Snapshot,
   snapshotIntact,
+  snapshotRow,
   TIMESTAMP_SLACK_MS,
 } from '../event-store/snapshots.ts';
 import type { DeviceState } from '../../domain/device/state.ts';
@@ -38,17 +39,6 @@ const BATCH = 100;
 const lockRow = z.object({ locked: z.boolean() });
 const dueRow = z.object({ aggregate_type: z.string(), aggregate_id: z.string(), version: z.number() });
 const countRow = z.object({ rows: z.number() });
-const snapshotRow = z.object({
-  aggregate_type: z.string(),
-  aggregate_id: z.string(),
-  version: z.number(),
-  fold_version: z.number(),
-  state: z.unknown(),
-  last_event_at: z.string(),
-  last_event_hash: z.string(),
-  last_seen_at: z.string().nullable(),
-  hash: z.string(),
-});
 
 const eventColumns = sql.fragment`event_id, event_type, aggregate_type, aggregate_id, aggregate_version,
   global_position, transaction_id::text AS transaction_id, data, metadata, "timestamp", source, hash`;

@@ -83,6 +83,23 @@ test.serial('an append on a day without a partition creates it (past and far fut
   t.deepEqual(parts, ['events_20190304', 'events_20310101']);
 });
 
+test.serial('an append refused for a stale version forgets the partition its rolled-back transaction created', async (t) => {
+  const store = createEventStore(db.pool);
+  await db.pool.transaction((tx) =>
+    store.append(tx, 'thing', 'd', { version: 0, last_hash: GENESIS_HASH }, [event('x', '2026-11-23T10:00:00Z')])
+  );
+  await t.throwsAsync(
+    db.pool.transaction((tx) =>
+      store.append(tx, 'thing', 'd', { version: 0, last_hash: GENESIS_HASH }, [event('y', '2032-02-02T10:00:00Z')])
+    ),
+    { instanceOf: ConcurrencyError },
+  );
+  const stored = await db.pool.transaction((tx) =>
+    store.append(tx, 'thing', 'e', { version: 0, last_hash: GENESIS_HASH }, [event('z', '2032-02-02T11:00:00Z')])
+  );
+  t.is(stored.length, 1);
+});
+
 test.serial('concurrent partition creation for the same day from many connections succeeds', async (t) => {
   const results = await Promise.all(
     Array.from({ length: 8 }, () =>
