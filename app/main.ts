@@ -53,6 +53,8 @@ async function main(config: Config, logger: Logger): Promise<void> {
       recheckMs: config.SSE_CREDENTIAL_RECHECK,
     },
     logError: (message, err) => logger.error({ err }, message),
+    console: { sessionTtlMs: config.CONSOLE_SESSION_TTL, secureCookie: config.CONSOLE_SECURE_COOKIE },
+    retentionDays: config.RETENTION_DAYS,
   });
   const metrics = createMetrics({ pool, clock: deps.clock });
   deps.store = instrumentStore(deps.store, metrics);

@@ -24,6 +24,11 @@ import { requestId, requireJsonBody } from './request.ts';
 import { routeDocs } from './openapi/route-docs.ts';
 import { closeConnectionsWhenDraining, processShutdown, type ShutdownRegistry } from '../shutdown.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
+import { consolePageRoutes, consolePublicRoutes, htmlErrorPages } from './routes/console-pages.ts';
+import { consoleSessionRoutes } from './routes/console-session.ts';
+import { integrityRoutes } from './routes/integrity.ts';
+import { listenerRoutes } from './routes/listeners.ts';
+import { signInRedirect } from './middleware/console-session.ts';
 
 /** Operational wiring; every field has a default suited to tests (silent logs, own metrics). */
 export type AppOptions = {
@@ -98,6 +103,7 @@ export function createApp(appDeps: AppDeps, options: AppOptions = {}): Koa {
   healthRoutes(root, deps, { partitionDaysAhead: options.partitionDaysAhead ?? 7, draining: () => shutdown.draining });
   metricsRoutes(root, deps, metrics, options.metricsToken);
   openApiRoutes(root, routeDocs);
+  consolePublicRoutes(root, deps);
 
   // the guard is each router's first layer, so a rate limit counts authenticated callers only
   // and runs before the route reads the body (README "Rate limits")
@@ -116,10 +122,19 @@ export function createApp(appDeps: AppDeps, options: AppOptions = {}): Koa {
   feedRoutes(admin, deps);
   fleetRoutes(admin, deps);
   replayRoutes(admin, deps);
+  listenerRoutes(admin, deps);
+  integrityRoutes(admin, deps);
+
+  // the admin console (issue #17): pages at / and its session, for admins (a session cookie or
+  // an admin token); a browser without a session is sent to /sign-in
+  const adminConsole = new Router();
+  adminConsole.use(htmlErrorPages(), signInRedirect(deps), guard('admin', deps));
+  consoleSessionRoutes(adminConsole, deps);
+  consolePageRoutes(adminConsole, deps);
 
   // a router's guard runs only for requests one of its routes matches; the routers record what
   // they matched on ctx.matched together, so each allowedMethods sees every router's methods
-  for (const router of [root, registration, device, admin]) {
+  for (const router of [root, registration, device, admin, adminConsole]) {
     app.use(router.routes());
     app.use(router.allowedMethods(routeErrors));
   }

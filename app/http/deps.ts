@@ -4,6 +4,7 @@ import { createAdminTokens, createDeviceKeys } from '../../infra/devices/credent
 import { createDeviceQueries } from '../../infra/devices/device-queries.ts';
 import { createEventStore, type EventStore } from '../../infra/event-store/event-store.ts';
 import { createProvisioningKeyQueries } from '../../infra/devices/provisioning-key-store.ts';
+import { type ConsoleSessions, createConsoleSessions } from '../../infra/console/sessions.ts';
 import { DEFAULT_LIVE_STREAM_LIMITS, type LiveStreamLimits } from './live-streams.ts';
 
 /** Dependencies of the app; `clock` is injectable so tests control time. */
@@ -20,7 +21,16 @@ export type AppDeps = {
   liveStreams: LiveStreamLimits;
   /** Where unexpected errors go (never to the client). */
   logError: (message: string, error: unknown) => void;
+  /** The admin console's sessions (issue #17). */
+  consoleSessions: ConsoleSessions;
+  /** Console session lifetime and when its cookie is Secure (CONSOLE_SESSION_TTL, CONSOLE_SECURE_COOKIE). */
+  console: ConsoleSettings;
+  /** RETENTION_DAYS, for the retention report (GET /api/v1/partitions, the console). */
+  retentionDays: number;
 };
+
+/** The console's settings: `secureCookie` 'auto' marks the cookie Secure on HTTPS requests only. */
+export type ConsoleSettings = { sessionTtlMs: number; secureCookie: 'auto' | 'always' };
 
 /** Builds the dependencies for a pool. */
 export function createDeps(
@@ -30,6 +40,8 @@ export function createDeps(
     bodyLimitKb?: number;
     liveStreams?: Partial<LiveStreamLimits>;
     logError?: AppDeps['logError'];
+    console?: Partial<ConsoleSettings>;
+    retentionDays?: number;
   } = {},
 ): AppDeps {
   return {
@@ -43,5 +55,8 @@ export function createDeps(
     bodyLimitKb: options.bodyLimitKb ?? 256,
     liveStreams: { ...DEFAULT_LIVE_STREAM_LIMITS, ...options.liveStreams },
     logError: options.logError ?? ((message, error) => console.error(message, error)),
+    consoleSessions: createConsoleSessions(pool),
+    console: { sessionTtlMs: 8 * 3_600_000, secureCookie: 'auto', ...options.console },
+    retentionDays: options.retentionDays ?? 90,
   };
 }

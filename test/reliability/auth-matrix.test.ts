@@ -28,6 +28,8 @@ import { Buffer } from 'node:buffer';
 type Credential = {
   name: string;
   header: string | undefined;
+  /** The header it goes in: Authorization unless named (the device agent's X-Device-API-Key). */
+  headerName?: string;
   /** The device a device request is about, when the credential is a device's key. */
   subject?: 'own' | 'disabled';
 };
@@ -132,12 +134,13 @@ test.before(async () => {
   secrets.push(app.adminToken, toRevoke.token, pk.key, revoked.key, expiring.key, usedUp.key, victimKey.key);
   fixture = {
     device: a.uuid,
+    deviceKey: a.key,
     adminDevice: d.uuid,
     victimKeyId: victimKey.id,
     webhookId: hook.json.id,
     victimWebhookId: victimHook.json.id,
   };
-  disabledFixture = { ...fixture, device: c.uuid };
+  disabledFixture = { ...fixture, device: c.uuid, deviceKey: c.key };
   credentials = [
     { name: 'no header', header: undefined },
     { name: 'malformed: Basic scheme', header: `Basic ${Buffer.from('admin:admin').toString('base64')}` },
@@ -153,6 +156,11 @@ test.before(async () => {
     { name: 'used-up provisioning key', header: `Bearer ${usedUp.key}` },
     { name: "disabled device's key", header: `Bearer ${c.key}`, subject: 'disabled' },
     { name: 'revoked admin token', header: `Bearer ${toRevoke.token}` },
+    // the device agent's header (issue #15): a device key there is a device credential on
+    // device routes, and nothing anywhere else; nothing but a device key is ever read from it
+    { name: 'own device key as X-Device-API-Key', header: a.key, headerName: 'X-Device-API-Key', subject: 'own' },
+    { name: 'admin token as X-Device-API-Key', header: app.adminToken, headerName: 'X-Device-API-Key' },
+    { name: 'unknown key as X-Device-API-Key', header: 'f'.repeat(64), headerName: 'X-Device-API-Key' },
   ];
   await app.newWrites(); // setup's writes are not the matrix's
 });
@@ -168,12 +176,16 @@ const UNAUTHENTICATED = new Set([
   'malformed: two tokens',
   'malformed: unknown token',
   'revoked admin token',
+  'admin token as X-Device-API-Key',
+  'unknown key as X-Device-API-Key',
 ]);
 
 /** The documented answer for a route of `auth` kind called with `credential`. */
 function expected(auth: RouteAuth, credential: Credential, namesDevice: boolean): Expectation {
   if (auth === 'none') return { status: '2xx', note: 'public' };
   if (UNAUTHENTICATED.has(credential.name)) return { status: 401 };
+  // read by the device router only: elsewhere the request carries no credential
+  if (credential.headerName === 'X-Device-API-Key' && auth !== 'device') return { status: 401 };
   switch (auth) {
     case 'admin':
     case 'metrics':
@@ -181,7 +193,9 @@ function expected(auth: RouteAuth, credential: Credential, namesDevice: boolean)
     case 'provisioning_key':
       return credential.name === 'provisioning key' ? { status: '2xx' } : { status: 403 };
     case 'device':
-      if (credential.name === 'own device key') return { status: '2xx' };
+      if (credential.name === 'own device key' || credential.name === 'own device key as X-Device-API-Key') {
+        return { status: '2xx' };
+      }
       // a device key on a route that names no device acts for its own device
       if (credential.name === "another device's key" && !namesDevice) return { status: '2xx', note: 'acts as itself' };
       return { status: 403 };
@@ -195,7 +209,14 @@ function expected(auth: RouteAuth, credential: Credential, namesDevice: boolean)
 const streamVersion = z.object({ version: z.number() });
 
 /** Routes anyone may call. Every other route refuses a request without credentials with 401. */
-const PUBLIC_ROUTES = ['GET /docs', 'GET /healthz', 'GET /openapi.json', 'GET /readyz'];
+const PUBLIC_ROUTES = [
+  'GET /console/assets/:file',
+  'GET /docs',
+  'GET /healthz',
+  'GET /openapi.json',
+  'GET /readyz',
+  'GET /sign-in',
+];
 
 /**
  * Sends each non-public route its example (or, for a route without one, its path with a uuid
@@ -259,7 +280,7 @@ test.serial('every route × every credential: the documented status, a JSON erro
         ...request,
         headers: {
           ...request.headers,
-          ...(credential.header === undefined ? {} : { Authorization: credential.header }),
+          ...(credential.header === undefined ? {} : { [credential.headerName ?? 'Authorization']: credential.header }),
         },
       });
       const writes = await app.newWrites();

@@ -9,6 +9,8 @@ import type { HttpRequest } from './http-client.ts';
 export type ExampleFixture = {
   /** The device a device request is about (its key is the caller's for "own device"). */
   device: string;
+  /** That device's key, for the one body that names it (the key exchange); absent: none. */
+  deviceKey?: string;
   /** A device admin writes may change (enabled → enabled: no event, still a 2xx). */
   adminDevice: string;
   /** A provisioning key the DELETE example may revoke. */
@@ -37,6 +39,12 @@ export const routeExamples: Record<string, Example> = {
   'GET /api/v1/device/:uuid/target-state': (fx) => ({
     method: 'GET',
     path: `/api/v1/device/${fx.device}/target-state`,
+  }),
+  'GET /api/v1/device/:uuid/state': (fx) => ({ method: 'GET', path: `/api/v1/device/${fx.device}/state` }),
+  'POST /api/v1/device/:uuid/key-exchange': (fx) => ({
+    method: 'POST',
+    path: `/api/v1/device/${fx.device}/key-exchange`,
+    body: { uuid: fx.device, deviceApiKey: fx.deviceKey ?? 'not-the-device-key' },
   }),
   'PATCH /api/v1/device/state': (fx) => ({
     method: 'PATCH',
@@ -112,4 +120,34 @@ export const routeExamples: Record<string, Example> = {
   'GET /metrics': get('/metrics'),
   'GET /openapi.json': get('/openapi.json'),
   'GET /docs': get('/docs'),
+  // listeners, integrity and the admin console (issue #17)
+  'GET /api/v1/listeners': get('/api/v1/listeners'),
+  'GET /api/v1/dead-letters': get('/api/v1/dead-letters?limit=10'),
+  'POST /api/v1/dead-letters/redeliver': () => ({
+    method: 'POST',
+    path: '/api/v1/dead-letters/redeliver',
+    body: { listener: 'example-listener' },
+  }),
+  'POST /api/v1/dead-letters/discard': () => ({
+    method: 'POST',
+    path: '/api/v1/dead-letters/discard',
+    body: { ids: [987654321] },
+  }),
+  'GET /api/v1/partitions': get('/api/v1/partitions'),
+  'GET /api/v1/integrity/checks': get('/api/v1/integrity/checks?limit=3'),
+  'POST /api/v1/integrity/checks': () => ({ method: 'POST', path: '/api/v1/integrity/checks' }),
+  'GET /sign-in': get('/sign-in?next=%2Fwebhooks'),
+  'GET /console/assets/:file': get('/console/assets/console.css'),
+  'POST /console/session': () => ({ method: 'POST', path: '/console/session' }),
+  'GET /console/session': get('/console/session'),
+  'DELETE /console/session': () => ({ method: 'DELETE', path: '/console/session' }),
+  'GET /': get('/?show=drifting'),
+  'GET /devices/:uuid': (fx) => ({ method: 'GET', path: `/devices/${fx.device}` }),
+  'GET /provisioning-keys': get('/provisioning-keys'),
+  'GET /webhooks': get('/webhooks'),
+  'GET /webhooks/:id': (fx) => ({ method: 'GET', path: `/webhooks/${fx.webhookId}` }),
+  'GET /listeners': get('/listeners'),
+  'GET /events': get('/events?type=device.offline'),
+  'GET /analytics': get('/analytics?window=1h'),
+  'GET /integrity': get('/integrity'),
 };

@@ -7,6 +7,7 @@ import { ADMIN_TOKEN_PREFIX, PROVISIONING_KEY_PREFIX } from '../../../infra/devi
 import type { Actor } from '../../../domain/recorded-event.ts';
 import type { AppDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
+import { consoleSessionOf } from './console-session.ts';
 
 /** Who is calling. */
 export type Principal =
@@ -26,10 +27,23 @@ export function bearerSecret(ctx: Context): string {
   return match[1]!;
 }
 
-/** Resolves the caller from the bearer secret's prefix and a hash lookup; 401 when unknown. */
+/**
+ * Resolves the caller from the bearer secret's prefix and a hash lookup; 401 when unknown.
+ * A request without an Authorization header may instead carry an admin console session
+ * cookie (middleware/console-session.ts), which acts as the admin token that opened it.
+ */
 export async function authenticate(ctx: Context, deps: AppDeps): Promise<Principal> {
   const cached = ctx.state['principal'] as Principal | undefined;
   if (cached !== undefined) return cached;
+  if (ctx.get('Authorization') === '') {
+    const signedIn = await consoleSessionOf(ctx, deps);
+    if (signedIn !== null) {
+      const principal: Principal = { type: 'admin', ...signedIn.session.admin };
+      ctx.state['principal'] = principal;
+      ctx.state['credential'] = { kind: 'session', secret: signedIn.secret };
+      return principal;
+    }
+  }
   const secret = bearerSecret(ctx);
   let principal: Principal | null = null;
   if (secret.startsWith(ADMIN_TOKEN_PREFIX)) {
@@ -44,7 +58,21 @@ export async function authenticate(ctx: Context, deps: AppDeps): Promise<Princip
   }
   if (principal === null) throw unauthorized('unknown or revoked credentials');
   ctx.state['principal'] = principal;
+  ctx.state['credential'] = { kind: 'bearer', secret };
   return principal;
+}
+
+/** How the caller authenticated: its bearer secret, or its console session's secret. */
+export function credentialOf(ctx: Context): { kind: 'bearer' | 'session'; secret: string } {
+  const credential = ctx.state['credential'] as { kind: 'bearer' | 'session'; secret: string } | undefined;
+  if (credential === undefined) throw new Error(`no guard authenticated ${ctx.method} ${ctx.path}`);
+  return credential;
+}
+
+/** Whether `secret` still authenticates admin `id`: the admin token itself, or a console session it opened. */
+export async function adminSecretValid(deps: AppDeps, id: string, secret: string): Promise<boolean> {
+  if (secret.startsWith(ADMIN_TOKEN_PREFIX)) return (await deps.adminTokens.find(secret))?.id === id;
+  return (await deps.consoleSessions.find(secret, deps.clock()))?.admin.id === id;
 }
 
 const forbidden = (expected: string, got: Principal['type']) =>

@@ -49,7 +49,9 @@ const SECURITY: Record<Exclude<RouteAuth, 'none'>, Record<string, string[]>[]> =
 /** `/api/v1/devices/:uuid` → `/api/v1/devices/{uuid}`. */
 export const openApiPath = (koaPath: string) => koaPath.replace(/:(\w+)/g, '{$1}');
 
-const operationId = (doc: RouteDoc) =>
+const operationId = (doc: RouteDoc) => doc.operationId ?? derivedOperationId(doc);
+
+const derivedOperationId = (doc: RouteDoc) =>
   doc.method.toLowerCase() + doc.path.replace(/^\/api\/v1/, '').split(/[/.-]/).filter((s) => s !== '')
     .map((
       s,

@@ -356,3 +356,91 @@ export const readyResponse = z.object({
   status: z.enum(['ready', 'not_ready', 'draining']),
   checks: z.object({ database: check, migrations: check, partitions: check }).partial(),
 });
+
+/** GET /listeners (issue #17). */
+export const listenersResponse = z.object({
+  listeners: z.array(z.object({
+    name: z.string(),
+    owner: z.string().nullable(),
+    owner_since: nullableInstant,
+    events_processed: z.number(),
+    last_event_at: nullableInstant,
+    updated_at: instant,
+    dead_letters: z.number().describe('open (dead or queued for redelivery)'),
+    events_behind: z.number(),
+    seconds_behind: z.number(),
+    oldest_pending_at: nullableInstant,
+  })),
+});
+
+/** GET /dead-letters. */
+export const deadLettersResponse = z.object({
+  dead_letters: z.array(z.object({
+    id: z.number(),
+    listener_name: z.string(),
+    event_id: uuid,
+    event_type: z.string(),
+    aggregate_type: z.string(),
+    aggregate_id: z.string(),
+    global_position: z.number(),
+    event: open.describe('the event as it was handed to the handlers'),
+    error: z.string(),
+    attempts: z.number(),
+    status: z.enum(['dead', 'redeliver', 'redelivered', 'discarded']),
+    first_failed_at: instant,
+    last_failed_at: instant,
+    resolved_at: nullableInstant,
+  })),
+});
+
+/** POST /dead-letters/redeliver. */
+export const redeliveredResponse = z.object({ requested: z.number().describe('letters queued for redelivery') });
+
+/** POST /dead-letters/discard. */
+export const discardedResponse = z.object({ discarded: z.number() });
+
+/** GET /partitions. */
+export const partitionsResponse = z.object({
+  retention_days: z.number().describe('RETENTION_DAYS; 0 keeps everything'),
+  recorded_horizon: nullableInstant.describe('how far retention has dropped history; null before the first drop'),
+  target_horizon: nullableInstant.describe('the horizon RETENTION_DAYS gives today'),
+  partitions: z.array(z.object({
+    name: z.string(),
+    day: z.string(),
+    from: instant,
+    to: instant,
+    bytes: z.number(),
+    rows: z.number(),
+    due: z.boolean().describe('entirely before the target horizon: the next retention run drops it'),
+  })),
+  totals: z.object({ partitions: z.number(), rows: z.number(), bytes: z.number(), due: z.number() }),
+});
+
+/** One hash-chain check. */
+export const integrityCheck = z.object({
+  id: z.number(),
+  started_at: instant,
+  finished_at: nullableInstant,
+  status: z.enum(['running', 'passed', 'failed', 'error']),
+  started_by: z.string().describe('the admin token id'),
+  aggregates: z.number().nullable(),
+  events: z.number().nullable(),
+  breaks: z.array(open).nullable().describe("each broken chain's first bad link: aggregate, version, reason, message"),
+  error: z.string().nullable(),
+});
+
+/** GET /integrity/checks. */
+export const integrityChecksResponse = z.object({ checks: z.array(integrityCheck) });
+
+/** POST /integrity/checks. */
+export const integrityCheckRunResponse = z.object({
+  check: integrityCheck,
+  started: z.boolean().describe('false: a check was already running, and this is it'),
+});
+
+/** POST and GET /console/session. */
+export const consoleSessionResponse = z.object({
+  admin: z.object({ id: uuid, name: z.string() }),
+  signed_in_with: z.enum(['console_session', 'admin_token']).optional(),
+  expires_at: nullableInstant,
+});

@@ -12,6 +12,19 @@ import { fleetSummaryQuery } from '../routes/fleet.ts';
 import { createKeyBody, revokeKeyBody } from '../routes/provisioning-keys.ts';
 import { analyticsQuery, diffQuery, fleetQuery, rangeQuery, stateQuery } from '../routes/replay.ts';
 import * as r from './response-schemas.ts';
+import {
+  analyticsPageQuery,
+  assetQuery,
+  devicePageQuery,
+  emptyPageQuery,
+  fleetPageQuery,
+  listenersPageQuery,
+  liveEventsPageQuery,
+  signInQuery,
+  webhookPageQuery,
+} from '../routes/console-pages.ts';
+import { checksQuery } from '../routes/integrity.ts';
+import { deadLetterQuery, deadLetterSelectionBody } from '../routes/listeners.ts';
 import { deliveriesQuery, listQuery as webhookListQuery, webhookBody } from '../routes/webhooks.ts';
 
 /** Who may call a route. `metrics`: an admin token or METRICS_TOKEN. */
@@ -44,6 +57,8 @@ export type RouteDoc = {
   responses: Record<number, DocResponse>;
   /** Error statuses besides the ones every route of its kind has (400, 401, 403, 413, 415, 503). */
   errors?: number[];
+  /** When the one derived from the path would collide (the console's pages mirror API paths). */
+  operationId?: string;
 };
 
 const json = (description: string, schema: ZodTypeAny): DocResponse => ({ description, schema });
@@ -150,6 +165,8 @@ export const routeDocs: readonly RouteDoc[] = [
       fleet: 'only this fleet',
       in_sync: 'true or false',
       active: 'true or false',
+      lost: 'true: only devices whose connection is lost (no contact for CONNECTIVITY_TIMEOUT); false: the others',
+      q: 'search: a uuid prefix, or part of the device name (any case)',
       limit: 'page size (≤ 1000)',
       offset: 'rows to skip',
     },
@@ -485,4 +502,209 @@ export const routeDocs: readonly RouteDoc[] = [
       },
     },
   },
+  // --- listeners and integrity (issue #17)
+  {
+    method: 'GET',
+    path: '/api/v1/listeners',
+    tag: 'Listeners',
+    auth: 'admin',
+    summary: "Every listener's checkpoint, owner, lag and open dead letters",
+    responses: { 200: json('the listeners', r.listenersResponse) },
+  },
+  {
+    method: 'GET',
+    path: '/api/v1/dead-letters',
+    tag: 'Listeners',
+    auth: 'admin',
+    summary: 'Dead letters (events a listener gave up on), newest first',
+    query: deadLetterQuery,
+    queryHelp: {
+      listener: 'only this listener',
+      status: 'dead, redeliver, redelivered or discarded',
+      limit: 'at most',
+    },
+    responses: { 200: json('the dead letters', r.deadLettersResponse) },
+  },
+  {
+    method: 'POST',
+    path: '/api/v1/dead-letters/redeliver',
+    tag: 'Listeners',
+    auth: 'admin',
+    summary: 'Redeliver dead letters: the running listener of each retries them',
+    description:
+      'Chooses letters by `ids`, `listener`, or `all: true` (combined: all must match); only letters still `dead` are queued.',
+    body: deadLetterSelectionBody,
+    responses: { 200: json('how many were queued', r.redeliveredResponse) },
+  },
+  {
+    method: 'POST',
+    path: '/api/v1/dead-letters/discard',
+    tag: 'Listeners',
+    auth: 'admin',
+    summary: 'Discard dead letters (give up on them)',
+    body: deadLetterSelectionBody,
+    responses: { 200: json('how many were discarded', r.discardedResponse) },
+  },
+  {
+    method: 'GET',
+    path: '/api/v1/partitions',
+    tag: 'Integrity and retention',
+    auth: 'admin',
+    summary: "The event log's day partitions (rows, sizes, due for retention) and the retention horizon",
+    responses: { 200: json('the retention report', r.partitionsResponse) },
+  },
+  {
+    method: 'GET',
+    path: '/api/v1/integrity/checks',
+    tag: 'Integrity and retention',
+    auth: 'admin',
+    summary: 'The last hash-chain checks and their results, newest first',
+    query: checksQuery,
+    queryHelp: { limit: 'how many (default 10)' },
+    responses: { 200: json('the checks', r.integrityChecksResponse) },
+  },
+  {
+    method: 'POST',
+    path: '/api/v1/integrity/checks',
+    tag: 'Integrity and retention',
+    auth: 'admin',
+    summary: 'Check every hash chain (as `npm run replay -- verify`)',
+    description:
+      'One check at a time: while one runs, this answers it. A check that ends within 5 s is answered with its result (200); a longer one goes on in the background (202) and GET /api/v1/integrity/checks shows it.',
+    responses: {
+      200: json('the check ran: passed, failed (with each broken chain) or error', r.integrityCheckRunResponse),
+      202: json('the check is running', r.integrityCheckRunResponse),
+    },
+  },
+  // --- the admin console (issue #17)
+  {
+    method: 'GET',
+    path: '/sign-in',
+    tag: 'Admin console',
+    auth: 'none',
+    operationId: 'consoleSignInPage',
+    summary: "The console's sign-in page",
+    query: signInQuery,
+    queryHelp: { next: 'the console path to open after signing in' },
+    responses: {
+      200: { description: 'the sign-in page', contentType: 'text/html', schema: z.string() },
+      302: { description: 'already signed in: to `next`' },
+    },
+  },
+  {
+    method: 'GET',
+    path: '/console/assets/:file',
+    tag: 'Admin console',
+    auth: 'none',
+    summary: "The console's scripts and stylesheet (no build step, nothing from elsewhere)",
+    params: { file: z.string().describe('e.g. console.js, console.css') },
+    query: assetQuery,
+    queryHelp: { v: 'the content hash the pages link with: such a URL is cached for a year' },
+    responses: {
+      200: { description: 'the file', contentType: 'text/javascript', schema: z.string() },
+      304: { description: 'unchanged (If-None-Match)' },
+    },
+    errors: [404],
+  },
+  {
+    method: 'POST',
+    path: '/console/session',
+    tag: 'Admin console',
+    auth: 'admin',
+    summary: 'Sign in to the console: an admin token (in the Authorization header) for a session cookie',
+    description:
+      'Sets an HttpOnly, SameSite=Strict cookie (Secure over HTTPS, or with CONSOLE_SECURE_COOKIE=always) valid for CONSOLE_SESSION_TTL. ' +
+      "Requests without an Authorization header may then use the cookie as that admin token; state-changing ones must send the page's CSRF token in `X-CSRF-Token`.",
+    responses: { 201: json('signed in; the cookie is set', r.consoleSessionResponse) },
+  },
+  {
+    method: 'GET',
+    path: '/console/session',
+    tag: 'Admin console',
+    auth: 'admin',
+    summary: 'Who is signed in, and until when',
+    responses: { 200: json('the caller', r.consoleSessionResponse) },
+  },
+  {
+    method: 'DELETE',
+    path: '/console/session',
+    tag: 'Admin console',
+    auth: 'admin',
+    summary: 'Sign out: the session ends on the server and its cookie is cleared',
+    responses: { 204: { description: 'signed out (nothing to do for an admin token)' } },
+  },
+  ...consolePage(
+    'GET',
+    '/',
+    'consoleFleetPage',
+    'Fleet: counts, filters, search, a page of devices, live',
+    fleetPageQuery,
+  ),
+  ...consolePage(
+    'GET',
+    '/devices/:uuid',
+    'consoleDevicePage',
+    'A device: identity, actions, time slider, state at an instant, drift, timeline, events',
+    devicePageQuery,
+    [404, 410],
+  ),
+  ...consolePage(
+    'GET',
+    '/provisioning-keys',
+    'consoleKeysPage',
+    'Provisioning keys: create, usage, revoke',
+    emptyPageQuery,
+  ),
+  ...consolePage('GET', '/webhooks', 'consoleWebhooksPage', 'Webhooks: create, list, delete', emptyPageQuery),
+  ...consolePage(
+    'GET',
+    '/webhooks/:id',
+    'consoleWebhookPage',
+    "A webhook's deliveries with every attempt",
+    webhookPageQuery,
+    [404],
+  ),
+  ...consolePage('GET', '/listeners', 'consoleListenersPage', 'Listeners (lag) and dead letters', listenersPageQuery),
+  ...consolePage(
+    'GET',
+    '/events',
+    'consoleEventsPage',
+    'The live event stream, with filters and pause',
+    liveEventsPageQuery,
+  ),
+  ...consolePage('GET', '/analytics', 'consoleAnalyticsPage', "The seed's analytics as charts", analyticsPageQuery),
+  ...consolePage(
+    'GET',
+    '/integrity',
+    'consoleIntegrityPage',
+    'Partitions, retention horizon, hash-chain checks',
+    emptyPageQuery,
+  ),
 ];
+
+/** A console page: HTML for a session cookie or an admin token; a browser without either goes to /sign-in. */
+function consolePage(
+  method: 'GET',
+  path: string,
+  operationId: string,
+  summary: string,
+  query: ZodTypeAny,
+  errors: number[] = [],
+): RouteDoc[] {
+  return [{
+    method,
+    path,
+    tag: 'Admin console',
+    auth: 'admin',
+    operationId,
+    summary,
+    description:
+      'A console page (the console session cookie, or an admin token). A browser (Accept: text/html) without a session is redirected to /sign-in; other clients get 401.',
+    query,
+    responses: {
+      200: { description: 'the page', contentType: 'text/html', schema: z.string() },
+      302: { description: 'a browser without a session: to /sign-in?next=…' },
+    },
+    errors,
+  }];
+}

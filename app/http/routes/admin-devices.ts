@@ -31,6 +31,8 @@ export const deviceListQuery = z.object({
   fleet: z.string().min(1).max(128).optional(),
   in_sync: boolParam.optional(),
   active: boolParam.optional(),
+  lost: boolParam.optional(),
+  q: z.string().min(1).max(128).optional(),
   limit: intQuery(1, 1000).default(100),
   offset: intQuery(0, MAX_OFFSET).default(0),
 }).strict();
@@ -115,6 +117,8 @@ export function adminRoutes(router: Router, deps: AppDeps): void {
       ...(query.fleet === undefined ? {} : { fleet_id: query.fleet }),
       ...(query.in_sync === undefined ? {} : { in_sync: query.in_sync }),
       ...(query.active === undefined ? {} : { is_active: query.active }),
+      ...(query.lost === undefined ? {} : { connection_lost: query.lost }),
+      ...(query.q === undefined ? {} : { search: query.q }),
       limit: query.limit,
       offset: query.offset,
     });

@@ -19,7 +19,7 @@ import {
   START_CURSOR,
 } from '../../../infra/realtime/feed.ts';
 import { createFeedHub } from '../../../infra/realtime/feed-hub.ts';
-import { bearerSecret, callerOf } from '../middleware/auth.ts';
+import { adminSecretValid, callerOf, credentialOf } from '../middleware/auth.ts';
 import type { AppDeps } from '../deps.ts';
 import { HttpError, parseOr400 } from '../errors.ts';
 import { createLiveStreams, type LiveStream } from '../live-streams.ts';
@@ -151,7 +151,8 @@ export function feedRoutes(router: Router, deps: AppDeps): void {
   });
   const liveStreams = createLiveStreams(
     deps.liveStreams,
-    async (id, secret) => (await deps.adminTokens.find(secret))?.id === id,
+    // a console session's streams count as its admin token's, and end with the session
+    (id, secret) => adminSecretValid(deps, id, secret),
     (message, error) => deps.logError(message, error),
   );
   const format = sseFormatter();
@@ -166,7 +167,7 @@ export function feedRoutes(router: Router, deps: AppDeps): void {
       : query.after !== undefined
       ? cursorOr400(query.after, 'query.after')
       : null;
-    const slot = liveStreams.open(admin.id, bearerSecret(ctx));
+    const slot = liveStreams.open(admin.id, credentialOf(ctx).secret);
     ctx.req.socket.setTimeout(0);
     ctx.req.socket.setNoDelay(true);
     ctx.req.socket.setKeepAlive(true);
