@@ -99,6 +99,8 @@ const schema = z.object({
   HTTP_HEADERS_TIMEOUT: duration(1000).default('10s'),
   HTTP_BODY_TIMEOUT: duration(1000).default('30s'),
   HTTP_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(20_000),
+  // lifecycle events per device (issue #16, finding 3): POST /device/events counts events, not requests
+  DEVICE_EVENTS_RATE_LIMIT: rateLimit.default('300/1m'),
   // the admin console (issue #17): how long a sign-in lasts, and whether its cookie is Secure
   // on every request ('always', behind a TLS-terminating proxy) or on HTTPS requests only ('auto')
   CONSOLE_SESSION_TTL: duration(60_000).default('8h'),

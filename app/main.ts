@@ -72,7 +72,11 @@ async function main(config: Config, logger: Logger): Promise<void> {
     logRequests: config.LOG_REQUESTS,
     metrics,
     partitionDaysAhead: config.PARTITION_DAYS_AHEAD,
-    rateLimits: { reports: config.REPORT_RATE_LIMIT, registrations: config.REGISTER_RATE_LIMIT },
+    rateLimits: {
+      reports: config.REPORT_RATE_LIMIT,
+      registrations: config.REGISTER_RATE_LIMIT,
+      deviceEvents: config.DEVICE_EVENTS_RATE_LIMIT,
+    },
     requestTimeoutMs: config.REQUEST_TIMEOUT,
     ...(config.METRICS_TOKEN === undefined ? {} : { metricsToken: config.METRICS_TOKEN }),
   });

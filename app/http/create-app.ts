@@ -17,7 +17,12 @@ import { createMetrics, instrumentStore, type Metrics } from '../observability/m
 import { metricsRoutes } from './routes/metrics.ts';
 import { openApiRoutes } from './openapi/openapi.ts';
 import { provisioningKeyRoutes } from './routes/provisioning-keys.ts';
-import { type RateLimits, registrationRateLimit, reportRateLimit } from './middleware/rate-limit.ts';
+import {
+  deviceEventsRateLimit,
+  type RateLimits,
+  registrationRateLimit,
+  reportRateLimit,
+} from './middleware/rate-limit.ts';
 import { replayRoutes } from './routes/replay.ts';
 import { requestDeadline } from './middleware/request-deadline.ts';
 import { requestId, requireJsonBody } from './request.ts';
@@ -42,7 +47,7 @@ export type AppOptions = {
   partitionDaysAhead?: number;
   /** Whose draining flag readiness and keep-alive follow. */
   shutdown?: ShutdownRegistry;
-  /** Per-device report and per-key registration limits (REPORT_RATE_LIMIT, REGISTER_RATE_LIMIT); none by default. */
+  /** Per-device report and event limits, per-key registration limits (REPORT_RATE_LIMIT, DEVICE_EVENTS_RATE_LIMIT, REGISTER_RATE_LIMIT); none by default. */
   rateLimits?: RateLimits;
   /** A handler that has not answered by then gets a 503 (REQUEST_TIMEOUT); none by default. */
   requestTimeoutMs?: number;
@@ -113,6 +118,7 @@ export function createApp(appDeps: AppDeps, options: AppOptions = {}): Koa {
 
   const device = guardedRouter('device', deps);
   reportRateLimit(device, deps, options.rateLimits?.reports);
+  deviceEventsRateLimit(device, deps, options.rateLimits?.deviceEvents);
   deviceRoutes(device, deps);
 
   const admin = guardedRouter('admin', deps);

@@ -32,9 +32,25 @@ const domainStatus: Record<DomainErrorCode, number> = {
   provisioning_key_exists: 409,
 };
 
+/**
+ * A union's issues from the branch the value was meant for: the one that did not fail on the
+ * value's own type (a list of services given to `record | list` fails the record branch on
+ * its type, and the list branch on what is wrong inside). "Invalid input" when every branch
+ * failed on the type itself.
+ */
+function unionIssues(issues: readonly ZodIssue[]): ZodIssue[] {
+  return issues.flatMap((issue) => {
+    if (issue.code !== 'invalid_union') return [issue];
+    const meant = issue.unionErrors.find((branch) =>
+      !branch.issues.some((i) => i.code === 'invalid_type' && i.path.length === issue.path.length)
+    );
+    return meant === undefined ? [issue] : unionIssues(meant.issues);
+  });
+}
+
 /** Zod issues as `{field, message}` pairs; the first one names the problem. */
 export function describeIssues(issues: readonly ZodIssue[], root: string): { field: string; message: string }[] {
-  return issues.map((issue) => {
+  return unionIssues(issues).map((issue) => {
     const field = [root, ...issue.path].join('.');
     if (issue.code === 'unrecognized_keys') return { field, message: `unknown field(s): ${issue.keys.join(', ')}` };
     return { field, message: issue.message };
@@ -120,6 +136,16 @@ export function errorHandler(onUnexpected: (error: unknown, ctx: Context) => voi
         status = 503;
         body = { code: 'database_unavailable', message: 'the database is unavailable; retry later' };
         ctx.set('Retry-After', '5');
+      } else if (isContentEncodingError(error)) {
+        // a Content-Encoding the body parser cannot undo (it inflates gzip, deflate and br), or
+        // a body that is not what its encoding says; the size limit applies to the inflated body
+        status = error.status === 415 ? 415 : 400;
+        body = status === 415
+          ? { code: 'unsupported_media_type', message: `${error.message} (gzip, deflate, br or none)` }
+          : {
+            code: 'invalid_body',
+            message: `request body does not decode as its Content-Encoding says: ${error.message}`,
+          };
       } else if (isBodyParserError(error)) {
         status = error.status;
         body = error.status === 413
@@ -132,6 +158,15 @@ export function errorHandler(onUnexpected: (error: unknown, ctx: Context) => voi
       ctx.body = { error: body };
     }
   };
+}
+
+function isContentEncodingError(error: unknown): error is Error & { status?: number } {
+  if (!(error instanceof Error)) return false;
+  const { code, status } = error as { code?: unknown; status?: unknown };
+  // zlib's own errors (gzip/deflate: Z_DATA_ERROR, Z_BUF_ERROR…; brotli: ERR__ERROR_FORMAT_…,
+  // ERR_BROTLI_…) and inflation's 415 for an unknown encoding
+  return (typeof code === 'string' && /^(Z_|ERR__ERROR_|ERR_BROTLI)/.test(code)) ||
+    (status === 415 && error.message.startsWith('Unsupported Content-Encoding'));
 }
 
 function isBodyParserError(error: unknown): error is Error & { status: number } {

@@ -18,6 +18,8 @@ export function deviceView(row: DeviceRow) {
     os_version: registered?.os_version ?? null,
     supervisor_version: registered?.supervisor_version ?? null,
     provisioning_key_id: registered?.provisioning_key_id ?? null,
+    application_id: registered?.application_id ?? null,
+    agent_version: registered?.agent_version ?? null,
     in_sync: row.in_sync,
     drift_since: row.drift_since,
     drift: registered?.drift ?? noDrift(),

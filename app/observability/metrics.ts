@@ -29,6 +29,9 @@ export function registerLagGauge(listener: string, read: LagSource): () => void 
   };
 }
 
+/** Distinct field names devicetrail_ignored_fields_total labels; later ones count as "other". */
+const MAX_FIELD_LABELS = 200;
+
 /** The metrics of one app. */
 export type Metrics = ReturnType<typeof createMetrics>;
 
@@ -81,6 +84,22 @@ export function createMetrics(options: { pool?: DatabasePool; clock?: () => Date
     labelNames: ['event_type', 'aggregate_type'] as const,
     registers: [registry],
   });
+  const ignoredFields = new Counter({
+    name: 'devicetrail_ignored_fields_total',
+    help: 'Fields of device-facing bodies devicetrail does not know: dropped, never stored (by route and field name)',
+    labelNames: ['route', 'field'] as const,
+    registers: [registry],
+  });
+  const fieldLabels = new Set<string>();
+  /** A field name as a label: devices choose the names, so the label set is bounded. */
+  const fieldLabel = (path: string): string => {
+    const name = path.slice(path.lastIndexOf('.') + 1);
+    if (!/^[A-Za-z_][\w-]{0,63}$/.test(name)) return 'other';
+    if (fieldLabels.has(name)) return name;
+    if (fieldLabels.size >= MAX_FIELD_LABELS) return 'other';
+    fieldLabels.add(name);
+    return name;
+  };
   const batchSize = new Histogram({
     name: 'devicetrail_append_batch_size',
     help: 'Events per append (one append is one compare-and-set on a stream)',
@@ -180,6 +199,8 @@ export function createMetrics(options: { pool?: DatabasePool; clock?: () => Date
           const labels = { method: ctx.method, route: routeOf(ctx), status: String(ctx.status) };
           stop(labels);
           requests.inc(labels);
+          const ignored = ctx.state['ignoredFields'] as string[] | undefined;
+          for (const path of ignored ?? []) ignoredFields.inc({ route: labels.route, field: fieldLabel(path) });
         }
       };
     },

@@ -21,6 +21,9 @@ export type RegisterDevice = {
   os_version: string | null;
   supervisor_version: string | null;
   provisioning_key_id: string;
+  /** The device agent's `applicationId` and `agentVersion` (issue #15); left out, they are left out of the event. */
+  application_id?: string | number | null;
+  agent_version?: string | null;
 };
 
 /** An admin sets the target; `expected_version` comes from `If-Match`. */

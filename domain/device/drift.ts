@@ -1,6 +1,7 @@
 // Drift: how what a device runs differs from what its target says it should run.
 import type { ReportedApp, TargetState } from './events.ts';
 import { own } from '../own.ts';
+import { imageOf } from './services.ts';
 
 /** The current state as far as drift needs it. */
 export type CurrentForDrift = {
@@ -86,6 +87,7 @@ export function computeDrift(target: TargetState | null, current: CurrentForDrif
       const actual = reported.services === undefined
         ? { status: reported.status, image: undefined }
         : own(reported.services, name);
+      // `image` or `imageName`, on either side: a target in the agent's shape names only `imageName`
       if (actual === undefined) {
         drift.services.push({ app_id: appId, service_name: name, problem: 'missing' });
         continue;
@@ -93,13 +95,15 @@ export function computeDrift(target: TargetState | null, current: CurrentForDrif
       if (!isRunning(actual.status)) {
         drift.services.push({ app_id: appId, service_name: name, problem: 'not_running', actual: actual.status });
       }
-      if (service.image !== undefined && actual.image !== undefined && actual.image !== service.image) {
+      const expectedImage = imageOf(service);
+      const actualImage = imageOf(actual);
+      if (expectedImage !== undefined && actualImage !== undefined && actualImage !== expectedImage) {
         drift.services.push({
           app_id: appId,
           service_name: name,
           problem: 'wrong_image',
-          expected: service.image,
-          actual: actual.image,
+          expected: expectedImage,
+          actual: actualImage,
         });
       }
     }

@@ -3,7 +3,11 @@ import { z } from 'zod';
 
 const jsonRecord = z.record(z.string(), z.unknown());
 
-/** A service the target says an app must run. Unknown keys are kept. */
+/**
+ * A service the target says an app must run. Unknown keys are kept (a target is the device's
+ * whole service spec: `config`, `environment`, ports…). The device agent names the image
+ * `imageName`: it means `image` (imageOf in services.ts), and the admin edge checks it.
+ */
 export const targetServiceSchema = z
   .object({
     serviceName: z.string().min(1).max(128),
@@ -31,7 +35,12 @@ export const targetStateSchema = z.object({
   config: z.record(z.string().min(1).max(128), z.unknown()),
 });
 
-/** A service as a device reports it (issue #5 shape; all optional). */
+/**
+ * A service as stored in `current_state.updated` (issue #5 shape; all optional). Reads keep
+ * keys this schema does not name: events appended before the HTTP edge dropped unknown fields
+ * (issue #15) may carry any. The fields a device may send today, with their types, are the
+ * edge's (app/http/device-reports.ts); `imageName` means `image` (imageOf in services.ts).
+ */
 export const reportedServiceSchema = z
   .object({
     status: z.string().max(64).optional(),
@@ -44,7 +53,7 @@ export const reportedServiceSchema = z
   })
   .passthrough();
 
-/** An app as a device reports it: the seed's `{status, containerId}` and richer forms. */
+/** An app as stored: the seed's `{status, containerId}` and richer forms (read as services are). */
 export const reportedAppSchema = z
   .object({
     status: z.string().max(64).optional(),
@@ -84,6 +93,7 @@ export const systemFieldNames = [
   'os_version',
   'os_variant',
   'supervisor_version',
+  'agent_version',
   'uptime',
   'hostname',
   'local_ip',
@@ -109,6 +119,11 @@ export const deviceProvisionedData = z.object({
   os_version: z.string().nullable(),
   supervisor_version: z.string().nullable(),
   provisioning_key_id: z.string(),
+  // since issue #15 (the device agent); absent in older events, null when the device sent none
+  /** The fleet application the device says it belongs to (the agent's `applicationId`). */
+  application_id: z.union([z.number().int(), z.string()]).nullable().optional(),
+  /** The device agent's version (`agentVersion`). */
+  agent_version: z.string().nullable().optional(),
 });
 
 export const targetStateUpdatedData = z.object({

@@ -2,7 +2,7 @@
 import { own } from '../own.ts';
 import { computeDrift, type Drift, sameJson } from './drift.ts';
 import type { DeviceEvent, DeviceEventOf, ReportedApp } from './events.ts';
-import { indexServices, reportedServices } from './services.ts';
+import { imageOf, indexServices, reportedServices } from './services.ts';
 import {
   type ContainerState,
   copyRegistered,
@@ -14,8 +14,10 @@ import {
 /**
  * Bumped whenever evolve changes meaning; snapshots of another fold version are ignored.
  * 2: lifecycle (containers, images, volumes, networks, reconciliation, connectivity).
+ * 3: the device agent (issue #15): `application_id` and `agent_version` from registration, and
+ *    a service's `imageName` counts as its image (drift, image events, forgotten images).
  */
-export const FOLD_VERSION = 2;
+export const FOLD_VERSION = 3;
 
 /** Applies one event to a device state. Unknown-to-this-state events are ignored, never thrown. */
 export function evolve(state: DeviceState, event: DeviceEvent): DeviceState {
@@ -32,6 +34,8 @@ export function evolve(state: DeviceState, event: DeviceEvent): DeviceState {
       os_version: event.data.os_version,
       supervisor_version: event.data.supervisor_version,
       provisioning_key_id: event.data.provisioning_key_id,
+      application_id: event.data.application_id ?? null,
+      agent_version: event.data.agent_version ?? null,
       is_active: true,
       target: null,
       current: null,
@@ -271,7 +275,8 @@ function nothingToForget(state: RegisteredDevice, apps: Record<string, ReportedA
   for (const image of Object.keys(state.images)) {
     const owner = state.images[image]!;
     const own = listedService(apps, owner.app_id, owner.service_name);
-    if (own !== undefined && ((own.image ?? null) === null || own.image === image)) continue;
+    const ownImage = own === undefined ? undefined : imageOf(own);
+    if (own !== undefined && (ownImage === undefined || ownImage === image)) continue;
     if (!imageListed(apps, image)) return false;
   }
   return true;
@@ -282,22 +287,22 @@ function listedService(
   apps: Record<string, ReportedApp>,
   appId: string,
   name: string,
-): { image?: string | null | undefined } | undefined {
+): { image?: string | undefined; imageName?: unknown } | undefined {
   if (!Object.hasOwn(apps, appId)) return undefined;
   const app = apps[appId]!;
   if (app.services === undefined) return name === appId ? app : undefined;
   return Object.hasOwn(app.services, name) ? app.services[name] : undefined;
 }
 
-/** True when some listed service reports `image`. */
+/** True when some listed service reports `image` (as `image` or `imageName`). */
 function imageListed(apps: Record<string, ReportedApp>, image: string): boolean {
   for (const app of Object.values(apps)) {
     if (app.services === undefined) {
-      if (app.image === image) return true;
+      if (imageOf(app) === image) return true;
       continue;
     }
     for (const service of Object.values(app.services)) {
-      if (service.image === image) return true;
+      if (imageOf(service) === image) return true;
     }
   }
   return false;

@@ -1,5 +1,6 @@
 // Lifecycle events a device may send about itself (POST /api/v1/device/events): which
-// types, and the input schema of each type's data, normalised to the stored shape.
+// types, and the input schema of each type's data, normalised to the stored shape. Fields a
+// schema does not name are dropped (and named in the answer), never stored.
 // Reconciliation and connectivity are the server's judgement, never the device's.
 import { z } from 'zod';
 import type { DeviceEventOf } from './events.ts';
@@ -37,7 +38,7 @@ const containerInput = z.object({
   status: z.string().min(1).max(64).optional(),
   exit_code: z.number().int().optional(),
   restart_count: z.number().int().nonnegative().optional(),
-}).strict().transform((d) => ({
+}).transform((d) => ({
   app_id: d.app_id,
   service_name: d.service_name,
   container_id: d.container_id ?? null,
@@ -52,7 +53,7 @@ const imagePulledInput = z.object({
   service_name: serviceName,
   image,
   previous_image: image.optional(),
-}).strict().transform((d) => ({
+}).transform((d) => ({
   app_id: d.app_id,
   service_name: d.service_name,
   image: d.image,
@@ -64,14 +65,14 @@ const imagePullFailedInput = z.object({
   service_name: serviceName,
   image: image.optional(),
   error: z.string().min(1).max(2048),
-}).strict().transform((d) => ({
+}).transform((d) => ({
   app_id: d.app_id,
   service_name: d.service_name,
   image: d.image ?? null,
   error: d.error,
 }));
 
-const namedInput = z.object({ app_id: appId, name: z.string().min(1).max(256) }).strict();
+const namedInput = z.object({ app_id: appId, name: z.string().min(1).max(256) });
 
 /** Input schema of each device-reportable type's data. */
 export const deviceReportedDataSchemas = {

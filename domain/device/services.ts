@@ -20,11 +20,23 @@ type ServiceFields = {
   status?: string | undefined;
   containerId?: string | undefined;
   image?: string | undefined;
+  imageName?: unknown;
   exitCode?: number | undefined;
   restartCount?: number | undefined;
   downloadProgress?: number | undefined;
   imagePullError?: string | undefined;
 };
+
+/**
+ * A service's image: `image`, else `imageName` (the device agent's name for it, in targets and
+ * reports alike; issue #15's drift blindness). Undefined when it names none. Reads the stored
+ * shape, so an `imageName` that is not text (only possible in events older than the edge's
+ * check) counts as none.
+ */
+export function imageOf(service: { image?: string | undefined; imageName?: unknown }): string | undefined {
+  if (service.image !== undefined) return service.image;
+  return typeof service.imageName === 'string' ? service.imageName : undefined;
+}
 
 function observe(appId: string, serviceName: string, fields: ServiceFields): ObservedService {
   return {
@@ -32,7 +44,7 @@ function observe(appId: string, serviceName: string, fields: ServiceFields): Obs
     service_name: serviceName,
     status: fields.status ?? null,
     container_id: fields.containerId ?? null,
-    image: fields.image ?? null,
+    image: imageOf(fields) ?? null,
     exit_code: fields.exitCode ?? null,
     restart_count: fields.restartCount ?? null,
     download_progress: fields.downloadProgress ?? null,
@@ -74,4 +86,32 @@ export function containerPhase(service: ObservedService): 'running' | 'stopped' 
   if (status === 'crashed' || status === 'dead') return 'crashed';
   if (status === 'exited' || status === 'stopped') return (service.exit_code ?? 0) === 0 ? 'stopped' : 'crashed';
   return null;
+}
+
+/** A place in a target where `imageName` is not usable, with the reason. */
+export type TargetImageProblem = { path: (string | number)[]; message: string };
+
+/**
+ * Checks the `imageName` of every target service (the device agent's name for `image`; target
+ * services keep unknown keys, so nothing else types it): text of 1 to 512 characters, and the
+ * same as `image` when both are given — the agent runs `imageName` while drift would compare
+ * `image`, so two different names could never converge.
+ */
+export function targetImageProblems(
+  apps: Record<string, { services?: { image?: string | undefined; imageName?: unknown }[] | undefined }>,
+): TargetImageProblem[] {
+  const problems: TargetImageProblem[] = [];
+  for (const [appId, app] of Object.entries(apps)) {
+    (app.services ?? []).forEach((service, i) => {
+      if (!Object.hasOwn(service, 'imageName')) return;
+      const path = ['apps', appId, 'services', i, 'imageName'];
+      const name = service.imageName;
+      if (typeof name !== 'string' || name.length < 1 || name.length > 512) {
+        problems.push({ path, message: 'must be an image reference of 1 to 512 characters' });
+      } else if (service.image !== undefined && service.image !== name) {
+        problems.push({ path, message: `must equal image ("${service.image}") when both are given` });
+      }
+    });
+  }
+  return problems;
 }

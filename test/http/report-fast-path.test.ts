@@ -4,7 +4,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
-import { parseReport, plainValidReport, reportBody } from '../../app/http/routes/device.ts';
+import { parseReport, plainValidReport, reportBody } from '../../app/http/device-reports.ts';
 import { resourceFieldNames, systemFieldNames } from '../../domain/device/events.ts';
 
 /** Mostly ordinary text; now and then a boundary: empty, exactly max, max + 1, a special key. */
@@ -33,6 +33,9 @@ const serviceFields = {
   status: text(64),
   containerId: text(128),
   image: text(512),
+  imageName: text(512),
+  appId: fc.oneof(fc.integer(), fc.double(), text(8)),
+  appName: text(256),
   imagePullError: text(2048),
   exitCode: fc.oneof(fc.integer(), fc.double()),
   restartCount: fc.oneof(fc.integer({ min: -2, max: 5 }), fc.double()),
@@ -49,13 +52,20 @@ const fields = (known: Record<string, fc.Arbitrary<unknown>>) =>
       { maxKeys: 2 },
     ),
   ).map(([ok, dice, odd]) => (dice === 0 ? { ...ok, ...odd } : ok)); // one object in five spoiled
-const service = fields(serviceFields);
+const service = fields({
+  ...serviceFields,
+  serviceId: fc.oneof(fc.integer(), fc.double(), text(8)),
+  serviceName: fc.oneof(text(128), fc.constantFrom('a', 'b')),
+});
 const app = fields({
   ...serviceFields,
   releaseId: fc.oneof(fc.integer(), text(128), fc.double()),
   commit: text(128),
   volumes: fc.array(text(256), { maxLength: 2 }),
-  services: fc.dictionary(text(128), service, { maxKeys: 3 }),
+  services: fc.oneof(
+    fc.dictionary(fc.oneof(text(128), fc.constantFrom('a', 'b')), service, { maxKeys: 3 }),
+    fc.array(service, { maxLength: 3 }),
+  ),
 });
 const report = fields({
   apps: fc.oneof(
@@ -85,11 +95,17 @@ const okService = fc.record({
   status: fc.constantFrom('Running', 'exited', 'Downloading'),
   containerId: okText,
   image: okText,
+  imageName: okText,
+  serviceId: fc.nat(99),
+  appId: fc.nat(2000),
+  appName: okText,
   exitCode: fc.integer({ min: -1, max: 255 }),
   restartCount: fc.nat(9),
   downloadProgress: fc.integer({ min: 0, max: 100 }),
 }, { requiredKeys: [] });
 const okApp = fc.record({
+  appId: fc.nat(2000),
+  appName: okText,
   status: fc.constantFrom('Running', 'exited'),
   releaseId: fc.oneof(fc.nat(), okText),
   commit: okText,
@@ -119,6 +135,11 @@ const names = fc.constantFrom(
   'exitCode',
   'releaseId',
   'services',
+  'serviceName',
+  'serviceId',
+  'imageName',
+  'appId',
+  'is_online',
   'uptime',
   'cpu_usage',
   'hostname',
@@ -197,7 +218,38 @@ test('parseReport names the problem of an invalid report, as the schema does', (
   t.regex(String(error?.message), /body\.x\.cpu_usage/);
   t.throws(() => parseReport({ apps: { 1: { restartCount: -1 } } }, 'body.x'));
   t.deepEqual(parseReport({ apps: { 1: { status: 'Running' } }, cpu_usage: 3 }, 'body.x'), {
-    apps: { 1: { status: 'Running' } },
-    cpu_usage: 3,
+    report: { apps: { 1: { status: 'Running' } }, cpu_usage: 3 },
+    ignored: [],
   });
+});
+
+test("parseReport keys the agent's list of services by serviceName and names the fields it ignores", (t) => {
+  const parsed = parseReport({
+    apps: {
+      1001: {
+        appId: 1001,
+        services: [
+          { serviceName: 'web', imageName: 'web:1', status: 'running', state: 'running', config: { image: 'web:1' } },
+          { serviceName: 'db', imageName: 'db:2', status: 'exited' },
+        ],
+      },
+    },
+    is_online: true,
+  }, 'body.x');
+  t.deepEqual(parsed.report, {
+    apps: {
+      1001: {
+        appId: 1001,
+        services: {
+          web: { serviceName: 'web', imageName: 'web:1', status: 'running' },
+          db: { serviceName: 'db', imageName: 'db:2', status: 'exited' },
+        },
+      },
+    },
+  });
+  t.deepEqual(parsed.ignored, [
+    'body.x.apps.1001.services.0.config',
+    'body.x.apps.1001.services.0.state',
+    'body.x.is_online',
+  ]);
 });

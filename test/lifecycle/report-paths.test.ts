@@ -3,7 +3,7 @@
 import test from 'ava';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { fold } from '../../domain/device/evolve.ts';
+import { fold, FOLD_VERSION } from '../../domain/device/evolve.ts';
 import { parseDeviceEvent } from '../../domain/device/events.ts';
 import { initialState } from '../../domain/device/state.ts';
 import { countEvents, deviceEvents, expectStatus, startLifecycleApp } from './test-driver.ts';
@@ -327,5 +327,5 @@ test('a read-model row folded by an older FOLD_VERSION is refolded from its even
   const foldVersion = await app.db.pool.oneFirst(
     sql.type(z.object({ fold_version: z.number() }))`SELECT fold_version FROM devices WHERE uuid = ${device.uuid}`,
   );
-  t.is(foldVersion, 2);
+  t.is(foldVersion, FOLD_VERSION);
 });

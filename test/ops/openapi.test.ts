@@ -79,7 +79,12 @@ test("request schemas are the route modules' own zod schemas, converted", (t) =>
   const document = buildOpenApi(routeDocs);
   const body = document.paths['/api/v1/device/register']!['post']!.requestBody!.content['application/json']!.schema;
   t.deepEqual(body['required'], ['uuid', 'deviceName', 'deviceType', 'deviceApiKey']);
-  t.is(body['additionalProperties'], false);
+  // device-facing bodies ignore fields they do not know (issue #15); admin bodies stay strict
+  t.not(body['additionalProperties'], false);
+  const target =
+    document.paths['/api/v1/devices/{uuid}/target-state']!['post']!.requestBody!.content['application/json']!
+      .schema;
+  t.is(target['additionalProperties'], false);
   t.is((body['properties'] as Record<string, JsonSchema>)['deviceApiKey']!['minLength'], 8);
   const list = document.paths['/api/v1/devices']!['get']!.parameters!;
   t.like(list.find((p) => p.name === 'limit'), {

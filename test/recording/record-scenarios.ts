@@ -3,6 +3,18 @@
 // fixtures/<name>.ndjson (exported events) and fixtures/<name>.expected.json (what the
 // live service held after every write). Add a scenario here; the fixture suite needs no code.
 import type { Exchange, RecordingSession } from './record-session.ts';
+import {
+  type AgentContainer,
+  type AgentIdentity,
+  type AgentRequest,
+  agentTarget,
+  keyExchangeRequest,
+  pollRequest,
+  registerRequest,
+  reportRequest,
+  stateReport,
+  twoAppsFourContainers,
+} from '../helpers/agent-protocol.ts';
 
 /** A scenario: one device's story. */
 export type Scenario = {
@@ -95,6 +107,20 @@ export function scenarioApi(s: RecordingSession, uuid: string) {
       ),
     poll: () =>
       expect(s.request('GET', `/api/v1/device/${uuid}/target-state`, { token: deviceKey }), 'poll', [200, 304, 403]),
+    /** A new provisioning key for the fixture fleet (the secret, shown once). */
+    async provisioningKey(): Promise<string> {
+      const key = await expect(
+        s.request('POST', '/api/v1/provisioning-keys', {
+          token: s.adminToken,
+          body: { fleet_id: 'fleet-fixtures', description: 'fixture recording' },
+        }),
+        'create provisioning key',
+      );
+      return key.body.key as string;
+    },
+    /** Sends a request built elsewhere (the device agent's, test/helpers/agent-protocol.ts) exactly as built. */
+    send: (req: AgentRequest, label: string, status: number | number[] = [200, 201]) =>
+      expect(s.send(req, label), `${req.method} ${req.path} (${label})`, status),
   };
 }
 
@@ -111,6 +137,17 @@ const resources = (cpu: number, memory: number) => ({
   storage_usage: 41.5,
   cpu_temp: 48,
 });
+
+/** The device agent's identity in the device-agent scenario: a fixed uuid, a key in its format. */
+const agent: AgentIdentity = {
+  uuid: '0f1e0008-0000-4000-8000-000000000008',
+  deviceApiKey: '8'.repeat(64),
+  deviceName: 'device-0f1e0008',
+};
+
+/** The agent's containers with one service's container replaced (a new image, a new container id). */
+const replaced = (containers: AgentContainer[], serviceName: string, image: string, containerId: string) =>
+  containers.map((c) => (c.serviceName === serviceName ? { ...c, image, containerId } : c));
 
 /** Every scenario recorded into fixtures/. */
 export const scenarios: Scenario[] = [
@@ -546,6 +583,68 @@ export const scenarios: Scenario[] = [
         },
         ...resources(19, 30),
       }, 'edge 2 finally runs: in sync');
+    },
+  },
+  {
+    name: 'device-agent',
+    description:
+      'The device agent of dsamborschi/zemfyre-sensor, its requests as it builds them: provisions (applicationId, agentVersion), exchanges keys, polls, reports two apps and four containers (gzip, services listed, imageName); a target moving one image is drift until it runs it, a stale report does not complete it.',
+    device: agent.uuid,
+    start: '2026-03-10T07:00:00.000Z',
+    async run(api) {
+      const key = await api.provisioningKey();
+      api.clock.advance('1s');
+      await api.send(
+        registerRequest(agent, key, { applicationId: 42, agentVersion: '1.0.0' }),
+        'the agent registers (Phase 1)',
+        201,
+      );
+      api.check({ application_id: 42, agent_version: '1.0.0', device_type: 'standalone' });
+      await api.send(keyExchangeRequest(agent), 'key exchange (Phase 2): nothing written', 200);
+      api.clock.advance('2s');
+      await api.send(pollRequest(agent), 'first poll: no target yet (version 0)', 200);
+      const v310 = twoAppsFourContainers('registry.example/web:3.1.0');
+      api.clock.advance('8s');
+      await api.send(
+        reportRequest(agent, stateReport(agent, v310, { first: true, metrics: true })),
+        'first report: two apps, four running containers (gzip, services listed)',
+      );
+      api.check({ 'current.system.agent_version': '1.0.0', 'containers.1002.node-red.status': 'running' });
+      api.clock.advance('1m');
+      await api.target(agentTarget(v310).apps, {}, 'admin sets target v1 in the agent shape (imageName): in sync');
+      api.check({ 'target.version': 1, 'drift.in_sync': true });
+      api.clock.advance('30s');
+      await api.send(pollRequest(agent, '"0"'), 'poll: target v1', 200);
+      api.clock.advance('1m');
+      await api.send(pollRequest(agent, '"1"'), 'poll: unchanged (304)', 304);
+      const v313 = replaced(v310, 'nginx', 'registry.example/web:3.1.3', 'e'.repeat(64));
+      api.clock.advance('10m');
+      await api.target(agentTarget(v313).apps, {}, 'admin moves nginx 3.1.0 → 3.1.3 (target v2): drift');
+      api.check({
+        'target.version': 2,
+        'drift.in_sync': false,
+        'drift.services.0.problem': 'wrong_image',
+        'reconciliation.status': 'open',
+      });
+      api.clock.advance('20s');
+      await api.send(pollRequest(agent, '"1"'), 'poll: target v2', 200);
+      api.clock.advance('5s');
+      await api.send(
+        reportRequest(agent, stateReport(agent, v310, { version: 2, metrics: true })),
+        'a stale report (fetched v2, still runs 3.1.0): still drift',
+      );
+      api.check({ 'drift.in_sync': false, 'reconciliation.status': 'open' });
+      api.clock.advance('40s');
+      await api.send(
+        reportRequest(agent, stateReport(agent, v313, { version: 2 })),
+        'the agent runs 3.1.3 in a new container: in sync, reconciliation completed',
+      );
+      api.check({
+        'drift.in_sync': true,
+        'reconciliation.status': 'completed',
+        'reconciliation.target_version': 2,
+        'containers.1001.nginx.image': 'registry.example/web:3.1.3',
+      });
     },
   },
   {

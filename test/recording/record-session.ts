@@ -37,6 +37,14 @@ export type RecordingSession = {
     path: string,
     options?: { token?: string; body?: unknown; label?: string },
   ) => Promise<Exchange>;
+  /**
+   * Sends a request exactly as given (headers, a raw or gzip body), e.g. as the device agent
+   * builds it; a write is followed by an observation, as for `request`.
+   */
+  send: (
+    req: { method: string; path: string; headers: Record<string, string>; body?: Uint8Array | string },
+    label?: string,
+  ) => Promise<Exchange>;
   /** Runs the lifecycle sweepers once at the current instant (default timeouts), as the service would. */
   sweep: (label: string) => Promise<number>;
   /** Attaches named checks (dotted path → value) to the last observation. */
@@ -101,27 +109,46 @@ export async function startRecording(pool: DatabasePool, device: string, start: 
     createReconciliationSweeper({ ...sweeperOptions, timeoutMs: RECONCILIATION_TIMEOUT_MS }),
   ];
 
+  /** One request at its own instant, so "the state at the instant of a write" is well defined. */
+  async function exchange(
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    body: Uint8Array | string | undefined,
+    label: string | undefined,
+  ): Promise<Exchange> {
+    if (now <= lastRequestAt) now = lastRequestAt + 1_000;
+    lastRequestAt = now;
+    const response = await fetch(`${baseUrl}${path}`, {
+      method,
+      headers: { 'User-Agent': UA, ...headers },
+      ...(body === undefined ? {} : { body }),
+    });
+    const text = await response.text();
+    const parsed = text === '' ? undefined : JSON.parse(text);
+    if (errors.length > 0) throw new Error(`the service failed on ${method} ${path}: ${String(errors[0])}`);
+    if (response.status >= 500) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+    await observe(label ?? `after ${method} ${path} (${response.status})`);
+    return { status: response.status, body: parsed };
+  }
+
   return {
     clock,
     adminToken,
-    async request(method, path, options = {}) {
-      // every request at its own instant, so "the state at the instant of a write" is well defined
-      if (now <= lastRequestAt) now = lastRequestAt + 1_000;
-      lastRequestAt = now;
-      const headers: Record<string, string> = { 'User-Agent': UA };
+    request(method, path, options = {}) {
+      const headers: Record<string, string> = {};
       if (options.token !== undefined) headers['Authorization'] = `Bearer ${options.token}`;
       if (options.body !== undefined) headers['Content-Type'] = 'application/json';
-      const response = await fetch(`${baseUrl}${path}`, {
+      return exchange(
         method,
+        path,
         headers,
-        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-      });
-      const text = await response.text();
-      const body = text === '' ? undefined : JSON.parse(text);
-      if (errors.length > 0) throw new Error(`the service failed on ${method} ${path}: ${String(errors[0])}`);
-      if (response.status >= 500) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-      await observe(options.label ?? `after ${method} ${path} (${response.status})`);
-      return { status: response.status, body };
+        options.body === undefined ? undefined : JSON.stringify(options.body),
+        options.label,
+      );
+    },
+    send(req, label) {
+      return exchange(req.method, req.path, req.headers, req.body, label);
     },
     async sweep(label) {
       if (now <= lastRequestAt) now = lastRequestAt + 1_000;

@@ -116,6 +116,7 @@ const serviceEnv = {
   // the load hammers few endpoints from few processes: rate limits would only refuse it
   REPORT_RATE_LIMIT: 'off',
   REGISTER_RATE_LIMIT: 'off',
+  DEVICE_EVENTS_RATE_LIMIT: 'off',
 };
 log(
   `database: ${target.description}; service on 127.0.0.1:${port}; ${kills} kills, ${deviceCount} devices, ${connections} connections`,

@@ -229,6 +229,9 @@ export function fuzzRequest(
         'If-None-Match': fc.constantFrom('"0"', '*', 'nope', '"1"'),
         'Last-Event-ID': fc.constantFrom('garbage', 'eyJ4IjoxfQ', '0', 'x'.repeat(3000)),
         'X-Request-Id': fc.constantFrom('ok-id', 'has spaces', '<x>', 'x'.repeat(500)),
+        // the device agent's credential header and encoded bodies (issue #15)
+        'X-Device-API-Key': fc.constantFrom('', 'garbage', 'dta_not-a-token', 'x'.repeat(600), 'has spaces'),
+        'Content-Encoding': fc.constantFrom('gzip', 'deflate', 'br', 'compress', 'identity', 'gzip, gzip'),
       }, { requiredKeys: [] }),
     },
   );

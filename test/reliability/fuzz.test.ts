@@ -90,6 +90,7 @@ test.before(async () => {
   secrets.push(app.adminToken, pk.key, victim.key, own.key, other.key, adminDevice.key, hook.secret, victimHook.secret);
   const fx: ExampleFixture = {
     device: own.uuid,
+    deviceKey: own.key,
     adminDevice: adminDevice.uuid,
     victimKeyId: victim.id,
     webhookId: hook.id,

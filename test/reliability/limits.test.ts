@@ -328,6 +328,9 @@ test('README "Limits" lists every limit tested here', async (t) => {
     const row of [
       '| request line and headers | 16 KiB (Node.js) | 431',
       '| state reports per device | `REPORT_RATE_LIMIT`',
+      // test/reliability/rate-limit.test.ts and test/http/device-agent.test.ts test these two
+      '| lifecycle events per device (`POST /device/events`, counted per event) | `DEVICE_EVENTS_RATE_LIMIT`',
+      '| device entries per state report | one per device',
       '| registration attempts per provisioning key | `REGISTER_RATE_LIMIT`',
       '| time to answer | `REQUEST_TIMEOUT`',
     ]

@@ -111,6 +111,7 @@ try {
       REQUEST_TIMEOUT: `${REQUEST_TIMEOUT_MS}ms`,
       REPORT_RATE_LIMIT: 'off',
       REGISTER_RATE_LIMIT: 'off',
+      DEVICE_EVENTS_RATE_LIMIT: 'off',
     },
   });
   const pid = service.pid;

@@ -124,6 +124,69 @@ test('registration attempts over the per-key limit get 429; another key, and an 
   for (let i = 0; i < 5; i += 1) t.is((await register('dtp_unknown-key-0000000000000000000')).status, 401);
 });
 
+test('issue #16 finding 3: lifecycle events are limited per device by events, not requests; over it 429, nothing written', async (t) => {
+  let now = Date.parse('2026-11-27T10:00:00Z');
+  const app = await startReliabilityApp({
+    clock: () => new Date(now),
+    app: { rateLimits: { reports: null, registrations: null, deviceEvents: { limit: 150, windowMs: 60_000 } } },
+  });
+  t.teardown(() => app.close());
+  const admin = { Authorization: `Bearer ${app.adminToken}` };
+  const pk =
+    (await app.request({ method: 'POST', path: '/api/v1/provisioning-keys', headers: admin, body: { fleet_id: 'rl' } }))
+      .json.key as string;
+  const devices: { uuid: string; key: string }[] = [];
+  for (let i = 0; i < 2; i += 1) {
+    const device = { uuid: crypto.randomUUID(), key: `rl-device-${crypto.randomUUID()}` };
+    const registered = await app.request({
+      method: 'POST',
+      path: '/api/v1/device/register',
+      headers: { Authorization: `Bearer ${pk}` },
+      body: { uuid: device.uuid, deviceName: 'rl', deviceType: 'rpi4', deviceApiKey: device.key },
+    });
+    t.is(registered.status, 201);
+    devices.push(device);
+  }
+  const [a, b] = devices as [{ uuid: string; key: string }, { uuid: string; key: string }];
+  let n = 0;
+  const sendEvents = (d: { uuid: string; key: string }, count: number) =>
+    app.request({
+      method: 'POST',
+      path: '/api/v1/device/events',
+      headers: { Authorization: `Bearer ${d.key}` },
+      body: {
+        events: Array.from({ length: count }, () => ({ type: 'volume.created', data: { app_id: 1, name: `v${n++}` } })),
+      },
+    });
+  await app.newWrites();
+  t.is((await sendEvents(a, 100)).status, 201, '100 of 150');
+  const refused = await sendEvents(a, 100);
+  t.is(refused.status, 429, 'two requests, but 200 events: over the limit');
+  t.regex(
+    refused.json.error.message,
+    /too many lifecycle events from this device: at most 150 per 1 min; retry in 20 s/,
+  );
+  t.is(refused.headers['retry-after'], '20', '50 more events come back in 20 s (150 per 60 s)');
+  await app.newWrites();
+  t.is((await sendEvents(a, 100)).status, 429);
+  t.deepEqual(await app.newWrites(), [], 'a refused request writes nothing');
+  t.is((await sendEvents(a, 50)).status, 201, 'what is left of the bucket');
+  t.is((await sendEvents(a, 1)).status, 429);
+  t.is((await sendEvents(b, 100)).status, 201, 'another device has its own bucket');
+  now += 40_000;
+  t.is((await sendEvents(a, 100)).status, 201, '100 events back after 40 s');
+});
+
+test('a cost above the whole bucket passes only when the bucket is full, and leaves it in debt', (t) => {
+  let now = 0;
+  const limiter = createLimiter({ limit: 10, windowMs: 10_000 }, () => now);
+  t.is(limiter.take('d', 3), 0);
+  t.is(limiter.take('d', 25), 3, 'the bucket holds 7: 3 s until it is full');
+  now += 3_000;
+  t.is(limiter.take('d', 25), 0, 'full: it passes');
+  t.is(limiter.take('d', 1), 16, '15 tokens in debt, one more needed: 16 s');
+});
+
 test('the token bucket forgets callers beyond 100,000, full buckets first', (t) => {
   let now = 0;
   const limiter = createLimiter({ limit: 2, windowMs: 1000 }, () => now);
@@ -136,12 +199,14 @@ test('the token bucket forgets callers beyond 100,000, full buckets first', (t) 
   t.is(limiter.take('fresh'), 0);
 });
 
-test('REPORT_RATE_LIMIT and REGISTER_RATE_LIMIT: <count>/<duration> or off; anything else stops the process naming the variable', (t) => {
+test('REPORT_RATE_LIMIT, REGISTER_RATE_LIMIT and DEVICE_EVENTS_RATE_LIMIT: <count>/<duration> or off; anything else stops the process naming the variable', (t) => {
   t.deepEqual(loadConfig({}).REPORT_RATE_LIMIT, { limit: 60, windowMs: 10_000 });
   t.deepEqual(loadConfig({}).REGISTER_RATE_LIMIT, { limit: 1200, windowMs: 60_000 });
   t.deepEqual(loadConfig({ REPORT_RATE_LIMIT: '5/1h' }).REPORT_RATE_LIMIT, { limit: 5, windowMs: 3_600_000 });
   t.is(loadConfig({ REGISTER_RATE_LIMIT: 'off' }).REGISTER_RATE_LIMIT, null);
   t.is(loadConfig({}).REQUEST_TIMEOUT, 30_000);
+  t.deepEqual(loadConfig({}).DEVICE_EVENTS_RATE_LIMIT, { limit: 300, windowMs: 60_000 });
+  t.is(loadConfig({ DEVICE_EVENTS_RATE_LIMIT: 'off' }).DEVICE_EVENTS_RATE_LIMIT, null);
   for (const bad of ['5', '0/1m', 'x/1m', '5/0s', '5/10', 'unlimited']) {
     const error = t.throws(() => loadConfig({ REPORT_RATE_LIMIT: bad }), { instanceOf: ConfigError });
     t.regex(error!.message, /REPORT_RATE_LIMIT: must be "off" or <count>\/<duration>/, bad);

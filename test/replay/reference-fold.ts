@@ -13,8 +13,10 @@ import type { ContainerState, CurrentState, DeviceState, RegisteredDevice } from
 /**
  * Bumped whenever evolve changes meaning; snapshots of another fold version are ignored.
  * 2: lifecycle (containers, images, volumes, networks, reconciliation, connectivity).
+ * 3: the device agent (issue #15): `application_id` and `agent_version` from registration, and
+ *    a service's `imageName` counts as its image (drift, image events, forgotten images).
  */
-export const REFERENCE_FOLD_VERSION = 2;
+export const REFERENCE_FOLD_VERSION = 3;
 
 /** Applies one event to a device state. Unknown-to-this-state events are ignored, never thrown. */
 export function referenceEvolve(state: DeviceState, event: DeviceEvent): DeviceState {
@@ -31,6 +33,8 @@ export function referenceEvolve(state: DeviceState, event: DeviceEvent): DeviceS
       os_version: event.data.os_version,
       supervisor_version: event.data.supervisor_version,
       provisioning_key_id: event.data.provisioning_key_id,
+      application_id: event.data.application_id ?? null,
+      agent_version: event.data.agent_version ?? null,
       is_active: true,
       target: null,
       current: null,

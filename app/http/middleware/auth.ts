@@ -28,13 +28,38 @@ export function bearerSecret(ctx: Context): string {
 }
 
 /**
+ * The device agent's credential header (issue #15): its device key, taken on the device
+ * router only (`acceptDeviceHeader`), and looked up as a device key whatever it starts with.
+ * Empty counts as absent (older agents send it empty; they get the 401 of a missing
+ * credential: no device call works without one).
+ */
+function deviceKeyHeader(ctx: Context): string | null {
+  const value = ctx.get('X-Device-API-Key');
+  if (value === '') return null;
+  if (!/^[\x21-\x7e]{1,512}$/.test(value)) throw unauthorized('malformed X-Device-API-Key header');
+  return value;
+}
+
+/**
  * Resolves the caller from the bearer secret's prefix and a hash lookup; 401 when unknown.
  * A request without an Authorization header may instead carry an admin console session
  * cookie (middleware/console-session.ts), which acts as the admin token that opened it.
  */
-export async function authenticate(ctx: Context, deps: AppDeps): Promise<Principal> {
+export async function authenticate(ctx: Context, deps: AppDeps, acceptDeviceHeader = false): Promise<Principal> {
   const cached = ctx.state['principal'] as Principal | undefined;
   if (cached !== undefined) return cached;
+  const headerKey = acceptDeviceHeader ? deviceKeyHeader(ctx) : null;
+  if (headerKey !== null) {
+    if (ctx.get('Authorization') !== '' && bearerSecret(ctx) !== headerKey) {
+      throw unauthorized('Authorization and X-Device-API-Key carry different credentials');
+    }
+    const uuid = await deps.deviceKeys.findDevice(headerKey);
+    if (uuid === null) throw unauthorized('unknown or revoked credentials');
+    const principal: Principal = { type: 'device', uuid };
+    ctx.state['principal'] = principal;
+    ctx.state['credential'] = { kind: 'bearer', secret: headerKey };
+    return principal;
+  }
   if (ctx.get('Authorization') === '') {
     const signedIn = await consoleSessionOf(ctx, deps);
     if (signedIn !== null) {
@@ -94,7 +119,7 @@ async function requireKind<T extends Principal['type']>(
   deps: AppDeps,
   type: T,
 ): Promise<Principal & { type: T }> {
-  const p = await authenticate(ctx, deps);
+  const p = await authenticate(ctx, deps, type === 'device');
   if (p.type !== type) throw forbidden(EXPECTED[type], p.type);
   return p as Principal & { type: T };
 }

@@ -50,6 +50,10 @@ export const deviceResponse = z.object({
   os_version: z.string().nullable(),
   supervisor_version: z.string().nullable(),
   provisioning_key_id: z.string().nullable(),
+  application_id: z.union([z.number(), z.string()]).nullable().describe(
+    "the device agent's applicationId at registration",
+  ),
+  agent_version: z.string().nullable().describe("the device agent's agentVersion at registration"),
   in_sync: z.boolean(),
   drift_since: nullableInstant,
   drift: driftResponse,
@@ -68,11 +72,40 @@ export const eventResponse = storedEventRow.extend({
   hash: z.string().describe('sha-256 chained to the previous event of the aggregate'),
 });
 
-/** POST /device/register. */
+/** Fields of a device-facing body devicetrail does not know: dropped, never stored (issue #15). */
+const ignoredFields = z.array(z.string()).optional().describe(
+  'the fields of the body devicetrail does not know (e.g. "body.<uuid>.is_online"): ignored, not stored; present only when there are any',
+);
+
+/** POST /device/register: devicetrail's shape, and at the top level what the device agent reads. */
 export const registerResponse = z.object({
   device: deviceResponse,
   created: z.boolean().describe('false: already registered with this key, nothing written'),
+  id: uuid.describe("the device's id, for the device agent: its uuid"),
+  uuid,
+  deviceName: z.string().nullable(),
+  deviceType: z.string().nullable(),
+  applicationId: z.union([z.number(), z.string()]).nullable(),
+  createdAt: nullableInstant,
+  mqtt: z.object({ username: z.null(), password: z.null(), broker: z.null() }).describe(
+    'MQTT credentials for the device agent: null while devicetrail offers no broker',
+  ),
+  ignored_fields: ignoredFields,
 });
+
+/** POST /device/:uuid/key-exchange. */
+export const keyExchangeResponse = z.object({
+  status: z.literal('ok'),
+  message: z.string(),
+  device: z.object({ id: uuid, uuid, deviceName: z.string() }),
+  ignored_fields: ignoredFields,
+});
+
+/** GET /device/:uuid/state: the device agent's poll. */
+export const agentPollResponse = z.record(
+  z.string().describe("the device's uuid"),
+  z.object({ apps: open, config: open, version: z.number().int().describe('the target version; 0 before any') }),
+);
 
 /** GET /device/:uuid/target-state. */
 export const targetPollResponse = z.object({
@@ -90,6 +123,7 @@ export const reportResponse = z.object({
     z.string(),
     z.object({ version: z.number().int(), in_sync: z.boolean(), events_written: z.number().int() }),
   ),
+  ignored_fields: ignoredFields,
 });
 
 /** POST /device/events. */
@@ -98,6 +132,7 @@ export const deviceEventsResponse = z.object({
   version: z.number().int(),
   events_written: z.number().int(),
   event_ids: z.array(uuid),
+  ignored_fields: ignoredFields,
 });
 
 /** POST /devices/:uuid/target-state. */

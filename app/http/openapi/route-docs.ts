@@ -6,7 +6,8 @@
 import type { ZodTypeAny } from 'zod';
 import { z } from 'zod';
 import { activeBody, deviceListQuery, eventListQuery, targetBody } from '../routes/admin-devices.ts';
-import { deviceEventsBody, registerBody, reportBody } from '../routes/device.ts';
+import { deviceEventsBody, keyExchangeBody, registerBody } from '../routes/device.ts';
+import { reportBody } from '../device-reports.ts';
 import { feedQuery, streamQuery } from '../routes/feed.ts';
 import { fleetSummaryQuery } from '../routes/fleet.ts';
 import { createKeyBody, revokeKeyBody } from '../routes/provisioning-keys.ts';
@@ -78,7 +79,7 @@ export const routeDocs: readonly RouteDoc[] = [
     auth: 'provisioning_key',
     summary: 'Register a device',
     description:
-      "Registers the device in the provisioning key's fleet (event `device.provisioned`). The same uuid again with the same `deviceApiKey`: 200, nothing written; with another key: 409.",
+      "Registers the device in the provisioning key's fleet (event `device.provisioned`). The same uuid again with the same `deviceApiKey`: 200, nothing written; with another key: 409. The answer also carries, at the top level, what the device agent reads (`id`, `mqtt`…). Fields devicetrail does not know are ignored and listed in `ignored_fields`.",
     body: registerBody,
     responses: {
       201: json('registered', r.registerResponse),
@@ -102,13 +103,40 @@ export const routeDocs: readonly RouteDoc[] = [
     errors: [404],
   },
   {
+    method: 'GET',
+    path: '/api/v1/device/:uuid/state',
+    tag: 'Devices',
+    auth: 'device',
+    summary: "Poll the target state (the device agent's shape)",
+    description:
+      'The same target as `/target-state`, as `{"<uuid>": {apps, config, version}}`, with the same `ETag`/304 and heartbeat rules.',
+    headers: [{ name: 'If-None-Match', description: 'the ETag of the target the device has, e.g. "3"' }],
+    responses: {
+      200: { ...json('the target', r.agentPollResponse), headers: { ETag: 'the target version, quoted' } },
+      304: { description: 'unchanged since the ETag given' },
+    },
+    errors: [404],
+  },
+  {
+    method: 'POST',
+    path: '/api/v1/device/:uuid/key-exchange',
+    tag: 'Devices',
+    auth: 'device',
+    summary: "Confirm the device key (the device agent's second provisioning step)",
+    description:
+      'The credential must be the key the device registered with, and equal `body.deviceApiKey`; `body.uuid` and the path name the device itself. Idempotent; writes nothing (a lost device is restored, as by any call).',
+    body: keyExchangeBody,
+    responses: { 200: json('the key is valid', r.keyExchangeResponse) },
+    errors: [404],
+  },
+  {
     method: 'PATCH',
     path: '/api/v1/device/state',
     tag: 'Devices',
     auth: 'device',
     summary: 'Report the current state',
     description:
-      "Body keyed by the calling device's uuid (any other uuid → 403). Apps replace the reported app set; system and resource fields merge. Events `current_state.updated` and the lifecycle events derived from the change.",
+      "Body keyed by the calling device's uuid (any other uuid → 403; the same uuid twice, in any case → 400). Apps replace the reported app set; system and resource fields merge; `services` may be an object keyed by name or a list of services with `serviceName`; `imageName` means `image`. Fields devicetrail does not know are ignored and listed in `ignored_fields`. Events `current_state.updated` and the lifecycle events derived from the change.",
     body: z.record(z.string().describe("the calling device's uuid"), reportBody),
     responses: { 200: json('the report was folded', r.reportResponse) },
     errors: [404],
@@ -120,10 +148,10 @@ export const routeDocs: readonly RouteDoc[] = [
     auth: 'device',
     summary: 'Send lifecycle events the device observed',
     description:
-      "Container, image, volume and network events, each validated against its type's data schema (see docs/EVENT-SOURCING.md).",
+      "Container, image, volume and network events, each validated against its type's data schema (see docs/EVENT-SOURCING.md). At most DEVICE_EVENTS_RATE_LIMIT events per device (each event counts, not each request): 429 with Retry-After beyond.",
     body: deviceEventsBody,
     responses: { 201: json('recorded', r.deviceEventsResponse) },
-    errors: [404],
+    errors: [404, 429],
   },
   // --- admin: devices
   {

@@ -4,6 +4,7 @@ import type { Router } from '@koa/router';
 import { z } from 'zod';
 import { decide } from '../../../domain/device/decide.ts';
 import { targetStateSchema } from '../../../domain/device/events.ts';
+import { targetImageProblems } from '../../../domain/device/services.ts';
 import { handleCommand } from '../../../infra/event-store/command-handler.ts';
 import { deviceAdapter } from '../../../infra/devices/device-store.ts';
 import { actorOf, callerOf } from '../middleware/auth.ts';
@@ -12,13 +13,15 @@ import { HttpError, parseOr400 } from '../errors.ts';
 import { instantSchema, intQuery, jsonBody, MAX_OFFSET, requestMetadata, uuidParam } from '../request.ts';
 import { deviceView } from '../views.ts';
 
-/** The seed's target body: `{apps, config}`; config may be omitted. */
+/** The seed's target body: `{apps, config}`; config may be omitted; a service's `imageName` must agree with `image`. */
 export const targetBody = targetStateSchema.extend({
   apps: targetStateSchema.shape.apps.refine((apps) => Object.keys(apps).length <= 100, 'at most 100 apps'),
   config: targetStateSchema.shape.config.refine((c) => Object.keys(c).length <= 500, 'at most 500 config keys').default(
     {},
   ),
-}).strict();
+}).strict().superRefine((target, ctx) => {
+  for (const problem of targetImageProblems(target.apps)) ctx.addIssue({ code: 'custom', ...problem });
+});
 
 export const activeBody = z.object({
   is_active: z.boolean(),

@@ -1,16 +1,14 @@
-// Endpoints devices call: register (provisioning key), poll target state, report current
-// state and send lifecycle events they observed (device key). Every authenticated device
-// call counts as a contact for connectivity.
+// Endpoints devices call: register (provisioning key), key exchange, poll the target state
+// (devicetrail's shape and the device agent's), report current state and send lifecycle
+// events they observed (device key). Every authenticated device call counts as a contact for
+// connectivity. Bodies ignore fields devicetrail does not know and name them in the answer
+// (app/http/known-fields.ts); gzip-encoded bodies are inflated by the body parser, within the
+// same size limit (README "Device agents").
 import type { Context } from 'koa';
 import type { Router } from '@koa/router';
 import { z } from 'zod';
-import { decide, type ReportState } from '../../../domain/device/decide.ts';
-import {
-  isDeviceEventType,
-  reportedAppSchema,
-  resourceFieldNames,
-  systemFieldNames,
-} from '../../../domain/device/events.ts';
+import { decide } from '../../../domain/device/decide.ts';
+import { isDeviceEventType } from '../../../domain/device/events.ts';
 import {
   deviceReportableTypes,
   deviceReportedDataSchemas,
@@ -28,18 +26,21 @@ import {
   sameHash,
 } from '../../../infra/devices/credentials.ts';
 import { recordDeviceContact, touchContact } from '../../../infra/devices/contact.ts';
-import { createDeviceBatchWriter } from '../../../infra/devices/batch-writer.ts';
 import { deviceAdapter } from '../../../infra/devices/device-store.ts';
 import { claimKeySlot } from '../../../infra/devices/provisioning-key-store.ts';
 import { actorOf, callerOf } from '../middleware/auth.ts';
 import type { AppDeps } from '../deps.ts';
-import { HttpError, parseOr400 } from '../errors.ts';
+import type { DeviceRow } from '../../../infra/devices/device-queries.ts';
+import { createDeviceBatchWriter } from '../../../infra/devices/batch-writer.ts';
+import { type CanonicalReport, parseReport, toReportCommand } from '../device-reports.ts';
+import { HttpError } from '../errors.ts';
+import { noteIgnored, parseKnown, withIgnored } from '../known-fields.ts';
 import { instantSchema, jsonBody, requestMetadata, uuidParam, uuidSchema } from '../request.ts';
 import { deviceView } from '../views.ts';
 
 const optionalText = (max: number) => z.string().min(1).max(max).optional();
 
-/** The seed's registration body (camelCase). */
+/** The seed's registration body (camelCase), with the device agent's `applicationId` and `agentVersion`. */
 export const registerBody = z.object({
   uuid: uuidSchema,
   deviceName: z.string().min(1).max(128),
@@ -56,154 +57,17 @@ export const registerBody = z.object({
   ipAddress: optionalText(64),
   osVersion: optionalText(128),
   supervisorVersion: optionalText(64),
-}).strict();
+  // the agent sends parseInt(APPLICATION_ID), which is null in JSON when that is not a number
+  applicationId: z.union([z.number().int().min(0).max(Number.MAX_SAFE_INTEGER), z.string().min(1).max(128)])
+    .nullable().optional(),
+  agentVersion: optionalText(64),
+});
 
-const systemShape = Object.fromEntries(
-  systemFieldNames.map((
-    name,
-  ) => [
-    name,
-    name === 'uptime' ? z.number().nonnegative().nullable().optional() : z.string().max(256).nullable().optional(),
-  ]),
-);
-const resourceShape = Object.fromEntries(
-  resourceFieldNames.map((name) => [name, z.number().finite().nullable().optional()]),
-);
-
-/** One device's entry in a state report (snake_case, as in the seed). */
-export const reportBody = z.object({
-  apps: z.record(z.string().min(1).max(64), reportedAppSchema).refine(
-    (a) => Object.keys(a).length <= 100,
-    'at most 100 apps',
-  ).optional(),
-  config: z.record(z.string().min(1).max(128), z.unknown()).optional(),
-  update_status: z.string().min(1).max(64).optional(),
-  ...systemShape,
-  ...resourceShape,
-}).strict();
-
-const systemFields: ReadonlySet<string> = new Set(systemFieldNames);
-const resourceFields: ReadonlySet<string> = new Set(resourceFieldNames);
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
-const isText = (v: unknown, max: number, min = 0): boolean =>
-  typeof v === 'string' && v.length >= min && v.length <= max;
-const isInt = (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v);
-/** A record key the schema keeps: zod's records drop `__proto__`, so such reports go to the schema. */
-const isKey = (k: string, max: number): boolean => k.length >= 1 && k.length <= max && k !== '__proto__';
-
-/** The service fields reportedServiceSchema checks (an app without `services` carries them too). */
-function serviceFieldOk(key: string, v: unknown): boolean | undefined {
-  switch (key) {
-    case 'status':
-      return isText(v, 64);
-    case 'containerId':
-      return isText(v, 128);
-    case 'image':
-      return isText(v, 512);
-    case 'exitCode':
-      return isInt(v);
-    case 'restartCount':
-      return isInt(v) && (v as number) >= 0;
-    case 'downloadProgress':
-      return typeof v === 'number' && v >= 0 && v <= 100;
-    case 'imagePullError':
-      return isText(v, 2048);
-    default:
-      return undefined;
-  }
-}
-
-function simpleService(service: unknown): boolean {
-  if (!isPlainObject(service)) return false;
-  for (const key in service) if (serviceFieldOk(key, service[key]) !== true) return false;
-  return true;
-}
-
-function simpleApp(app: unknown): boolean {
-  if (!isPlainObject(app)) return false;
-  for (const key in app) {
-    const v = app[key];
-    const ok = serviceFieldOk(key, v) ??
-      (key === 'releaseId'
-        ? isInt(v) || isText(v, 128)
-        : key === 'commit'
-        ? isText(v, 128)
-        : key === 'services'
-        ? simpleServices(v)
-        : false);
-    if (!ok) return false;
-  }
-  return true;
-}
-
-function simpleServices(services: unknown): boolean {
-  if (!isPlainObject(services)) return false;
-  for (const name in services) if (!isKey(name, 128) || !simpleService(services[name])) return false;
-  return true;
-}
-
-/**
- * True only for a report reportBody certainly accepts, in its common shapes (apps with
- * services, system and resource fields, update_status); anything else (config, volumes,
- * networks, fields of other apps, infinities…) is left to the schema, which also names
- * the problem. Skips zod on the hot path; the schema stays the definition.
- */
-export function plainValidReport(value: unknown): value is z.infer<typeof reportBody> {
-  if (!isPlainObject(value)) return false;
-  for (const key in value) {
-    const v = value[key];
-    if (resourceFields.has(key)) {
-      if (v !== null && !(typeof v === 'number' && Number.isFinite(v))) return false;
-    } else if (systemFields.has(key)) {
-      if (v !== null && !(key === 'uptime' ? typeof v === 'number' && Number.isFinite(v) && v >= 0 : isText(v, 256))) {
-        return false;
-      }
-    } else if (key === 'update_status') {
-      if (!isText(v, 64, 1)) return false;
-    } else if (key === 'apps') {
-      if (!isPlainObject(v)) return false;
-      let apps = 0;
-      for (const appId in v) {
-        apps += 1;
-        if (apps > 100 || !isKey(appId, 64) || !simpleApp(v[appId])) return false;
-      }
-    } else return false;
-  }
-  return true;
-}
-
-/**
- * A report entry, validated. On the fast path the result is the JSON value itself, which
- * equals what the schema would return (test/http/report-fast-path.test.ts): its objects keep
- * the parser's compact shape instead of being rebuilt. Otherwise, the schema's output.
- */
-export function parseReport(value: unknown, root: string): z.infer<typeof reportBody> {
-  if (plainValidReport(value)) return value;
-  return parseOr400(reportBody, value, root);
-}
-
-/** Sorts a validated report into the buckets the domain folds. */
-export function toReportCommand(report: z.infer<typeof reportBody>, now: string): ReportState {
-  const values = report as Record<string, unknown>;
-  const system: ReportState['system'] = {};
-  const resources: ReportState['resources'] = {};
-  for (const name of systemFieldNames) {
-    if (values[name] !== undefined) system[name] = values[name] as string | number | null;
-  }
-  for (const name of resourceFieldNames) {
-    if (values[name] !== undefined) resources[name] = values[name] as number | null;
-  }
-  return {
-    type: 'report_state',
-    now,
-    apps: report.apps,
-    system,
-    resources,
-    config: report.config,
-    update_status: report.update_status,
-  };
-}
+/** POST /device/:uuid/key-exchange (the device agent's second provisioning step). */
+export const keyExchangeBody = z.object({
+  uuid: uuidSchema,
+  deviceApiKey: z.string().min(1).max(256),
+});
 
 /** Most lifecycle events one POST /device/events may carry. */
 export const MAX_DEVICE_EVENTS = 100;
@@ -215,13 +79,17 @@ export const deviceEventsBody = z.object({
       type: z.string().min(1).max(64),
       data: z.unknown(),
       observed_at: instantSchema.optional(),
-    }).strict(),
+    }),
   ).min(1, 'must hold at least one event').max(MAX_DEVICE_EVENTS, `at most ${MAX_DEVICE_EVENTS} events per request`),
-}).strict();
+});
 
-/** Validates each event against the catalogue: known type, one a device may send, its data schema. */
+/**
+ * Validates each event against the catalogue: known type, one a device may send, its data
+ * schema (fields of the data it does not know are dropped and go to `ignored`).
+ */
 export function parseDeviceEvents(
   body: z.infer<typeof deviceEventsBody>,
+  ignored: string[] = [],
 ): (DeviceReportedEvent & { observed_at?: string | undefined })[] {
   return body.events.map((event, i) => {
     const field = `body.events.${i}`;
@@ -242,7 +110,9 @@ export function parseDeviceEvents(
       );
     }
     const schema: z.ZodType<unknown, z.ZodTypeDef, unknown> = deviceReportedDataSchemas[event.type];
-    const data = parseOr400(schema, event.data, `${field}.data`);
+    const parsed = parseKnown(schema, event.data, `${field}.data`);
+    ignored.push(...parsed.ignored);
+    const data = parsed.data;
     return { type: event.type, data, observed_at: event.observed_at } as DeviceReportedEvent & {
       observed_at?: string | undefined;
     };
@@ -259,13 +129,34 @@ async function refusedIfInactive<T>(deps: AppDeps, uuid: string, now: string, wo
   }
 }
 
+/**
+ * The answer to a registration: devicetrail's `{device, created}`, and at the top level what
+ * the device agent reads (`id`, `uuid`, `deviceName`, `deviceType`, `createdAt`, `mqtt`). The
+ * device's id is its uuid; `mqtt` holds nulls while devicetrail offers no broker.
+ */
+function registrationAnswer(row: DeviceRow | null, uuid: string, created: boolean) {
+  const state = row?.state.status === 'registered' ? row.state : null;
+  return {
+    device: row === null ? { uuid } : deviceView(row),
+    created,
+    id: uuid,
+    uuid,
+    deviceName: row?.device_name ?? null,
+    deviceType: row?.device_type ?? null,
+    applicationId: state?.application_id ?? null,
+    createdAt: row?.registered_at ?? null,
+    mqtt: { username: null, password: null, broker: null },
+  };
+}
+
 /** Registers POST /device/register on the provisioning-key router (its guard authenticates). */
 export function registrationRoutes(router: Router, deps: AppDeps): void {
   router.post('/device/register', async (ctx: Context) => {
     const key = callerOf(ctx, 'provisioning_key');
     const now = deps.clock().toISOString();
     assertKeyUsable(key.state, now);
-    const body = parseOr400(registerBody, jsonBody(ctx));
+    const { data: body, ignored } = parseKnown(registerBody, jsonBody(ctx));
+    noteIgnored(ctx, ignored);
     const keyHash = hashSecret(body.deviceApiKey);
     const existing = async () => {
       const stored = await deps.deviceKeys.hashOf(deps.pool, body.uuid);
@@ -277,9 +168,8 @@ export function registrationRoutes(router: Router, deps: AppDeps): void {
           `a device with uuid ${body.uuid} is already registered with another key`,
         );
       }
-      const row = await deps.devices.get(body.uuid);
       ctx.status = 200;
-      ctx.body = { device: row === null ? { uuid: body.uuid } : deviceView(row), created: false };
+      ctx.body = withIgnored(ctx, registrationAnswer(await deps.devices.get(body.uuid), body.uuid, false));
       return true;
     };
     if (await existing()) return;
@@ -303,6 +193,8 @@ export function registrationRoutes(router: Router, deps: AppDeps): void {
             os_version: body.osVersion ?? null,
             supervisor_version: body.supervisorVersion ?? null,
             provisioning_key_id: key.id,
+            application_id: body.applicationId ?? null,
+            agent_version: body.agentVersion ?? null,
           }, state),
         { metadata: requestMetadata(ctx, actorOf(key), { provisioning_key_id: key.id }), source: 'api' },
         async (tx) => {
@@ -323,17 +215,21 @@ export function registrationRoutes(router: Router, deps: AppDeps): void {
       if (error instanceof DomainError && error.code === 'device_already_registered' && (await existing())) return;
       throw error;
     }
-    const row = await deps.devices.get(body.uuid);
     ctx.status = 201;
-    ctx.body = { device: deviceView(row!), created: true };
+    ctx.body = withIgnored(ctx, registrationAnswer(await deps.devices.get(body.uuid), body.uuid, true));
   });
 }
 
-/** Registers the endpoints a device calls with its key on the device router (its guard authenticates). */
-export function deviceRoutes(router: Router, deps: AppDeps): void {
-  // state reports are the hot path: written in groups, one commit for many devices
-  const reportWriter = createDeviceBatchWriter(deps.pool, deps.store);
-  router.get('/device/:uuid/target-state', async (ctx: Context) => {
+/** The target a poll answers with: its version (0 before any), apps, config and when it was set. */
+type PolledTarget = { uuid: string; version: number; apps: object; config: object; updated_at: string | null };
+
+/**
+ * A device polling its target, in devicetrail's shape or the agent's: its own uuid only (403
+ * otherwise), a heartbeat also while disabled (then 403), `ETag` = the target version and
+ * `If-None-Match` with it → 304.
+ */
+function targetPoll(deps: AppDeps, shape: (target: PolledTarget) => object) {
+  return async function pollTarget(ctx: Context): Promise<void> {
     const device = callerOf(ctx, 'device');
     const uuid = uuidParam(ctx);
     if (uuid !== device.uuid) throw new HttpError(403, 'forbidden', 'a device may only read its own target state');
@@ -360,14 +256,62 @@ export function deviceRoutes(router: Router, deps: AppDeps): void {
       ctx.status = 304;
       return;
     }
-    ctx.body = {
+    ctx.body = shape({
       uuid,
       version,
       apps: target?.apps ?? {},
       config: target?.config ?? {},
       updated_at: target?.updated_at ?? null,
-    };
+    });
+  };
+}
+
+/** Registers the endpoints a device calls with its key on the device router (its guard authenticates). */
+export function deviceRoutes(router: Router, deps: AppDeps): void {
+  // state reports are the hot path: written in groups, one commit for many devices
+  const reportWriter = createDeviceBatchWriter(deps.pool, deps.store);
+
+  // the device agent's second provisioning step: it proves it holds the key it registered
+  // with (Authorization: Bearer <deviceApiKey>, the same key in the body); nothing to store
+  router.post('/device/:uuid/key-exchange', async (ctx: Context) => {
+    const device = callerOf(ctx, 'device');
+    const uuid = uuidParam(ctx);
+    const { data: body, ignored } = parseKnown(keyExchangeBody, jsonBody(ctx));
+    noteIgnored(ctx, ignored);
+    if (uuid !== device.uuid || body.uuid !== device.uuid) {
+      throw new HttpError(403, 'forbidden', 'a device may only exchange its own key (path, body.uuid and credential)');
+    }
+    const stored = await deps.deviceKeys.hashOf(deps.pool, uuid);
+    if (stored === null || !sameHash(stored, hashSecret(body.deviceApiKey))) {
+      throw new HttpError(403, 'forbidden', 'body.deviceApiKey: is not the key this device authenticated with');
+    }
+    const row = await deps.devices.get(uuid);
+    if (row === null) throw new HttpError(404, 'device_not_found', `no device ${uuid}`);
+    // a contact like any other call (a lost device is restored); a disabled one is refused after it
+    await recordDeviceContact(
+      deps.pool,
+      deps.store,
+      uuid,
+      deps.clock().toISOString(),
+      requestMetadata(ctx, actorOf(device)),
+    );
+    if (!row.is_active) throw new HttpError(403, 'device_inactive', 'device is disabled');
+    ctx.body = withIgnored(ctx, {
+      status: 'ok',
+      message: 'the device key is valid',
+      device: { id: uuid, uuid, deviceName: row.device_name },
+    });
   });
+
+  router.get('/device/:uuid/target-state', targetPoll(deps, (target) => target));
+
+  // the device agent's poll: `{"<uuid>": {apps, config, version}}`
+  router.get(
+    '/device/:uuid/state',
+    targetPoll(deps, (target) => ({
+      [target.uuid]: { apps: target.apps, config: target.config, version: target.version },
+    })),
+  );
 
   router.patch('/device/state', async (ctx: Context) => {
     const device = callerOf(ctx, 'device');
@@ -379,14 +323,28 @@ export function deviceRoutes(router: Router, deps: AppDeps): void {
     if (entries.length === 0) {
       throw new HttpError(400, 'invalid_request', "body: must contain the reporting device's uuid as a key");
     }
-    const reports: [string, z.infer<typeof reportBody>][] = [];
+    const reports: [string, CanonicalReport][] = [];
+    // uuids are compared in their canonical (lower-case) spelling: one device, one entry, so
+    // case variants of a key cannot turn one report into many events (issue #16, finding 2)
+    const seen = new Map<string, string>();
     for (const [key, value] of entries) {
       const uuid = uuidSchema.safeParse(key);
       if (!uuid.success) throw new HttpError(400, 'invalid_request', `body.${key}: key must be a device uuid`);
       if (uuid.data !== device.uuid) {
         throw new HttpError(403, 'forbidden', `body.${key}: a device may only report its own state`);
       }
-      reports.push([uuid.data, parseReport(value, `body.${key}`)]);
+      const first = seen.get(uuid.data);
+      if (first !== undefined) {
+        throw new HttpError(
+          400,
+          'invalid_request',
+          `body.${key}: the same device as body.${first} (uuids are case-insensitive); send one report per device`,
+        );
+      }
+      seen.set(uuid.data, key);
+      const parsed = parseReport(value, `body.${key}`);
+      noteIgnored(ctx, parsed.ignored);
+      reports.push([uuid.data, parsed.report]);
     }
     const now = deps.clock().toISOString();
     const result: Record<string, { version: number; in_sync: boolean; events_written: number }> = {};
@@ -416,12 +374,14 @@ export function deviceRoutes(router: Router, deps: AppDeps): void {
         events_written: events,
       };
     }
-    ctx.body = { events_written: written, devices: result };
+    ctx.body = withIgnored(ctx, { events_written: written, devices: result });
   });
 
   router.post('/device/events', async (ctx: Context) => {
     const device = callerOf(ctx, 'device');
-    const events = parseDeviceEvents(parseOr400(deviceEventsBody, jsonBody(ctx)));
+    const { data: body, ignored } = parseKnown(deviceEventsBody, jsonBody(ctx));
+    const events = parseDeviceEvents(body, ignored);
+    noteIgnored(ctx, ignored);
     const now = deps.clock().toISOString();
     const metadata = requestMetadata(ctx, actorOf(device));
     const outcome = await refusedIfInactive(deps, device.uuid, now, async () => {
@@ -436,11 +396,11 @@ export function deviceRoutes(router: Router, deps: AppDeps): void {
       );
     });
     ctx.status = 201;
-    ctx.body = {
+    ctx.body = withIgnored(ctx, {
       uuid: device.uuid,
       version: outcome.state.version,
       events_written: outcome.events.length,
       event_ids: outcome.events.map((e) => e.event_id),
-    };
+    });
   });
 }
