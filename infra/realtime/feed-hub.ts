@@ -58,7 +58,7 @@ export type FeedHubOptions = {
   catchUpBatch?: number;
   /** Poll when no NOTIFY came (default 1000 ms; 100 ms while committed events wait above the horizon). */
   pollMs?: number;
-  /** Least time between two shared reads while events flow (default 50 ms), so that a read carries several. */
+  /** Least time between two shared reads while events flow (default 100 ms), so that a read carries several. */
   coalesceMs?: number;
   /** Items a live subscriber may have waiting before it is dropped back to catching up (default 5000). */
   inboxLimit?: number;
@@ -79,6 +79,7 @@ type Subscriber = {
 
 const HELD_BACK_POLL_MS = 100;
 const WAKE_SLICE = 25;
+const MAX_SPACING_MS = 1000;
 const MAX_BACKOFF_MS = 5000;
 const noop = () => {};
 
@@ -123,7 +124,7 @@ export function createFeedHub(pool: DatabasePool, options: FeedHubOptions = {}):
   const batch = options.batch ?? 500;
   const catchUpBatch = options.catchUpBatch ?? 200;
   const pollMs = options.pollMs ?? 1000;
-  const coalesceMs = options.coalesceMs ?? 50;
+  const coalesceMs = options.coalesceMs ?? 100;
   const inboxLimit = options.inboxLimit ?? 5000;
   const draining = options.draining ?? (() => false);
   const onError = options.onError ?? noop;
@@ -152,13 +153,15 @@ export function createFeedHub(pool: DatabasePool, options: FeedHubOptions = {}):
     let failures = 0;
     let full = false;
     let lastRead = 0;
+    let spacing = coalesceMs;
     try {
       while (subscribers.size > 0 && !draining()) {
         // Each NOTIFY would otherwise be a read and a socket write per stream for one event:
-        // with 300 streams and 70 events/s those writes took most of the service's CPU
-        // (bench/sse-streams.ts). Spaced reads hand several events to each write.
+        // with 300 streams and 70 events/s, writev was the service's largest CPU cost in a
+        // profile (bench/sse-streams.ts). Spaced reads hand several events to each write; 100 ms
+        // kept a device's writes at 0.6-1.1 times their speed without streams, 50 ms at 0.4-0.8.
         const since = Date.now() - lastRead;
-        if (!full && since < coalesceMs) await new Promise((resolve) => setTimeout(resolve, coalesceMs - since));
+        if (!full && since < spacing) await new Promise((resolve) => setTimeout(resolve, spacing - since));
         let heldBack = false;
         try {
           pending = false;
@@ -196,11 +199,16 @@ export function createFeedHub(pool: DatabasePool, options: FeedHubOptions = {}):
         // Live subscribers take their items, catching-up ones check whether they can go live. A
         // woken stream writes to its socket at once: a slice at a time, so requests are served
         // between slices rather than after 300 writes.
+        const fanOut = Date.now();
         const woken = [...subscribers].filter((s) => !s.live || s.inbox.length > 0);
         for (let i = 0; i < woken.length; i += WAKE_SLICE) {
-          if (i > 0) await new Promise((resolve) => setImmediate(resolve));
           for (const subscriber of woken.slice(i, i + WAKE_SLICE)) subscriber.wake();
+          // the woken streams write before the next turn of the loop
+          await new Promise((resolve) => setImmediate(resolve));
         }
+        // a fan-out that took long (a busy or starved process) spaces the next reads out, so
+        // streams take at most about a quarter of the event loop and requests the rest
+        spacing = Math.min(Math.max(coalesceMs, 4 * (Date.now() - fanOut)), MAX_SPACING_MS);
         if (full) continue;
         notifier.ensure();
         if (pending) continue;

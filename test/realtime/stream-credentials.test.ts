@@ -1,6 +1,7 @@
 // Issue #16, finding 4: a live SSE stream re-checks its credential and ends when the admin
-// token is revoked, with a last `event: error` message saying why; other credentials' streams
-// go on. The registry re-checks each secret once per period, however many streams it has.
+// token is revoked or expires, with a last `event: error` message saying why; other
+// credentials' streams go on. The registry re-checks each secret once per period, however
+// many streams it has.
 import test from 'ava';
 import { createLiveStreams } from '../../app/http/live-streams.ts';
 import { append, waitFor } from './realtime-helpers.ts';
@@ -49,6 +50,22 @@ test.serial('a stream ends soon after its admin token is revoked; a stream of an
   );
   t.false(eventsOf(revokedStream).some((e) => e.event_id === after!.event_id));
   t.is((await app.stream('/api/v1/events/stream', doomed.token).refusal)?.status, 401);
+  t.deepEqual(app.errors, []);
+});
+
+test.serial('a stream ends soon after its admin token expires', async (t) => {
+  const brief = await app.token('brief', 1500);
+  const stream = app.stream('/api/v1/events/stream', brief.token);
+  t.is((await stream.ready).status, 200);
+  const opened = Date.now();
+  await waitFor('the stream to end', async () => {
+    const done = await Promise.race([stream.ended.then(() => true), new Promise((r) => setTimeout(r, 20, false))]);
+    return done === true;
+  }, 6000);
+  t.true(Date.now() - opened >= 1000, 'not before the token expired');
+  const last = stream.messages[stream.messages.length - 1]!;
+  t.is(last.event, 'error');
+  t.is(JSON.parse(last.data).error.code, 'credentials_revoked');
   t.deepEqual(app.errors, []);
 });
 

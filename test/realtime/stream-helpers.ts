@@ -60,8 +60,9 @@ export async function startStreamApp(limits: Partial<LiveStreamLimits> = {}) {
     errors,
     /** Statements the app has sent so far. */
     queries: counting.count,
-    /** A new admin token. */
-    token: async (name: string) => deps.adminTokens.create(name),
+    /** A new admin token, expiring after `lifetimeMs` if given. */
+    token: async (name: string, lifetimeMs?: number) =>
+      deps.adminTokens.create(name, lifetimeMs === undefined ? {} : { lifetimeMs }),
     /** Opens `path` as an SSE stream with `token`. */
     stream(path: string, token: string, headers: Record<string, string> = {}): SseClient {
       const client = openSse(`${baseUrl}${path}`, { Authorization: `Bearer ${token}`, ...headers });
