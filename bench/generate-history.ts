@@ -8,7 +8,8 @@ import type { DeviceEvent, TargetState } from '../domain/device/events.ts';
 import { type DeviceState, initialState } from '../domain/device/state.ts';
 import { DomainError } from '../domain/errors.ts';
 import { upsertDevice } from '../infra/devices/device-store.ts';
-import type { EventStore, NewEvent } from '../infra/event-store/event-store.ts';
+import { type EventStore, headAfter, type NewEvent } from '../infra/event-store/event-store.ts';
+import { toDeviceEvent } from '../domain/replay/history.ts';
 import type { Actor } from '../domain/recorded-event.ts';
 
 /** A deterministic PRNG (mulberry32) in [0, 1). */
@@ -144,7 +145,10 @@ export function generateHistory(options: HistoryOptions): GeneratedEvent[] {
   return events;
 }
 
-/** Appends generated events through the event store in batches, and writes the read model. */
+/**
+ * Appends generated events through the event store in batches, and writes the read model (the
+ * fold of the events as stored: the store stamps a backwards timestamp with the one before it).
+ */
 export async function appendHistory(
   pool: DatabasePool,
   store: EventStore,
@@ -176,9 +180,8 @@ export async function appendHistory(
           },
         })),
       );
-      const last = stored[stored.length - 1]!;
-      head = { version: last.aggregate_version, last_hash: last.hash };
-      for (const e of slice) state = evolve(state, e);
+      head = headAfter(stored);
+      for (const e of stored) state = evolve(state, toDeviceEvent(e));
       if (state.status === 'registered') await upsertDevice(tx, uuid, state, null);
     });
   }

@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { createDatabasePool } from '../infra/postgres/pool.ts';
 import { eventHash, GENESIS_HASH, type HashedFields } from '../infra/event-store/event-hash.ts';
-import { createEventStore, type NewEvent } from '../infra/event-store/event-store.ts';
+import { createEventStore, headAfter, type NewEvent } from '../infra/event-store/event-store.ts';
 import { migrate } from '../infra/postgres/migrate.ts';
 import { adminQuery, databaseUrl, startScratchServer } from '../infra/postgres/scratch-server.ts';
 
@@ -139,7 +139,7 @@ try {
           ...sample,
           timestamp: new Date().toISOString(),
         }]);
-        head = { version: stored[0]!.aggregate_version, last_hash: stored[0]!.hash };
+        head = headAfter(stored);
       });
     };
     for (let i = 0; i < 200; i += 1) await append(); // warm-up

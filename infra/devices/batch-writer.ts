@@ -15,7 +15,14 @@ import type { DeviceEvent } from '../../domain/device/events.ts';
 import type { DeviceState, RegisteredDevice } from '../../domain/device/state.ts';
 import { type CommandResult, handleCommand, toNewEvents } from '../event-store/command-handler.ts';
 import { deviceAdapter, deviceLoadRow, deviceRowJson, seenAt, upsertDevices } from './device-store.ts';
-import { type EventStore, type PreparedEvent, prepareEvents, type StreamHead } from '../event-store/event-store.ts';
+import {
+  type EventStore,
+  headAfter,
+  type PreparedEvent,
+  prepareEvents,
+  stampAfter,
+  type StreamHead,
+} from '../event-store/event-store.ts';
 import type { EventMetadata, StoredEvent } from '../../domain/recorded-event.ts';
 import { StateCache } from './state-cache.ts';
 import { setImmediate } from 'node:timers';
@@ -150,7 +157,7 @@ export function createDeviceBatchWriter(
     const found = new Map<string, Loaded | 'refold'>();
     if (uuids.length === 0) return found;
     const rows = await pool.any(sql.type(loadRow)`
-      SELECT s.aggregate_id AS uuid, s.version, s.last_hash, d.fold_version,
+      SELECT s.aggregate_id AS uuid, s.version, s.last_hash, s.last_timestamp, d.fold_version,
              CASE WHEN s.version = c.cached_version THEN NULL ELSE d.state END AS state
         FROM ${
       sql.unnest(uuids.map((uuid) => [uuid, cache.get(uuid)?.head.version ?? -1]), ['text', 'int8'])
@@ -164,7 +171,7 @@ export function createDeviceBatchWriter(
       } else if (row.fold_version !== FOLD_VERSION || row.state === null) found.set(row.uuid, 'refold');
       else {found.set(row.uuid, {
           state: row.state as DeviceState,
-          head: { version: row.version, last_hash: row.last_hash },
+          head: { version: row.version, last_hash: row.last_hash, last_timestamp: row.last_timestamp },
         });}
     }
     return found;
@@ -179,9 +186,10 @@ export function createDeviceBatchWriter(
    * unchanged report) is only given from a fresh read ('verify').
    */
   function decideJob(job: Job, loaded: Loaded, fresh: boolean): Decided | 'done' | 'slow' | 'verify' {
-    let events: DeviceEvent[];
+    let events: readonly DeviceEvent[];
     try {
-      events = job.decide(loaded.state);
+      // stamped as the append stores them (never before the head's last event), then folded
+      events = stampAfter(loaded.head, job.decide(loaded.state));
     } catch (error) {
       if (!fresh) return 'verify';
       job.reject(error);
@@ -253,8 +261,7 @@ export function createDeviceBatchWriter(
             slow.push(d.job);
             continue;
           }
-          const last = events[events.length - 1]!;
-          const head = { version: last.aggregate_version, last_hash: last.hash };
+          const head = headAfter(events);
           remember(d.job.uuid, { state: compactKeyed(d.state, d.loaded.state), head }, d.stateJson);
           store.recordAppended(events);
           d.job.resolve({ state: d.state, events, head });

@@ -9,8 +9,7 @@ import type { DeviceEvent } from '../../domain/device/events.ts';
 import { type DeviceState, initialState, type RegisteredDevice } from '../../domain/device/state.ts';
 import type { AggregateAdapter } from '../event-store/command-handler.ts';
 import { refoldDevice } from './refold.ts';
-import { GENESIS_HASH } from '../event-store/event-hash.ts';
-import { type PreparedEvent, streamHeadRow } from '../event-store/event-store.ts';
+import { newStreamHead, type PreparedEvent, streamHeadRow } from '../event-store/event-store.ts';
 
 /** A device stream's head with its read-model state, as a writer loads it (state null: no devices row). */
 export const deviceLoadRow = streamHeadRow.extend({ state: z.unknown(), fold_version: z.number().nullable() });
@@ -30,18 +29,18 @@ export const deviceAdapter: AggregateAdapter<DeviceState, DeviceEvent> = {
       );
     }
     const row = await connection.maybeOne(sql.type(deviceLoadRow)`
-      SELECT s.version, s.last_hash, d.state, d.fold_version
+      SELECT s.version, s.last_hash, s.last_timestamp, d.state, d.fold_version
         FROM streams s LEFT JOIN devices d ON d.uuid = s.aggregate_id
        WHERE s.aggregate_type = 'device' AND s.aggregate_id = ${uuid}`);
     // no stream yet, as of this statement: version 0 from the same snapshot (a separate head
     // read could see a concurrent registration commit in between and pair it with no state)
-    if (row === null) return { state: initialState(), head: { version: 0, last_hash: GENESIS_HASH } };
+    if (row === null) return { state: initialState(), head: newStreamHead() };
     if (row.state === null) return null;
     // a row folded by an older evolve is refolded from its events (FOLD_VERSION changed)
     const state = row.fold_version === FOLD_VERSION
       ? row.state as DeviceState
       : await refoldDevice(connection, uuid, row.version);
-    return { state, head: { version: row.version, last_hash: row.last_hash } };
+    return { state, head: { version: row.version, last_hash: row.last_hash, last_timestamp: row.last_timestamp } };
   },
   async save(transaction, uuid, state, stored) {
     if (state.status !== 'registered') return;

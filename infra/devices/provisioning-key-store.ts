@@ -44,11 +44,14 @@ export const provisioningKeyAdapter: AggregateAdapter<ProvisioningKeyState, Prov
       );
     }
     const row = await connection.maybeOne(sql.type(loadRow)`
-      SELECT s.version, s.last_hash, k.state
+      SELECT s.version, s.last_hash, s.last_timestamp, k.state
         FROM streams s LEFT JOIN provisioning_keys k ON k.id::text = s.aggregate_id
        WHERE s.aggregate_type = 'provisioning_key' AND s.aggregate_id = ${id}`);
     if (row === null || row.state === null) return null;
-    return { state: row.state as ProvisioningKeyState, head: { version: row.version, last_hash: row.last_hash } };
+    return {
+      state: row.state as ProvisioningKeyState,
+      head: { version: row.version, last_hash: row.last_hash, last_timestamp: row.last_timestamp },
+    };
   },
   async save(transaction, id, state) {
     if (state.status === 'none') return;

@@ -1,10 +1,17 @@
-// The shell around a decider: load (read model + stream head) → decide → append with the
-// expected version → update the inline read model, all in one transaction; retried when
-// another writer got there first.
+// The shell around a decider: load (read model + stream head) → decide → stamp (never before
+// the head's last event) → append with the expected version → update the inline read model,
+// all in one transaction; retried when another writer got there first.
 import { randomUUID } from 'node:crypto';
 import { type CommonQueryMethods, type DatabasePool } from 'slonik';
 import type { EventMetadata, StoredEvent } from '../../domain/recorded-event.ts';
-import { ConcurrencyError, type EventStore, type NewEvent, type StreamHead } from './event-store.ts';
+import {
+  ConcurrencyError,
+  type EventStore,
+  headAfter,
+  type NewEvent,
+  stampAfter,
+  type StreamHead,
+} from './event-store.ts';
 import { retry } from '../retry.ts';
 
 /** A domain event as deciders produce them. */
@@ -80,7 +87,8 @@ export async function handleCommand<S, E extends DecidedEvent>(
       pool.transaction(async (transaction) => {
         const loaded = (await adapter.load(transaction, id, attempt > 1)) ??
           { state: adapter.initialState(), head: await store.head(transaction, adapter.aggregateType, id) };
-        const decided = decide(loaded.state);
+        // stamped as the append will store them (never before the head's last event), then folded
+        const decided = stampAfter(loaded.head, decide(loaded.state));
         if (decided.length === 0) return { state: loaded.state, events: [], head: loaded.head };
         const state = decided.reduce(adapter.evolve, loaded.state);
         const stored = await store.append(
@@ -90,8 +98,7 @@ export async function handleCommand<S, E extends DecidedEvent>(
           loaded.head,
           toNewEvents(adapter, decided, context),
         );
-        const last = stored[stored.length - 1]!;
-        const result = { state, events: stored, head: { version: last.aggregate_version, last_hash: last.hash } };
+        const result = { state, events: stored, head: headAfter(stored) };
         await adapter.save(transaction, id, state, stored);
         if (inTransaction) await inTransaction(transaction, result, loaded.state);
         return result;

@@ -39,10 +39,51 @@ export class ConcurrencyError extends Error {
 }
 
 /** A stream's head as `streams` stores it. */
-export const streamHeadRow = z.object({ version: z.number(), last_hash: z.string() });
+export const streamHeadRow = z.object({
+  version: z.number(),
+  last_hash: z.string(),
+  last_timestamp: z.string().nullable(),
+});
 
-/** The head of a stream: its version and last hash (version 0 for a new stream). */
+/**
+ * The head of a stream: its version, last hash and the latest timestamp of its events (version
+ * 0, the genesis hash and null for a new stream). Read together, so an append whose
+ * compare-and-set on `version` holds knows the timestamp its first event must not precede.
+ */
 export type StreamHead = z.infer<typeof streamHeadRow>;
+
+/** The head of a stream that does not exist yet. */
+export const newStreamHead = (): StreamHead => ({ version: 0, last_hash: GENESIS_HASH, last_timestamp: null });
+
+/** The head a stream has after `stored` (non-empty, in version order) were appended. */
+export function headAfter(
+  stored: readonly Pick<StoredEvent, 'aggregate_version' | 'hash' | 'timestamp'>[],
+): StreamHead {
+  const last = stored[stored.length - 1]!;
+  return { version: last.aggregate_version, last_hash: last.hash, last_timestamp: last.timestamp };
+}
+
+/**
+ * Events as the append stamps them: each timestamp raised to the latest before it in the
+ * stream (the head's, then the events' own), so timestamps never decrease in version order
+ * (DESIGN "Event row"). A command decides with the instant its request read the clock, which
+ * may lie before an event another request appended meanwhile; it is stamped with that event's
+ * instant instead (the two share it: replay treats events sharing an instant as one change).
+ * The writers stamp before they fold, so the state they keep is the fold of what is stored.
+ * Returns `events` itself when nothing needed raising.
+ */
+export function stampAfter<T extends { timestamp: string }>(head: StreamHead, events: readonly T[]): readonly T[] {
+  let floorMs = head.last_timestamp === null ? -Infinity : Date.parse(head.last_timestamp);
+  let stamped: T[] | null = null;
+  for (const [i, event] of events.entries()) {
+    const ms = Date.parse(event.timestamp);
+    if (ms < floorMs) {
+      stamped ??= [...events];
+      stamped[i] = { ...event, timestamp: new Date(floorMs).toISOString() };
+    } else floorMs = ms;
+  }
+  return stamped ?? events;
+}
 
 const appendedRow = storedEventRow.pick({ event_id: true, global_position: true, transaction_id: true });
 
@@ -52,7 +93,11 @@ const eventColumns = sql.fragment`event_id, event_type, aggregate_type, aggregat
 /** An event row ready to insert: versions numbered after `expected`, hashes chained. */
 export type PreparedEvent = Omit<StoredEvent, 'global_position' | 'transaction_id'>;
 
-/** Numbers and hashes the events of one append (the chain continues from `expected.last_hash`). */
+/**
+ * Numbers, stamps and hashes the events of one append: versions after `expected.version`,
+ * timestamps never before `expected.last_timestamp` nor each other's (stampAfter), the chain
+ * continued from `expected.last_hash` over the timestamps as stored.
+ */
 export function prepareEvents(
   aggregateType: string,
   aggregateId: string,
@@ -60,7 +105,7 @@ export function prepareEvents(
   events: readonly NewEvent[],
 ): PreparedEvent[] {
   let previous = expected.last_hash;
-  return events.map((event, i) => {
+  return stampAfter(expected, events).map((event, i) => {
     const row: PreparedEvent = {
       event_id: event.event_id ?? randomUUID(),
       event_type: event.event_type,
@@ -84,9 +129,10 @@ export type ReadModelWrite = (appended: IdentifierSqlToken) => FragmentSqlToken;
 
 /**
  * The one append statement, for the events of one stream or of many (each stream's events as
- * prepareEvents numbered them after its expected head): compare-and-set every stream's
- * version (a stream expected at version 0 is created, unless another writer created it
- * first), insert the events of the streams that moved, and run `readModel`, which reads
+ * prepareEvents numbered and stamped them after its expected head): compare-and-set every
+ * stream's version, and its last timestamp not after the first new event's (a stream expected
+ * at version 0 is created, unless another writer created it first), insert the events of the
+ * streams that moved, and run `readModel`, which reads
  * `appended` (aggregate_type, aggregate_id of those streams), in the same statement. The
  * batch travels as JSON unpacked by PostgreSQL (jsonb_to_recordset): one serialisation,
  * nothing for the driver to escape. A row per inserted event; a stream that lost its
@@ -101,6 +147,8 @@ export function appendStatement(streams: readonly (readonly PreparedEvent[])[], 
       expected: rows[0]!.aggregate_version - 1,
       version: last.aggregate_version,
       last_hash: last.hash,
+      first_timestamp: rows[0]!.timestamp,
+      last_timestamp: last.timestamp,
     };
   });
   const appended = sql.identifier(['appended']);
@@ -108,17 +156,22 @@ export function appendStatement(streams: readonly (readonly PreparedEvent[])[], 
   return sql.type(appendedRow)`
     WITH head AS (
       SELECT * FROM jsonb_to_recordset(${JSON.stringify(heads)}::jsonb)
-        AS h(aggregate_type text, aggregate_id text, expected int8, version int8, last_hash text)
+        AS h(aggregate_type text, aggregate_id text, expected int8, version int8, last_hash text,
+             first_timestamp timestamptz, last_timestamp timestamptz)
     ),
     moved AS (
-      UPDATE streams s SET version = h.version, last_hash = h.last_hash, updated_at = now()
+      UPDATE streams s SET version = h.version, last_hash = h.last_hash, last_timestamp = h.last_timestamp,
+             updated_at = now()
         FROM head h
        WHERE s.aggregate_type = h.aggregate_type AND s.aggregate_id = h.aggregate_id AND s.version = h.expected
+         -- never stamped before the stream's last event: events prepared from a head without its
+         -- timestamp are refused like a lost compare-and-set (the writer reads the head again)
+         AND (s.last_timestamp IS NULL OR s.last_timestamp <= h.first_timestamp)
       RETURNING s.aggregate_type, s.aggregate_id
     ),
     created AS (
-      INSERT INTO streams (aggregate_type, aggregate_id, version, last_hash)
-      SELECT aggregate_type, aggregate_id, version, last_hash FROM head WHERE expected = 0
+      INSERT INTO streams (aggregate_type, aggregate_id, version, last_hash, last_timestamp)
+      SELECT aggregate_type, aggregate_id, version, last_hash, last_timestamp FROM head WHERE expected = 0
       ON CONFLICT DO NOTHING
       RETURNING aggregate_type, aggregate_id
     ),
@@ -179,16 +232,18 @@ export function createEventStore(pool: DatabasePool, partitions: PartitionCache 
     /** Told about events appended by other writers (the batch writer), for metrics; no-op here. */
     recordAppended(_events: readonly StoredEvent[]): void {},
 
-    /** The stream's head, or version 0 with the genesis hash when it does not exist. */
+    /** The stream's head, or newStreamHead() when it does not exist. */
     async head(connection: CommonQueryMethods, aggregateType: string, aggregateId: string): Promise<StreamHead> {
       const row = await connection.maybeOne(sql.type(streamHeadRow)`
-        SELECT version, last_hash FROM streams WHERE aggregate_type = ${aggregateType} AND aggregate_id = ${aggregateId}`);
-      return row ?? { version: 0, last_hash: GENESIS_HASH };
+        SELECT version, last_hash, last_timestamp FROM streams
+         WHERE aggregate_type = ${aggregateType} AND aggregate_id = ${aggregateId}`);
+      return row ?? newStreamHead();
     },
 
     /**
      * Appends events at `expected.version + 1 …` inside the caller's transaction: the batch of
-     * one stream. Throws ConcurrencyError when the stream moved on. Returns the stored rows.
+     * one stream, stamped no earlier than `expected.last_timestamp` (stampAfter). Throws
+     * ConcurrencyError when the stream moved on. Returns the stored rows.
      */
     async append(
       transaction: CommonQueryMethods,

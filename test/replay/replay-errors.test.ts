@@ -2,7 +2,7 @@
 // by-product of the read it abandoned (the next batch is already being fetched while one is
 // folded, on the same connection).
 import test from 'ava';
-import { createEventStore } from '../../infra/event-store/event-store.ts';
+import { createEventStore, headAfter } from '../../infra/event-store/event-store.ts';
 import { UnknownEventTypeError } from '../../domain/replay/history.ts';
 import { createReplayQueries } from '../../infra/replay/queries.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
@@ -57,7 +57,7 @@ test.before(async () => {
         })),
       )
     );
-    last = { version: stored[stored.length - 1]!.aggregate_version, last_hash: stored[stored.length - 1]!.hash };
+    last = headAfter(stored);
   }
 });
 

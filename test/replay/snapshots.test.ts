@@ -14,6 +14,7 @@ import { createReplayQueries } from '../../infra/replay/queries.ts';
 import { createSnapshotter } from '../../infra/replay/snapshotter.ts';
 import { createSnapshotStore } from '../../infra/event-store/snapshots.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
+import { appendAsBefore011 } from '../helpers/legacy-log.ts';
 import { appendHistory, generateHistory } from '../../bench/generate-history.ts';
 
 const EVERY = 40;
@@ -37,7 +38,8 @@ test.before(async () => {
     outOfOrder: 0.04,
     jitterMs: 40 * 60_000,
   });
-  await appendHistory(db.pool, store, DEVICE, events, 300);
+  // a log written before migration 011: some events stamped before the version before them
+  await appendAsBefore011(db.pool, store, DEVICE, events, 300);
   rows = [];
   for await (const row of createReplayQueries(db.pool).exportEvents(DEVICE, {})) rows.push(row);
   await createSnapshotter(db.pool, { every: EVERY }).runOnce();
