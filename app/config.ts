@@ -105,6 +105,21 @@ const schema = z.object({
   // on every request ('always', behind a TLS-terminating proxy) or on HTTPS requests only ('auto')
   CONSOLE_SESSION_TTL: duration(60_000).default('8h'),
   CONSOLE_SECURE_COOKIE: z.enum(['auto', 'always']).default('auto'),
+  // devices over MQTT (issue #18): an embedded broker on MQTT_PORT (MQTT_HOST, default HOST), or
+  // the external Mosquitto at MQTT_URL managed through its dynamic-security plugin as
+  // MQTT_ADMIN_USERNAME; MQTT_PUBLIC_URL is the broker devices are told; MQTT=off: no MQTT
+  MQTT: z.enum(['on', 'off', 'true', 'false', '1', '0']).transform((v) => ['on', 'true', '1'].includes(v)).default(
+    'on',
+  ),
+  MQTT_PORT: z.coerce.number().int().min(0).max(65535).default(1884),
+  MQTT_HOST: z.string().min(1).optional(),
+  MQTT_URL: z.string().url().regex(/^mqtts?:\/\//, 'must be an mqtt:// or mqtts:// URL').optional(),
+  MQTT_PUBLIC_URL: z.string().url().regex(/^(mqtts?|wss?):\/\//, 'must be an mqtt://, mqtts://, ws:// or wss:// URL')
+    .optional(),
+  MQTT_ADMIN_USERNAME: z.string().min(1).max(256).optional(),
+  MQTT_ADMIN_PASSWORD: z.string().min(1).max(1024).optional(),
+  MQTT_CLIENT_ID: z.string().regex(/^[\w.-]{1,60}$/, 'must be 1-60 letters, digits, _ . -').optional(),
+  MQTT_SUBSCRIBERS: z.coerce.number().int().min(1).max(64).default(4),
 });
 
 /** Validated configuration. */

@@ -18,6 +18,7 @@ import { createApp } from './http/create-app.ts';
 import { createDeps } from './http/deps.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics, instrumentStore } from './observability/metrics.ts';
+import { startMqttTransport } from './mqtt/transport.ts';
 import { startRealtimeJobs } from './realtime-jobs.ts';
 import { onShutdown, processShutdown, within } from './shutdown.ts';
 
@@ -58,6 +59,18 @@ async function main(config: Config, logger: Logger): Promise<void> {
   });
   const metrics = createMetrics({ pool, clock: deps.clock });
   deps.store = instrumentStore(deps.store, metrics);
+  // devices over MQTT (issue #18): the broker starts with the service (MQTT=off: none)
+  if (config.MQTT) {
+    const mqtt = await startMqttTransport(config, {
+      pool,
+      store: deps.store,
+      clock: deps.clock,
+      registry: metrics.registry,
+      log: (level, message, err) => logger[level](err === undefined ? {} : { err }, message),
+    });
+    onShutdown('mqtt transport', () => mqtt.stop());
+    log(`mqtt: ${mqtt.mode} broker ${mqtt.url}; devices are told ${mqtt.publicUrl()}`);
+  }
   // the token goes to a human at a terminal, never into collected logs
   await bootstrapAdminToken(
     deps.adminTokens,

@@ -31,8 +31,7 @@ import { claimKeySlot } from '../../../infra/devices/provisioning-key-store.ts';
 import { actorOf, callerOf } from '../middleware/auth.ts';
 import type { AppDeps } from '../deps.ts';
 import type { DeviceRow } from '../../../infra/devices/device-queries.ts';
-import { createDeviceBatchWriter } from '../../../infra/devices/batch-writer.ts';
-import { type CanonicalReport, parseReport, toReportCommand } from '../device-reports.ts';
+import { parseStateReports, stateReportsFor } from '../../state-reports.ts';
 import { HttpError } from '../errors.ts';
 import { noteIgnored, parseKnown, withIgnored } from '../known-fields.ts';
 import { instantSchema, jsonBody, requestMetadata, uuidParam, uuidSchema } from '../request.ts';
@@ -269,7 +268,7 @@ function targetPoll(deps: AppDeps, shape: (target: PolledTarget) => object) {
 /** Registers the endpoints a device calls with its key on the device router (its guard authenticates). */
 export function deviceRoutes(router: Router, deps: AppDeps): void {
   // state reports are the hot path: written in groups, one commit for many devices
-  const reportWriter = createDeviceBatchWriter(deps.pool, deps.store);
+  const reportWriter = stateReportsFor(deps.pool, deps.store);
 
   // the device agent's second provisioning step: it proves it holds the key it registered
   // with (Authorization: Bearer <deviceApiKey>, the same key in the body); nothing to store
@@ -315,66 +314,12 @@ export function deviceRoutes(router: Router, deps: AppDeps): void {
 
   router.patch('/device/state', async (ctx: Context) => {
     const device = callerOf(ctx, 'device');
-    const raw = jsonBody(ctx);
-    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-      throw new HttpError(400, 'invalid_request', 'body: must be an object keyed by device uuid');
-    }
-    const entries = Object.entries(raw as Record<string, unknown>);
-    if (entries.length === 0) {
-      throw new HttpError(400, 'invalid_request', "body: must contain the reporting device's uuid as a key");
-    }
-    const reports: [string, CanonicalReport][] = [];
-    // uuids are compared in their canonical (lower-case) spelling: one device, one entry, so
-    // case variants of a key cannot turn one report into many events (issue #16, finding 2)
-    const seen = new Map<string, string>();
-    for (const [key, value] of entries) {
-      const uuid = uuidSchema.safeParse(key);
-      if (!uuid.success) throw new HttpError(400, 'invalid_request', `body.${key}: key must be a device uuid`);
-      if (uuid.data !== device.uuid) {
-        throw new HttpError(403, 'forbidden', `body.${key}: a device may only report its own state`);
-      }
-      const first = seen.get(uuid.data);
-      if (first !== undefined) {
-        throw new HttpError(
-          400,
-          'invalid_request',
-          `body.${key}: the same device as body.${first} (uuids are case-insensitive); send one report per device`,
-        );
-      }
-      seen.set(uuid.data, key);
-      const parsed = parseReport(value, `body.${key}`);
-      noteIgnored(ctx, parsed.ignored);
-      reports.push([uuid.data, parsed.report]);
-    }
+    // the same path as MQTT reports (app/state-reports.ts)
+    const { reports, ignored } = parseStateReports(jsonBody(ctx), device.uuid);
+    noteIgnored(ctx, ignored);
+    const metadata = requestMetadata(ctx, actorOf(device));
     const now = deps.clock().toISOString();
-    const result: Record<string, { version: number; in_sync: boolean; events_written: number }> = {};
-    let written = 0;
-    for (const [uuid, report] of reports) {
-      const metadata = requestMetadata(ctx, actorOf(device));
-      const outcome = await refusedIfInactive(
-        deps,
-        uuid,
-        now,
-        () =>
-          reportWriter.submit(uuid, (state) => decide(toReportCommand(report, now), state), {
-            metadata,
-            source: 'api',
-          }),
-      );
-      // an unchanged report appends nothing but is still a contact (and restores a device a sweeper just marked lost)
-      const contact = outcome.events.length === 0
-        ? await recordDeviceContact(deps.pool, deps.store, uuid, now, metadata)
-        : null;
-      const events = outcome.events.length + (contact?.events.length ?? 0);
-      written += events;
-      const state = contact?.state ?? outcome.state;
-      result[uuid] = {
-        version: state.version,
-        in_sync: state.status === 'registered' ? state.drift.in_sync : false,
-        events_written: events,
-      };
-    }
-    ctx.body = withIgnored(ctx, { events_written: written, devices: result });
+    ctx.body = withIgnored(ctx, await reportWriter.submit(reports, { now, metadata, source: 'api' }));
   });
 
   router.post('/device/events', async (ctx: Context) => {
