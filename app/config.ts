@@ -120,6 +120,9 @@ const schema = z.object({
   MQTT_ADMIN_PASSWORD: z.string().min(1).max(1024).optional(),
   MQTT_CLIENT_ID: z.string().regex(/^[\w.-]{1,60}$/, 'must be 1-60 letters, digits, _ . -').optional(),
   MQTT_SUBSCRIBERS: z.coerce.number().int().min(1).max(64).default(4),
+  // webhooks (issue #16, finding 7): deliveries reach public addresses only, unless this allows
+  // loopback, private, link-local and other non-global ones (checked at creation and per attempt)
+  WEBHOOK_ALLOW_PRIVATE: bool.default('false'),
 });
 
 /** Validated configuration. */

@@ -54,6 +54,7 @@ async function main(config: Config, logger: Logger): Promise<void> {
       recheckMs: config.SSE_CREDENTIAL_RECHECK,
     },
     logError: (message, err) => logger.error({ err }, message),
+    webhookPolicy: { allowPrivate: config.WEBHOOK_ALLOW_PRIVATE },
     console: { sessionTtlMs: config.CONSOLE_SESSION_TTL, secureCookie: config.CONSOLE_SECURE_COOKIE },
     retentionDays: config.RETENTION_DAYS,
   });

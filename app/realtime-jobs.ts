@@ -7,6 +7,7 @@ import type { RealtimeLog } from '../infra/realtime/leader-loop.ts';
 import { deviceSummaryProjection } from '../infra/realtime/projections/device-summary.ts';
 import { createWebhookDispatcher } from '../infra/webhooks/dispatcher.ts';
 import { WebhookWorker } from '../infra/webhooks/delivery.ts';
+import { DEFAULT_ADDRESS_POLICY } from '../infra/webhooks/address-policy.ts';
 import type { Config } from './config.ts';
 import { registerLagGauge } from './observability/metrics.ts';
 
@@ -16,7 +17,14 @@ export type RealtimeJobs = { stop: () => Promise<void> };
 /** Starts the jobs for a pool with the configured polling and webhook retry policy. */
 export async function startRealtimeJobs(
   pool: DatabasePool,
-  config: Pick<Config, 'LISTENER_POLL_MS' | 'WEBHOOK_MAX_ATTEMPTS' | 'WEBHOOK_RETRY_BASE_MS' | 'WEBHOOK_TIMEOUT_MS'>,
+  config: Pick<
+    Config,
+    | 'LISTENER_POLL_MS'
+    | 'WEBHOOK_MAX_ATTEMPTS'
+    | 'WEBHOOK_RETRY_BASE_MS'
+    | 'WEBHOOK_TIMEOUT_MS'
+    | 'WEBHOOK_ALLOW_PRIVATE'
+  >,
   log: RealtimeLog,
 ): Promise<RealtimeJobs> {
   const dispatcher = createWebhookDispatcher(pool, { pollIntervalMs: config.LISTENER_POLL_MS, log });
@@ -27,6 +35,7 @@ export async function startRealtimeJobs(
     retryBaseMs: config.WEBHOOK_RETRY_BASE_MS,
     timeoutMs: config.WEBHOOK_TIMEOUT_MS,
     pollIntervalMs: config.LISTENER_POLL_MS,
+    addressPolicy: { ...DEFAULT_ADDRESS_POLICY, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE },
   });
   const summary = deviceSummaryProjection(pool);
   const stops: (() => Promise<void> | void)[] = [];

@@ -4,6 +4,7 @@ import { createAdminTokens, createDeviceKeys } from '../../infra/devices/credent
 import { createDeviceQueries } from '../../infra/devices/device-queries.ts';
 import { createEventStore, type EventStore } from '../../infra/event-store/event-store.ts';
 import { createProvisioningKeyQueries } from '../../infra/devices/provisioning-key-store.ts';
+import { DEFAULT_ADDRESS_POLICY, type WebhookAddressPolicy } from '../../infra/webhooks/address-policy.ts';
 import { type ConsoleSessions, createConsoleSessions } from '../../infra/console/sessions.ts';
 import { DEFAULT_LIVE_STREAM_LIMITS, type LiveStreamLimits } from './live-streams.ts';
 
@@ -21,6 +22,8 @@ export type AppDeps = {
   liveStreams: LiveStreamLimits;
   /** Where unexpected errors go (never to the client). */
   logError: (message: string, error: unknown) => void;
+  /** Which webhook URLs may be registered (WEBHOOK_ALLOW_PRIVATE; tests give a stub resolver). */
+  webhookPolicy: WebhookAddressPolicy;
   /** The admin console's sessions (issue #17). */
   consoleSessions: ConsoleSessions;
   /** Console session lifetime and when its cookie is Secure (CONSOLE_SESSION_TTL, CONSOLE_SECURE_COOKIE). */
@@ -40,6 +43,7 @@ export function createDeps(
     bodyLimitKb?: number;
     liveStreams?: Partial<LiveStreamLimits>;
     logError?: AppDeps['logError'];
+    webhookPolicy?: Partial<WebhookAddressPolicy>;
     console?: Partial<ConsoleSettings>;
     retentionDays?: number;
   } = {},
@@ -55,6 +59,7 @@ export function createDeps(
     bodyLimitKb: options.bodyLimitKb ?? 256,
     liveStreams: { ...DEFAULT_LIVE_STREAM_LIMITS, ...options.liveStreams },
     logError: options.logError ?? ((message, error) => console.error(message, error)),
+    webhookPolicy: { ...DEFAULT_ADDRESS_POLICY, ...options.webhookPolicy },
     consoleSessions: createConsoleSessions(pool),
     console: { sessionTtlMs: 8 * 3_600_000, secureCookie: 'auto', ...options.console },
     retentionDays: options.retentionDays ?? 90,

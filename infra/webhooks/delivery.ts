@@ -2,7 +2,10 @@
 // open during the HTTP call, so listeners' horizons are not held back), POSTs the event
 // JSON signed with the webhook's secret, records every attempt, and retries failures with
 // exponential backoff until the last attempt, when the delivery is marked failed. Safe on
-// several instances at once: claims use FOR UPDATE SKIP LOCKED.
+// several instances at once: claims use FOR UPDATE SKIP LOCKED. Each attempt resolves the
+// webhook's host, checks the addresses against the address policy and connects to the checked
+// one (address-policy.ts, webhook-post.ts); the event goes without the caller's IP address and
+// user agent unless the webhook asked for them (include_client_info).
 import { performance } from 'node:perf_hooks';
 import { type CommonQueryMethods, type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
@@ -10,7 +13,14 @@ import { poolUrl } from '../postgres/database-source.ts';
 import { type DedicatedSession, openDedicatedSession } from '../postgres/dedicated-session.ts';
 import type { RealtimeLog } from '../realtime/leader-loop.ts';
 import { type Backoff, backoffDelay, retry } from '../retry.ts';
+import {
+  DEFAULT_ADDRESS_POLICY,
+  resolveWebhookTarget,
+  type WebhookAddressPolicy,
+  WebhookTargetError,
+} from './address-policy.ts';
 import { signWebhook, WEBHOOK_HEADERS } from './signature.ts';
+import { postWebhook, WebhookPostError } from './webhook-post.ts';
 
 /** The channel new deliveries notify. */
 export const WEBHOOK_DELIVERIES_CHANNEL = 'devicetrail_webhook_deliveries';
@@ -28,6 +38,8 @@ export type WebhookWorkerOptions = {
   /** Deliveries attempted at once (default 4). */
   concurrency?: number;
   pollIntervalMs?: number;
+  /** Which addresses deliveries may reach (default: public ones only, resolved by the system). */
+  addressPolicy?: WebhookAddressPolicy;
   log?: RealtimeLog;
 };
 
@@ -39,6 +51,7 @@ const claimedRow = z.object({
   attempts: z.number(),
   url: z.string(),
   secret: z.string(),
+  include_client_info: z.boolean(),
 });
 type Claimed = z.infer<typeof claimedRow>;
 
@@ -56,7 +69,7 @@ async function claimDue(
        AND d.id IN (SELECT id FROM webhook_deliveries
                      WHERE status = 'pending' AND next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now())
                      ORDER BY next_attempt_at LIMIT ${limit} FOR UPDATE SKIP LOCKED)
-    RETURNING d.id, d.webhook_id, d.event_type, d.payload, d.attempts, w.url, w.secret`);
+    RETURNING d.id, d.webhook_id, d.event_type, d.payload, d.attempts, w.url, w.secret, w.include_client_info`);
 }
 
 /** One attempt's outcome. */
@@ -101,34 +114,35 @@ async function nextDueInMs(connection: CommonQueryMethods): Promise<number | nul
       FROM webhook_deliveries WHERE status = 'pending'`);
 }
 
-/** Reads at most `max` characters of a response body. */
-async function boundedText(response: Response, max: number): Promise<string> {
-  if (response.body === null) return '';
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let text = '';
-  while (text.length < max) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    text += decoder.decode(value, { stream: true });
-  }
-  await reader.cancel().catch(() => undefined);
-  return text.slice(0, max);
+/** The event JSON without the caller's IP address and user agent (metadata.ip_address, metadata.user_agent). */
+export function withoutClientInfo(payload: unknown): unknown {
+  if (typeof payload !== 'object' || payload === null) return payload;
+  const metadata = (payload as { metadata?: unknown }).metadata;
+  if (typeof metadata !== 'object' || metadata === null) return payload;
+  const { ip_address: _ip, user_agent: _agent, ...rest } = metadata as Record<string, unknown>;
+  return { ...payload, metadata: rest };
 }
 
-function describeFailure(error: unknown, timeoutMs: number): string {
-  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
-    return `timed out after ${timeoutMs} ms`;
+/** `work`, or a WebhookPostError "timeout" after `ms` (a resolver cannot be cancelled; its answer is then ignored). */
+async function within<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new WebhookPostError('timeout')), ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
-  const field = (value: unknown, key: 'message' | 'code'): string | undefined => {
-    const v = typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
-    return typeof v === 'string' && v !== '' ? v : undefined;
-  };
-  // fetch rejects with "fetch failed" and the network error as its cause
-  const cause = error instanceof Error ? error.cause : undefined;
-  const message = field(error, 'message') ?? String(error);
-  const detail = field(cause, 'code') ?? field(cause, 'message') ?? field(error, 'code');
-  return (detail !== undefined && detail !== message ? `${message} (${detail})` : message).slice(0, 1000);
+}
+
+/** What the delivery log says about a failed attempt: the policy's or the wire's own words, never a raw error. */
+function failureText(error: unknown, timeoutMs: number): string {
+  if (error instanceof WebhookPostError) {
+    return error.kind === 'timeout' ? `timed out after ${timeoutMs} ms` : error.message;
+  }
+  if (error instanceof WebhookTargetError) return error.message;
+  return 'delivery failed';
 }
 
 /** The worker loop's wait after a failed round (database down…): 250 ms doubling to 30 s. */
@@ -151,6 +165,7 @@ export class WebhookWorker {
       timeoutMs: 10_000,
       concurrency: 4,
       pollIntervalMs: 1000,
+      addressPolicy: DEFAULT_ADDRESS_POLICY,
       log: (level, message) => {
         if (level !== 'info') console.error(`[devicetrail] ${message}`);
       },
@@ -253,17 +268,18 @@ export class WebhookWorker {
   }
 
   async #deliver(delivery: Claimed): Promise<void> {
-    const { timeoutMs, maxAttempts, retryBaseMs, retryMaxMs, log, pool } = this.#options;
-    const body = JSON.stringify(delivery.payload);
+    const { timeoutMs, maxAttempts, retryBaseMs, retryMaxMs, log, pool, addressPolicy } = this.#options;
+    const body = JSON.stringify(delivery.include_client_info ? delivery.payload : withoutClientInfo(delivery.payload));
     const timestamp = String(Math.floor(Date.now() / 1000));
     const attemptedAt = new Date().toISOString();
     const started = performance.now();
     let outcome: Outcome;
     try {
-      const response = await fetch(delivery.url, {
-        method: 'POST',
-        redirect: 'manual',
-        signal: AbortSignal.timeout(timeoutMs),
+      const url = new URL(delivery.url);
+      // resolved and checked once per attempt; the connection goes to that address
+      const target = await within(resolveWebhookTarget(url, addressPolicy), timeoutMs);
+      const response = await postWebhook(url, target, {
+        timeoutMs: Math.max(1, timeoutMs - Math.round(performance.now() - started)),
         headers: {
           'Content-Type': 'application/json',
           'User-Agent': 'devicetrail-webhooks/1',
@@ -276,14 +292,13 @@ export class WebhookWorker {
         },
         body,
       });
-      const text = await boundedText(response, 1000).catch(() => '');
       const ok = response.status >= 200 && response.status < 300;
       outcome = {
         attemptedAt,
         durationMs: Math.round(performance.now() - started),
         statusCode: response.status,
         error: ok ? null : `HTTP ${response.status}`,
-        responseBody: text === '' ? null : text,
+        responseBody: response.excerpt === '' ? null : response.excerpt,
         ok,
       };
     } catch (error) {
@@ -291,7 +306,7 @@ export class WebhookWorker {
         attemptedAt,
         durationMs: Math.round(performance.now() - started),
         statusCode: null,
-        error: describeFailure(error, timeoutMs),
+        error: failureText(error, timeoutMs),
         responseBody: null,
         ok: false,
       };

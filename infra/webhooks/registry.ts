@@ -9,6 +9,7 @@ const webhookRow = z.object({
   url: z.string(),
   event_types: z.array(z.string()),
   description: z.string().nullable(),
+  include_client_info: z.boolean(),
   created_by: z.string(),
   created_at: z.string(),
   deleted_at: z.string().nullable(),
@@ -17,7 +18,8 @@ const webhookRow = z.object({
 /** A webhook as shown to admins (never its secret). */
 export type Webhook = z.infer<typeof webhookRow>;
 
-const webhookColumns = sql.fragment`id, url, event_types, description, created_by, created_at, deleted_at`;
+const webhookColumns = sql
+  .fragment`id, url, event_types, description, include_client_info, created_by, created_at, deleted_at`;
 
 /** What registering a webhook needs. */
 export type NewWebhook = {
@@ -25,6 +27,8 @@ export type NewWebhook = {
   event_types: readonly string[];
   secret: string;
   description: string | null;
+  /** Whether payloads keep the caller's IP address and user agent (metadata.ip_address, metadata.user_agent). */
+  include_client_info: boolean;
   created_by: string;
   created_at: string;
 };
@@ -37,9 +41,9 @@ export function matchesEventType(patterns: readonly string[], type: string): boo
 /** Stores a webhook and returns it. */
 export async function createWebhook(connection: CommonQueryMethods, webhook: NewWebhook): Promise<Webhook> {
   return connection.one(sql.type(webhookRow)`
-    INSERT INTO webhooks (id, url, event_types, secret, description, created_by, created_at)
+    INSERT INTO webhooks (id, url, event_types, secret, description, include_client_info, created_by, created_at)
     VALUES (${randomUUID()}, ${webhook.url}, ${sql.array([...webhook.event_types], 'text')}, ${webhook.secret},
-            ${webhook.description}, ${webhook.created_by}, ${webhook.created_at}::timestamptz)
+            ${webhook.description}, ${webhook.include_client_info}, ${webhook.created_by}, ${webhook.created_at}::timestamptz)
     RETURNING ${webhookColumns}`);
 }
 

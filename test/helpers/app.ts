@@ -5,6 +5,7 @@ import { sql } from 'slonik';
 import { z } from 'zod';
 import { createApp } from '../../app/http/create-app.ts';
 import { type AppDeps, createDeps } from '../../app/http/deps.ts';
+import type { WebhookAddressPolicy } from '../../infra/webhooks/address-policy.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 
 /** What a helper request returns. */
@@ -16,12 +17,18 @@ export type RequestOptions = { token?: string; body?: unknown; raw?: string; hea
 
 export type TestApp = Awaited<ReturnType<typeof startTestApp>>;
 
-/** Starts the app on a fresh database with an admin token ready. */
-export async function startTestApp(options: { clock?: () => Date } = {}) {
+/**
+ * Starts the app on a fresh database with an admin token ready. `webhookPolicy`: which webhook
+ * URLs it registers (default as in production: public addresses only, the system resolver).
+ */
+export async function startTestApp(
+  options: { clock?: () => Date; webhookPolicy?: Partial<WebhookAddressPolicy> } = {},
+) {
   const db: TestDatabase = await createTestDatabase();
   const errors: unknown[] = [];
   const deps: AppDeps = createDeps(db.pool, {
     ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.webhookPolicy ? { webhookPolicy: options.webhookPolicy } : {}),
     logError: (_m, e) => {
       errors.push(e);
     },

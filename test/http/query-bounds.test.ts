@@ -14,7 +14,7 @@ let uuid: string;
 let webhookId: string;
 
 test.before(async () => {
-  app = await startTestApp();
+  app = await startTestApp({ webhookPolicy: { allowPrivate: true } }); // a webhook on 127.0.0.1, never delivered
   uuid = (await app.registerDevice((await app.createProvisioningKey()).key)).uuid;
   const hook = await app.request('POST', '/api/v1/webhooks', {
     token: app.adminToken,

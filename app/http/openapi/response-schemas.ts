@@ -185,6 +185,7 @@ export const webhookResponse = z.object({
   url: z.string(),
   event_types: z.array(z.string()),
   description: z.string().nullable(),
+  include_client_info: z.boolean().describe("whether deliveries carry the caller's IP address and user agent"),
   created_by: z.string(),
   created_at: instant,
   deleted_at: nullableInstant,

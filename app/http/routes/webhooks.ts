@@ -1,5 +1,6 @@
 // Alert webhooks (admin): register, list, delete, and see every delivery with its attempts.
-//   POST   /api/v1/webhooks                 {url, event_types, secret?, description?} → 201, secret shown once
+//   POST   /api/v1/webhooks                 {url, event_types, secret?, description?, include_client_info?}
+//                                           → 201, secret shown once; a URL the address policy refuses → 400
 //   GET    /api/v1/webhooks[?include_deleted=true]
 //   GET    /api/v1/webhooks/:id
 //   DELETE /api/v1/webhooks/:id             → 204 (pending deliveries are cancelled)
@@ -17,6 +18,7 @@ import {
   listWebhooks,
   type Webhook,
 } from '../../../infra/webhooks/registry.ts';
+import { checkWebhookUrl, WebhookTargetError } from '../../../infra/webhooks/address-policy.ts';
 import { generateWebhookSecret } from '../../../infra/webhooks/signature.ts';
 import { callerOf } from '../middleware/auth.ts';
 import type { AppDeps } from '../deps.ts';
@@ -54,6 +56,8 @@ export const webhookBody = z.object({
     'must be printable ASCII without spaces',
   ).optional(),
   description: z.string().min(1).max(500).optional(),
+  // the caller's IP address and user agent go to the receiver only when asked for (issue #16)
+  include_client_info: z.boolean().optional(),
 }).strict();
 
 /** Query of GET /webhooks. */
@@ -74,6 +78,7 @@ export const webhookView = (w: Webhook) => ({
   url: w.url,
   event_types: w.event_types,
   description: w.description,
+  include_client_info: w.include_client_info,
   created_by: w.created_by,
   created_at: w.created_at,
   deleted_at: w.deleted_at,
@@ -90,12 +95,19 @@ export function webhookRoutes(router: Router, deps: AppDeps): void {
   router.post('/webhooks', async (ctx: Context) => {
     const admin = callerOf(ctx, 'admin');
     const body = parseOr400(webhookBody, jsonBody(ctx));
+    await checkWebhookUrl(body.url, deps.webhookPolicy).catch((error: unknown) => {
+      if (error instanceof WebhookTargetError) {
+        throw new HttpError(400, 'invalid_request', `body.url: ${error.message}`);
+      }
+      throw error;
+    });
     const secret = body.secret ?? generateWebhookSecret();
     const webhook = await createWebhook(deps.pool, {
       url: body.url,
       event_types: [...new Set(body.event_types)],
       secret,
       description: body.description ?? null,
+      include_client_info: body.include_client_info ?? false,
       created_by: admin.id,
       created_at: deps.clock().toISOString(),
     });
