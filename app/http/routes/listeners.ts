@@ -26,7 +26,7 @@ export const deadLetterQuery = z.object({
 
 /** Body of POST /dead-letters/redeliver and /discard: which letters (at least one way of choosing). */
 export const deadLetterSelectionBody = z.object({
-  ids: z.array(z.number().int().min(1)).min(1).max(1000).optional(),
+  ids: z.array(z.number().int().min(1).max(Number.MAX_SAFE_INTEGER)).min(1).max(1000).optional(),
   listener: z.string().min(1).max(200).optional(),
   all: z.literal(true).optional(),
 }).strict().refine(
