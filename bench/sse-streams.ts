@@ -3,11 +3,11 @@
 // asserts nothing. Starts the service on a fresh database, lets a fleet report in the
 // background, and has one device write back to back, first with no stream open, then with
 // `--streams` streams open (a mix: all events, one event type, one device) that read
-// everything they are sent. `--service-root <dir>` runs another checkout's app/main.ts the
+// everything they are sent, in a process of their own (bench/sse-clients.ts). `--service-root <dir>` runs another checkout's app/main.ts the
 // same way (e.g. the commit before the shared feed reader), for comparison; `BENCH_PROFILE=<dir>`
 // writes a CPU profile of the service.
 // Database: DATABASE_URL (a fresh database is created on that server) or embedded.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
@@ -89,23 +89,24 @@ const write = (device: Device, i: number) => ({
   body: report(device, i),
 });
 
-/** An SSE reader that counts the events it receives. */
-function openStream(base: string, query: string, admin: string) {
-  const controller = new AbortController();
-  const counter = { status: 0, events: 0, chunks: 0 };
-  const done = fetch(`${base}/events/stream${query}`, {
-    headers: { authorization: `Bearer ${admin}` },
-    signal: controller.signal,
-  }).then(async (response) => {
-    counter.status = response.status;
-    if (response.body === null) return;
-    const decoder = new TextDecoder();
-    for await (const chunk of response.body) {
-      counter.chunks += 1;
-      counter.events += decoder.decode(chunk as Uint8Array, { stream: true }).split('\ndata: ').length - 1;
-    }
-  }).catch(() => undefined);
-  return { counter, close: () => (controller.abort(), done) };
+/** The stream clients, in a process of their own (bench/sse-clients.ts); answers the next message of `type`. */
+function streamClients() {
+  const child = fork(path.join(import.meta.dirname, 'sse-clients.ts'), [], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  // deno-lint-ignore no-explicit-any -- IPC answers are loose JSON
+  const ask = (message: object, type: string): Promise<any> =>
+    new Promise((resolve) => {
+      const onMessage = (answer: { type: string }) => {
+        if (answer.type !== type) return;
+        child.off('message', onMessage);
+        resolve(answer);
+      };
+      child.on('message', onMessage);
+      child.send(message);
+    });
+  return { child, ask };
 }
 
 /** CPU seconds a process has used (user + system), from /proc. */
@@ -159,13 +160,12 @@ function print(name: string, { probe, xactPerS, serviceCpu, benchCpu, loop }: Me
   console.log(`  service event-loop delay   ${loop} ms`);
   console.log(`  database transactions/s    ${xactPerS}  (fleet writes included)`);
   console.log(
-    `  CPU (cores)                service ${serviceCpu.toFixed(2)}, this benchmark (load and stream clients) ${
-      benchCpu.toFixed(2)
-    }`,
+    `  CPU (cores)                service ${serviceCpu.toFixed(2)}, load generator ${benchCpu.toFixed(2)}`,
   );
 }
 
 let service: ChildProcess | null = null;
+let clients: ReturnType<typeof streamClients> | null = null;
 try {
   console.log(`machine: ${cpus().length} cores, node ${process.version}; service from ${serviceRoot}`);
   const port = await freePort();
@@ -199,33 +199,38 @@ try {
 
   print('no stream open', await measure(port, service.pid!, admin, probe, fleet));
 
-  const streams = Array.from({ length: streamCount }, (_, i) =>
-    openStream(
-      base,
+  const streamsClients = streamClients();
+  clients = streamsClients;
+  const queries = Array.from(
+    { length: streamCount },
+    (_, i) =>
       i % 3 === 0 ? '' : i % 3 === 1 ? '?type=current_state.updated' : `?aggregate_id=${fleet[i % fleet.length]!.uuid}`,
-      admin,
-    ));
-  for (let i = 0; i < 100 && streams.some((s) => s.counter.status === 0); i += 1) {
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const statuses: Record<number, number> = {};
-  for (const s of streams) statuses[s.counter.status] = (statuses[s.counter.status] ?? 0) + 1;
+  );
+  const { statuses } = await clients.ask({ type: 'open', base, admin, queries }, 'opened');
   console.log(
     `\nopened ${streamCount} streams (a third each: all events, one type, one device): ${JSON.stringify(statuses)}`,
   );
+  const clientCpuBefore = await cpuSeconds(clients.child.pid!);
+  const clientT0 = performance.now();
   const result = await measure(port, service.pid!, admin, probe, fleet);
   print(`${streamCount} streams open`, result);
-  const received = streams.map((s) => s.counter.events);
-  const chunks = streams.reduce((sum, s) => sum + s.counter.chunks, 0);
+  const clientCpu = (await cpuSeconds(clients.child.pid!) - clientCpuBefore) / ((performance.now() - clientT0) / 1000);
+  const { received, reads } = (await clients.ask({ type: 'report' }, 'report')) as {
+    received: number[];
+    reads: number[];
+  };
   console.log(
     `  events received per stream  min ${Math.min(...received)}  max ${Math.max(...received)}  total ${
       received.reduce((a, b) => a + b, 0)
-    } (in ${chunks} reads by the clients)`,
+    } (in ${reads.reduce((a, b) => a + b, 0)} reads); the stream clients' process used ${clientCpu.toFixed(2)} cores`,
   );
   const rss = Number(/VmHWM:\s+(\d+)/.exec(await readFile(`/proc/${service.pid}/status`, 'utf8'))?.[1] ?? 0);
   console.log(`  service peak RSS            ${Math.round(rss / 1024)} MB`);
-  await Promise.all(streams.map((s) => s.close()));
+  const exited = new Promise((resolve) => streamsClients.child.once('exit', resolve));
+  streamsClients.child.send({ type: 'close' });
+  await exited;
 } finally {
+  if (clients !== null && clients.child.exitCode === null) clients.child.kill('SIGKILL');
   if (service !== null && service.exitCode === null) {
     const exited = new Promise((resolve) => service!.once('exit', resolve));
     service.kill('SIGTERM');

@@ -178,8 +178,19 @@ export function feedRoutes(router: Router, deps: AppDeps): void {
     // the stream is written by hand: a client going away is normal here, not an error for Koa to report
     ctx.respond = false;
     ctx.res.flushHeaders();
+    // A client that closes a stream with data unread resets the socket; on-finished hands that
+    // ECONNRESET to ctx.onerror, and Koa's default listener printed a stack to stderr for each
+    // (bench:streams: one per stream). It is how a stream ends, not a fault: marked exposed,
+    // it is not printed.
+    const clientGone = (error: Error & { expose?: boolean }) => {
+      error.expose = true;
+    };
+    ctx.req.socket.prependListener('error', clientGone);
     const closed = new AbortController();
-    ctx.res.once('close', () => closed.abort());
+    ctx.res.once('close', () => {
+      ctx.req.socket.off('error', clientGone);
+      closed.abort();
+    });
     slot.signal.addEventListener('abort', () => closed.abort());
     const signal = closed.signal;
     void serve(
