@@ -140,6 +140,12 @@ export function errorHandler(onUnexpected: (error: unknown, ctx: Context) => voi
         // a Content-Encoding the body parser cannot undo (it inflates gzip, deflate and br), or
         // a body that is not what its encoding says; the size limit applies to the inflated body
         status = error.status === 415 ? 415 : 400;
+        // what is left of the body was piped into the failed decoder and stays unread: drain it,
+        // and close the connection after this answer, so a keep-alive client does not send its
+        // next request down a socket the server is about to drop (the fuzz found ECONNRESETs)
+        ctx.req.unpipe();
+        ctx.req.resume();
+        ctx.set('Connection', 'close');
         body = status === 415
           ? { code: 'unsupported_media_type', message: `${error.message} (gzip, deflate, br or none)` }
           : {

@@ -381,6 +381,14 @@ test('gzip on every device endpoint; the size limit applies after decompression 
   const unknownEncoding = await send({ ...compress, headers: { ...compress.headers, 'Content-Encoding': 'compress' } });
   t.is(unknownEncoding.status, 415, unknownEncoding.text);
   t.is((await eventsOf(identity.uuid)).length, before, 'nothing written');
+  // a large broken body: answered, drained and its connection closed, so the next request on a
+  // keep-alive client is answered too (it was an ECONNRESET: the fuzz found it)
+  for (let i = 0; i < 3; i += 1) {
+    const large = await send({ ...reportRequest(identity, {}), body: Buffer.alloc(200_000, 1) });
+    t.is(large.status, 400, large.text);
+    t.is(large.headers.get('connection'), 'close');
+    t.is((await send(pollRequest(identity))).status, 200, 'the next request is answered');
+  }
 });
 
 test('issue #16 finding 2: a report keyed by case variants of its own uuid is a 400 and writes nothing', async (t) => {
