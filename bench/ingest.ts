@@ -2,6 +2,9 @@
 // nothing about speed). Default: 1,000 devices, 64 connections, 20 s, then the baseline
 // server (bench/baseline-server.ts) the same way on the same PostgreSQL, and the ratio.
 // Paced fleet: `npm run bench:ingest -- --devices 10000 --interval 5s --duration 60s`.
+// `--transport mqtt`: then the same load over MQTT (QoS 1 to iot/device/<uuid>/state, one
+// connection per device, bench/mqtt-load.ts) against the same service, and the target-change
+// → device latency over the embedded broker.
 // Database: DATABASE_URL (a fresh database is created on that server) or embedded.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -12,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { type LoadResult, runLoad } from './load.ts';
 import pg from 'pg';
 import { adminQuery, databaseUrl, freePort, startScratchServer } from '../infra/postgres/scratch-server.ts';
+import { benchMqtt } from './mqtt-bench.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -20,8 +24,11 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '20s' },
     interval: { type: 'string' },
     'skip-baseline': { type: 'boolean', default: false },
+    transport: { type: 'string', default: 'http' },
+    'target-samples': { type: 'string', default: '200' },
   },
 });
+if (!['http', 'mqtt'].includes(args.transport)) throw new Error('--transport: http or mqtt');
 const seconds = (s: string) => Number(s.replace(/s$/, ''));
 const deviceCount = Number(args.devices);
 const duration = seconds(args.duration);
@@ -48,6 +55,8 @@ async function sql(text: string): Promise<any[]> {
 
 const children = new Set<ChildProcess>();
 
+const mqttPort = await freePort();
+
 async function startProcess(script: string, port: number): Promise<ChildProcess> {
   const profile = process.env['BENCH_PROFILE'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_PROFILE']}`] : [];
   const child = spawn(process.execPath, [...profile, '--import', 'tsx', script], {
@@ -60,6 +69,8 @@ async function startProcess(script: string, port: number): Promise<ChildProcess>
       DATA_DIR: dataDir,
       LOG_LEVEL: 'warn',
       REGISTER_RATE_LIMIT: '1000000/1m',
+      MQTT_PORT: String(mqttPort),
+      MQTT_HOST: '127.0.0.1',
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -201,9 +212,23 @@ try {
   );
   const result = await drive(port, devices);
   const rss = await peakRssMb(service.pid!);
-  await stop(service);
   const stored =
     Number((await sql(`SELECT count(*) AS n FROM events WHERE event_type = 'current_state.updated'`))[0].n) - before;
+  const overMqtt = args.transport === 'mqtt'
+    ? await benchMqtt({
+      databaseUrl: url,
+      broker: `mqtt://127.0.0.1:${mqttPort}`,
+      apiBase: base,
+      adminToken: admin,
+      devices,
+      concurrency: connections,
+      durationMs: duration * 1000,
+      rate,
+      payload: (i, device) => report(device, i),
+      targetSamples: Number(args['target-samples']),
+    })
+    : null;
+  await stop(service);
   const gaps = Number(
     (await sql(
       `SELECT count(*) AS n FROM (SELECT aggregate_id, max(aggregate_version) - count(*) AS gap FROM events WHERE aggregate_type = 'device' GROUP BY aggregate_id) g WHERE gap <> 0`,
@@ -211,6 +236,16 @@ try {
   );
   const devicetrailRate = summary('devicetrail  PATCH /api/v1/device/state', result, stored, rss);
   console.log(`  version gaps      ${gaps} devices`);
+  if (overMqtt !== null) {
+    summary(
+      'devicetrail  MQTT iot/device/<uuid>/state, QoS 1 (PUBACK after commit)',
+      overMqtt.load,
+      overMqtt.stored,
+      null,
+    );
+    console.log(`  connections       ${devices.length} (one per device; ${connections} reports in flight at most)`);
+    console.log(overMqtt.targets);
+  }
   // rows rewritten per report, updated in place (HOT) when their page has room (migration 007)
   await new Promise((resolve) => setTimeout(resolve, 1_500)); // statistics reach pg_stat a moment after the commits
   const hot = await sql(

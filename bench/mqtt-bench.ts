@@ -1,0 +1,71 @@
+// The MQTT part of `npm run bench:ingest -- --transport mqtt` (issue #18): the registered
+// devices get their MQTT credential, connect (one connection each), send the same reports over
+// QoS 1 as the HTTP run did, and then the target-change → device latency is measured.
+import { sql } from 'slonik';
+import { z } from 'zod';
+import { issueCredential } from '../infra/mqtt/credentials-store.ts';
+import { createDatabasePool } from '../infra/postgres/pool.ts';
+import type { LoadResult } from './load.ts';
+import { connectFleet, latencyFigures, measureTargetLatency, type MqttBenchDevice, runMqttLoad } from './mqtt-load.ts';
+
+/** Runs the MQTT load and the target latency probe; returns the load, events stored and the latency text. */
+export async function benchMqtt<D extends { uuid: string }>(options: {
+  databaseUrl: string;
+  broker: string;
+  apiBase: string;
+  adminToken: string;
+  devices: D[];
+  concurrency: number;
+  durationMs: number;
+  rate?: number | undefined;
+  payload: (i: number, device: D) => string;
+  targetSamples: number;
+}): Promise<{ load: LoadResult; stored: number; targets: string }> {
+  const pool = await createDatabasePool(options.databaseUrl, { maximumPoolSize: 4 });
+  const count = () =>
+    pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+      SELECT count(*)::int AS n FROM events WHERE event_type = 'current_state.updated'`);
+  try {
+    const byUuid = new Map(options.devices.map((d) => [d.uuid, d]));
+    const devices: MqttBenchDevice[] = [];
+    for (const device of options.devices) {
+      const credential = await issueCredential(pool, device.uuid);
+      if (credential === null) throw new Error(`no MQTT credential for ${device.uuid}`);
+      devices.push(credential);
+    }
+    const t0 = performance.now();
+    const clients = await connectFleet(options.broker, devices);
+    console.log(`\nconnected ${clients.length} devices over MQTT in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    try {
+      const before = await count();
+      const load = await runMqttLoad({
+        clients,
+        devices,
+        concurrency: options.concurrency,
+        durationMs: options.durationMs,
+        rate: options.rate,
+        payload: (i, device) => options.payload(i, byUuid.get(device.uuid)!),
+      });
+      const stored = (await count()) - before;
+      const latency = await measureTargetLatency({
+        apiBase: options.apiBase,
+        adminToken: options.adminToken,
+        clients,
+        devices,
+        samples: options.targetSamples,
+      });
+      const request = latencyFigures(latency.fromRequest);
+      const answer = latencyFigures(latency.fromAnswer);
+      const targets = [
+        `\ntarget change → device (MQTT, loopback, ${latency.fromRequest.length} targets one after another)`,
+        `  from the POST     p50 ${request.p50}  p90 ${request.p90}  p99 ${request.p99}  max ${request.max} ms`,
+        `  from its answer   p50 ${answer.p50}  p90 ${answer.p90}  p99 ${answer.p99}  max ${answer.max} ms`,
+      ].join('\n');
+      return { load, stored, targets };
+    } finally {
+      await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
+    }
+  } finally {
+    await pool.end();
+  }
+}
