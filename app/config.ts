@@ -123,6 +123,13 @@ const schema = z.object({
   // webhooks (issue #16, finding 7): deliveries reach public addresses only, unless this allows
   // loopback, private, link-local and other non-global ones (checked at creation and per attempt)
   WEBHOOK_ALLOW_PRIVATE: bool.default('false'),
+  // telemetry and device logs (issue #15): kept apart from the event log, each table's day
+  // partitions dropped after its own retention (0 keeps everything); log uploads are held to
+  // their own decoded body size and a per-device budget of lines (429 with Retry-After beyond)
+  METRICS_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
+  LOGS_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(14),
+  LOGS_BODY_LIMIT_KB: z.coerce.number().int().min(1).max(102_400).default(1024),
+  LOGS_RATE_LIMIT: rateLimit.default('6000/1m'),
 });
 
 /** Validated configuration. */

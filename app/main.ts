@@ -40,6 +40,7 @@ async function main(config: Config, logger: Logger): Promise<void> {
     daysAhead: config.PARTITION_DAYS_AHEAD,
     retentionDays: config.RETENTION_DAYS,
     archiveDir: config.ARCHIVE_DIR,
+    telemetry: { metricsDays: config.METRICS_RETENTION_DAYS, logsDays: config.LOGS_RETENTION_DAYS },
     intervalMs: HOUR_MS,
     log,
     onError: (message, err) => logger.error({ err }, message),
@@ -57,6 +58,7 @@ async function main(config: Config, logger: Logger): Promise<void> {
     webhookPolicy: { allowPrivate: config.WEBHOOK_ALLOW_PRIVATE },
     console: { sessionTtlMs: config.CONSOLE_SESSION_TTL, secureCookie: config.CONSOLE_SECURE_COOKIE },
     retentionDays: config.RETENTION_DAYS,
+    logsBodyLimitKb: config.LOGS_BODY_LIMIT_KB,
   });
   const metrics = createMetrics({ pool, clock: deps.clock });
   deps.store = instrumentStore(deps.store, metrics);
@@ -70,6 +72,7 @@ async function main(config: Config, logger: Logger): Promise<void> {
       log: (level, message, err) => logger[level](err === undefined ? {} : { err }, message),
     });
     onShutdown('mqtt transport', () => mqtt.stop());
+    deps.mqtt = mqtt; // the registration reply and the key exchange issue credentials through it
     log(`mqtt: ${mqtt.mode} broker ${mqtt.url}; devices are told ${mqtt.publicUrl()}`);
   }
   // the token goes to a human at a terminal, never into collected logs
@@ -90,6 +93,7 @@ async function main(config: Config, logger: Logger): Promise<void> {
       reports: config.REPORT_RATE_LIMIT,
       registrations: config.REGISTER_RATE_LIMIT,
       deviceEvents: config.DEVICE_EVENTS_RATE_LIMIT,
+      deviceLogs: config.LOGS_RATE_LIMIT,
     },
     requestTimeoutMs: config.REQUEST_TIMEOUT,
     ...(config.METRICS_TOKEN === undefined ? {} : { metricsToken: config.METRICS_TOKEN }),

@@ -10,6 +10,7 @@ import type { EventMetadata } from '../domain/recorded-event.ts';
 import { createDeviceBatchWriter, type DeviceBatchWriter } from '../infra/devices/batch-writer.ts';
 import { recordDeviceContact, touchContact } from '../infra/devices/contact.ts';
 import type { EventStore } from '../infra/event-store/event-store.ts';
+import { createMetricsWriter, metricsSampleOf, type MetricsWriter } from '../infra/telemetry/metrics-series.ts';
 import { type CanonicalReport, parseReport, toReportCommand } from './http/device-reports.ts';
 import { HttpError } from './http/errors.ts';
 import { uuidSchema } from './http/request.ts';
@@ -82,13 +83,18 @@ const writers = new WeakMap<EventStore, StateReports>();
 export function stateReportsFor(pool: DatabasePool, store: EventStore): StateReports {
   let reports = writers.get(store);
   if (reports === undefined) {
-    reports = createStateReports(pool, store, createDeviceBatchWriter(pool, store));
+    reports = createStateReports(pool, store, createDeviceBatchWriter(pool, store), createMetricsWriter(pool));
     writers.set(store, reports);
   }
   return reports;
 }
 
-function createStateReports(pool: DatabasePool, store: EventStore, writer: DeviceBatchWriter): StateReports {
+function createStateReports(
+  pool: DatabasePool,
+  store: EventStore,
+  writer: DeviceBatchWriter,
+  metrics: MetricsWriter,
+): StateReports {
   /** A disabled device's refused report still shows it is alive: record the contact, then refuse. */
   async function refusedIfInactive<T>(uuid: string, now: string, work: () => Promise<T>): Promise<T> {
     try {
@@ -109,10 +115,14 @@ function createStateReports(pool: DatabasePool, store: EventStore, writer: Devic
           now,
           () => writer.submit(uuid, (state) => decide(toReportCommand(report, now), state), { metadata, source }),
         );
+        // telemetry is not state (issue #15): an accepted report's metrics are a sample in the
+        // series, written by group commit and committed before the answer
+        const sample = metricsSampleOf(report);
         // an unchanged report appends nothing but is still a contact (and restores a device a sweeper just marked lost)
-        const contact = outcome.events.length === 0
-          ? await recordDeviceContact(pool, store, uuid, now, metadata)
-          : null;
+        const [contact] = await Promise.all([
+          outcome.events.length === 0 ? recordDeviceContact(pool, store, uuid, now, metadata) : null,
+          sample === null ? undefined : metrics.submit({ ...sample, device_uuid: uuid, reported_at: now }),
+        ]);
         const events = outcome.events.length + (contact?.events.length ?? 0);
         written += events;
         const state = contact?.state ?? outcome.state;

@@ -6,6 +6,7 @@ import bodyParser from 'koa-bodyparser';
 import { adminRoutes } from './routes/admin-devices.ts';
 import type { AppDeps } from './deps.ts';
 import { deviceRoutes, registrationRoutes } from './routes/device.ts';
+import { deviceLogBodies, deviceLogRoutes } from './routes/device-logs.ts';
 import { errorHandler, HttpError } from './errors.ts';
 import { feedRoutes } from './routes/feed.ts';
 import { fleetRoutes } from './routes/fleet.ts';
@@ -34,6 +35,7 @@ import { consoleSessionRoutes } from './routes/console-session.ts';
 import { integrityRoutes } from './routes/integrity.ts';
 import { listenerRoutes } from './routes/listeners.ts';
 import { signInRedirect } from './middleware/console-session.ts';
+import { telemetryRoutes } from './routes/telemetry.ts';
 
 /** Operational wiring; every field has a default suited to tests (silent logs, own metrics). */
 export type AppOptions = {
@@ -78,6 +80,7 @@ export function createApp(appDeps: AppDeps, options: AppOptions = {}): Koa {
       deps.logError(`unexpected error on ${ctx.method} ${ctx.path} (request ${String(ctx.state['requestId'])})`, error)
     ),
   );
+  app.use(deviceLogBodies()); // NDJSON log uploads are read by their route (issue #15)
   app.use(requireJsonBody());
   app.use(bodyParser({
     enableTypes: ['json'],
@@ -120,6 +123,7 @@ export function createApp(appDeps: AppDeps, options: AppOptions = {}): Koa {
   reportRateLimit(device, deps, options.rateLimits?.reports);
   deviceEventsRateLimit(device, deps, options.rateLimits?.deviceEvents);
   deviceRoutes(device, deps);
+  deviceLogRoutes(device, deps, options.rateLimits?.deviceLogs);
 
   const admin = guardedRouter('admin', deps);
   adminRoutes(admin, deps);
@@ -130,6 +134,7 @@ export function createApp(appDeps: AppDeps, options: AppOptions = {}): Koa {
   replayRoutes(admin, deps);
   listenerRoutes(admin, deps);
   integrityRoutes(admin, deps);
+  telemetryRoutes(admin, deps);
 
   // the admin console (issue #17): pages at / and its session, for admins (a session cookie or
   // an admin token); a browser without a session is sent to /sign-in

@@ -17,6 +17,11 @@ export type AppDeps = {
   deviceKeys: ReturnType<typeof createDeviceKeys>;
   provisioningKeys: ReturnType<typeof createProvisioningKeyQueries>;
   devices: ReturnType<typeof createDeviceQueries>;
+  /**
+   * Issues a device's MQTT credential (app/mqtt/transport.ts): the registration reply and a
+   * key exchange asking for it carry it. Absent when MQTT is off: the replies then hold nulls.
+   */
+  mqtt?: MqttCredentialIssuer;
   bodyLimitKb: number;
   /** SSE stream caps and credential re-check period (SSE_MAX_STREAMS, SSE_MAX_STREAMS_PER_TOKEN, SSE_CREDENTIAL_RECHECK). */
   liveStreams: LiveStreamLimits;
@@ -30,6 +35,16 @@ export type AppDeps = {
   console: ConsoleSettings;
   /** RETENTION_DAYS, for the retention report (GET /api/v1/partitions, the console). */
   retentionDays: number;
+  /** Largest decoded device log upload (LOGS_BODY_LIMIT_KB). */
+  logsBodyLimitKb: number;
+};
+
+/** A device's new MQTT credential; null when the device is not registered. `requestHost` names the broker for it. */
+export type MqttCredentialIssuer = {
+  issueCredentials: (
+    uuid: string,
+    requestHost?: string,
+  ) => Promise<{ username: string; password: string; broker: string } | null>;
 };
 
 /** The console's settings: `secureCookie` 'auto' marks the cookie Secure on HTTPS requests only. */
@@ -46,6 +61,7 @@ export function createDeps(
     webhookPolicy?: Partial<WebhookAddressPolicy>;
     console?: Partial<ConsoleSettings>;
     retentionDays?: number;
+    logsBodyLimitKb?: number;
   } = {},
 ): AppDeps {
   return {
@@ -63,5 +79,6 @@ export function createDeps(
     consoleSessions: createConsoleSessions(pool),
     console: { sessionTtlMs: 8 * 3_600_000, secureCookie: 'auto', ...options.console },
     retentionDays: options.retentionDays ?? 90,
+    logsBodyLimitKb: options.logsBodyLimitKb ?? 1024,
   };
 }

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { ReportState } from '../../domain/device/decide.ts';
 import { type ReportedApp, resourceFieldNames, systemFieldNames } from '../../domain/device/events.ts';
 import { droppedFields } from './known-fields.ts';
+import { metricTablesShape } from './metric-tables.ts';
 import { parseOr400 } from './errors.ts';
 
 const serviceNameSchema = z.string().min(1).max(128);
@@ -96,6 +97,8 @@ export const reportBody = z.object({
   update_status: z.string().min(1).max(64).optional(),
   ...systemShape,
   ...resourceShape,
+  // telemetry only (issue #15): kept in the metrics series, never in events
+  ...metricTablesShape,
 });
 
 /** A report as reportBody returns it (services as a record or a list). */

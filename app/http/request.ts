@@ -56,9 +56,14 @@ export function requestId() {
   };
 }
 
-/** 415 for a body that is not JSON; runs before the body parser. */
+/**
+ * 415 for a body that is not JSON; runs before the body parser. A request whose route reads
+ * its own body (`ctx.disableBodyParser`, set before this runs: device log uploads, NDJSON)
+ * is left to that route, which checks its own types.
+ */
 export function requireJsonBody() {
   return async function checkContentType(ctx: Context, next: Next): Promise<void> {
+    if ((ctx as { disableBodyParser?: boolean }).disableBodyParser === true) return await next();
     const hasBody = ctx.request.length > 0 || ctx.get('Transfer-Encoding') !== '';
     if (['POST', 'PUT', 'PATCH'].includes(ctx.method) && hasBody && !ctx.is('application/json', '+json')) {
       throw new HttpError(

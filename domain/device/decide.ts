@@ -8,6 +8,7 @@ import { deriveLifecycle } from './lifecycle.ts';
 import { expireReconciliation, reconciliationAfterTarget } from './reconciliation.ts';
 import type { DeviceReportedEvent } from './reported-events.ts';
 import type { CurrentState, DeviceState, RegisteredDevice } from './state.ts';
+import { isTelemetrySystemField } from './telemetry.ts';
 
 /** Registration data, already validated and normalised by the shell. */
 export type RegisterDevice = {
@@ -118,24 +119,31 @@ export function causationIndexes(events: readonly DeviceEvent[]): (number | null
 }
 
 /**
- * Whether a merged report says what the current state already says (its time aside): the
- * flat fields that change most (resources, system) first, the nested ones last.
+ * Whether a merged report says what the current state already says, its time and its
+ * telemetry aside (issue #15: resources and uptime go to the metrics series, and a report
+ * that changes only them appends no event): the flat system fields first, the nested ones last.
  */
-function sameReport(merged: CurrentState, current: CurrentState): boolean {
-  return sameFields(merged.resources, current.resources) && sameFields(merged.system, current.system) &&
+function sameState(merged: CurrentState, current: CurrentState): boolean {
+  return sameFields(merged.system, current.system, isTelemetrySystemField) &&
     merged.update_status === current.update_status &&
     jsonEqual(merged.config, current.config) && jsonEqual(merged.apps, current.apps);
 }
 
-/** The same keys with the same values, without allocating. */
-function sameFields(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+/** A report that says nothing but telemetry: as a device's first report, it has no state to record. */
+function onlyTelemetry(report: Omit<ReportState, 'type' | 'now'>): boolean {
+  return report.apps === undefined && report.config === undefined && report.update_status === undefined &&
+    Object.keys(report.system).every(isTelemetrySystemField);
+}
+
+/** The same keys with the same values (keys `skip` names aside), without allocating. */
+function sameFields(a: Record<string, unknown>, b: Record<string, unknown>, skip: (key: string) => boolean): boolean {
   let keys = 0;
   for (const key in a) {
-    if (!Object.hasOwn(a, key)) continue;
+    if (!Object.hasOwn(a, key) || skip(key)) continue;
     if (!Object.hasOwn(b, key) || !jsonEqual(a[key], b[key])) return false;
     keys += 1;
   }
-  for (const key in b) if (Object.hasOwn(b, key)) keys -= 1;
+  for (const key in b) if (Object.hasOwn(b, key) && !skip(key)) keys -= 1;
   return keys === 0;
 }
 
@@ -187,7 +195,8 @@ export function decide(command: DeviceCommand, state: DeviceState): DeviceEvent[
       const { type: _t, now, ...report } = command;
       const restored = connectionRestoredIfLost(device, now);
       const merged = mergeReport(device.current, report, now);
-      if (device.current !== null && sameReport(merged, device.current)) return restored;
+      // telemetry alone is no state change: the shell writes it to the metrics series
+      if (device.current === null ? onlyTelemetry(report) : sameState(merged, device.current)) return restored;
       const data: DeviceEvent & { type: 'current_state.updated' } = {
         type: 'current_state.updated',
         timestamp: now,

@@ -18,12 +18,15 @@ export type CountedPartition = EventPartition & { rows: number };
 
 const BOUNDS = /FROM \('([^']+)'\) TO \('([^']+)'\)/;
 
-/** The partitions of `events`, oldest first (bounds read from the catalogue, not the name). */
-export async function listPartitions(connection: CommonQueryMethods): Promise<EventPartition[]> {
+/**
+ * The day partitions of `events` (or of another day-partitioned table, `parent`), oldest
+ * first (bounds read from the catalogue, not the name).
+ */
+export async function listPartitions(connection: CommonQueryMethods, parent = 'events'): Promise<EventPartition[]> {
   const rows = await connection.any(sql.type(partitionRow)`
     SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bounds, pg_total_relation_size(c.oid) AS bytes
       FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-     WHERE i.inhparent = 'events'::regclass`);
+     WHERE i.inhparent = ${parent}::regclass`);
   const partitions: EventPartition[] = [];
   for (const row of rows) {
     const match = BOUNDS.exec(row.bounds);

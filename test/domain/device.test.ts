@@ -146,14 +146,39 @@ test('report: a partial report merges system and resources, keeps apps', (t) => 
   const [event] = when(state, {
     type: 'report_state',
     now: '2026-11-01T10:05:00.000Z',
-    system: {},
+    system: { hostname: 'edge-1' },
     resources: { memory_usage: 40 },
   });
   t.truthy(event);
   const after = evolve(state, event!);
   if (after.status !== 'registered') return t.fail();
   t.deepEqual(after.current?.resources, { cpu_usage: 5, memory_usage: 40 });
+  t.deepEqual(after.current?.system, { ip_address: '10.0.0.2', hostname: 'edge-1' });
   t.deepEqual(Object.keys(after.current?.apps ?? {}), ['1000']);
+});
+
+test('report: telemetry is not state; a report whose only changes are metrics (resources, uptime) appends nothing', (t) => {
+  const state = given(provisioned, targetSet, runningReport);
+  const metricsOnly = {
+    type: 'report_state' as const,
+    now: '2026-11-01T10:05:00.000Z',
+    apps: { '1000': { status: 'running', containerId: 'abc' } },
+    system: { uptime: 3600 },
+    resources: { cpu_usage: 97, memory_usage: 80, temperature: 71.5 },
+  };
+  t.deepEqual(when(state, metricsOnly), []);
+  t.deepEqual(when(state, { ...metricsOnly, apps: undefined }), [], 'nor without apps');
+  // a state change carries the metrics it was sent with
+  const [changed] = when(state, { ...metricsOnly, system: { uptime: 3600, ip_address: '10.0.0.7' } });
+  t.like(changed, {
+    type: 'current_state.updated',
+    data: { system: { uptime: 3600, ip_address: '10.0.0.7' }, resources: metricsOnly.resources },
+  });
+  // a first report of nothing but metrics has no state to record either
+  t.deepEqual(
+    when(given(provisioned), { type: 'report_state', now: t2, system: { uptime: 5 }, resources: { cpu_usage: 1 } }),
+    [],
+  );
 });
 
 test('report: a disabled device may not report', (t) => {

@@ -89,7 +89,7 @@ test("the seed's report shape derives one container.started, and nothing again f
     },
   ]);
   t.deepEqual(when(first.after, { ...seedReport, now: T(2) }).events, []);
-  t.deepEqual(types(when(first.after, report(T(3), undefined, { resources: { cpu_usage: 30 } })).events), [
+  t.deepEqual(types(when(first.after, report(T(3), undefined, { system: { local_ip: '10.0.0.30' } })).events), [
     'current_state.updated',
   ], 'a report without apps derives nothing');
   t.deepEqual(first.after.images, {});
@@ -122,7 +122,7 @@ test('crashes: non-zero exit, crashed/dead status, and a restart count that went
       when(
         exited.after,
         report(T(3), { a: { services: { s: svc('exited', { containerId: 'c1', exitCode: 1, restartCount: 0 }) } } }, {
-          resources: { cpu_usage: 1 },
+          system: { local_ip: '10.0.0.1' },
         }),
       ).events,
     ),
@@ -263,7 +263,7 @@ test('images: download reaching 100% pulls once; running a new image without a s
   const still = when(
     done.after,
     report(T(4), { a: { services: { s: svc('Downloaded', { image: 'i:2', downloadProgress: 100 }) } } }, {
-      resources: { cpu_usage: 1 },
+      system: { local_ip: '10.0.0.1' },
     }),
   );
   t.deepEqual(types(still.events), ['current_state.updated'], '100% again is not a new pull');
@@ -296,7 +296,7 @@ test('image.pull_failed once per new error, not again while the report repeats i
   );
   const failing = (minute: number, error: string, cpu = 0) =>
     report(T(minute), { a: { services: { s: svc('Downloading', { image: 'i:2', imagePullError: error }) } } }, {
-      resources: { cpu_usage: cpu },
+      system: { local_ip: `10.0.0.${cpu}` },
     });
   const failed = when(base.after, failing(2, 'manifest unknown'));
   t.deepEqual(failed.events.slice(1), [{
@@ -378,7 +378,7 @@ test('reconciliation: a target update that leaves the device out of sync starts 
     data: { target_version: 1, started_at: T(1), duration_ms: 210_000 },
   });
   t.like(done.after.reconciliation, { status: 'completed', duration_ms: 210_000 });
-  t.deepEqual(types(when(done.after, report(T(5), undefined, { resources: { cpu_usage: 2 } })).events), [
+  t.deepEqual(types(when(done.after, report(T(5), undefined, { system: { local_ip: '10.0.0.2' } })).events), [
     'current_state.updated',
   ], 'completed once');
 });
@@ -501,15 +501,15 @@ test('connectivity: lost once after the timeout (never when disabled), restored 
   t.deepEqual(restored.after.connectivity, { status: 'online', since: T(31) });
   t.deepEqual(decide({ type: 'record_contact', now: T(32) }, restored.after), []);
   t.deepEqual(decide({ type: 'record_contact', now: T(32) }, device), [], "a connected device's contact is no event");
-  const viaReport = when(lost.after, report(T(31), undefined, { resources: { cpu_usage: 3 } }));
+  const viaReport = when(lost.after, report(T(31), undefined, { system: { local_ip: '10.0.0.3' } }));
   t.deepEqual(types(viaReport.events), ['device.connection_restored', 'current_state.updated']);
-  const reportedThenLost = reports(given(provisioned), report(T(1), undefined, { resources: { cpu_usage: 3 } }), {
+  const reportedThenLost = reports(given(provisioned), report(T(1), undefined, { system: { local_ip: '10.0.0.3' } }), {
     type: 'mark_connection_lost',
     now: T(16),
     last_contact_at: T(1),
     timeout_ms: 15 * 60_000,
   }).after;
-  t.deepEqual(types(when(reportedThenLost, report(T(31), undefined, { resources: { cpu_usage: 3 } })).events), [
+  t.deepEqual(types(when(reportedThenLost, report(T(31), undefined, { system: { local_ip: '10.0.0.3' } })).events), [
     'device.connection_restored',
   ], 'an unchanged report still restores');
 });

@@ -37,7 +37,8 @@ test('concurrent reports from one device are all applied, with gapless versions'
   const results = await Promise.all(Array.from({ length: 20 }, (_, i) =>
     app.request('PATCH', '/api/v1/device/state', {
       token: device.key,
-      body: { [device.uuid]: { cpu_usage: i + 0.5 } },
+      // a state change each (metrics alone append no event, issue #15)
+      body: { [device.uuid]: { hostname: `host-${i}`, cpu_usage: i + 0.5 } },
     })));
   t.true(results.every((r) => r.status === 200), results.map((r) => r.status).join(','));
   const versions = await app.db.pool.anyFirst(sql.type(z.object({ v: z.number() }))`

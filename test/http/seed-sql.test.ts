@@ -31,9 +31,14 @@ test.before(async () => {
       },
     },
   });
-  // the other device reports, then gets a newer target it has not reported against yet
-  await app.request('PATCH', '/api/v1/device/state', { token: other.key, body: { [other.uuid]: { cpu_usage: 1 } } });
-  await app.request('PATCH', '/api/v1/device/state', { token: other.key, body: { [other.uuid]: { cpu_usage: 2 } } });
+  // the other device reports twice (a state change each: metrics alone append no event, issue
+  // #15), then gets a newer target it has not reported against yet
+  for (const n of [1, 2]) {
+    await app.request('PATCH', '/api/v1/device/state', {
+      token: other.key,
+      body: { [other.uuid]: { local_ip: `10.0.0.${n}`, cpu_usage: n } },
+    });
+  }
   await app.request('POST', `/api/v1/devices/${other.uuid}/target-state`, {
     token: app.adminToken,
     body: { apps: {}, config: {} },

@@ -21,9 +21,15 @@ test.after.always(async () => {
 });
 
 const context = (uuid: string) => ({ metadata: { actor: { type: 'device' as const, id: uuid } }, source: 'api' });
+// a state change per n (the hostname; metrics alone append no event, issue #15)
 const report = (n: number) => (state: Parameters<typeof decide>[1]) =>
   decide(
-    { type: 'report_state', now: new Date().toISOString(), system: { uptime: n }, resources: { cpu_usage: n } },
+    {
+      type: 'report_state',
+      now: new Date().toISOString(),
+      system: { uptime: n, hostname: `host-${n}` },
+      resources: { cpu_usage: n },
+    },
     state,
   );
 

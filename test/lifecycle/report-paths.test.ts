@@ -230,7 +230,7 @@ test('connectivity: an unchanged report restores a lost device, and two concurre
   t.teardown(() => app.close());
   const reporter = await env.register();
   const poller = await env.register();
-  const body = { [reporter.uuid]: { cpu_usage: 5 } };
+  const body = { [reporter.uuid]: { local_ip: '10.0.0.5', cpu_usage: 5 } };
   expectStatus(await app.request('PATCH', '/api/v1/device/state', { token: reporter.key, body }), 200, 'report');
   at(16 * min);
   await sweep();

@@ -30,7 +30,7 @@ test('a scrape shows request and event counters moving after traffic', async (t)
   t.is(set.status, 200);
   const report = await app.request('PATCH', '/api/v1/device/state', {
     token: device.key,
-    body: { [device.uuid]: { cpu_usage: 12.5 } },
+    body: { [device.uuid]: { local_ip: '10.0.0.12', cpu_usage: 12.5 } },
   });
   t.is(report.status, 200);
   const missing = await app.request('GET', `/api/v1/devices/${crypto.randomUUID()}`, { token: app.adminToken });

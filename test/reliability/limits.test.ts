@@ -122,6 +122,18 @@ const limits: Limit[] = [
     message: /apps: at most 100 apps/,
   },
   {
+    readme: '| `top_processes`, `network_interfaces` per report | 100, 64 rows | 400 |',
+    within: () =>
+      report({
+        top_processes: Array.from({ length: 100 }, (_, i) => ({ pid: i, name: `p${i}`, cpu: 1, mem: 1 })),
+        network_interfaces: Array.from({ length: 64 }, (_, i) => ({ name: `eth${i}` })),
+      }),
+    beyond: () =>
+      report({ top_processes: Array.from({ length: 101 }, (_, i) => ({ pid: i, name: `p${i}`, cpu: 1, mem: 1 })) }),
+    status: 400,
+    message: /top_processes: Array must contain at most 100/,
+  },
+  {
     readme: '| services per target app | 100 | 400 |',
     within: () =>
       target({
@@ -333,6 +345,12 @@ test('README "Limits" lists every limit tested here', async (t) => {
       '| device entries per state report | one per device',
       '| registration attempts per provisioning key | `REGISTER_RATE_LIMIT`',
       '| time to answer | `REQUEST_TIMEOUT`',
+      // test/telemetry/device-logs.test.ts tests these
+      '| device log upload, once decoded | `LOGS_BODY_LIMIT_KB` (1 MiB) | 413',
+      '| lines per log upload | 10,000 | 400',
+      '| characters of a log message | 16,384 | cut',
+      '| log lines per device | `LOGS_RATE_LIMIT` (6,000 per minute) | 429 + `Retry-After`',
+      '| buckets per metrics read (`step`) | 1,000 | 400',
     ]
   ) {
     t.true(section.includes(row), `README "Limits" is missing ${row}`);

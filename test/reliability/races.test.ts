@@ -115,7 +115,8 @@ test('60 concurrent reports from one device: all 200, each its own event (by req
     app.request('PATCH', '/api/v1/device/state', {
       token: device.key,
       headers: { 'X-Request-Id': `race-report-${i}` },
-      body: { [device.uuid]: { cpu_usage: i + 0.25, uptime: i } },
+      // a state change each (metrics alone append no event, issue #15)
+      body: { [device.uuid]: { hostname: `host-${i}`, cpu_usage: i + 0.25, uptime: i } },
     })));
   t.true(results.every((r) => r.status === 200), results.map((r) => r.status).join(','));
   const answered = results.map((r) => r.body.devices[device.uuid].version as number);

@@ -84,6 +84,21 @@ export const routeExamples: Record<string, Example> = {
     }`,
   }),
   'GET /api/v1/devices/:uuid/timeline': (fx) => ({ method: 'GET', path: `/api/v1/devices/${fx.adminDevice}/timeline` }),
+  // telemetry and device logs (issue #15)
+  'POST /api/v1/device/:uuid/logs': (fx) => ({
+    method: 'POST',
+    path: `/api/v1/device/${fx.device}/logs`,
+    body: [{ message: 'example', timestamp: Date.now(), level: 'info', source: { type: 'system', name: 'agent' } }],
+  }),
+  'GET /api/v1/devices/:uuid/metrics': (fx) => ({
+    method: 'GET',
+    path: `/api/v1/devices/${fx.adminDevice}/metrics?step=1h`,
+  }),
+  'GET /api/v1/devices/:uuid/logs': (fx) => ({ method: 'GET', path: `/api/v1/devices/${fx.adminDevice}/logs?limit=5` }),
+  'GET /api/v1/devices/:uuid/logs/stream': (fx) => ({
+    method: 'GET',
+    path: `/api/v1/devices/${fx.adminDevice}/logs/stream`,
+  }),
   'GET /api/v1/fleet/status': get('/api/v1/fleet/status'),
   'GET /api/v1/analytics': get('/api/v1/analytics?window=1h'),
   'GET /api/v1/analytics/target-changes': get('/api/v1/analytics/target-changes'),

@@ -20,6 +20,8 @@ export type RateLimits = {
   reports: RateLimit | null;
   registrations: RateLimit | null;
   deviceEvents?: RateLimit | null;
+  /** Device log lines per device (LOGS_RATE_LIMIT; app/http/routes/device-logs.ts counts them). */
+  deviceLogs?: RateLimit | null;
 };
 
 /** Buckets are forgotten beyond this many callers (full ones first), bounding memory. */
@@ -69,6 +71,15 @@ export function createLimiter(rate: RateLimit, now: () => number) {
 const describe = (rate: RateLimit) =>
   `${rate.limit} per ${rate.windowMs % 60_000 === 0 ? `${rate.windowMs / 60_000} min` : `${rate.windowMs / 1000} s`}`;
 
+/** The 429 for a caller over `rate` (`what` names what is counted), to retry in `wait` seconds. */
+export function rateLimitedError(rate: RateLimit, what: string, wait: number): HttpError {
+  return new HttpError(429, 'rate_limited', `too many ${what}: at most ${describe(rate)}; retry in ${wait} s`, {
+    limit: rate.limit,
+    window_ms: rate.windowMs,
+    retry_after_s: wait,
+  }, { 'Retry-After': String(wait) });
+}
+
 function limitBy(
   deps: AppDeps,
   rate: RateLimit,
@@ -80,13 +91,7 @@ function limitBy(
   return async function rateLimited(ctx: Context, next: Next): Promise<void> {
     const key = keyOf(ctx);
     const wait = key === null ? 0 : limiter.take(key, costOf(ctx));
-    if (wait > 0) {
-      throw new HttpError(429, 'rate_limited', `too many ${what}: at most ${describe(rate)}; retry in ${wait} s`, {
-        limit: rate.limit,
-        window_ms: rate.windowMs,
-        retry_after_s: wait,
-      }, { 'Retry-After': String(wait) });
-    }
+    if (wait > 0) throw rateLimitedError(rate, what, wait);
     await next();
   };
 }

@@ -2,8 +2,10 @@
 // are open (new fields may appear); test/ops/openapi.test.ts checks live answers against them.
 import { z } from 'zod';
 import { targetStateSchema } from '../../../domain/device/events.ts';
+import { metricGaugeNames } from '../../../domain/device/telemetry.ts';
 import { storedEventRow } from '../../../domain/recorded-event.ts';
 import { provisioningKeyView } from '../../../infra/devices/provisioning-key-store.ts';
+import { LOG_LEVELS } from '../../../infra/telemetry/device-logs.ts';
 
 const instant = z.string().describe('ISO-8601 instant, UTC');
 const nullableInstant = instant.nullable();
@@ -77,6 +79,13 @@ const ignoredFields = z.array(z.string()).optional().describe(
   'the fields of the body devicetrail does not know (e.g. "body.<uuid>.is_online"): ignored, not stored; present only when there are any',
 );
 
+/** A device's MQTT credential: username (also its client id), password, and the broker to connect to. */
+const mqttCredentials = z.object({
+  username: z.string().nullable().describe('device_<uuid>; the client id must be the same'),
+  password: z.string().nullable(),
+  broker: z.string().nullable().describe('e.g. mqtt://host:1884 (MQTT_PUBLIC_URL)'),
+});
+
 /** POST /device/register: devicetrail's shape, and at the top level what the device agent reads. */
 export const registerResponse = z.object({
   device: deviceResponse,
@@ -87,8 +96,8 @@ export const registerResponse = z.object({
   deviceType: z.string().nullable(),
   applicationId: z.union([z.number(), z.string()]).nullable(),
   createdAt: nullableInstant,
-  mqtt: z.object({ username: z.null(), password: z.null(), broker: z.null() }).describe(
-    'MQTT credentials for the device agent: null while devicetrail offers no broker',
+  mqtt: mqttCredentials.describe(
+    "the device's MQTT credential (issue #18): a new password on each registration, shown only here; nulls when MQTT is off",
   ),
   ignored_fields: ignoredFields,
 });
@@ -98,6 +107,9 @@ export const keyExchangeResponse = z.object({
   status: z.literal('ok'),
   message: z.string(),
   device: z.object({ id: uuid, uuid, deviceName: z.string() }),
+  mqtt: mqttCredentials.optional().describe(
+    'only when the body asked for it (`reissueMqtt: true`): a new MQTT password, the previous one stops working',
+  ),
   ignored_fields: ignoredFields,
 });
 
@@ -479,4 +491,64 @@ export const consoleSessionResponse = z.object({
   admin: z.object({ id: uuid, name: z.string() }),
   signed_in_with: z.enum(['console_session', 'admin_token']).optional(),
   expires_at: nullableInstant,
+});
+
+/** POST /device/:uuid/logs. */
+export const logUploadResponse = z.object({
+  uuid,
+  stored: z.number().int().describe('lines stored'),
+  truncated: z.number().int().describe('lines whose message was cut to 16,384 characters'),
+  ignored_fields: ignoredFields,
+});
+
+const gaugeStats = z.object({ avg: z.number(), min: z.number(), max: z.number() }).nullable()
+  .describe('mean, least and greatest of the samples in the bucket; null when none had this gauge');
+
+/** GET /devices/:uuid/metrics. */
+export const metricsSeriesResponse = z.object({
+  uuid,
+  since: instant,
+  until: instant,
+  step: z.string().describe('the bucket width, e.g. 5m'),
+  step_ms: z.number().int(),
+  points: z.array(
+    z.object({
+      t: instant.describe("the bucket's start (buckets are counted from since)"),
+      samples: z.number().int(),
+      ...Object.fromEntries(metricGaugeNames.map((name) => [name, gaugeStats])),
+    }),
+  ).describe('buckets with at least one sample, oldest first'),
+  latest: z.object({
+    reported_at: instant,
+    ...Object.fromEntries(metricGaugeNames.map((name) => [name, z.number().nullable()])),
+    top_processes: z.array(open).nullable(),
+    network_interfaces: z.array(open).nullable(),
+  }).nullable().describe('the last sample at or before until, whole (with the process and network tables)'),
+});
+
+/** One stored device log line. */
+export const logLine = z.object({
+  id: z.number().int(),
+  timestamp: instant.describe(
+    "the device's time of the line (the arrival time when it sent none or an implausible one)",
+  ),
+  received_at: instant,
+  level: z.enum(LOG_LEVELS),
+  message: z.string(),
+  service_name: z.string().nullable(),
+  service_id: z.number().int().nullable(),
+  container_id: z.string().nullable(),
+  source: z.object({ type: z.string().nullable(), name: z.string().nullable() }),
+  is_stderr: z.boolean(),
+  is_system: z.boolean(),
+  truncated: z.boolean(),
+});
+
+/** GET /devices/:uuid/logs. */
+export const deviceLogsResponse = z.object({
+  uuid,
+  since: instant,
+  until: instant,
+  logs: z.array(logLine),
+  next_cursor: z.string().nullable().describe('pass as `after` for the next page; null on the last page'),
 });

@@ -27,6 +27,8 @@ import {
 import { checksQuery } from '../routes/integrity.ts';
 import { deadLetterQuery, deadLetterSelectionBody } from '../routes/listeners.ts';
 import { deliveriesQuery, listQuery as webhookListQuery, webhookBody } from '../routes/webhooks.ts';
+import { logUploadBody } from '../routes/device-logs.ts';
+import { logsQuery, logStreamQuery, metricsQuery } from '../routes/telemetry.ts';
 
 /** Who may call a route. `metrics`: an admin token or METRICS_TOKEN. */
 export type RouteAuth = 'admin' | 'device' | 'provisioning_key' | 'metrics' | 'none';
@@ -151,6 +153,82 @@ export const routeDocs: readonly RouteDoc[] = [
       "Container, image, volume and network events, each validated against its type's data schema (see docs/EVENT-SOURCING.md). At most DEVICE_EVENTS_RATE_LIMIT events per device (each event counts, not each request): 429 with Retry-After beyond.",
     body: deviceEventsBody,
     responses: { 201: json('recorded', r.deviceEventsResponse) },
+    errors: [404, 429],
+  },
+  // --- telemetry (issue #15): metrics and device logs, outside the event log
+  {
+    method: 'POST',
+    path: '/api/v1/device/:uuid/logs',
+    tag: 'Devices',
+    auth: 'device',
+    summary: "Upload log lines (the device agent's log backend)",
+    description:
+      'NDJSON (`Content-Type: application/x-ndjson`, one line object per line, as the device agent sends it; `Content-Encoding: gzip` welcome) or a JSON array of the same objects, shown here. At most LOGS_BODY_LIMIT_KB once decoded (413), 10,000 lines; a message longer than 16,384 characters is cut and counted in `truncated`. Lines are not events: they go to `device_logs` (LOGS_RETENTION_DAYS). Its own uuid only (403); a disabled device gets 403. At most LOGS_RATE_LIMIT lines per device: 429 with Retry-After beyond.',
+    body: logUploadBody,
+    responses: { 201: json('stored', r.logUploadResponse) },
+    errors: [404, 429],
+  },
+  {
+    method: 'GET',
+    path: '/api/v1/devices/:uuid/metrics',
+    tag: 'Telemetry',
+    auth: 'admin',
+    summary: "A device's metrics series, downsampled",
+    description:
+      "Samples from `device_metrics` (every state report that carried a metric, METRICS_RETENTION_DAYS), in buckets of `step` counted from `since`: per bucket the number of samples and each gauge's mean, least and greatest. At most 1,000 buckets.",
+    query: metricsQuery,
+    queryHelp: {
+      since: `${instantHelp} (default: 24 h before until)`,
+      until: `${instantHelp} (default: now)`,
+      step:
+        'bucket width: a duration such as 30s, 5m, 1h (default: the finest of 10s, 30s, 1m, 5m… with at most 300 buckets)',
+    },
+    responses: { 200: json('the series', r.metricsSeriesResponse) },
+    errors: [404],
+  },
+  {
+    method: 'GET',
+    path: '/api/v1/devices/:uuid/logs',
+    tag: 'Telemetry',
+    auth: 'admin',
+    summary: "A device's log lines, paged",
+    description: "Lines by the device's time (then arrival), filtered; `next_cursor` continues a page.",
+    query: logsQuery,
+    queryHelp: {
+      since: `${instantHelp} (default: 24 h before until)`,
+      until: `${instantHelp} (default: now)`,
+      service: 'only lines of this service (`serviceName`)',
+      level: 'only lines at this level or a more severe one: debug, info, warn, error',
+      q: 'only lines whose message contains this text (any case)',
+      limit: 'page size (default 100)',
+      after: 'the `next_cursor` of the previous page',
+      order: 'asc (default, oldest first) or desc',
+    },
+    responses: { 200: json('one page', r.deviceLogsResponse) },
+    errors: [404],
+  },
+  {
+    method: 'GET',
+    path: '/api/v1/devices/:uuid/logs/stream',
+    tag: 'Telemetry',
+    auth: 'admin',
+    summary: "A device's new log lines, live (Server-Sent Events)",
+    description:
+      'Lines stored after the stream opens, filtered like the paged read. The last message of each batch carries an `id`; reconnect with `Last-Event-ID` to resume after it. Counted against SSE_MAX_STREAMS_PER_TOKEN and SSE_MAX_STREAMS (log streams apart from event streams).',
+    query: logStreamQuery,
+    queryHelp: {
+      service: 'only lines of this service',
+      level: 'only lines at this level or a more severe one',
+      q: 'only lines whose message contains this text',
+    },
+    headers: [{ name: 'Last-Event-ID', description: 'resume after this id' }],
+    responses: {
+      200: {
+        description: 'an event stream: `data: <line JSON>` per line',
+        contentType: 'text/event-stream',
+        schema: z.string(),
+      },
+    },
     errors: [404, 429],
   },
   // --- admin: devices
