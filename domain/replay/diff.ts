@@ -4,7 +4,7 @@
 import { jsonEqual } from '../device/drift.ts';
 import type { DeviceState } from '../device/state.ts';
 import { inSync } from './drift.ts';
-import { type EventRef, eventRef, type History } from './history.ts';
+import { type EventRef, eventRef, FOLD_SLICE, type History, runPausing, runThrough } from './history.ts';
 import { own } from '../own.ts';
 
 /** One changed leaf (or whole array) of the state. */
@@ -133,20 +133,33 @@ export type DiffReport = {
 
 /** Diffs the state at `history.since` against the state at `history.until`. */
 export function diffReport(history: History): DiffReport {
+  return runThrough(diffOf(history));
+}
+
+/** As diffReport, awaiting `pause()` after every FOLD_SLICE events (see buildHistoryPausing). */
+export function diffReportPausing(history: History, pause: () => Promise<void>): Promise<DiffReport> {
+  return runPausing(diffOf(history), pause);
+}
+
+/** The diff report as a generator that yields after every FOLD_SLICE steps compared. */
+function* diffOf(history: History): Generator<void, DiffReport, void> {
   const end = history.steps.length === 0 ? history.start : history.steps[history.steps.length - 1]!.after;
-  const perStep = history.steps.map((step) => ({
-    ref: eventRef(step.event),
-    changed: stateChanges(step.before, step.after).map((c) => c.path),
-  }));
-  const changes = stateChanges(history.start, end).map((change) => ({
-    ...change,
-    caused_by: perStep.filter((s) => s.changed.some((p) => overlaps(p, change.path))).map((s) => s.ref),
-  }));
+  const changes: AttributedChange[] = stateChanges(history.start, end).map((change) => ({ ...change, caused_by: [] }));
+  const events: DiffReport['events'] = [];
+  for (const [i, step] of history.steps.entries()) {
+    const ref = eventRef(step.event);
+    const changed = stateChanges(step.before, step.after).map((c) => c.path);
+    events.push({ ...ref, changed });
+    for (const change of changes) {
+      if (changed.some((p) => overlaps(p, change.path))) change.caused_by.push(ref);
+    }
+    if ((i + 1) % FOLD_SLICE === 0) yield;
+  }
   return {
     from: history.since ?? history.until,
     to: history.until,
     summary: summarise(history.start, end),
     changes,
-    events: perStep.map((s) => ({ ...s.ref, changed: s.changed })),
+    events,
   };
 }

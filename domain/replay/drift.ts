@@ -94,12 +94,17 @@ export function driftReport(history: History): DriftReport {
     // state after the last of them is ever the state "at" that instant
     if (i > 0 && history.steps[i - 1]!.at !== step.at) groupStart = i;
     const instantEnds = history.steps[i + 1]?.at !== step.at;
-    // the cause: the first event of the instant that flipped sync the way it ended up
-    const group = history.steps.slice(groupStart, i + 1);
-    const ref = eventRef(
-      (instantEnds ? group.find((s) => inSync(s.after) === nowInSync && inSync(s.before) !== nowInSync) : undefined)
-        ?.event ?? step.event,
-    );
+    // the cause: the first event of the instant that flipped sync the way it ended up (each
+    // instant's events are looked at once, at its last: the report stays linear in the steps)
+    let cause = step;
+    for (let j = groupStart; instantEnds && j <= i; j += 1) {
+      const s = history.steps[j]!;
+      if (inSync(s.after) === nowInSync && inSync(s.before) !== nowInSync) {
+        cause = s;
+        break;
+      }
+    }
+    const ref = eventRef(cause.event);
     if (!instantEnds) {
       // nothing to decide until the instant's last event
     } else if (open === null && !nowInSync) {

@@ -97,13 +97,30 @@ export const toFoldEvent = (row: ReplayEvent): FoldEvent => ({
 });
 
 /**
- * The state at `at`, by the definition: `events.filter(e => e.timestamp <= at).reduce(evolve,
- * initialState())`. `events` are one device's, in version order. The reference every faster
- * path (snapshots, history steps) is tested against.
+ * Each event's instant (ms since the epoch): its timestamp, or the latest timestamp before it
+ * in version order when that is later. Events appended since migration 011 are stamped in
+ * order, so their instant is their timestamp; a log written before may hold an event stamped
+ * before an earlier version's (two requests that read the clock in one order and committed in
+ * the other), which becomes part of the past only with the event before it. `events` are in
+ * version order; `after` is the latest instant before the first of them.
+ */
+export function eventInstants(events: readonly Pick<ReplayEvent, 'timestamp'>[], after = -Infinity): number[] {
+  let latest = after;
+  return events.map((e) => (latest = Math.max(latest, instantMs(e.timestamp))));
+}
+
+/**
+ * The state at `at`, by the definition: `events.filter(e => instant(e) <= at).reduce(evolve,
+ * initialState())` over one device's events in version order, an event's instant being its
+ * timestamp (or, in a log written before migration 011, the latest timestamp before it:
+ * eventInstants). Instants never decrease with versions, so the events folded are always the
+ * first n: the state at T is a state the device was in. The reference every faster path
+ * (snapshots, the database's reads, history steps) is tested against.
  */
 export function replayAt(events: readonly ReplayEvent[], at: string): DeviceState {
   const t = instantMs(at);
-  return events.filter((e) => instantMs(e.timestamp) <= t).map((e) => toDeviceEvent(e)).reduce(evolve, initialState());
+  const instants = eventInstants(events);
+  return events.filter((_, i) => instants[i]! <= t).map((e) => toDeviceEvent(e)).reduce(evolve, initialState());
 }
 
 /** Where a replay starts: the initial state, or a snapshot of events 1..version. */
@@ -146,17 +163,40 @@ const later = (
  */
 export type FoldRow = Omit<FoldEvent, 'timestamp'>;
 
-/** Folds events into a base incrementally (page by page); `result()` is the state at `at`. */
+/**
+ * Folds events into a base incrementally (page by page); `result()` is the state at `at`: the
+ * base, then the events after it in version order while their instant (eventInstants, from the
+ * base's last_event_at) is at or before `at`. The events may come filtered by timestamp, as the
+ * database's reads send them (`timestamp <= at`, for partition pruning): a version missing from
+ * them was left out for lying after `at`, so the fold ends before it, as the definition's does.
+ */
 export function createFolder(base: ReplayBase, at: string, validate = false) {
   const t = instantMs(at);
   let state = base.state;
   let lastSeen = base.last_seen_at;
   let lastSeenMs = lastSeen === null ? -Infinity : instantMs(lastSeen);
   let folded = 0;
-  /** Folds one event (version > base.version, at or before `at`) stamped `timestamp`. */
+  let next = base.version + 1;
+  let latest = base.last_event_at === null ? -Infinity : instantMs(base.last_event_at);
+  let ended = false;
+  /** True when the event is the next version and its instant is at or before `at`; false ends the fold. */
+  const admit = (event: Pick<FoldRow, 'aggregate_version' | 'at_ms'>): boolean => {
+    if (ended || event.aggregate_version !== next) {
+      ended ||= event.aggregate_version > next;
+      return false;
+    }
+    if (event.at_ms > latest) latest = event.at_ms;
+    if (latest > t) {
+      ended = true;
+      return false;
+    }
+    next += 1;
+    return true;
+  };
+  /** Folds one admitted event stamped `timestamp`. */
   const fold = (event: FoldRow, timestamp: string): void => {
     state = evolve(state, deviceEventAt(event, timestamp, validate));
-    // the latest instant, not the last event's: timestamps may go backwards
+    // the latest timestamp, not the last event's: a log written before migration 011 may go backwards
     if (event.device_caused && event.at_ms > lastSeenMs) {
       lastSeen = timestamp;
       lastSeenMs = event.at_ms;
@@ -164,19 +204,13 @@ export function createFolder(base: ReplayBase, at: string, validate = false) {
     folded += 1;
   };
   return {
-    /** Adds events in version order, all with version > base.version; those after `at` are skipped. */
+    /** Adds events in version order (those up to base.version are skipped). */
     add(events: readonly FoldEvent[]): void {
-      for (const event of events) {
-        if (event.aggregate_version <= base.version || event.at_ms > t) continue;
-        fold(event, event.timestamp);
-      }
+      for (const event of events) if (admit(event)) fold(event, event.timestamp);
     },
     /** As `add`, for rows with the instant in ms only. */
     addRows(rows: readonly FoldRow[]): void {
-      for (const row of rows) {
-        if (row.aggregate_version <= base.version || row.at_ms > t) continue;
-        fold(row, isoOfMs(row.at_ms));
-      }
+      for (const row of rows) if (admit(row)) fold(row, isoOfMs(row.at_ms));
     },
     result(): StateAt {
       return {
@@ -192,8 +226,8 @@ export function createFolder(base: ReplayBase, at: string, validate = false) {
 
 /**
  * The state at `at` from a base and the events after it (version order, version > base.version):
- * the base plus every later event with timestamp <= at. Equal to `replayAt` over all events
- * whenever the base's events all happened at or before `at`.
+ * the base plus the later events whose instant is at or before `at` (createFolder). Equal to
+ * `replayAt` over all events whenever the base's events all happened at or before `at`.
  */
 export function foldFrom(base: ReplayBase, events: readonly ReplayEvent[], at: string, validate = false): StateAt {
   const folder = createFolder(base, at, validate);
@@ -204,6 +238,7 @@ export function foldFrom(base: ReplayBase, events: readonly ReplayEvent[], at: s
 /** One event becoming part of the past: the state just before and just after its instant. */
 export type Step = {
   event: ReplayEvent;
+  /** The event's instant (eventInstants): its timestamp, or a later one before it in a log written before migration 011. */
   at: string;
   before: DeviceState;
   after: DeviceState;
@@ -220,11 +255,57 @@ export type History = {
   steps: Step[];
 };
 
+/** Events folded between two pauses of buildHistoryPausing (a few milliseconds of work). */
+export const FOLD_SLICE = 1_000;
+
 /**
- * The states as time passes through (since, until]. Events are visited in timestamp order;
- * each step's `after` is the state at that instant by the definition above, so an event whose
- * timestamp lies before an earlier-versioned one's makes that step re-fold in version order.
- * `base` must cover only events at or before `since`.
+ * The history as a generator that yields after every FOLD_SLICE events, so a caller can let
+ * other work run in between: one fold in version order, each event a step at its instant.
+ */
+function* historyOf(
+  base: ReplayBase,
+  events: readonly ReplayEvent[],
+  window: { since?: string | undefined; until: string },
+  validate: boolean,
+): Generator<void, History, void> {
+  const sinceMs = window.since === undefined ? -Infinity : instantMs(window.since);
+  const untilMs = instantMs(window.until);
+  let state = base.state;
+  let lastSeen = base.last_seen_at;
+  let start = state;
+  let startLastSeen = lastSeen;
+  let next = base.version + 1;
+  let latest = base.last_event_at === null ? -Infinity : instantMs(base.last_event_at);
+  let latestIso = base.last_event_at;
+  const steps: Step[] = [];
+  for (const event of events) {
+    if (event.aggregate_version < next) continue;
+    // a version missing from the read was left out for lying after `until`: so does the rest
+    if (event.aggregate_version > next) break;
+    const ms = instantMs(event.timestamp);
+    if (ms > latest) {
+      latest = ms;
+      latestIso = event.timestamp;
+    }
+    if (latest > untilMs) break;
+    const before = state;
+    state = evolve(state, toDeviceEvent(event, validate));
+    if (isDeviceCaused(event)) lastSeen = later(lastSeen, event.timestamp);
+    if (latest <= sinceMs) {
+      start = state;
+      startLastSeen = lastSeen;
+    } else steps.push({ event, at: latestIso!, before, after: state, last_seen_at: lastSeen });
+    next += 1;
+    if ((next - base.version - 1) % FOLD_SLICE === 0) yield;
+  }
+  return { since: window.since ?? null, until: window.until, start, start_last_seen: startLastSeen, steps };
+}
+
+/**
+ * The states as time passes through (since, until]: the events after `base` in version order
+ * (as `window` reads them: filtered by timestamp, or all), each a step at its instant
+ * (eventInstants), whose `after` is the state at that instant by the definition. One fold,
+ * so the cost is the number of events read. `base` must cover only events at or before `since`.
  */
 export function buildHistory(
   base: ReplayBase,
@@ -232,38 +313,37 @@ export function buildHistory(
   window: { since?: string | undefined; until: string },
   validate = false,
 ): History {
-  const sinceMs = window.since === undefined ? -Infinity : instantMs(window.since);
-  const untilMs = instantMs(window.until);
-  const after = events.filter((e) => e.aggregate_version > base.version && instantMs(e.timestamp) <= untilMs);
-  const included = after.filter((e) => instantMs(e.timestamp) <= sinceMs);
-  let state = base.state;
-  let lastSeen = base.last_seen_at;
-  let maxIncluded = base.version;
-  for (const event of included) {
-    state = evolve(state, toDeviceEvent(event, validate));
-    if (isDeviceCaused(event)) lastSeen = later(lastSeen, event.timestamp);
-    maxIncluded = Math.max(maxIncluded, event.aggregate_version);
+  return runThrough(historyOf(base, events, window, validate));
+}
+
+/**
+ * As buildHistory, awaiting `pause()` after every FOLD_SLICE events: a server passes a turn of
+ * its event loop, so a long history does not hold up the requests waiting behind it.
+ */
+export function buildHistoryPausing(
+  base: ReplayBase,
+  events: readonly ReplayEvent[],
+  window: { since?: string | undefined; until: string },
+  pause: () => Promise<void>,
+): Promise<History> {
+  return runPausing(historyOf(base, events, window, false), pause);
+}
+
+/** The result of work written as a generator that yields between slices, done in one go. */
+export function runThrough<T>(work: Generator<void, T, void>): T {
+  for (;;) {
+    const step = work.next();
+    if (step.done) return step.value;
   }
-  const start = state;
-  const startLastSeen = lastSeen;
-  const pending = after.filter((e) => instantMs(e.timestamp) > sinceMs)
-    .sort((a, b) => instantMs(a.timestamp) - instantMs(b.timestamp) || a.aggregate_version - b.aggregate_version);
-  const steps: Step[] = [];
-  for (const event of pending) {
-    const before = state;
-    included.push(event);
-    if (event.aggregate_version > maxIncluded) {
-      state = evolve(state, toDeviceEvent(event, validate));
-      maxIncluded = event.aggregate_version;
-    } else {
-      // an earlier version arrives later in time: the state at this instant is a new fold
-      included.sort((a, b) => a.aggregate_version - b.aggregate_version);
-      state = included.map((e) => toDeviceEvent(e, validate)).reduce(evolve, base.state);
-    }
-    if (isDeviceCaused(event)) lastSeen = later(lastSeen, event.timestamp);
-    steps.push({ event, at: event.timestamp, before, after: state, last_seen_at: lastSeen });
+}
+
+/** The result of work written as a generator that yields between slices, awaiting `pause()` at each. */
+export async function runPausing<T>(work: Generator<void, T, void>, pause: () => Promise<void>): Promise<T> {
+  for (;;) {
+    const step = work.next();
+    if (step.done) return step.value;
+    await pause();
   }
-  return { since: window.since ?? null, until: window.until, start, start_last_seen: startLastSeen, steps };
 }
 
 /** The state a history shows at an instant inside it. */

@@ -3,9 +3,9 @@
 // both call these, so they always agree.
 import type { RegisteredDevice } from '../device/state.ts';
 import { driftDetail, type DriftReport, driftReport } from './drift.ts';
-import { type DiffReport, diffReport } from './diff.ts';
-import { buildHistory, type History, instantMs, type StateAt } from './history.ts';
-import { type DeviceSummary, type Progress, ReplayError, type ReplaySource } from './source.ts';
+import { type DiffReport, diffReport, diffReportPausing } from './diff.ts';
+import { buildHistory, buildHistoryPausing, type History, instantMs, type StateAt } from './history.ts';
+import { type DeviceSummary, type EventWindow, type Progress, ReplayError, type ReplaySource } from './source.ts';
 import { type StateView, stateView } from './view.ts';
 
 /** The device, or a ReplayError naming the unknown uuid. */
@@ -60,7 +60,18 @@ export async function replayHistory(
   const horizon = range.since === undefined ? await source.horizon?.() ?? null : null;
   const since = horizon !== null && instantMs(device.registered_at) < instantMs(horizon) ? horizon : range.since;
   const window = await source.window(uuid, { since, until });
-  return { device, history: buildHistory(window.base, window.events, { since, until }) };
+  return { device, history: await historyOf(source, window, { since, until }) };
+}
+
+/** The history of a window read from `source`, pausing as the source asks (ReplaySource.pause). */
+export function historyOf(
+  source: ReplaySource,
+  window: EventWindow,
+  range: { since?: string | undefined; until: string },
+): Promise<History> {
+  return source.pause === undefined
+    ? Promise.resolve(buildHistory(window.base, window.events, range))
+    : buildHistoryPausing(window.base, window.events, range, source.pause);
 }
 
 /** Drift intervals and reconciliation delays of a device over a window. */
@@ -82,7 +93,8 @@ export async function replayDiff(
 ): Promise<DiffReport & { device: DeviceSummary }> {
   checkRange(from, to, ['from', 'to']);
   const { device, history } = await replayHistory(source, uuid, { since: from, until: to });
-  return { device, ...diffReport(history) };
+  const report = source.pause === undefined ? diffReport(history) : await diffReportPausing(history, source.pause);
+  return { device, ...report };
 }
 
 /** One device's line in the fleet view. */

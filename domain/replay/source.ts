@@ -56,6 +56,11 @@ export type ReplaySource = {
   driftingNow: () => Promise<DriftingDevice[]>;
   /** The retention horizon (history before it is gone), or null; absent for fixtures. */
   horizon?: () => Promise<string | null>;
+  /**
+   * Awaited between slices of a long fold (buildHistoryPausing), so a server's other requests
+   * are served meanwhile; absent (fixtures, the command line): folds run straight through.
+   */
+  pause?: () => Promise<void>;
 };
 
 /** Why replay cannot answer: unknown device, an instant before it existed or before the retention horizon. */

@@ -8,11 +8,12 @@ import { canonicalJson } from './event-hash.ts';
 
 /**
  * How far (ms) an event's timestamp may lie before an earlier-versioned event's of the same
- * aggregate. Timestamps are the API clock's `now`, read before the append transaction, so
- * two concurrent requests for one device can commit in the other order; the gap is bounded
- * by a request's lifetime (statement timeouts × retries), far below an hour. Replay reads
- * events after a snapshot from `last_event_at - slack` on, so PostgreSQL can prune
- * partitions; an event older than that would be missed (see docs/REPLAY.md).
+ * aggregate in a log written before migration 011 (since then, appends stamp events in time
+ * order: none lies before the one before it). Timestamps were the API clock's `now`, read
+ * before the append transaction, so two concurrent requests for one device could commit in
+ * the other order; the gap is bounded by a request's lifetime (statement timeouts × retries),
+ * far below an hour. Replay reads events after a snapshot from `last_event_at - slack` on, so
+ * PostgreSQL can prune partitions; an older one would be left out (see docs/REPLAY.md).
  */
 export const TIMESTAMP_SLACK_MS = 3_600_000;
 

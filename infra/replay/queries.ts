@@ -384,6 +384,10 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
 
     horizon: async () => (await readHorizon(pool))?.horizon ?? null,
 
+    // a long history is folded in slices, each followed by a turn of the event loop, so the
+    // server answers its other requests (/healthz among them) meanwhile
+    pause: () => new Promise<void>((resolve) => setImmediate(resolve)),
+
     async driftingNow() {
       // the inline read model is the fold of every event, kept in the append's transaction
       const rows = await pool.any(sql.type(driftingRow)`

@@ -2,11 +2,12 @@
 // `every` events since its last snapshot and writes a snapshot at every multiple of `every`
 // (versions 500, 1000, …). After FOLD_VERSION changes, old snapshots no longer count and
 // the next passes rebuild them. With several instances, one works at a time (advisory lock).
+import { setImmediate } from 'node:timers';
 import { type DatabasePool, type DatabasePoolConnection, sql } from 'slonik';
 import { z } from 'zod';
 import { evolve, FOLD_VERSION } from '../../domain/device/evolve.ts';
 import { baseOf, isoTimestamp } from './queries.ts';
-import { initialBase, instantMs, isDeviceCaused, toDeviceEvent } from '../../domain/replay/history.ts';
+import { FOLD_SLICE, initialBase, instantMs, isDeviceCaused, toDeviceEvent } from '../../domain/replay/history.ts';
 import { createSnapshotStore, type NewSnapshot } from '../event-store/snapshots.ts';
 import { storedEventRow } from '../../domain/recorded-event.ts';
 
@@ -83,6 +84,8 @@ export function createSnapshotter(pool: DatabasePool, options: SnapshotterOption
         if (isDeviceCaused(event) && (lastSeen === null || instantMs(event.timestamp) > instantMs(lastSeen))) {
           lastSeen = event.timestamp;
         }
+        // a long stream is folded in slices, the event loop turning between them
+        if (after % FOLD_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
         if (after % every === 0) {
           pending.push({
             aggregate_type: 'device',

@@ -5,6 +5,7 @@
 // read models, present state and replay after the horizon stay right and `verify` still
 // checks the chain that remains. With an archive directory, each partition is written to
 // gzip NDJSON and read back intact before it is dropped. One instance works at a time.
+import { setImmediate } from 'node:timers';
 import { type CommonQueryMethods, type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
 import { evolve, FOLD_VERSION } from '../../domain/device/evolve.ts';
@@ -18,7 +19,7 @@ import { archivePaths, verifyArchive, writeArchive } from './archive.ts';
 import { eventHash, GENESIS_HASH } from '../event-store/event-hash.ts';
 import { type StoredEvent, storedEventRow } from '../../domain/recorded-event.ts';
 import { type EventPartition, listPartitions, retentionHorizon } from './partition-maintenance.ts';
-import { initialBase, instantMs, isDeviceCaused, toDeviceEvent } from '../../domain/replay/history.ts';
+import { FOLD_SLICE, initialBase, instantMs, isDeviceCaused, toDeviceEvent } from '../../domain/replay/history.ts';
 import { advanceHorizon, readAnchors, type RetentionAnchor, writeAnchors } from '../event-store/retention-horizon.ts';
 import {
   createSnapshotStore,
@@ -282,6 +283,8 @@ async function foldToVersion(
       }
       after = event.aggregate_version;
       hash = event.hash;
+      // a long stream is folded in slices, the event loop turning between them
+      if (after % FOLD_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
     }
   }
   const anchor: RetentionAnchor = {
