@@ -115,14 +115,17 @@ function createStateReports(
           now,
           () => writer.submit(uuid, (state) => decide(toReportCommand(report, now), state), { metadata, source }),
         );
-        // telemetry is not state (issue #15): an accepted report's metrics are a sample in the
-        // series, written by group commit and committed before the answer
-        const sample = metricsSampleOf(report);
         // an unchanged report appends nothing but is still a contact (and restores a device a sweeper just marked lost)
-        const [contact] = await Promise.all([
-          outcome.events.length === 0 ? recordDeviceContact(pool, store, uuid, now, metadata) : null,
-          sample === null ? undefined : metrics.submit({ ...sample, device_uuid: uuid, reported_at: now }),
-        ]);
+        const unchanged = outcome.events.length === 0;
+        // telemetry is not state (issue #15): an accepted report's metrics are a sample in the
+        // series, written by group commit (with an unchanged report's contact) before the answer
+        const sample = metricsSampleOf(report);
+        const lost = sample === null
+          ? unchanged
+          : await metrics.submit({ ...sample, device_uuid: uuid, reported_at: now }, unchanged);
+        const contact = unchanged && lost !== false
+          ? await recordDeviceContact(pool, store, uuid, now, metadata)
+          : null;
         const events = outcome.events.length + (contact?.events.length ?? 0);
         written += events;
         const state = contact?.state ?? outcome.state;

@@ -2,6 +2,10 @@
 // nothing about speed). Default: 1,000 devices, 64 connections, 20 s, then the baseline
 // server (bench/baseline-server.ts) the same way on the same PostgreSQL, and the ratio.
 // Paced fleet: `npm run bench:ingest -- --devices 10000 --interval 5s --duration 60s`.
+// `--mode worst-case` (default): every report changes the device's state (its local_ip), so
+// every report is an event. `--mode fleet-mix`: a fleet as it runs (defaults 10,000 devices
+// every 5 s for 60 s, after one first report each): ≈ 95 % of reports change only metrics (no
+// event, a sample in device_metrics, issue #15), ≈ 5 % change state.
 // `--transport mqtt`: then the same load over MQTT (QoS 1 to iot/device/<uuid>/state, one
 // connection per device, bench/mqtt-load.ts) against the same service, and the target-change
 // → device latency over the embedded broker.
@@ -25,10 +29,23 @@ const { values: args } = parseArgs({
     interval: { type: 'string' },
     'skip-baseline': { type: 'boolean', default: false },
     transport: { type: 'string', default: 'http' },
+    mode: { type: 'string', default: 'worst-case' },
+    'state-changes': { type: 'string', default: '5' },
     'target-samples': { type: 'string', default: '200' },
   },
 });
 if (!['http', 'mqtt'].includes(args.transport)) throw new Error('--transport: http or mqtt');
+if (!['worst-case', 'fleet-mix'].includes(args.mode)) throw new Error('--mode: worst-case or fleet-mix');
+const fleetMix = args.mode === 'fleet-mix';
+// the fleet-mix defaults: the fleet of the issue, unless the flags say otherwise
+const given = (name: string) => process.argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+if (fleetMix) {
+  if (!given('devices')) args.devices = '10000';
+  if (!given('interval')) args.interval = '5s';
+  if (!given('duration')) args.duration = '60s';
+}
+/** Per cent of fleet-mix reports that change state. */
+const stateChangePercent = Number(args['state-changes']);
 const seconds = (s: string) => Number(s.replace(/s$/, ''));
 const deviceCount = Number(args.devices);
 const duration = seconds(args.duration);
@@ -107,6 +124,20 @@ async function stop(child: ChildProcess): Promise<void> {
 
 type Device = { uuid: string; key: string };
 
+/**
+ * Whether report `n` changes state: every one in worst-case mode; in fleet-mix mode
+ * `stateChangePercent` of them, spread evenly (a multiplicative hash of n, so every device gets
+ * some).
+ */
+const changesState = (n: number): boolean =>
+  !fleetMix || ((Math.imul(n + 1, 2654435761) >>> 0) % 100) < stateChangePercent;
+
+/**
+ * Report `n` of a device: its apps (as the first report set them), a system field that is
+ * state (`local_ip`, new when the report changes state) and metrics that change every time
+ * (cpu, memory, uptime). Metrics alone append no event (issue #15), so a report is an event
+ * exactly when it changes state.
+ */
 function report(device: Device, n: number): string {
   return JSON.stringify({
     [device.uuid]: {
@@ -119,6 +150,13 @@ function report(device: Device, n: number): string {
         '1001': { status: 'running', containerId: 'beef5678' },
       },
       ip_address: '10.0.3.17',
+      // state: set by the first report (n = -1), new in a report that changes state, left out
+      // (so unchanged: system fields merge) in one that changes only metrics
+      ...(n < 0
+        ? { local_ip: '10.255.255.255' }
+        : changesState(n)
+        ? { local_ip: `10.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}` }
+        : {}),
       os_version: 'balenaOS 5.1.20',
       uptime: 3600 + n,
       cpu_usage: Math.round(Math.random() * 10000) / 100,
@@ -142,13 +180,16 @@ async function drive(port: number, devices: Device[]): Promise<LoadResult> {
         path: '/api/v1/device/state',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${device.key}` },
         body: report(device, i),
+        tag: changesState(i) ? 'state' : 'metrics',
       };
     },
   });
 }
 
-function summary(name: string, r: LoadResult, stored: number, rss: number | null) {
+function summary(name: string, r: LoadResult, stored: number, rss: number | null, samples?: number) {
   const errors = r.non2xx + r.errors;
+  // every report changes state (worst case), or those tagged 'state' (fleet mix)
+  const changes = r.okByTag === undefined || !fleetMix ? r.ok : (r.okByTag['state'] ?? 0);
   console.log(`\n${name}`);
   console.log(
     `  requests/s (2xx)  ${(r.ok / r.durationS).toFixed(0)}   [${r.ok} ok in ${
@@ -157,7 +198,16 @@ function summary(name: string, r: LoadResult, stored: number, rss: number | null
   );
   console.log(`  latency ms        p50 ${r.p50}  p90 ${r.p90}  p99 ${r.p99}  max ${r.max}`);
   console.log(`  errors            ${errors}  (statuses ${JSON.stringify(r.statuses)})`);
-  console.log(`  events stored     ${stored}  (${stored === r.ok ? 'equals' : 'DIFFERS FROM'} 2xx responses)`);
+  console.log(
+    fleetMix
+      ? `  events stored     ${stored}  (${
+        stored === changes ? 'equals' : 'DIFFERS FROM'
+      } the ${changes} 2xx reports that changed state; ${r.ok - changes} changed only metrics)`
+      : `  events stored     ${stored}  (${stored === r.ok ? 'equals' : 'DIFFERS FROM'} 2xx responses)`,
+  );
+  if (samples !== undefined) {
+    console.log(`  metrics samples   ${samples}  (${samples === r.ok ? 'equals' : 'DIFFERS FROM'} 2xx responses)`);
+  }
   if (rss !== null) console.log(`  server peak RSS   ${rss} MB`);
   return r.ok / r.durationS;
 }
@@ -207,6 +257,24 @@ try {
     );
   }
   console.log(`provisioned ${devices.length} devices in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  if (fleetMix) {
+    // each device's first report sets its apps (a state change for all): made before the clock starts
+    const t1 = Date.now();
+    for (let start = 0; start < devices.length; start += 50) {
+      await Promise.all(
+        devices.slice(start, start + 50).map(async (d) => {
+          const r = await fetch(`${base}/device/state`, {
+            method: 'PATCH',
+            headers: { authorization: `Bearer ${d.key}`, 'content-type': 'application/json' },
+            body: report(d, -1),
+          });
+          if (r.status !== 200) throw new Error(`first report: ${r.status} ${await r.text()}`);
+        }),
+      );
+    }
+    console.log(`first report of each device in ${((Date.now() - t1) / 1000).toFixed(1)} s (not measured)`);
+  }
+  const samplesBefore = Number((await sql(`SELECT count(*) AS n FROM device_metrics`))[0].n);
   const before = Number(
     (await sql(`SELECT count(*) AS n FROM events WHERE event_type = 'current_state.updated'`))[0].n,
   );
@@ -214,6 +282,7 @@ try {
   const rss = await peakRssMb(service.pid!);
   const stored =
     Number((await sql(`SELECT count(*) AS n FROM events WHERE event_type = 'current_state.updated'`))[0].n) - before;
+  const samples = Number((await sql(`SELECT count(*) AS n FROM device_metrics`))[0].n) - samplesBefore;
   const overMqtt = args.transport === 'mqtt'
     ? await benchMqtt({
       databaseUrl: url,
@@ -234,7 +303,14 @@ try {
       `SELECT count(*) AS n FROM (SELECT aggregate_id, max(aggregate_version) - count(*) AS gap FROM events WHERE aggregate_type = 'device' GROUP BY aggregate_id) g WHERE gap <> 0`,
     ))[0].n,
   );
-  const devicetrailRate = summary('devicetrail  PATCH /api/v1/device/state', result, stored, rss);
+  console.log(
+    `\nmode: ${args.mode}${
+      fleetMix
+        ? ` (${stateChangePercent} % of reports change state, the rest only metrics)`
+        : ' (every report changes state)'
+    }`,
+  );
+  const devicetrailRate = summary('devicetrail  PATCH /api/v1/device/state', result, stored, rss, samples);
   console.log(`  version gaps      ${gaps} devices`);
   if (overMqtt !== null) {
     summary(

@@ -4,8 +4,14 @@
 import http from 'node:http';
 import { Buffer } from 'node:buffer';
 
-/** One request to send. */
-export type LoadRequest = { method: string; path: string; headers: Record<string, string>; body: string };
+/** One request to send; `tag` sorts it into a group whose 2xx answers are counted apart (`okByTag`). */
+export type LoadRequest = {
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  body: string;
+  tag?: string | undefined;
+};
 
 /** Load options; `rate` (requests/s over all workers) paces the load, else as fast as possible. */
 export type LoadOptions = {
@@ -20,6 +26,8 @@ export type LoadOptions = {
 export type LoadResult = {
   durationS: number;
   ok: number;
+  /** 2xx answers per request tag (when the requests had tags). */
+  okByTag?: Record<string, number>;
   non2xx: number;
   errors: number;
   statuses: Record<number, number>;
@@ -37,6 +45,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: options.connections });
   const latencies: number[] = [];
   const statuses: Record<number, number> = {};
+  const okByTag: Record<string, number> = {};
   let ok = 0;
   let non2xx = 0;
   let errors = 0;
@@ -73,13 +82,16 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       }
       if (intended >= deadline || performance.now() >= deadline) return;
-      const status = await send(options.next(counter++));
+      const request = options.next(counter++);
+      const status = await send(request);
       // paced: latency from the intended send time (no coordinated omission)
       latencies.push(performance.now() - intended);
       statuses[status] = (statuses[status] ?? 0) + 1;
       if (status === 0) errors += 1;
-      else if (status >= 200 && status < 300) ok += 1;
-      else non2xx += 1;
+      else if (status >= 200 && status < 300) {
+        ok += 1;
+        if (request.tag !== undefined) okByTag[request.tag] = (okByTag[request.tag] ?? 0) + 1;
+      } else non2xx += 1;
     }
   }
   await Promise.all(Array.from({ length: options.connections }, worker));
@@ -90,6 +102,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   return {
     durationS,
     ok,
+    okByTag,
     non2xx,
     errors,
     statuses,

@@ -1,7 +1,7 @@
 // A device's contacts (any authenticated call it makes): the heartbeat moves last_seen_at
 // in the read model (not an event), and a device the connectivity sweeper marked lost gets
 // device.connection_restored.
-import { type CommonQueryMethods, type DatabasePool, sql } from 'slonik';
+import { type CommonQueryMethods, type DatabasePool, type FragmentSqlToken, sql } from 'slonik';
 import { z } from 'zod';
 import { decide } from '../../domain/device/decide.ts';
 import type { DeviceState } from '../../domain/device/state.ts';
@@ -21,6 +21,25 @@ export async function touchContact(connection: CommonQueryMethods, uuid: string,
     UPDATE devices SET last_seen_at = GREATEST(last_seen_at, ${at}::timestamptz)
      WHERE uuid = ${uuid} RETURNING connection_lost`);
   return row === null ? null : row.connection_lost;
+}
+
+/**
+ * The same contact rule for many devices in one statement a batch writes (the metrics
+ * writer joins it to its INSERT): RETURNING uuid, connection_lost per device found. One entry
+ * per device (the latest instant), since an UPDATE … FROM applies one joined row per row.
+ */
+export function touchContacts(contacts: readonly { uuid: string; at: string }[]): FragmentSqlToken {
+  const latest = new Map<string, string>();
+  for (const { uuid, at } of contacts) {
+    const seen = latest.get(uuid);
+    if (seen === undefined || Date.parse(at) > Date.parse(seen)) latest.set(uuid, at);
+  }
+  const rows = JSON.stringify([...latest].map(([uuid, at]) => ({ uuid, at })));
+  return sql.fragment`
+    UPDATE devices d SET last_seen_at = GREATEST(d.last_seen_at, c.at)
+      FROM jsonb_to_recordset(${rows}::jsonb) AS c(uuid text, at timestamptz)
+     WHERE d.uuid = c.uuid
+    RETURNING d.uuid, d.connection_lost`;
 }
 
 /**

@@ -5,6 +5,7 @@ import { setImmediate } from 'node:timers';
 import { type CommonQueryMethods, type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
 import { type MetricGauge, metricGaugeNames, metricTableNames } from '../../domain/device/telemetry.ts';
+import { touchContacts } from '../devices/contact.ts';
 import { createTelemetryPartitionCache, type TelemetryPartitionCache } from './partitions.ts';
 
 /** One sample: the gauges a report carried (null: the device sent null) and the agent's tables. */
@@ -42,10 +43,19 @@ export type MetricsWriterOptions = {
   maxInFlight?: number;
 };
 
-/** The writer: `submit` resolves once the sample is committed. */
-export type MetricsWriter = { submit: (row: MetricsRow) => Promise<void> };
+/**
+ * The writer: `submit` resolves once the sample is committed. With `contact`, the device's
+ * contact (last_seen_at, infra/devices/contact.ts) is recorded in the same statement, and the
+ * answer says whether the device is marked lost (null: no such device; undefined without).
+ */
+export type MetricsWriter = { submit: (row: MetricsRow, contact?: boolean) => Promise<boolean | null | undefined> };
 
-type Job = { row: MetricsRow; resolve: () => void; reject: (error: unknown) => void };
+type Job = {
+  row: MetricsRow;
+  contact: boolean;
+  resolve: (lost: boolean | null | undefined) => void;
+  reject: (error: unknown) => void;
+};
 
 const columns = sql.fragment`device_uuid, reported_at, cpu_usage, cpu_temp, memory_usage, memory_total,
   storage_usage, storage_total, temperature, uptime, top_processes, network_interfaces`;
@@ -55,7 +65,9 @@ const columns = sql.fragment`device_uuid, reported_at, cpu_usage, cpu_temp, memo
  * waits for the next turn of the event loop and joins one INSERT (unpacked from one JSON
  * parameter by jsonb_to_recordset), so PostgreSQL commits many samples at once. A sample
  * waits at most for the batches already in flight; `submit` resolves after its commit, so an
- * answer that says the metrics are stored is never given before they are.
+ * answer that says the metrics are stored is never given before they are. The contacts of
+ * reports that appended no event (most of a fleet's: only metrics changed) ride in the same
+ * statement, instead of one UPDATE and one commit each.
  */
 export function createMetricsWriter(pool: DatabasePool, options: MetricsWriterOptions = {}): MetricsWriter {
   const maxBatch = options.maxBatch ?? 1_000;
@@ -82,9 +94,9 @@ export function createMetricsWriter(pool: DatabasePool, options: MetricsWriterOp
   }
 
   return {
-    submit(row) {
+    submit(row, contact = false) {
       return new Promise((resolve, reject) => {
-        queue.push({ row, resolve, reject });
+        queue.push({ row, contact, resolve, reject });
         schedule();
       });
     },
@@ -94,22 +106,43 @@ export function createMetricsWriter(pool: DatabasePool, options: MetricsWriterOp
 async function write(pool: DatabasePool, partitions: TelemetryPartitionCache, batch: Job[]): Promise<void> {
   try {
     await partitions.ensure(pool, batch.map((job) => job.row.reported_at));
-    await insertMetrics(pool, batch.map((job) => job.row));
-    for (const job of batch) job.resolve();
+    const contacts = batch.filter((job) => job.contact).map((job) => ({
+      uuid: job.row.device_uuid,
+      at: job.row.reported_at,
+    }));
+    const lost = await insertMetrics(pool, batch.map((job) => job.row), contacts);
+    for (const job of batch) job.resolve(job.contact ? lost.get(job.row.device_uuid) ?? null : undefined);
   } catch (error) {
     for (const job of batch) job.reject(error);
   }
 }
 
-/** Inserts samples in one statement (their days' partitions must exist). */
-export async function insertMetrics(connection: CommonQueryMethods, rows: readonly MetricsRow[]): Promise<void> {
-  if (rows.length === 0) return;
-  await connection.query(sql.unsafe`
+const touchedRow = z.object({ uuid: z.string(), connection_lost: z.boolean() });
+
+/**
+ * Inserts samples in one statement (their days' partitions must exist), recording `contacts`
+ * in it; returns, per device touched, whether it is marked lost.
+ */
+export async function insertMetrics(
+  connection: CommonQueryMethods,
+  rows: readonly MetricsRow[],
+  contacts: readonly { uuid: string; at: string }[] = [],
+): Promise<Map<string, boolean>> {
+  if (rows.length === 0) return new Map();
+  const insert = sql.fragment`
     INSERT INTO device_metrics (${columns})
     SELECT ${columns} FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
       AS m(device_uuid text, reported_at timestamptz, cpu_usage float8, cpu_temp float8, memory_usage float8,
            memory_total float8, storage_usage float8, storage_total float8, temperature float8, uptime float8,
-           top_processes jsonb, network_interfaces jsonb)`);
+           top_processes jsonb, network_interfaces jsonb)`;
+  if (contacts.length === 0) {
+    await connection.query(sql.unsafe`${insert}`);
+    return new Map();
+  }
+  const touched = await connection.any(sql.type(touchedRow)`
+    WITH inserted AS (${insert}), touched AS (${touchContacts(contacts)})
+    SELECT uuid, connection_lost FROM touched`);
+  return new Map(touched.map((row) => [row.uuid, row.connection_lost]));
 }
 
 /** One gauge over a bucket: mean, least and greatest of its samples (null: no sample had it). */

@@ -46,6 +46,9 @@ test('metrics-only reports append no event and are read back from the metrics en
     t.is(answer.body.devices[device.uuid].events_written, 0);
   }
   t.is(await app.eventCount(), before, 'no event for ten metrics-only reports');
+  // each is still a contact (recorded in the samples' statement)
+  const view = await app.request('GET', `/api/v1/devices/${device.uuid}`, { token: app.adminToken });
+  t.is(view.body.last_seen_at, '2026-09-01T10:05:00.000Z');
   t.is((await samples(app, device.uuid)).length, 11, 'every report that carried metrics is a sample');
 
   at(10 * 60_000);
