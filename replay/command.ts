@@ -154,21 +154,38 @@ export async function deviceArgument(source: ReplaySource, positionals: string[]
   );
 }
 
-/** Opens the source the flags ask for, runs `body`, and always closes it. */
+/** Opens the source the flags ask for, runs `body` (given the source, and how it was opened), and always closes it. */
 export async function withSource<T>(
   ctx: CommandContext,
   values: Record<string, unknown>,
-  body: (source: ReplaySource) => Promise<T>,
+  body: (source: ReplaySource, opened: OpenedSource) => Promise<T>,
 ): Promise<T> {
   const fixtures = values['fixture'];
   const opened = Array.isArray(fixtures) && fixtures.length > 0
     ? await ctx.openFixtures(fixtures as string[])
     : await ctx.openDatabase();
   try {
-    return await body(opened.source);
+    return await body(opened.source, opened);
   } finally {
     await opened.close();
   }
+}
+
+/**
+ * `--logs <window>` (issue #15): a duration such as 5m, or undefined when not given; device
+ * logs live in the database only, so a fixture source is a usage error.
+ */
+export function logsWindow(values: Record<string, unknown>, opened: OpenedSource, usage: string): number | undefined {
+  const value = values['logs'];
+  if (typeof value !== 'string') return undefined;
+  const ms = parseDuration(value);
+  if (ms === null || ms <= 0) {
+    throw new CliError(`--logs: "${value}" is not a duration such as 30s, 5m or 1h\nusage: ${usage}`);
+  }
+  if (opened.pool === undefined) {
+    throw new CliError('--logs: device logs are in the database; a fixture holds events only (leave out --fixture)');
+  }
+  return ms;
 }
 
 /** Writes a value as pretty JSON. */

@@ -10,6 +10,7 @@ import {
 import { driftDetail } from '../domain/replay/drift.ts';
 import type { StateView } from '../domain/replay/view.ts';
 import { formatDuration } from '../domain/replay/time.ts';
+import type { LogLine } from '../infra/telemetry/device-logs.ts';
 
 /** Colour helpers that are no-ops off a terminal. */
 export function palette(tty: boolean | undefined) {
@@ -125,4 +126,33 @@ export function stateText(view: StateView, tty: boolean | undefined): string {
   // fields this command does not know by name (newer state) still show, as compact JSON
   other.forEach(([k, v], i) => lines.push(`${i === 0 ? pad('More') : ' '.repeat(8)}  ${k}: ${compact(v, 160)}`));
   return lines.join('\n');
+}
+
+/** Device log lines around an instant (issue #15), as returned by readLogsAround. */
+export type LogsAround = { at: string; window_ms: number; lines: readonly LogLine[]; omitted: number };
+
+/**
+ * The lines a device logged around an instant, as text under the state: each with its offset
+ * from the instant, its time, level and service; messages on one line, cut at 200 characters.
+ */
+export function logsText(logs: LogsAround, tty: boolean | undefined): string {
+  const c = palette(tty);
+  const at = Date.parse(logs.at);
+  const indent = ' '.repeat(10);
+  const head = `${c.bold('Logs'.padEnd(8))}  within ${formatDuration(logs.window_ms)} of the instant: ${
+    logs.lines.length === 0 ? 'none' : `${logs.lines.length} line${logs.lines.length === 1 ? '' : 's'}`
+  }${logs.omitted > 0 ? `, the nearest shown (${logs.omitted} more not shown)` : ''}`;
+  const level = (
+    l: string,
+  ) => (l === 'error' ? c.red(l.padEnd(5)) : l === 'warn' ? c.yellow(l.padEnd(5)) : l.padEnd(5));
+  const rows = logs.lines.map((line) => {
+    const offset = Date.parse(line.timestamp) - at;
+    const message = line.message.replace(/\r?\n/g, ' ⏎ ');
+    return `${indent}${(offset >= 0 ? '+' : '') + formatDuration(offset)}  ${line.timestamp.slice(11, 23)}  ${
+      level(line.level)
+    }  ${line.service_name ?? line.source.name ?? '-'}  ${
+      message.length > 200 ? `${message.slice(0, 199)}…` : message
+    }`;
+  });
+  return [head, ...rows].join('\n');
 }

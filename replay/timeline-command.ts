@@ -2,6 +2,7 @@
 import { driftReport } from '../domain/replay/drift.ts';
 import { replayHistory } from '../domain/replay/service.ts';
 import { renderTimeline } from '../app/html/timeline.ts';
+import { timelineLogs } from '../app/html/timeline-logs.ts';
 import { writePrivateFile } from '../app/cli/private-file.ts';
 import {
   CliError,
@@ -9,13 +10,15 @@ import {
   commonHelp,
   commonOptions,
   deviceArgument,
+  logsWindow,
   optionalInstant,
   printJson,
   withSource,
 } from './command.ts';
 import { Buffer } from 'node:buffer';
 
-const usage = 'timeline <uuid> [--since <instant>] [--until <instant>] --html <file> [--fixture <file>]';
+const usage =
+  'timeline <uuid> [--since <instant>] [--until <instant>] [--logs <window>] --html <file> [--fixture <file>]';
 
 /** The timeline command. */
 export const timelineCommand: Command = {
@@ -27,6 +30,8 @@ export const timelineCommand: Command = {
   --html <file>      where to write the page ("-" for stdout); mode 0600, a symlink there is replaced, not followed
   --since <instant>  start of the window (default: the device's registration)
   --until <instant>  end of the window (default: now; with --fixture, its last event)
+  --logs <window>    also what the device logged within this long of the start of each of its latest 10 drift
+                     intervals (e.g. 5m), from the device_logs table: the database only, not --fixture
 ${
     commonHelp.replace(
       '  --json             print JSON for scripts instead of text\n',
@@ -35,13 +40,21 @@ ${
   }
 
 example:
-  npm run replay -- timeline 12345678-1234-1234-1234-123456789abc --since -24h --html timeline.html`,
-  options: { ...commonOptions, since: { type: 'string' }, until: { type: 'string' }, html: { type: 'string' } },
+  npm run replay -- timeline 12345678-1234-1234-1234-123456789abc --since -24h --html timeline.html
+  npm run replay -- timeline 12345678-1234-1234-1234-123456789abc --since -24h --logs 5m --html timeline.html`,
+  options: {
+    ...commonOptions,
+    since: { type: 'string' },
+    until: { type: 'string' },
+    html: { type: 'string' },
+    logs: { type: 'string' },
+  },
   positionals: 1,
   async run(ctx, values, positionals) {
     const file = values['html'];
     if (typeof file !== 'string' || file === '') throw new CliError(`--html <file> is required\nusage: ${usage}`);
-    return withSource(ctx, values, async (source) => {
+    return withSource(ctx, values, async (source, opened) => {
+      const windowMs = logsWindow(values, opened, usage);
       const uuid = await deviceArgument(source, positionals, usage);
       const { device, history } = await replayHistory(source, uuid, {
         since: optionalInstant(values, 'since', source.now),
@@ -54,6 +67,9 @@ example:
         drift,
         generatedAt: new Date().toISOString(),
         sourceDescription: source.description,
+        logs: windowMs === undefined || opened.pool === undefined
+          ? undefined
+          : await timelineLogs(opened.pool, uuid, drift, windowMs),
       });
       if (file === '-') {
         ctx.stdout.write(html);

@@ -14,15 +14,55 @@ import { driftDetail, type DriftReport, type Reconciliation } from '../../domain
 import { eventRef, type History, instantMs, type Step } from '../../domain/replay/history.ts';
 import type { DeviceSummary } from '../../domain/replay/source.ts';
 import { formatDuration, percentile } from '../../domain/replay/time.ts';
+import type { LogLine } from '../../infra/telemetry/device-logs.ts';
 
-/** What the page is drawn from. */
+/** The lines a device logged around one instant of the page (issue #15). */
+export type LogsNear = { label: string; at: string; lines: readonly LogLine[]; omitted: number };
+
+/** What the page is drawn from; `logs`, when asked for, holds the lines around each drift start. */
 export type TimelineInput = {
   device: DeviceSummary;
   history: History;
   drift: DriftReport;
   generatedAt: string;
   sourceDescription: string;
+  logs?: { windowMs: number; around: readonly LogsNear[] } | undefined;
 };
+
+/** Drift starts the page shows logs around: the latest this many. */
+export const LOG_INSTANTS = 10;
+/** Lines shown around each (the nearest). */
+export const LOG_LINES_NEAR = 50;
+
+/** The instants whose logs the page shows: the start of each of the latest drift intervals, newest first. */
+export function logInstants(drift: DriftReport): { label: string; at: string }[] {
+  return drift.intervals.map((interval, n) => ({ label: `drift interval ${n + 1}`, at: interval.start }))
+    .slice(-LOG_INSTANTS).reverse();
+}
+
+/** The logs section: per instant, its lines with their offset from it. */
+function logsSection(logs: NonNullable<TimelineInput['logs']>): string {
+  const window = esc(formatDuration(logs.windowMs));
+  const blocks = logs.around.map((near, i) => {
+    const at = instantMs(near.at);
+    const rows = near.lines.map((line) =>
+      `<tr class="log ${esc(line.level)}"><td>${esc(shortTime(line.timestamp))}</td><td>${
+        esc((instantMs(line.timestamp) >= at ? '+' : '') + formatDuration(instantMs(line.timestamp) - at))
+      }</td><td><span class="pill ${line.level === 'error' ? 'pending' : ''}">${esc(line.level)}</span></td><td>${
+        esc(line.service_name ?? line.source.name ?? '—')
+      }</td><td class="wrap">${esc(line.message)}</td></tr>`
+    ).join('');
+    return `<details${i === 0 ? ' open' : ''}><summary>${esc(near.label)}, starting ${
+      esc(shortTime(near.at))
+    }: ${near.lines.length} line(s)${near.omitted > 0 ? `, the nearest shown (${near.omitted} more)` : ''}</summary>${
+      near.lines.length === 0
+        ? '<div class="empty">Nothing logged then.</div>'
+        : `<table><thead><tr><th>Time</th><th>From the start</th><th>Level</th><th>Service</th><th>Message</th></tr></thead><tbody>${rows}</tbody></table>`
+    }</details>`;
+  }).join('\n');
+  return `<h2>What the device logged when it started to drift <small>(within ${window} of each start, from device_logs)</small></h2>
+${logs.around.length === 0 ? '<div class="empty">No drift interval in this window.</div>' : blocks}`;
+}
 
 const W = 1200;
 const LABEL_W = 150;
@@ -613,6 +653,7 @@ ${
       ? '<div class="empty">The device was never out of sync in this window.</div>'
       : `<table id="drift-table"><thead><tr><th>#</th><th>Start</th><th>End</th><th>Duration</th><th>What differed when it started</th><th>Ended by</th></tr></thead><tbody>${intervalRows}</tbody></table>`
   }
+${input.logs === undefined ? '' : logsSection(input.logs)}
 <h2>Target versions${
     drift.reconciliations.length > INTERVAL_ROWS
       ? ` <small>(the latest ${INTERVAL_ROWS} of ${drift.reconciliations.length}, newest first)</small>`
