@@ -1,9 +1,9 @@
 // The seed's analytics questions, answered over a window ending now: how often targets
 // change, which devices report most, how long devices take to reach a new target, and
 // which devices drift now and since when. Works over any replay source.
-import { driftDetail, driftReport, type Reconciliation } from './drift.ts';
+import { driftDetail, type Reconciliation } from './drift.ts';
 import { instantMs } from './history.ts';
-import { historyOf } from './service.ts';
+import { driftOfWindow } from './service.ts';
 import type { DeviceSummary, ReplaySource } from './source.ts';
 import { percentile } from './time.ts';
 
@@ -96,7 +96,7 @@ export async function reconciliationStats(
   const all: (Reconciliation & { uuid: string; device_name: string })[] = [];
   for (const { uuid } of devices) {
     const events = await source.window(uuid, { since: window.from, until: window.to });
-    const report = driftReport(await historyOf(source, events, { since: window.from, until: window.to }));
+    const report = await driftOfWindow(source, events, { since: window.from, until: window.to });
     const deviceName = known.get(uuid)?.device_name ?? uuid;
     for (const r of report.reconciliations) all.push({ ...r, uuid, device_name: deviceName });
   }

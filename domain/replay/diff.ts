@@ -4,7 +4,7 @@
 import { jsonEqual } from '../device/drift.ts';
 import type { DeviceState } from '../device/state.ts';
 import { inSync } from './drift.ts';
-import { type EventRef, eventRef, FOLD_SLICE, type History, runPausing, runThrough } from './history.ts';
+import { type EventRef, eventRef, FOLD_SLICE, type History, runThrough } from './history.ts';
 import { own } from '../own.ts';
 
 /** One changed leaf (or whole array) of the state. */
@@ -136,13 +136,8 @@ export function diffReport(history: History): DiffReport {
   return runThrough(diffOf(history));
 }
 
-/** As diffReport, awaiting `pause()` after every FOLD_SLICE events (see buildHistoryPausing). */
-export function diffReportPausing(history: History, pause: () => Promise<void>): Promise<DiffReport> {
-  return runPausing(diffOf(history), pause);
-}
-
-/** The diff report as a generator that yields after every FOLD_SLICE steps compared. */
-function* diffOf(history: History): Generator<void, DiffReport, void> {
+/** The diff report as a generator that yields after every FOLD_SLICE steps compared (for a pausing caller). */
+export function* diffOf(history: History): Generator<void, DiffReport, void> {
   const end = history.steps.length === 0 ? history.start : history.steps[history.steps.length - 1]!.after;
   const changes: AttributedChange[] = stateChanges(history.start, end).map((change) => ({ ...change, caused_by: [] }));
   const events: DiffReport['events'] = [];

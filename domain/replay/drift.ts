@@ -1,7 +1,16 @@
 // Drift over time, read from a history: every interval in which the device was out of sync
 // with its target, and how long each target version took to be reached.
 import type { DeviceState } from '../device/state.ts';
-import { type EventRef, eventRef, type History, instantMs } from './history.ts';
+import {
+  type EventRef,
+  eventRef,
+  FOLD_SLICE,
+  type History,
+  instantMs,
+  runPausing,
+  runThrough,
+  type Step,
+} from './history.ts';
 
 /** One stretch of time out of sync. */
 export type DriftInterval = {
@@ -68,119 +77,170 @@ const targetVersion = (
 
 /** Drift intervals and reconciliation delays of a history (ongoing ones measured to `until`). */
 export function driftReport(history: History): DriftReport {
-  const untilMs = instantMs(history.until);
-  const intervals: DriftInterval[] = [];
-  let open: DriftInterval | null = null;
-  if (!inSync(history.start) && history.start.status === 'registered') {
-    open = {
-      start: history.start.drift_since ?? history.since ?? history.until,
-      end: null,
-      ongoing: true,
-      duration_ms: 0,
-      target_version: targetVersion(history.start),
-      differed: driftDetail(history.start),
-      differed_last: driftDetail(history.start),
-      started_by: null,
-      ended_by: null,
-    };
+  return runThrough(driftOf(history));
+}
+
+/** As driftReport, awaiting `pause()` after every FOLD_SLICE steps (see buildHistoryPausing). */
+export function driftReportPausing(history: History, pause: () => Promise<void>): Promise<DriftReport> {
+  return runPausing(driftOf(history), pause);
+}
+
+/** The drift report of a history as a generator that yields after every FOLD_SLICE steps. */
+function* driftOf(history: History): Generator<void, DriftReport, void> {
+  const tracker = createDriftTracker(history);
+  tracker.start(history.start);
+  for (const [i, step] of history.steps.entries()) {
+    tracker.step(step);
+    if ((i + 1) % FOLD_SLICE === 0) yield;
   }
+  return tracker.finish();
+}
+
+/**
+ * The drift report of a window, built as its fold goes (a StepSink for foldWindow): `start`
+ * with the state at `since`, then every step in order, then `finish()`. It keeps only the steps
+ * of the instant at hand, so the drift view of a long history holds no state but the current.
+ */
+export function createDriftTracker(window: { since: string | null; until: string }) {
+  const untilMs = instantMs(window.until);
+  const intervals: DriftInterval[] = [];
   const reconciliations: Reconciliation[] = [];
+  let open: DriftInterval | null = null;
+  // the state whose drift the open interval reports as `differed_last` (read when it closes)
+  let lastOut: DeviceState | null = null;
   let pendingTarget: Reconciliation | null = null;
-  let groupStart = 0;
-  for (let i = 0; i < history.steps.length; i += 1) {
-    const step = history.steps[i]!;
-    const nowInSync = inSync(step.after);
-    // events sharing an instant (a report and what it derives) count as one change: only the
-    // state after the last of them is ever the state "at" that instant
-    if (i > 0 && history.steps[i - 1]!.at !== step.at) groupStart = i;
-    const instantEnds = history.steps[i + 1]?.at !== step.at;
-    // the cause: the first event of the instant that flipped sync the way it ended up (each
-    // instant's events are looked at once, at its last: the report stays linear in the steps)
-    let cause = step;
-    for (let j = groupStart; instantEnds && j <= i; j += 1) {
-      const s = history.steps[j]!;
-      if (inSync(s.after) === nowInSync && inSync(s.before) !== nowInSync) {
-        cause = s;
-        break;
+  let end: DeviceState | null = null;
+  // the steps of the latest instant: events sharing an instant (a report and what it derives)
+  // count as one change, only the state after the last of them is ever the state "at" it
+  let group: Step[] = [];
+
+  /** Takes the steps of one instant, in order; the last of them ends it. */
+  const instant = (steps: readonly Step[]): void => {
+    for (const [k, step] of steps.entries()) {
+      const nowInSync = inSync(step.after);
+      const instantEnds = k === steps.length - 1;
+      // the cause: the first event of the instant that flipped sync the way it ended up
+      const cause = () =>
+        eventRef(
+          (steps.find((s, j) => j <= k && inSync(s.after) === nowInSync && inSync(s.before) !== nowInSync) ?? step)
+            .event,
+        );
+      if (!instantEnds) {
+        // nothing to decide until the instant's last event
+      } else if (open === null && !nowInSync) {
+        open = {
+          start: step.at,
+          end: null,
+          ongoing: true,
+          duration_ms: 0,
+          target_version: targetVersion(step.after),
+          differed: driftDetail(step.after),
+          differed_last: {},
+          started_by: cause(),
+          ended_by: null,
+        };
+        lastOut = step.after;
+      } else if (open !== null && nowInSync) {
+        open.end = step.at;
+        open.ongoing = false;
+        open.ended_by = cause();
+        open.duration_ms = instantMs(step.at) - instantMs(open.start);
+        open.differed_last = driftDetail(lastOut!);
+        intervals.push(open);
+        open = null;
+      } else if (open !== null) {
+        lastOut = step.after;
       }
-    }
-    const ref = eventRef(cause.event);
-    if (!instantEnds) {
-      // nothing to decide until the instant's last event
-    } else if (open === null && !nowInSync) {
-      open = {
-        start: step.at,
-        end: null,
-        ongoing: true,
-        duration_ms: 0,
-        target_version: targetVersion(step.after),
-        differed: driftDetail(step.after),
-        differed_last: driftDetail(step.after),
-        started_by: ref,
-        ended_by: null,
-      };
-    } else if (open !== null && nowInSync) {
-      open.end = step.at;
-      open.ongoing = false;
-      open.ended_by = ref;
-      open.duration_ms = instantMs(step.at) - instantMs(open.start);
-      intervals.push(open);
-      open = null;
-    } else if (open !== null) {
-      open.differed_last = driftDetail(step.after);
-    }
-    const version = targetVersion(step.after);
-    if (version !== null && version !== targetVersion(step.before)) {
-      if (pendingTarget !== null) {
-        pendingTarget.status = 'superseded';
-        pendingTarget.superseded_at = step.at;
+      const version = targetVersion(step.after);
+      if (version !== null && version !== targetVersion(step.before)) {
+        if (pendingTarget !== null) {
+          pendingTarget.status = 'superseded';
+          pendingTarget.superseded_at = step.at;
+          pendingTarget = null;
+        }
+        pendingTarget = {
+          target_version: version,
+          set_at: step.at,
+          set_by: eventRef(step.event),
+          status: 'pending',
+          converged_at: null,
+          converged_by: null,
+          delay_ms: null,
+          superseded_at: null,
+          waiting_ms: null,
+        };
+        reconciliations.push(pendingTarget);
+      }
+      if (instantEnds && pendingTarget !== null && version === pendingTarget.target_version && nowInSync) {
+        pendingTarget.status = 'converged';
+        pendingTarget.converged_at = step.at;
+        pendingTarget.converged_by = cause();
+        pendingTarget.delay_ms = instantMs(step.at) - instantMs(pendingTarget.set_at);
         pendingTarget = null;
       }
-      pendingTarget = {
-        target_version: version,
-        set_at: step.at,
-        set_by: eventRef(step.event),
-        status: 'pending',
-        converged_at: null,
-        converged_by: null,
-        delay_ms: null,
-        superseded_at: null,
-        waiting_ms: null,
-      };
-      reconciliations.push(pendingTarget);
     }
-    if (instantEnds && pendingTarget !== null && version === pendingTarget.target_version && nowInSync) {
-      pendingTarget.status = 'converged';
-      pendingTarget.converged_at = step.at;
-      pendingTarget.converged_by = ref;
-      pendingTarget.delay_ms = instantMs(step.at) - instantMs(pendingTarget.set_at);
-      pendingTarget = null;
-    }
-  }
-  if (open !== null) {
-    open.duration_ms = Math.max(0, untilMs - instantMs(open.start));
-    intervals.push(open);
-  }
-  if (pendingTarget !== null) pendingTarget.waiting_ms = Math.max(0, untilMs - instantMs(pendingTarget.set_at));
-  const end = history.steps.length === 0 ? history.start : history.steps[history.steps.length - 1]!.after;
-  const sinceMs = history.since === null ? null : instantMs(history.since);
-  // time out of sync counted inside the window only
-  const clipped = (i: DriftInterval) => {
-    const from = Math.max(instantMs(i.start), sinceMs ?? -Infinity);
-    const to = i.end === null ? untilMs : instantMs(i.end);
-    return Math.max(0, to - from);
   };
+
   return {
-    since: history.since,
-    until: history.until,
-    in_sync_at_end: inSync(end),
-    intervals,
-    reconciliations,
-    totals: {
-      intervals: intervals.length,
-      out_of_sync_ms: intervals.reduce((sum, i) => sum + clipped(i), 0),
-      longest_ms: intervals.reduce((max, i) => Math.max(max, i.duration_ms), 0),
-      window_ms: sinceMs === null ? null : untilMs - sinceMs,
+    /** The state at `since` (the history's start). */
+    start(state: DeviceState): void {
+      end = state;
+      if (!inSync(state) && state.status === 'registered') {
+        open = {
+          start: state.drift_since ?? window.since ?? window.until,
+          end: null,
+          ongoing: true,
+          duration_ms: 0,
+          target_version: targetVersion(state),
+          differed: driftDetail(state),
+          differed_last: {},
+          started_by: null,
+          ended_by: null,
+        };
+        lastOut = state;
+      }
+    },
+    /** The next step. */
+    step(step: Step): void {
+      if (group.length > 0 && group[group.length - 1]!.at !== step.at) {
+        instant(group);
+        group = [];
+      }
+      group.push(step);
+      end = step.after;
+    },
+    /** The report, ongoing interval and pending target measured to `until`. */
+    finish(): DriftReport {
+      if (group.length > 0) instant(group);
+      group = [];
+      const last = open as DriftInterval | null;
+      if (last !== null) {
+        last.duration_ms = Math.max(0, untilMs - instantMs(last.start));
+        last.differed_last = driftDetail(lastOut!);
+        intervals.push(last);
+      }
+      const pending = pendingTarget as Reconciliation | null;
+      if (pending !== null) pending.waiting_ms = Math.max(0, untilMs - instantMs(pending.set_at));
+      const sinceMs = window.since === null ? null : instantMs(window.since);
+      // time out of sync counted inside the window only
+      const clipped = (i: DriftInterval) => {
+        const from = Math.max(instantMs(i.start), sinceMs ?? -Infinity);
+        const to = i.end === null ? untilMs : instantMs(i.end);
+        return Math.max(0, to - from);
+      };
+      return {
+        since: window.since,
+        until: window.until,
+        in_sync_at_end: end === null || inSync(end),
+        intervals,
+        reconciliations,
+        totals: {
+          intervals: intervals.length,
+          out_of_sync_ms: intervals.reduce((sum, i) => sum + clipped(i), 0),
+          longest_ms: intervals.reduce((max, i) => Math.max(max, i.duration_ms), 0),
+          window_ms: sinceMs === null ? null : untilMs - sinceMs,
+        },
+      };
     },
   };
 }

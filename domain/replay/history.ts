@@ -256,31 +256,42 @@ export type History = {
 };
 
 /** Events folded between two pauses of buildHistoryPausing (a few milliseconds of work). */
-export const FOLD_SLICE = 1_000;
+export const FOLD_SLICE = 500;
 
 /**
- * The history as a generator that yields after every FOLD_SLICE events, so a caller can let
- * other work run in between: one fold in version order, each event a step at its instant.
+ * Where a window's fold goes: `start` once, with the state at `since`, before the first step
+ * (or at the end when there is none), then every step in order. A history keeps them; the
+ * drift view's tracker (createDriftTracker) looks at each once and keeps none.
  */
-function* historyOf(
+export type StepSink = {
+  start: (state: DeviceState, lastSeen: string | null) => void;
+  step: (step: Step) => void;
+};
+
+/**
+ * The fold of a window, as a generator that yields after every FOLD_SLICE events so a caller can
+ * let other work run in between: the events after `base` in version order (as `window` reads
+ * them: filtered by timestamp, or all), the ones at or before `since` folded into the start,
+ * each later one a step at its instant (eventInstants), until the first whose instant is after
+ * `until` or whose version is missing (left out of the read for lying after `until`).
+ */
+export function* foldWindow(
   base: ReplayBase,
   events: readonly ReplayEvent[],
   window: { since?: string | undefined; until: string },
-  validate: boolean,
-): Generator<void, History, void> {
+  sink: StepSink,
+  validate = false,
+): Generator<void, void, void> {
   const sinceMs = window.since === undefined ? -Infinity : instantMs(window.since);
   const untilMs = instantMs(window.until);
   let state = base.state;
   let lastSeen = base.last_seen_at;
-  let start = state;
-  let startLastSeen = lastSeen;
+  let started = false;
   let next = base.version + 1;
   let latest = base.last_event_at === null ? -Infinity : instantMs(base.last_event_at);
   let latestIso = base.last_event_at;
-  const steps: Step[] = [];
   for (const event of events) {
     if (event.aggregate_version < next) continue;
-    // a version missing from the read was left out for lying after `until`: so does the rest
     if (event.aggregate_version > next) break;
     const ms = instantMs(event.timestamp);
     if (ms > latest) {
@@ -289,16 +300,41 @@ function* historyOf(
     }
     if (latest > untilMs) break;
     const before = state;
+    if (!started && latest > sinceMs) {
+      sink.start(state, lastSeen);
+      started = true;
+    }
     state = evolve(state, toDeviceEvent(event, validate));
     if (isDeviceCaused(event)) lastSeen = later(lastSeen, event.timestamp);
-    if (latest <= sinceMs) {
-      start = state;
-      startLastSeen = lastSeen;
-    } else steps.push({ event, at: latestIso!, before, after: state, last_seen_at: lastSeen });
+    if (started) sink.step({ event, at: latestIso!, before, after: state, last_seen_at: lastSeen });
     next += 1;
     if ((next - base.version - 1) % FOLD_SLICE === 0) yield;
   }
-  return { since: window.since ?? null, until: window.until, start, start_last_seen: startLastSeen, steps };
+  if (!started) sink.start(state, lastSeen);
+}
+
+/** The history of a window as a generator (see foldWindow). */
+function* historyOf(
+  base: ReplayBase,
+  events: readonly ReplayEvent[],
+  window: { since?: string | undefined; until: string },
+  validate: boolean,
+): Generator<void, History, void> {
+  const history: History = {
+    since: window.since ?? null,
+    until: window.until,
+    start: base.state,
+    start_last_seen: base.last_seen_at,
+    steps: [],
+  };
+  yield* foldWindow(base, events, window, {
+    start: (state, lastSeen) => {
+      history.start = state;
+      history.start_last_seen = lastSeen;
+    },
+    step: (step) => history.steps.push(step),
+  }, validate);
+  return history;
 }
 
 /**

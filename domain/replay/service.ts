@@ -2,9 +2,18 @@
 // instant, history, drift, diff and the fleet at an instant. The CLI and the HTTP routes
 // both call these, so they always agree.
 import type { RegisteredDevice } from '../device/state.ts';
-import { driftDetail, type DriftReport, driftReport } from './drift.ts';
-import { type DiffReport, diffReport, diffReportPausing } from './diff.ts';
-import { buildHistory, buildHistoryPausing, type History, instantMs, type StateAt } from './history.ts';
+import { createDriftTracker, driftDetail, type DriftReport } from './drift.ts';
+import { diffOf, type DiffReport } from './diff.ts';
+import {
+  buildHistory,
+  buildHistoryPausing,
+  foldWindow,
+  type History,
+  instantMs,
+  runPausing,
+  runThrough,
+  type StateAt,
+} from './history.ts';
 import { type DeviceSummary, type EventWindow, type Progress, ReplayError, type ReplaySource } from './source.ts';
 import { type StateView, stateView } from './view.ts';
 
@@ -46,12 +55,12 @@ export async function replayState(
   return { device, view: stateView(uuid, result as StateAt & { state: RegisteredDevice }), result };
 }
 
-/** The history of a device over (since, until]; `until` defaults to the source's now. */
-export async function replayHistory(
+/** The window of a device's history over (since, until] and the bounds it was read with. */
+async function readWindow(
   source: ReplaySource,
   uuid: string,
   range: { since?: string | undefined; until?: string | undefined },
-): Promise<{ device: DeviceSummary; history: History }> {
+): Promise<{ device: DeviceSummary; window: EventWindow; range: { since: string | undefined; until: string } }> {
   const device = await requireDevice(source, uuid);
   const until = range.until ?? source.now();
   checkRange(range.since, until);
@@ -59,19 +68,39 @@ export async function replayHistory(
   // after retention, "the whole history" starts at the horizon (issue #6)
   const horizon = range.since === undefined ? await source.horizon?.() ?? null : null;
   const since = horizon !== null && instantMs(device.registered_at) < instantMs(horizon) ? horizon : range.since;
-  const window = await source.window(uuid, { since, until });
-  return { device, history: await historyOf(source, window, { since, until }) };
+  return { device, window: await source.window(uuid, { since, until }), range: { since, until } };
 }
 
-/** The history of a window read from `source`, pausing as the source asks (ReplaySource.pause). */
-export function historyOf(
+/** Runs sliced work (a generator that yields between slices), pausing as the source asks (ReplaySource.pause). */
+function sliced<T>(source: ReplaySource, work: Generator<void, T, void>): Promise<T> {
+  return source.pause === undefined ? Promise.resolve(runThrough(work)) : runPausing(work, source.pause);
+}
+
+/** The history of a device over (since, until]; `until` defaults to the source's now. */
+export async function replayHistory(
+  source: ReplaySource,
+  uuid: string,
+  range: { since?: string | undefined; until?: string | undefined },
+): Promise<{ device: DeviceSummary; history: History }> {
+  const { device, window, range: bounds } = await readWindow(source, uuid, range);
+  const history = source.pause === undefined
+    ? buildHistory(window.base, window.events, bounds)
+    : await buildHistoryPausing(window.base, window.events, bounds, source.pause);
+  return { device, history };
+}
+
+/**
+ * The drift report of a window read from `source`, built as the fold goes: no state is kept
+ * but the current one (the drift view of a long history holds no history in memory).
+ */
+export async function driftOfWindow(
   source: ReplaySource,
   window: EventWindow,
   range: { since?: string | undefined; until: string },
-): Promise<History> {
-  return source.pause === undefined
-    ? Promise.resolve(buildHistory(window.base, window.events, range))
-    : buildHistoryPausing(window.base, window.events, range, source.pause);
+): Promise<DriftReport> {
+  const tracker = createDriftTracker({ since: range.since ?? null, until: range.until });
+  await sliced(source, foldWindow(window.base, window.events, range, tracker));
+  return tracker.finish();
 }
 
 /** Drift intervals and reconciliation delays of a device over a window. */
@@ -80,8 +109,8 @@ export async function replayDrift(
   uuid: string,
   range: { since?: string | undefined; until?: string | undefined },
 ): Promise<DriftReport & { device: DeviceSummary }> {
-  const { device, history } = await replayHistory(source, uuid, range);
-  return { device, ...driftReport(history) };
+  const { device, window, range: bounds } = await readWindow(source, uuid, range);
+  return { device, ...await driftOfWindow(source, window, bounds) };
 }
 
 /** What changed between two instants; the first may be before the device existed. */
@@ -93,8 +122,7 @@ export async function replayDiff(
 ): Promise<DiffReport & { device: DeviceSummary }> {
   checkRange(from, to, ['from', 'to']);
   const { device, history } = await replayHistory(source, uuid, { since: from, until: to });
-  const report = source.pause === undefined ? diffReport(history) : await diffReportPausing(history, source.pause);
-  return { device, ...report };
+  return { device, ...await sliced(source, diffOf(history)) };
 }
 
 /** One device's line in the fleet view. */

@@ -1,7 +1,8 @@
 // Holds a database to the promises its API made, from the outside (plain SQL over pg):
 // every acknowledged request has the events its answer promised (found by
 // metadata.request_id), every stream's versions run 1..n without gaps and match `streams`,
-// every hash chain is intact, and every device's read model equals the fold of its events.
+// its timestamps never decrease in version order (the head holds the last one), every hash
+// chain is intact, and every device's read model equals the fold of its events.
 import pg from 'pg';
 import { fold } from '../../domain/device/evolve.ts';
 import { parseDeviceEvent } from '../../domain/device/events.ts';
@@ -23,6 +24,8 @@ export type StoreReport = {
   devices: number;
   gaps: number;
   brokenChains: number;
+  /** Streams with an event stamped before the one before it, or a head without the last timestamp. Must be 0. */
+  outOfOrder: number;
   foldMismatches: number;
   problems: string[];
 };
@@ -109,9 +112,11 @@ export async function checkStore(url: string, acks: readonly Ack[]): Promise<Sto
     }
 
     // --- streams: versions 1..n, no gaps, head and hash chain agree
-    const heads = new Map((await client.query<{ key: string; version: string; last_hash: string }>(
-      `SELECT aggregate_type || '/' || aggregate_id AS key, version, last_hash FROM streams`,
-    )).rows.map((r) => [r.key, r]));
+    const heads = new Map(
+      (await client.query<{ key: string; version: string; last_hash: string; last_timestamp: Date | null }>(
+        `SELECT aggregate_type || '/' || aggregate_id AS key, version, last_hash, last_timestamp FROM streams`,
+      )).rows.map((r) => [r.key, r]),
+    );
     const streams = new Map<string, EventRow[]>();
     for (const row of rows) {
       const key = `${row.aggregate_type}/${row.aggregate_id}`;
@@ -121,7 +126,21 @@ export async function checkStore(url: string, acks: readonly Ack[]): Promise<Sto
     }
     let gaps = 0;
     let brokenChains = 0;
+    let outOfOrder = 0;
     for (const [key, events] of streams) {
+      const backwards = events.findIndex((e, i) => i > 0 && e.timestamp < events[i - 1]!.timestamp);
+      const lastAt = events[events.length - 1]!.timestamp.getTime();
+      if (backwards >= 0 || heads.get(key)?.last_timestamp?.getTime() !== lastAt) {
+        outOfOrder += 1;
+        note(
+          'order',
+          backwards >= 0
+            ? `${key}: version ${events[backwards]!.aggregate_version} is stamped before version ${
+              events[backwards - 1]!.aggregate_version
+            }`
+            : `${key}: the head's last_timestamp is not the last event's`,
+        );
+      }
       let previous = GENESIS_HASH;
       let chainOk = true;
       events.forEach((e, i) => {
@@ -201,6 +220,7 @@ export async function checkStore(url: string, acks: readonly Ack[]): Promise<Sto
       devices: devices.length,
       gaps,
       brokenChains,
+      outOfOrder,
       foldMismatches,
       problems,
     };
@@ -211,5 +231,5 @@ export async function checkStore(url: string, acks: readonly Ack[]): Promise<Sto
 
 /** True when the report shows no loss and no inconsistency. */
 export const storeIsSound = (r: StoreReport): boolean =>
-  r.missing === 0 && r.gaps === 0 && r.brokenChains === 0 && r.foldMismatches === 0 &&
+  r.missing === 0 && r.gaps === 0 && r.brokenChains === 0 && r.outOfOrder === 0 && r.foldMismatches === 0 &&
   !r.problems.some((p) => /^(extra|isolation)/.test(p));

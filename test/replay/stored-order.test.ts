@@ -11,14 +11,16 @@ import pg from 'pg';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import type { StoredEvent } from '../../domain/recorded-event.ts';
-import { driftReport } from '../../domain/replay/drift.ts';
+import { createDriftTracker, driftReport } from '../../domain/replay/drift.ts';
 import {
   buildHistory,
   eventInstants,
   FOLD_SLICE,
   foldFrom,
+  foldWindow,
   initialBase,
   replayAt,
+  runThrough,
   stateInHistory,
 } from '../../domain/replay/history.ts';
 import { replayDrift } from '../../domain/replay/service.ts';
@@ -129,6 +131,30 @@ test("the definition: an event stamped before an earlier version counts from tha
   const windowed = buildHistory(initialBase(), rows, { since: at(4), until: at(10) });
   t.is(windowed.start.version, 2);
   t.deepEqual(windowed.steps.map((s) => s.event.aggregate_version), [3, 4, 5]);
+});
+
+test('the drift view built as the fold goes (no history kept) equals the drift report of the history', (t) => {
+  const rows = rowsOf(generateHistory({
+    uuid: UUID,
+    count: 3_000,
+    start: '2026-01-01T00:00:00.000Z',
+    spanMs: 86_400_000,
+    seed: 5,
+    outOfOrder: 0.1,
+    jitterMs: 20 * 60_000,
+  }));
+  for (
+    const window of [
+      { until: '2026-01-03T00:00:00.000Z' },
+      { since: '2026-01-01T06:00:00.000Z', until: '2026-01-01T18:00:00.000Z' },
+    ]
+  ) {
+    const tracker = createDriftTracker({ since: window.since ?? null, until: window.until });
+    runThrough(foldWindow(initialBase(), rows, window, tracker));
+    const streamed = tracker.finish();
+    t.true(streamed.intervals.length > 10);
+    t.deepEqual(streamed, driftReport(buildHistory(initialBase(), rows, window)));
+  }
 });
 
 let app: TestApp;

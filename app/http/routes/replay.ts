@@ -11,7 +11,7 @@ import {
   driftingNow,
   reconciliationStats,
 } from '../../../domain/replay/analytics.ts';
-import { driftReport } from '../../../domain/replay/drift.ts';
+import { driftReportPausing } from '../../../domain/replay/drift.ts';
 import { createReplayQueries } from '../../../infra/replay/queries.ts';
 import { replayDiff, replayDrift, replayFleet, replayHistory, replayState } from '../../../domain/replay/service.ts';
 import { ReplayError } from '../../../domain/replay/source.ts';
@@ -89,7 +89,7 @@ export function replayRoutes(router: Router, deps: AppDeps): void {
     ctx.body = renderTimeline({
       device,
       history,
-      drift: driftReport(history),
+      drift: await driftReportPausing(history, source.pause!),
       generatedAt: deps.clock().toISOString(),
       sourceDescription: 'the devicetrail API',
     });
