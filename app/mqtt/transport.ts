@@ -26,7 +26,8 @@ import type { RateLimit } from '../http/middleware/rate-limit.ts';
 import { stateReportsFor } from '../state-reports.ts';
 import { type MqttMetrics, mqttMetricsFor } from './mqtt-metrics.ts';
 import { createReportHandler, type ReportSender } from './report-handler.ts';
-import { createBrokerSyncListener, targetNotice } from './target-push.ts';
+import { createBrokerSyncListener, MQTT_LISTENER, targetNotice } from './target-push.ts';
+import { registerLagGauge } from '../observability/metrics.ts';
 import type { Registry } from 'prom-client';
 
 /** The settings the transport reads (app/config.ts). */
@@ -241,12 +242,20 @@ export async function startMqttTransport(settings: MqttSettings, deps: MqttDepen
     await (embedded?.close() ?? external?.close());
     throw error;
   }
+  const unregisterLag = registerLagGauge(MQTT_LISTENER, async () => {
+    const lag = await listener.lag();
+    return { events: lag.events_behind, seconds: lag.seconds_behind };
+  });
 
   const publicUrl = (requestHost?: string): string => {
     if (settings.MQTT_PUBLIC_URL !== undefined) return settings.MQTT_PUBLIC_URL;
     if (mode === 'external') return url;
     const own = settings.MQTT_HOST ?? settings.HOST;
-    const host = requestHost !== undefined && requestHost !== '' ? requestHost : wildcard(own) ? 'localhost' : own;
+    // the host the device reached the API by (only a plain host name or address literal)
+    const asked = requestHost !== undefined && /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253})$/.test(requestHost)
+      ? requestHost
+      : null;
+    const host = asked ?? (wildcard(own) ? 'localhost' : own);
     return `mqtt://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${embedded!.port}`;
   };
 
@@ -268,6 +277,7 @@ export async function startMqttTransport(settings: MqttSettings, deps: MqttDepen
     },
     isConnected: (uuid) => (embedded === null ? null : embedded.isConnected(uuid)),
     async stop() {
+      unregisterLag();
       await listener.stop();
       if (embedded !== null) await embedded.close();
       if (external !== null) await external.close();

@@ -6,6 +6,7 @@
 import test from 'ava';
 import type { MqttClient } from 'mqtt';
 import { sql } from 'slonik';
+import { z } from 'zod';
 import { stateTopic, targetTopic } from '../../infra/mqtt/topics.ts';
 import { mosquittoMissing, startMosquitto, type TestMosquitto } from './mosquitto.ts';
 import { agentReport, eventually, nextMessage, startMqttApp } from './mqtt-app.ts';
@@ -113,17 +114,23 @@ maybe(
     await lockTaken;
     // the broker takes it (its PUBACK to the device); devicetrail's commit waits on the lock
     await client.publishAsync(stateTopic(device.uuid), agentReport(device.uuid, { os_version: 'one' }), { qos: 1 });
-    await new Promise((r) => setTimeout(r, 500));
+    // devicetrail holds it: its append waits for the row lock
+    await eventually(
+      async () =>
+        (await env.app.db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+          SELECT count(*)::int AS n FROM pg_stat_activity
+           WHERE wait_event_type = 'Lock' AND datname = current_database()`)) > 0,
+      15_000,
+    );
     // devicetrail goes away before acknowledging; the commit then goes through
-    const stopping = env.transport.stop();
+    await env.transport.stop();
     release();
     await holder;
-    await stopping;
-    await eventually(async () => (await reportsOf(device.uuid)).length === 1);
+    await eventually(async () => (await reportsOf(device.uuid)).length === 1, 15_000);
     // while it is away the device reports again: the broker keeps it for devicetrail's session
     await client.publishAsync(stateTopic(device.uuid), agentReport(device.uuid, { os_version: 'two' }), { qos: 1 });
     await env.restart();
-    await eventually(async () => (await reportsOf(device.uuid)).length === 2, 10_000);
+    await eventually(async () => (await reportsOf(device.uuid)).length === 2, 15_000);
     await new Promise((r) => setTimeout(r, 500));
     const reports = await reportsOf(device.uuid);
     t.deepEqual(reports.map((e) => (e.data['system'] as Record<string, unknown>)['os_version']), ['one', 'two']);

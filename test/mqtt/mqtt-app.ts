@@ -1,11 +1,15 @@
 // The app on its own database with the MQTT transport: embedded (aedes on a free loopback
 // port) or external (a test Mosquitto), with MQTT.js device helpers.
 import type { Buffer } from 'node:buffer';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { Registry } from 'prom-client';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { type MqttTransport, startMqttTransport } from '../../app/mqtt/transport.ts';
+import { createApp } from '../../app/http/create-app.ts';
+import { createDeps } from '../../app/http/deps.ts';
 import { startTestApp } from '../helpers/app.ts';
 import type { TestMosquitto } from './mosquitto.ts';
 import type { RateLimit } from '../../app/http/middleware/rate-limit.ts';
@@ -51,13 +55,39 @@ export async function startMqttApp(options: MqttAppOptions = {}) {
   const clients: MqttClient[] = [];
   const provisioning = await app.createProvisioningKey({ fleet_id: 'fleet-mqtt', max_devices: 1000 });
 
-  /** Registers a device over HTTP and issues its MQTT credential. */
+  // the API as app/main.ts wires it: its registration reply and key exchange issue MQTT
+  // credentials through the transport (the test app above has none: MQTT off)
+  const apiDeps = createDeps(app.db.pool, { logError: (message, error) => logs.push(`error: ${message} ${error}`) });
+  apiDeps.mqtt = { issueCredentials: (uuid, host) => transport.issueCredentials(uuid, host) };
+  const api: Server = createServer(createApp(apiDeps).callback());
+  await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+  const apiUrl = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+
+  /** A request to the MQTT-wired API. */
+  async function call(method: string, path: string, token: string, body: unknown) {
+    const response = await fetch(`${apiUrl}${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    // deno-lint-ignore no-explicit-any -- tests read answers as loose JSON
+    return { status: response.status, body: (await response.json()) as any };
+  }
+
+  /** Registers a device as the device agent does; its MQTT credential comes from the reply. */
   async function newDevice(): Promise<MqttDevice> {
-    const { uuid, key, response } = await app.registerDevice(provisioning.key);
-    if (response.status !== 201) throw new Error(`register: ${response.status} ${response.text}`);
-    const issued = await transport.issueCredentials(uuid, '127.0.0.1');
-    if (issued === null) throw new Error('no credential issued');
-    return { uuid, key, ...issued };
+    const uuid = crypto.randomUUID();
+    const key = `device-key-${crypto.randomUUID()}`;
+    const registered = await call('POST', '/api/v1/device/register', provisioning.key, {
+      uuid,
+      deviceName: 'mqtt-device',
+      deviceType: 'raspberry-pi-4',
+      deviceApiKey: key,
+    });
+    if (registered.status !== 201) throw new Error(`register: ${registered.status} ${JSON.stringify(registered.body)}`);
+    const mqtt = registered.body.mqtt as { username: string; password: string; broker: string };
+    if (mqtt.password === null) throw new Error(`no MQTT credential in the reply: ${logs.join('\n')}`);
+    return { uuid, key, ...mqtt };
   }
 
   /** Connects as `device` (client id `device_<uuid>` unless overridden); rejects when refused. */
@@ -94,6 +124,9 @@ export async function startMqttApp(options: MqttAppOptions = {}) {
     },
     newDevice,
     connectDevice,
+    call,
+    apiUrl,
+    provisioningKey: provisioning.key,
     eventsOf,
     /** Stops the transport and starts it again (same client id: an external broker's sessions resume). */
     async restart() {
@@ -103,6 +136,7 @@ export async function startMqttApp(options: MqttAppOptions = {}) {
     async close() {
       await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
       await transport.stop().catch(() => undefined);
+      await new Promise<void>((resolve) => api.close(() => resolve()));
       await app.close();
     },
   };

@@ -66,6 +66,8 @@ export const registerBody = z.object({
 export const keyExchangeBody = z.object({
   uuid: uuidSchema,
   deviceApiKey: z.string().min(1).max(256),
+  /** true: answer with a new MQTT password (the previous one stops working); issue #18. */
+  reissueMqtt: z.boolean().optional(),
 });
 
 /** Most lifecycle events one POST /device/events may carry. */
@@ -128,12 +130,33 @@ async function refusedIfInactive<T>(deps: AppDeps, uuid: string, now: string, wo
   }
 }
 
+/** MQTT credentials as the device agent reads them: nulls when there are none. */
+type MqttAnswer = { username: string | null; password: string | null; broker: string | null };
+
+const NO_MQTT: MqttAnswer = { username: null, password: null, broker: null };
+
+/**
+ * A new MQTT credential for the device (issue #18), named for the host the device reached
+ * the API by; nulls when MQTT is off or the broker did not take it (logged: the device stays
+ * on HTTP and can ask the key exchange for one later).
+ */
+async function mqttAnswer(deps: AppDeps, ctx: Context, uuid: string): Promise<MqttAnswer> {
+  if (deps.mqtt === undefined) return NO_MQTT;
+  try {
+    return (await deps.mqtt.issueCredentials(uuid, ctx.hostname)) ?? NO_MQTT;
+  } catch (error) {
+    deps.logError(`mqtt: no credential issued for ${uuid}`, error);
+    return NO_MQTT;
+  }
+}
+
 /**
  * The answer to a registration: devicetrail's `{device, created}`, and at the top level what
  * the device agent reads (`id`, `uuid`, `deviceName`, `deviceType`, `createdAt`, `mqtt`). The
- * device's id is its uuid; `mqtt` holds nulls while devicetrail offers no broker.
+ * device's id is its uuid; `mqtt` holds its MQTT credential, a new one on each registration
+ * (nulls when MQTT is off).
  */
-function registrationAnswer(row: DeviceRow | null, uuid: string, created: boolean) {
+function registrationAnswer(row: DeviceRow | null, uuid: string, created: boolean, mqtt: MqttAnswer) {
   const state = row?.state.status === 'registered' ? row.state : null;
   return {
     device: row === null ? { uuid } : deviceView(row),
@@ -144,7 +167,7 @@ function registrationAnswer(row: DeviceRow | null, uuid: string, created: boolea
     deviceType: row?.device_type ?? null,
     applicationId: state?.application_id ?? null,
     createdAt: row?.registered_at ?? null,
-    mqtt: { username: null, password: null, broker: null },
+    mqtt,
   };
 }
 
@@ -168,7 +191,8 @@ export function registrationRoutes(router: Router, deps: AppDeps): void {
         );
       }
       ctx.status = 200;
-      ctx.body = withIgnored(ctx, registrationAnswer(await deps.devices.get(body.uuid), body.uuid, false));
+      const row = await deps.devices.get(body.uuid);
+      ctx.body = withIgnored(ctx, registrationAnswer(row, body.uuid, false, await mqttAnswer(deps, ctx, body.uuid)));
       return true;
     };
     if (await existing()) return;
@@ -215,7 +239,8 @@ export function registrationRoutes(router: Router, deps: AppDeps): void {
       throw error;
     }
     ctx.status = 201;
-    ctx.body = withIgnored(ctx, registrationAnswer(await deps.devices.get(body.uuid), body.uuid, true));
+    const row = await deps.devices.get(body.uuid);
+    ctx.body = withIgnored(ctx, registrationAnswer(row, body.uuid, true, await mqttAnswer(deps, ctx, body.uuid)));
   });
 }
 
@@ -299,6 +324,9 @@ export function deviceRoutes(router: Router, deps: AppDeps): void {
       status: 'ok',
       message: 'the device key is valid',
       device: { id: uuid, uuid, deviceName: row.device_name },
+      // asked for: a new MQTT password (the device agent never asks, so the one its
+      // registration gave it stays valid)
+      ...(body.reissueMqtt === true ? { mqtt: await mqttAnswer(deps, ctx, uuid) } : {}),
     });
   });
 
