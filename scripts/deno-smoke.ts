@@ -269,6 +269,7 @@ async function runOn(runtime: Runtime): Promise<Step[]> {
     LOG_LEVEL: 'info',
     METRICS_TOKEN,
     EMBEDDED_PG_PORT: String(await freePort()),
+    MQTT_PORT: String(await freePort()),
     NODE_ENV: 'production',
   };
   let database: string | null = null;

@@ -106,6 +106,7 @@ test.serial('SIGTERM: a request in flight completes with 2xx, new connections ar
     DATA_DIR: dataDir,
     PORT: String(await freePort()),
     EMBEDDED_PG_PORT: String(await freePort()),
+    MQTT_PORT: String(await freePort()),
     HOST: '127.0.0.1',
     LOG_FORMAT: 'json',
     LOG_LEVEL: 'info',

@@ -45,6 +45,8 @@ export async function startService(options: ServiceOptions): Promise<ServiceProc
       LOG_FORMAT: 'json',
       LOG_LEVEL: 'info',
       NODE_ENV: 'production',
+      // the embedded MQTT broker on any free port: 1884 may be taken (issue #18)
+      MQTT_PORT: '0',
       ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
