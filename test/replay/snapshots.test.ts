@@ -35,7 +35,7 @@ test.before(async () => {
     start: START,
     spanMs: 10 * DAY,
     seed: 7,
-    outOfOrder: 0.04,
+    outOfOrder: 0.15,
     jitterMs: 40 * 60_000,
   });
   // a log written before migration 011: some events stamped before the version before them
