@@ -207,6 +207,7 @@ try {
     `  events found       ${report.eventsFound}  (${report.totalEvents} events in ${report.streams} streams)`,
   );
   console.log(`  missing            ${report.missing}`);
+  console.log(`  metrics samples    ${report.samplesPromised} acknowledged, ${report.missingSamples} missing`);
   console.log(`  version gaps       ${report.gaps}`);
   console.log(`  broken hash chains ${report.brokenChains}`);
   console.log(`  read model ≠ fold  ${report.foldMismatches} of ${report.devices} devices`);
@@ -232,13 +233,14 @@ try {
     aggregateId: 'none',
     minEvents: 1,
     eventIds: [],
+    metricsSample: true,
   }]);
-  const checkerWorks = control.missing === 1 && control.foldMismatches === 1 &&
+  const checkerWorks = control.missing === 1 && control.foldMismatches === 1 && control.missingSamples === 1 &&
     findSecrets(['planted-secret-123'], [{ name: 'x', text: 'a planted-secret-123 here' }]).length === 1;
   console.log(
     `  checker self-test  ${
       checkerWorks ? 'ok' : 'FAILED'
-    } (a fabricated ack → missing ${control.missing}, a tampered read model → ${control.foldMismatches} mismatch, a planted secret is found)`,
+    } (a fabricated ack → missing ${control.missing} and ${control.missingSamples} sample, a tampered read model → ${control.foldMismatches} mismatch, a planted secret is found)`,
   );
   const sound = storeIsSound(report) && leaks.length === 0 && report.acked > 0 && checkerWorks && verify.status === 0;
   console.log(sound ? `crash test passed in ${elapsed()}` : `crash test FAILED in ${elapsed()}`);

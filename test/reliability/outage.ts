@@ -320,6 +320,7 @@ try {
   console.log(`  requests acked     ${report.acked}`);
   console.log(`  events found       ${report.eventsFound} of ${report.eventsPromised} promised`);
   console.log(`  missing            ${report.missing}`);
+  console.log(`  metrics samples    ${report.samplesPromised} acknowledged, ${report.missingSamples} missing`);
   console.log(
     `  gaps, broken chains, read model ≠ fold: ${report.gaps}, ${report.brokenChains}, ${report.foldMismatches}`,
   );

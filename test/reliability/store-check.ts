@@ -2,7 +2,8 @@
 // every acknowledged request has the events its answer promised (found by
 // metadata.request_id), every stream's versions run 1..n without gaps and match `streams`,
 // its timestamps never decrease in version order (the head holds the last one), every hash
-// chain is intact, and every device's read model equals the fold of its events.
+// chain is intact, every device's read model equals the fold of its events, and every
+// acknowledged report's metrics sample is in device_metrics (issue #15).
 import pg from 'pg';
 import { fold } from '../../domain/device/evolve.ts';
 import { parseDeviceEvent } from '../../domain/device/events.ts';
@@ -27,6 +28,9 @@ export type StoreReport = {
   /** Streams with an event stamped before the one before it, or a head without the last timestamp. Must be 0. */
   outOfOrder: number;
   foldMismatches: number;
+  /** Acknowledged reports that carried metrics, and samples of theirs not found (per device: fewer samples than such acks). Must be 0. */
+  samplesPromised: number;
+  missingSamples: number;
   problems: string[];
 };
 
@@ -210,6 +214,24 @@ export async function checkStore(url: string, acks: readonly Ack[]): Promise<Sto
     }
     if (deviceStreams !== devices.length) foldMismatches += Math.abs(deviceStreams - devices.length);
 
+    // --- metrics samples (issue #15): a device has at least one per acknowledged report with metrics
+    // (requests cut off may have stored one too, so more is fine)
+    const wanted = new Map<string, number>();
+    for (const ack of acks) if (ack.metricsSample) wanted.set(ack.aggregateId, (wanted.get(ack.aggregateId) ?? 0) + 1);
+    const samples = new Map(
+      (await client.query<{ device_uuid: string; n: string }>(
+        `SELECT device_uuid, count(*) AS n FROM device_metrics GROUP BY device_uuid`,
+      )).rows.map((r) => [r.device_uuid, Number(r.n)]),
+    );
+    let missingSamples = 0;
+    for (const [uuid, n] of wanted) {
+      const lost = Math.max(0, n - (samples.get(uuid) ?? 0));
+      if (lost > 0) {
+        note('samples', `device ${uuid}: ${n} acknowledged reports with metrics, ${n - lost} samples stored`);
+      }
+      missingSamples += lost;
+    }
+
     return {
       acked: acks.length,
       eventsPromised: promised,
@@ -222,6 +244,8 @@ export async function checkStore(url: string, acks: readonly Ack[]): Promise<Sto
       brokenChains,
       outOfOrder,
       foldMismatches,
+      samplesPromised: [...wanted.values()].reduce((a, b) => a + b, 0),
+      missingSamples,
       problems,
     };
   } finally {
@@ -232,4 +256,5 @@ export async function checkStore(url: string, acks: readonly Ack[]): Promise<Sto
 /** True when the report shows no loss and no inconsistency. */
 export const storeIsSound = (r: StoreReport): boolean =>
   r.missing === 0 && r.gaps === 0 && r.brokenChains === 0 && r.outOfOrder === 0 && r.foldMismatches === 0 &&
+  r.missingSamples === 0 &&
   !r.problems.some((p) => /^(extra|isolation)/.test(p));

@@ -18,6 +18,8 @@ export type Ack = {
   minEvents: number;
   /** Events the answer named by id. */
   eventIds: string[];
+  /** The answer acknowledged a state report carrying metrics: one device_metrics sample (issue #15). */
+  metricsSample?: true;
   /** The stream version the answer reported (its last event's aggregate_version), when it did. */
   version?: number;
 };
@@ -50,9 +52,13 @@ export type WorkloadOptions = {
 
 const apps = ['1000', '1001', '1002'];
 
-/** A state report that always changes something (cpu_usage), sometimes the apps too. */
+/**
+ * A state report that always changes state (its local_ip: metrics alone append no event,
+ * issue #15), sometimes the apps too, and always carries metrics (a sample in device_metrics).
+ */
 function reportBody(uuid: string, n: number): object {
   const body: Record<string, unknown> = {
+    local_ip: `10.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`,
     cpu_usage: Math.round(Math.random() * 1e6) / 1e4,
     memory_usage: Math.round(Math.random() * 1e4) / 1e2,
     uptime: n,
@@ -172,6 +178,7 @@ export function createWorkload(options: WorkloadOptions) {
             ...ack,
             exactEvents: written,
             minEvents: written,
+            metricsSample: true,
             ...(written > 0 ? { version: response.json?.devices?.[device.uuid]?.version } : {}),
           };
         },

@@ -117,3 +117,16 @@ test('replay timeline --logs: the page shows what the device logged when each dr
   const without = await run(['timeline', device.uuid, '--html', '-']);
   t.false(without.stdout.includes('What the device logged'));
 });
+
+test('the timeline page over HTTP takes ?logs= too', async (t) => {
+  const { app, device } = await setup(t);
+  const page = await app.request('GET', `/api/v1/devices/${device.uuid}/timeline?logs=2m`, { token: app.adminToken });
+  t.is(page.status, 200);
+  t.true(page.text.includes('What the device logged when it started to drift'));
+  t.true(page.text.includes('Error: manifest unknown for web:2'));
+  const plain = await app.request('GET', `/api/v1/devices/${device.uuid}/timeline`, { token: app.adminToken });
+  t.false(plain.text.includes('What the device logged'));
+  const bad = await app.request('GET', `/api/v1/devices/${device.uuid}/timeline?logs=soon`, { token: app.adminToken });
+  t.is(bad.status, 400);
+  t.regex(bad.body.error.message, /^query\.logs: must be a duration/);
+});

@@ -11,7 +11,7 @@ import { reportBody } from '../device-reports.ts';
 import { feedQuery, streamQuery } from '../routes/feed.ts';
 import { fleetSummaryQuery } from '../routes/fleet.ts';
 import { createKeyBody, revokeKeyBody } from '../routes/provisioning-keys.ts';
-import { analyticsQuery, diffQuery, fleetQuery, rangeQuery, stateQuery } from '../routes/replay.ts';
+import { analyticsQuery, diffQuery, fleetQuery, rangeQuery, stateQuery, timelineQuery } from '../routes/replay.ts';
 import * as r from './response-schemas.ts';
 import {
   analyticsPageQuery,
@@ -346,8 +346,12 @@ export const routeDocs: readonly RouteDoc[] = [
     tag: 'Replay',
     auth: 'admin',
     summary: "A device's timeline page",
-    query: rangeQuery,
-    queryHelp: { since: instantHelp, until: instantHelp },
+    query: timelineQuery,
+    queryHelp: {
+      since: instantHelp,
+      until: instantHelp,
+      logs: 'also what the device logged within this long of each of its latest 10 drift starts, e.g. 5m',
+    },
     responses: { 200: { description: 'a self-contained HTML page', contentType: 'text/html', schema: z.string() } },
     errors: [404],
   },

@@ -17,6 +17,7 @@ import { replayDiff, replayDrift, replayFleet, replayHistory, replayState } from
 import { ReplayError } from '../../../domain/replay/source.ts';
 import { parseDuration } from '../../../domain/replay/time.ts';
 import { renderTimeline } from '../../html/timeline.ts';
+import { timelineLogs } from '../../html/timeline-logs.ts';
 import type { AppDeps } from '../deps.ts';
 import { HttpError, parseOr400 } from '../errors.ts';
 import { instantSchema, intQuery, uuidParam } from '../request.ts';
@@ -25,6 +26,11 @@ import { instantSchema, intQuery, uuidParam } from '../request.ts';
 export const stateQuery = z.object({ at: instantSchema.optional() }).strict();
 /** Query of GET /devices/:uuid/drift and /timeline. */
 export const rangeQuery = z.object({ since: instantSchema.optional(), until: instantSchema.optional() }).strict();
+/** Query of GET /devices/:uuid/timeline: the range, and `logs`, a window of device logs around each drift start. */
+export const timelineQuery = rangeQuery.extend({
+  logs: z.string().max(32).refine((w) => parseDuration(w) !== null, 'must be a duration such as 30s, 5m or 1h')
+    .optional(),
+}).strict();
 /** Query of GET /devices/:uuid/diff. */
 export const diffQuery = z.object({ from: instantSchema, to: instantSchema.optional() }).strict();
 /** Query of GET /fleet/status. */
@@ -79,8 +85,13 @@ export function replayRoutes(router: Router, deps: AppDeps): void {
 
   router.get('/devices/:uuid/timeline', async (ctx: Context) => {
     const uuid = uuidParam(ctx);
-    const query = parseOr400(rangeQuery, ctx.query, 'query');
+    const { logs: logsWindow, ...query } = parseOr400(timelineQuery, ctx.query, 'query');
     const { device, history } = await mapped(() => replayHistory(source, uuid, query));
+    const drift = await driftReportPausing(history, source.pause!);
+    // what the device logged around each drift start (issue #15), when asked for
+    const logs = logsWindow === undefined
+      ? undefined
+      : await timelineLogs(deps.pool, uuid, drift, parseDuration(logsWindow)!);
     ctx.type = 'text/html; charset=utf-8';
     ctx.set(
       'Content-Security-Policy',
@@ -89,9 +100,10 @@ export function replayRoutes(router: Router, deps: AppDeps): void {
     ctx.body = renderTimeline({
       device,
       history,
-      drift: await driftReportPausing(history, source.pause!),
+      drift,
       generatedAt: deps.clock().toISOString(),
       sourceDescription: 'the devicetrail API',
+      logs,
     });
   });
 
