@@ -96,7 +96,9 @@ export async function consoleSessionOf(
 
 function cookie(ctx: Context, deps: AppDeps, value: string, expires: Date): string {
   const secure = secureCookie(ctx, deps);
-  const maxAge = Math.max(0, Math.round((expires.getTime() - deps.clock().getTime()) / 1000));
+  // rounded up: the expiry comes from the database's clock at sign-in, read a moment before this
+  // one (a busy server once gave 28,799 for an eight-hour session); the server checks the expiry itself
+  const maxAge = Math.max(0, Math.ceil((expires.getTime() - deps.clock().getTime()) / 1000));
   return [
     `${secure ? SECURE_SESSION_COOKIE : SESSION_COOKIE}=${value}`,
     'Path=/',
