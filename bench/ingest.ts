@@ -6,9 +6,9 @@
 // every report is an event. `--mode fleet-mix`: a fleet as it runs (defaults 10,000 devices
 // every 5 s for 60 s, after one first report each): ≈ 95 % of reports change only metrics (no
 // event, a sample in device_metrics, issue #15), ≈ 5 % change state.
-// `--transport mqtt`: then the same load over MQTT (QoS 1 to iot/device/<uuid>/state, one
-// connection per device, bench/mqtt-load.ts) against the same service, and the target-change
-// → device latency over the embedded broker.
+// `--transport mqtt` (fleet-mix unless `--mode` says otherwise): then the same load over MQTT
+// (QoS 1 to iot/device/<uuid>/state, one connection per device, bench/mqtt-load.ts) against the
+// same service, and the target-change → device latency over the embedded broker.
 // Database: DATABASE_URL (a fresh database is created on that server) or embedded.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -35,6 +35,10 @@ const { values: args } = parseArgs({
   },
 });
 if (!['http', 'mqtt'].includes(args.transport)) throw new Error('--transport: http or mqtt');
+// over MQTT the fleet as it runs is the default (issue #18); `--mode worst-case` still applies
+if (args.transport === 'mqtt' && !process.argv.some((a) => a === '--mode' || a.startsWith('--mode='))) {
+  args.mode = 'fleet-mix';
+}
 if (!['worst-case', 'fleet-mix'].includes(args.mode)) throw new Error('--mode: worst-case or fleet-mix');
 const fleetMix = args.mode === 'fleet-mix';
 // the fleet-mix defaults: the fleet of the issue, unless the flags say otherwise
@@ -294,6 +298,9 @@ try {
       durationMs: duration * 1000,
       rate,
       payload: (i, device) => report(device, i),
+      tag: (i) => (changesState(i) ? 'state' : 'metrics'),
+      // numbered after the HTTP run's reports, so that each one is new to its device
+      firstIndex: 10_000_000,
       targetSamples: Number(args['target-samples']),
     })
     : null;
@@ -318,6 +325,7 @@ try {
       overMqtt.load,
       overMqtt.stored,
       null,
+      overMqtt.samples,
     );
     console.log(`  connections       ${devices.length} (one per device; ${connections} reports in flight at most)`);
     console.log(overMqtt.targets);

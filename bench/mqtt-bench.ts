@@ -19,12 +19,18 @@ export async function benchMqtt<D extends { uuid: string }>(options: {
   durationMs: number;
   rate?: number | undefined;
   payload: (i: number, device: D) => string;
+  /** Sorts report i's acknowledgement (e.g. state change or metrics only). */
+  tag?: (i: number) => string;
+  /** The first report's number (after the HTTP run's, so each report is new). */
+  firstIndex?: number;
   targetSamples: number;
-}): Promise<{ load: LoadResult; stored: number; targets: string }> {
+}): Promise<{ load: LoadResult; stored: number; samples: number; targets: string }> {
   const pool = await createDatabasePool(options.databaseUrl, { maximumPoolSize: 4 });
   const count = () =>
     pool.oneFirst(sql.type(z.object({ n: z.number() }))`
       SELECT count(*)::int AS n FROM events WHERE event_type = 'current_state.updated'`);
+  const countSamples = () =>
+    pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM device_metrics`);
   try {
     const byUuid = new Map(options.devices.map((d) => [d.uuid, d]));
     const devices: MqttBenchDevice[] = [];
@@ -38,6 +44,7 @@ export async function benchMqtt<D extends { uuid: string }>(options: {
     console.log(`\nconnected ${clients.length} devices over MQTT in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     try {
       const before = await count();
+      const samplesBefore = await countSamples();
       const load = await runMqttLoad({
         clients,
         devices,
@@ -45,8 +52,11 @@ export async function benchMqtt<D extends { uuid: string }>(options: {
         durationMs: options.durationMs,
         rate: options.rate,
         payload: (i, device) => options.payload(i, byUuid.get(device.uuid)!),
+        tag: options.tag,
+        firstIndex: options.firstIndex,
       });
       const stored = (await count()) - before;
+      const samples = (await countSamples()) - samplesBefore;
       const latency = await measureTargetLatency({
         apiBase: options.apiBase,
         adminToken: options.adminToken,
@@ -61,7 +71,7 @@ export async function benchMqtt<D extends { uuid: string }>(options: {
         `  from the POST     p50 ${request.p50}  p90 ${request.p90}  p99 ${request.p99}  max ${request.max} ms`,
         `  from its answer   p50 ${answer.p50}  p90 ${answer.p90}  p99 ${answer.p99}  max ${answer.max} ms`,
       ].join('\n');
-      return { load, stored, targets };
+      return { load, stored, samples, targets };
     } finally {
       await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
     }

@@ -47,7 +47,10 @@ export async function connectFleet(broker: string, devices: MqttBenchDevice[]): 
   return clients;
 }
 
-/** Publishes reports like runLoad sends requests; `payload(i, device)` builds report i. */
+/**
+ * Publishes reports like runLoad sends requests; `payload(i, device)` builds report i (i from
+ * `firstIndex`), `tag(i)` sorts its acknowledgement into `okByTag`.
+ */
 export async function runMqttLoad(options: {
   clients: MqttClient[];
   devices: MqttBenchDevice[];
@@ -55,11 +58,14 @@ export async function runMqttLoad(options: {
   durationMs: number;
   rate?: number | undefined;
   payload: (i: number, device: MqttBenchDevice) => string;
+  tag?: ((i: number) => string) | undefined;
+  firstIndex?: number | undefined;
 }): Promise<LoadResult> {
   const latencies: number[] = [];
+  const okByTag: Record<string, number> = {};
   let ok = 0;
   let errors = 0;
-  let counter = 0;
+  let counter = options.firstIndex ?? 0;
   let cursor = 0;
   const busy = new Set<number>();
   const start = performance.now();
@@ -90,11 +96,14 @@ export async function runMqttLoad(options: {
       const d = nextDevice();
       busy.add(d);
       const device = options.devices[d]!;
+      const i = counter++;
       try {
-        await options.clients[d]!.publishAsync(`iot/device/${device.uuid}/state`, options.payload(counter++, device), {
+        await options.clients[d]!.publishAsync(`iot/device/${device.uuid}/state`, options.payload(i, device), {
           qos: 1,
         });
         ok += 1;
+        const tag = options.tag?.(i);
+        if (tag !== undefined) okByTag[tag] = (okByTag[tag] ?? 0) + 1;
       } catch {
         errors += 1;
       } finally {
@@ -110,6 +119,7 @@ export async function runMqttLoad(options: {
     non2xx: 0,
     errors,
     statuses: {},
+    ...(options.tag === undefined ? {} : { okByTag }),
     ...latencyFigures(latencies),
   };
 }
