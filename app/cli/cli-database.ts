@@ -43,8 +43,7 @@ export async function openCliDatabase(
   let pool: DatabasePool | undefined;
   try {
     if (options.migrations !== 'require') await migrate(target.url);
-    // CLI reads are few: every typed row is checked against its schema (see infra/postgres/pool.ts)
-    pool = await createDatabasePool(target.url, { maximumPoolSize: 4, validateRows: true });
+    pool = await createDatabasePool(target.url, { maximumPoolSize: 4 });
     if (options.migrations === 'require') {
       const missing = await pendingMigrations(pool);
       if (missing.length > 0) throw new SchemaBehindError(missing);

@@ -3,8 +3,9 @@
 // Row schemas (`sql.type(schema)`) type rows; slonik 47 checks them only when a result-parser
 // interceptor is registered. The API's pool registers none: on the hot paths a zod parse per
 // row costs more than the query (bench/RESULTS.md), and those rows come from our own schema.
-// Pools opened with `validateRows` (the CLIs' pools) parse every typed row with its schema,
-// so a schema that lies about a column fails loudly there.
+// A pool opened with `validateRows` parses every typed row with its schema (test/infra/row-validation
+// proves it); no pool of the service or its CLIs enables it yet: `replay verify` failed with it on
+// after the crash drill (a row schema to correct first).
 import { createPool, type DatabasePool, type Interceptor, SchemaValidationError } from 'slonik';
 import { createResilientPgDriverFactory } from './driver.ts';
 import { gatePool } from './gate.ts';
