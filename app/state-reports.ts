@@ -110,19 +110,22 @@ function createStateReports(
       const devices: ReportsOutcome['devices'] = {};
       let written = 0;
       for (const [uuid, report] of reports) {
+        // telemetry is not state (issue #15): an accepted report's metrics are a sample in the
+        // series, committed before the answer: with the report's events when it appends any (one
+        // statement), else by the metrics writer's group commit, with the report's contact
+        const metricsSample = metricsSampleOf(report);
+        const sample = metricsSample === null ? undefined : { ...metricsSample, device_uuid: uuid, reported_at: now };
         const outcome = await refusedIfInactive(
           uuid,
           now,
-          () => writer.submit(uuid, (state) => decide(toReportCommand(report, now), state), { metadata, source }),
+          () =>
+            writer.submit(uuid, (state) => decide(toReportCommand(report, now), state), { metadata, source }, sample),
         );
         // an unchanged report appends nothing but is still a contact (and restores a device a sweeper just marked lost)
         const unchanged = outcome.events.length === 0;
-        // telemetry is not state (issue #15): an accepted report's metrics are a sample in the
-        // series, written by group commit (with an unchanged report's contact) before the answer
-        const sample = metricsSampleOf(report);
-        const lost = sample === null
+        const lost = sample === undefined || outcome.sampleWritten === true
           ? unchanged
-          : await metrics.submit({ ...sample, device_uuid: uuid, reported_at: now }, unchanged);
+          : await metrics.submit(sample, unchanged);
         const contact = unchanged && lost !== false
           ? await recordDeviceContact(pool, store, uuid, now, metadata)
           : null;

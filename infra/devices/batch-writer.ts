@@ -20,9 +20,12 @@ import {
   headAfter,
   type PreparedEvent,
   prepareEvents,
+  type ReadModelWrite,
   stampAfter,
   type StreamHead,
 } from '../event-store/event-store.ts';
+import { type MetricsRow, metricsWrite } from '../telemetry/metrics-series.ts';
+import { createTelemetryPartitionCache } from '../telemetry/partitions.ts';
 import type { EventMetadata, StoredEvent } from '../../domain/recorded-event.ts';
 import { StateCache } from './state-cache.ts';
 import { setImmediate } from 'node:timers';
@@ -32,9 +35,14 @@ type Job = {
   uuid: string;
   decide: (state: DeviceState) => DeviceEvent[];
   context: { metadata: EventMetadata; source: string };
-  resolve: (result: CommandResult<DeviceState>) => void;
+  /** A metrics sample stored in the same statement as the job's events, if it appends any (issue #15). */
+  sample?: MetricsRow | undefined;
+  resolve: (result: BatchResult) => void;
   reject: (error: unknown) => void;
 };
+
+/** A command's result; `sampleWritten` when its metrics sample was committed with its events. */
+export type BatchResult = CommandResult<DeviceState> & { sampleWritten?: boolean };
 
 type Loaded = { state: DeviceState; head: StreamHead };
 type Decided = { job: Job; loaded: Loaded; state: RegisteredDevice; rows: PreparedEvent[]; stateJson?: string };
@@ -74,7 +82,7 @@ export type BatchWriterOptions = {
 
 /** The writer: `submit` resolves when the command's events are committed. */
 export type DeviceBatchWriter = {
-  submit: (uuid: string, decide: Job['decide'], context: Job['context']) => Promise<CommandResult<DeviceState>>;
+  submit: (uuid: string, decide: Job['decide'], context: Job['context'], sample?: MetricsRow) => Promise<BatchResult>;
   /** Forgets a device's cached state (it is also dropped on any version conflict). */
   forget: (uuid: string) => void;
 };
@@ -91,6 +99,7 @@ export function createDeviceBatchWriter(
   const busy = new Set<string>();
   // a fleet of 10,000 devices reporting in turn: 2,000 as objects, the rest as JSON text
   const cache = new StateCache<Loaded>({ hot: options.cacheSize ?? 2_000, cold: options.coldCacheSize ?? 20_000 });
+  const metricsPartitions = createTelemetryPartitionCache('device_metrics');
   let inFlight = 0;
   let scheduled = false;
 
@@ -264,7 +273,7 @@ export function createDeviceBatchWriter(
           const head = headAfter(events);
           remember(d.job.uuid, { state: compactKeyed(d.state, d.loaded.state), head }, d.stateJson);
           store.recordAppended(events);
-          d.job.resolve({ state: d.state, events, head });
+          d.job.resolve({ state: d.state, events, head, sampleWritten: d.job.sample !== undefined });
         }
       } catch (error) {
         for (const d of decided) {
@@ -281,18 +290,25 @@ export function createDeviceBatchWriter(
    * append statement) with its devices row. Per decided device, its stored events, or null
    * when its stream had moved on (nothing of it written).
    */
-  function write(decided: Decided[]): Promise<(StoredEvent[] | null)[]> {
+  async function write(decided: Decided[]): Promise<(StoredEvent[] | null)[]> {
     // the state's JSON is made once: for the batch and for the cache's cold tier
     const devices = decided.map((d) =>
       deviceRowJson(d.job.uuid, d.state, seenAt(d.rows), d.stateJson = JSON.stringify(d.state))
     );
-    return store.appendStreams(pool, decided.map((d) => d.rows), (appended) => upsertDevices(devices, appended));
+    const writes: ReadModelWrite[] = [(appended) => upsertDevices(devices, appended)];
+    // reports' metrics samples (issue #15) commit with their events: one statement, one commit
+    const samples = decided.flatMap((d) => (d.job.sample === undefined ? [] : [d.job.sample]));
+    if (samples.length > 0) {
+      await metricsPartitions.ensure(pool, samples.map((sample) => sample.reported_at));
+      writes.push(metricsWrite(samples));
+    }
+    return store.appendStreams(pool, decided.map((d) => d.rows), writes);
   }
 
   return {
-    submit(uuid, decide, context) {
+    submit(uuid, decide, context, sample) {
       return new Promise((resolve, reject) => {
-        queue.push({ uuid, decide, context, resolve, reject });
+        queue.push({ uuid, decide, context, sample, resolve, reject });
         schedule();
       });
     },

@@ -127,18 +127,22 @@ export function prepareEvents(
 /** What a read-model write joined to an append may read: the streams whose compare-and-set held. */
 export type ReadModelWrite = (appended: IdentifierSqlToken) => FragmentSqlToken;
 
+/** One read-model write, or several (each its own statement in the append's WITH). */
+export type ReadModelWrites = ReadModelWrite | readonly ReadModelWrite[];
+
 /**
  * The one append statement, for the events of one stream or of many (each stream's events as
  * prepareEvents numbered and stamped them after its expected head): compare-and-set every
  * stream's version, and its last timestamp not after the first new event's (a stream expected
  * at version 0 is created, unless another writer created it first), insert the events of the
- * streams that moved, and run `readModel`, which reads
+ * streams that moved, and run `readModel` (one write, or several: the devices read model and a
+ * report's metrics sample, issue #15), which reads
  * `appended` (aggregate_type, aggregate_id of those streams), in the same statement. The
  * batch travels as JSON unpacked by PostgreSQL (jsonb_to_recordset): one serialisation,
  * nothing for the driver to escape. A row per inserted event; a stream that lost its
  * compare-and-set has none.
  */
-export function appendStatement(streams: readonly (readonly PreparedEvent[])[], readModel?: ReadModelWrite) {
+export function appendStatement(streams: readonly (readonly PreparedEvent[])[], readModel?: ReadModelWrites) {
   const heads = streams.map((rows) => {
     const last = rows[rows.length - 1]!;
     return {
@@ -152,7 +156,11 @@ export function appendStatement(streams: readonly (readonly PreparedEvent[])[], 
     };
   });
   const appended = sql.identifier(['appended']);
-  const alsoWrite = readModel === undefined ? sql.fragment`` : sql.fragment`, read_model AS (${readModel(appended)})`;
+  const writes = readModel === undefined ? [] : typeof readModel === 'function' ? [readModel] : readModel;
+  const alsoWrite = writes.length === 0 ? sql.fragment`` : sql.join(
+    writes.map((write, i) => sql.fragment`, ${sql.identifier([`read_model_${i}`])} AS (${write(appended)})`),
+    sql.fragment``,
+  );
   return sql.type(appendedRow)`
     WITH head AS (
       SELECT * FROM jsonb_to_recordset(${JSON.stringify(heads)}::jsonb)
@@ -205,7 +213,7 @@ export function createEventStore(pool: DatabasePool, partitions: PartitionCache 
   async function appendStreams(
     connection: CommonQueryMethods,
     streams: readonly (readonly PreparedEvent[])[],
-    readModel?: ReadModelWrite,
+    readModel?: ReadModelWrites,
   ): Promise<(StoredEvent[] | null)[]> {
     const asked = await partitions.ensure(connection, streams.flatMap((rows) => rows.map((row) => row.timestamp)));
     const inserted = await connection.any(appendStatement(streams, readModel));

@@ -2,7 +2,13 @@
 // written by group commit, read back downsampled. Every report that carries a metric is a
 // sample, whether or not it also changed state (and appended an event).
 import { setImmediate } from 'node:timers';
-import { type CommonQueryMethods, type DatabasePool, sql } from 'slonik';
+import {
+  type CommonQueryMethods,
+  type DatabasePool,
+  type FragmentSqlToken,
+  type IdentifierSqlToken,
+  sql,
+} from 'slonik';
 import { z } from 'zod';
 import { type MetricGauge, metricGaugeNames, metricTableNames } from '../../domain/device/telemetry.ts';
 import { touchContacts } from '../devices/contact.ts';
@@ -119,6 +125,30 @@ async function write(pool: DatabasePool, partitions: TelemetryPartitionCache, ba
 
 const touchedRow = z.object({ uuid: z.string(), connection_lost: z.boolean() });
 
+/** The INSERT of samples, as a statement or a write joined to another (`where` filters the rows). */
+function insertFragment(rows: readonly MetricsRow[], where = sql.fragment``): FragmentSqlToken {
+  return sql.fragment`
+    INSERT INTO device_metrics (${columns})
+    SELECT ${columns} FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+      AS m(device_uuid text, reported_at timestamptz, cpu_usage float8, cpu_temp float8, memory_usage float8,
+           memory_total float8, storage_usage float8, storage_total float8, temperature float8, uptime float8,
+           top_processes jsonb, network_interfaces jsonb)
+    ${where}`;
+}
+
+/**
+ * Samples as a read-model write of an event append (the batch writer's, see appendStatement):
+ * a report that appends events stores its sample in the same statement and commit. Only the
+ * samples of devices whose stream that append moved are inserted.
+ */
+export function metricsWrite(rows: readonly MetricsRow[]): (appended: IdentifierSqlToken) => FragmentSqlToken {
+  return (appended) =>
+    insertFragment(
+      rows,
+      sql.fragment`WHERE m.device_uuid IN (SELECT aggregate_id FROM ${appended} WHERE aggregate_type = 'device')`,
+    );
+}
+
 /**
  * Inserts samples in one statement (their days' partitions must exist), recording `contacts`
  * in it; returns, per device touched, whether it is marked lost.
@@ -129,12 +159,7 @@ export async function insertMetrics(
   contacts: readonly { uuid: string; at: string }[] = [],
 ): Promise<Map<string, boolean>> {
   if (rows.length === 0) return new Map();
-  const insert = sql.fragment`
-    INSERT INTO device_metrics (${columns})
-    SELECT ${columns} FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
-      AS m(device_uuid text, reported_at timestamptz, cpu_usage float8, cpu_temp float8, memory_usage float8,
-           memory_total float8, storage_usage float8, storage_total float8, temperature float8, uptime float8,
-           top_processes jsonb, network_interfaces jsonb)`;
+  const insert = insertFragment(rows);
   if (contacts.length === 0) {
     await connection.query(sql.unsafe`${insert}`);
     return new Map();

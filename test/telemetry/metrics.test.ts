@@ -95,6 +95,13 @@ test('a report that changes state appends current_state.updated with the metrics
   t.deepEqual(updates[1]!['resources'], { cpu_usage: 7 });
   t.deepEqual(updates[1]!['system'], { uptime: 130 });
   t.deepEqual((await samples(app, device.uuid)).map((s) => s.cpu_usage), [5, 6, 7]);
+  // the state change's sample is committed with its events, in the batch writer's statement
+  const together = await app.db.pool.oneFirst(sql.type(z.object({ same: z.boolean() }))`
+    SELECT (SELECT xmin::text::int8 FROM device_metrics WHERE device_uuid = ${device.uuid} AND cpu_usage = 7) =
+           (SELECT transaction_id::text::int8 % 4294967296 FROM events
+             WHERE aggregate_id = ${device.uuid} AND event_type = 'current_state.updated'
+             ORDER BY aggregate_version DESC LIMIT 1) AS same`);
+  t.true(together);
 
   // the device view: the state as the log folds it (metrics as the last state change carried them)
   const view = await app.request('GET', `/api/v1/devices/${device.uuid}`, { token: app.adminToken });
