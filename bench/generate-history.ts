@@ -1,14 +1,22 @@
 // Long, valid device histories for the snapshot property test and the replay benchmark:
 // commands chosen by a seeded random walk, turned into events by the domain's `decide`
 // (so every event is one the API could have written), appended by the real event store.
-import type { CommonQueryMethods, DatabasePool } from 'slonik';
+import { type CommonQueryMethods, type DatabasePool, sql } from 'slonik';
+import { z } from 'zod';
 import { decide, type DeviceCommand } from '../domain/device/decide.ts';
 import { evolve } from '../domain/device/evolve.ts';
 import type { DeviceEvent, TargetState } from '../domain/device/events.ts';
 import { type DeviceState, initialState } from '../domain/device/state.ts';
 import { DomainError } from '../domain/errors.ts';
 import { upsertDevice } from '../infra/devices/device-store.ts';
-import { type EventStore, headAfter, type NewEvent } from '../infra/event-store/event-store.ts';
+import {
+  type EventStore,
+  headAfter,
+  type NewEvent,
+  newStreamHead,
+  type PreparedEvent,
+  prepareEvents,
+} from '../infra/event-store/event-store.ts';
 import { toDeviceEvent } from '../domain/replay/history.ts';
 import type { Actor } from '../domain/recorded-event.ts';
 
@@ -182,6 +190,70 @@ export async function appendHistory(
       );
       head = headAfter(stored);
       for (const e of stored) state = evolve(state, toDeviceEvent(e));
+      if (state.status === 'registered') await upsertDevice(tx, uuid, state, null);
+    });
+  }
+}
+
+/**
+ * Appends a new device's `events` with the timestamps they were generated with, as the event
+ * store wrote them before migration 011: some stamped before the event of the version before
+ * them (two requests that read the clock in one order and committed in the other). Written
+ * directly, as that store did (versions numbered, hashes chained over the timestamps as
+ * stored), since the event store stamps in order now; the stream head gets the latest
+ * timestamp, as migration 011 leaves it (on a schema before 011, no such column). For the
+ * tests and the benchmark of stored out-of-order logs.
+ */
+export async function appendAsBefore011(
+  pool: DatabasePool,
+  store: EventStore,
+  uuid: string,
+  events: readonly GeneratedEvent[],
+  batch = 500,
+): Promise<void> {
+  const since011 = await pool.oneFirst(sql.type(z.object({ exists: z.boolean() }))`
+    SELECT EXISTS (SELECT 1 FROM information_schema.columns
+                    WHERE table_name = 'streams' AND column_name = 'last_timestamp') AS exists`);
+  let head = newStreamHead();
+  let state: DeviceState = initialState();
+  for (let i = 0; i < events.length; i += batch) {
+    const rows: PreparedEvent[] = [];
+    for (const e of events.slice(i, i + batch)) {
+      // one at a time, from a head without a timestamp: nothing is raised
+      const [row] = prepareEvents('device', uuid, head, [{
+        event_type: e.type,
+        data: e.data as Record<string, unknown>,
+        timestamp: e.timestamp,
+        source: 'api',
+        metadata: { actor: e.actor, endpoint: 'generated', request_id: null, ip_address: null, user_agent: null },
+      }]);
+      rows.push(row!);
+      head = { version: row!.aggregate_version, last_hash: row!.hash, last_timestamp: null };
+      state = evolve(state, toDeviceEvent(row!));
+    }
+    const latest = new Date(Math.max(...rows.map((r) => Date.parse(r.timestamp)))).toISOString();
+    await pool.transaction(async (tx) => {
+      await store.partitions.ensure(tx, rows.map((r) => r.timestamp));
+      await tx.query(sql.unsafe`
+        INSERT INTO events (event_id, event_type, aggregate_type, aggregate_id, aggregate_version, data, metadata, "timestamp", source, hash)
+        SELECT e.event_id, e.event_type, e.aggregate_type, e.aggregate_id, e.aggregate_version, e.data, e.metadata, e."timestamp", e.source, e.hash
+          FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+            AS e(event_id uuid, event_type text, aggregate_type text, aggregate_id text, aggregate_version int8,
+                 data jsonb, metadata jsonb, "timestamp" timestamptz, source text, hash text)`);
+      await tx.query(
+        since011
+          ? sql.unsafe`
+        INSERT INTO streams (aggregate_type, aggregate_id, version, last_hash, last_timestamp)
+        VALUES ('device', ${uuid}, ${head.version}, ${head.last_hash}, ${latest}::timestamptz)
+        ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET
+          version = EXCLUDED.version, last_hash = EXCLUDED.last_hash,
+          last_timestamp = GREATEST(streams.last_timestamp, EXCLUDED.last_timestamp)`
+          : sql.unsafe`
+        INSERT INTO streams (aggregate_type, aggregate_id, version, last_hash)
+        VALUES ('device', ${uuid}, ${head.version}, ${head.last_hash})
+        ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET
+          version = EXCLUDED.version, last_hash = EXCLUDED.last_hash`,
+      );
       if (state.status === 'registered') await upsertDevice(tx, uuid, state, null);
     });
   }

@@ -269,12 +269,66 @@ export type StepSink = {
 };
 
 /**
- * The fold of a window, as a generator that yields after every FOLD_SLICE events so a caller can
- * let other work run in between: the events after `base` in version order (as `window` reads
- * them: filtered by timestamp, or all), the ones at or before `since` folded into the start,
- * each later one a step at its instant (eventInstants), until the first whose instant is after
- * `until` or whose version is missing (left out of the read for lying after `until`).
+ * The fold of a window, fed its events in version order, in one array or batch after batch
+ * (as the database's cursor reads them, filtered by timestamp, or all): the ones at or before
+ * `since` are folded into the start, each later one is a step at its instant (eventInstants),
+ * until the first whose instant is after `until` or whose version is missing (left out of the
+ * read for lying after `until`). `add` is a generator that yields after every FOLD_SLICE
+ * events, so a caller can let other work run in between; `finish` after the last batch.
  */
+export function createWindowFolder(
+  base: ReplayBase,
+  window: { since?: string | undefined; until: string },
+  sink: StepSink,
+  validate = false,
+) {
+  const sinceMs = window.since === undefined ? -Infinity : instantMs(window.since);
+  const untilMs = instantMs(window.until);
+  let state = base.state;
+  let lastSeen = base.last_seen_at;
+  let started = false;
+  let ended = false;
+  let next = base.version + 1;
+  let latest = base.last_event_at === null ? -Infinity : instantMs(base.last_event_at);
+  let latestIso = base.last_event_at;
+  return {
+    *add(events: readonly ReplayEvent[]): Generator<void, void, void> {
+      for (const event of events) {
+        if (ended) return;
+        if (event.aggregate_version < next) continue;
+        if (event.aggregate_version > next) {
+          ended = true;
+          return;
+        }
+        const ms = instantMs(event.timestamp);
+        if (ms > latest) {
+          latest = ms;
+          latestIso = event.timestamp;
+        }
+        if (latest > untilMs) {
+          ended = true;
+          return;
+        }
+        const before = state;
+        if (!started && latest > sinceMs) {
+          sink.start(state, lastSeen);
+          started = true;
+        }
+        state = evolve(state, toDeviceEvent(event, validate));
+        if (isDeviceCaused(event)) lastSeen = later(lastSeen, event.timestamp);
+        if (started) sink.step({ event, at: latestIso!, before, after: state, last_seen_at: lastSeen });
+        next += 1;
+        if ((next - base.version - 1) % FOLD_SLICE === 0) yield;
+      }
+    },
+    finish(): void {
+      if (!started) sink.start(state, lastSeen);
+      started = true;
+    },
+  };
+}
+
+/** The fold of a window's events (createWindowFolder) as one generator. */
 export function* foldWindow(
   base: ReplayBase,
   events: readonly ReplayEvent[],
@@ -282,35 +336,9 @@ export function* foldWindow(
   sink: StepSink,
   validate = false,
 ): Generator<void, void, void> {
-  const sinceMs = window.since === undefined ? -Infinity : instantMs(window.since);
-  const untilMs = instantMs(window.until);
-  let state = base.state;
-  let lastSeen = base.last_seen_at;
-  let started = false;
-  let next = base.version + 1;
-  let latest = base.last_event_at === null ? -Infinity : instantMs(base.last_event_at);
-  let latestIso = base.last_event_at;
-  for (const event of events) {
-    if (event.aggregate_version < next) continue;
-    if (event.aggregate_version > next) break;
-    const ms = instantMs(event.timestamp);
-    if (ms > latest) {
-      latest = ms;
-      latestIso = event.timestamp;
-    }
-    if (latest > untilMs) break;
-    const before = state;
-    if (!started && latest > sinceMs) {
-      sink.start(state, lastSeen);
-      started = true;
-    }
-    state = evolve(state, toDeviceEvent(event, validate));
-    if (isDeviceCaused(event)) lastSeen = later(lastSeen, event.timestamp);
-    if (started) sink.step({ event, at: latestIso!, before, after: state, last_seen_at: lastSeen });
-    next += 1;
-    if ((next - base.version - 1) % FOLD_SLICE === 0) yield;
-  }
-  if (!started) sink.start(state, lastSeen);
+  const folder = createWindowFolder(base, window, sink, validate);
+  yield* folder.add(events);
+  folder.finish();
 }
 
 /** The history of a window as a generator (see foldWindow). */

@@ -7,6 +7,7 @@ import { diffOf, type DiffReport } from './diff.ts';
 import {
   buildHistory,
   buildHistoryPausing,
+  createWindowFolder,
   foldWindow,
   type History,
   instantMs,
@@ -55,12 +56,12 @@ export async function replayState(
   return { device, view: stateView(uuid, result as StateAt & { state: RegisteredDevice }), result };
 }
 
-/** The window of a device's history over (since, until] and the bounds it was read with. */
-async function readWindow(
+/** The device and the bounds of its history over (since, until]; ReplayError when there is none. */
+async function windowOf(
   source: ReplaySource,
   uuid: string,
   range: { since?: string | undefined; until?: string | undefined },
-): Promise<{ device: DeviceSummary; window: EventWindow; range: { since: string | undefined; until: string } }> {
+): Promise<{ device: DeviceSummary; range: { since: string | undefined; until: string } }> {
   const device = await requireDevice(source, uuid);
   const until = range.until ?? source.now();
   checkRange(range.since, until);
@@ -68,7 +69,17 @@ async function readWindow(
   // after retention, "the whole history" starts at the horizon (issue #6)
   const horizon = range.since === undefined ? await source.horizon?.() ?? null : null;
   const since = horizon !== null && instantMs(device.registered_at) < instantMs(horizon) ? horizon : range.since;
-  return { device, window: await source.window(uuid, { since, until }), range: { since, until } };
+  return { device, range: { since, until } };
+}
+
+/** The window of a device's history over (since, until] and the bounds it was read with. */
+async function readWindow(
+  source: ReplaySource,
+  uuid: string,
+  range: { since?: string | undefined; until?: string | undefined },
+): Promise<{ device: DeviceSummary; window: EventWindow; range: { since: string | undefined; until: string } }> {
+  const { device, range: bounds } = await windowOf(source, uuid, range);
+  return { device, window: await source.window(uuid, bounds), range: bounds };
 }
 
 /** Runs sliced work (a generator that yields between slices), pausing as the source asks (ReplaySource.pause). */
@@ -103,14 +114,27 @@ export async function driftOfWindow(
   return tracker.finish();
 }
 
-/** Drift intervals and reconciliation delays of a device over a window. */
+/**
+ * Drift intervals and reconciliation delays of a device over a window. From a source that reads
+ * in batches (windowBatches), each batch is folded as it arrives and dropped: the drift of a
+ * long history holds neither its events nor its states in memory.
+ */
 export async function replayDrift(
   source: ReplaySource,
   uuid: string,
   range: { since?: string | undefined; until?: string | undefined },
 ): Promise<DriftReport & { device: DeviceSummary }> {
-  const { device, window, range: bounds } = await readWindow(source, uuid, range);
-  return { device, ...await driftOfWindow(source, window, bounds) };
+  if (source.windowBatches === undefined) {
+    const { device, window, range: bounds } = await readWindow(source, uuid, range);
+    return { device, ...await driftOfWindow(source, window, bounds) };
+  }
+  const { device, range: bounds } = await windowOf(source, uuid, range);
+  const { base, each } = await source.windowBatches(uuid, bounds);
+  const tracker = createDriftTracker({ since: bounds.since ?? null, until: bounds.until });
+  const folder = createWindowFolder(base, bounds, tracker);
+  await each((events) => runThrough(folder.add(events)));
+  folder.finish();
+  return { device, ...tracker.finish() };
 }
 
 /** What changed between two instants; the first may be before the device existed. */

@@ -40,6 +40,15 @@ export type ReplaySource = {
   devices: (filter?: { fleet?: string | undefined }) => Promise<DeviceSummary[]>;
   stateAt: (uuid: string, at: string) => Promise<StateAt>;
   window: (uuid: string, range: { since?: string | undefined; until: string }) => Promise<EventWindow>;
+  /**
+   * The window's events in batches, handed to `consume` as they are read (the database reads
+   * them through a cursor, the next batch while one is consumed, a turn of the event loop
+   * between), so a long window is never held in memory at once; absent: `window` reads it whole.
+   */
+  windowBatches?: (
+    uuid: string,
+    range: { since?: string | undefined; until: string },
+  ) => Promise<{ base: ReplayBase; each: (consume: (events: readonly ReplayEvent[]) => void) => Promise<void> }>;
   /** Every column of a device's event rows in version order, bounds inclusive. */
   exportEvents: (
     uuid: string,

@@ -124,7 +124,7 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
    * pages paid it again and again), the next batch is already being read while one is folded,
    * and fewer rows are alive at a time than with pages of 5,000.
    */
-  async function eachBatch<S extends typeof foldEventRow | typeof fleetEventRow>(
+  async function eachBatch<S extends typeof foldEventRow | typeof fleetEventRow | typeof replayEventRow>(
     cursor: FragmentSqlToken,
     row: S,
     consume: (rows: readonly z.infer<S>[]) => void,
@@ -257,6 +257,15 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
     async window(uuid, range): Promise<EventWindow> {
       const { base, lower } = await baseAt(uuid, range.since);
       return { base, events: await readAfter(uuid, base.version, lower, range.until) };
+    },
+
+    async windowBatches(uuid, range) {
+      const { base, lower } = await baseAt(uuid, range.since);
+      const cursor = sql.fragment`
+        DECLARE replay_events NO SCROLL CURSOR FOR
+        SELECT ${replayColumns} FROM events WHERE ${eventsAfter(uuid, base.version, lower, range.until)}
+         ORDER BY aggregate_version`;
+      return { base, each: (consume) => eachBatch(cursor, replayEventRow, consume) };
     },
 
     async *exportEvents(uuid, range) {

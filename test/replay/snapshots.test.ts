@@ -14,8 +14,7 @@ import { createReplayQueries } from '../../infra/replay/queries.ts';
 import { createSnapshotter } from '../../infra/replay/snapshotter.ts';
 import { createSnapshotStore } from '../../infra/event-store/snapshots.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
-import { appendAsBefore011 } from '../helpers/legacy-log.ts';
-import { appendHistory, generateHistory } from '../../bench/generate-history.ts';
+import { appendAsBefore011, appendHistory, generateHistory } from '../../bench/generate-history.ts';
 
 const EVERY = 40;
 const DEVICE = '5a9b0000-0000-4000-8000-000000000001';

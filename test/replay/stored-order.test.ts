@@ -23,13 +23,17 @@ import {
   runThrough,
   stateInHistory,
 } from '../../domain/replay/history.ts';
-import { replayDrift } from '../../domain/replay/service.ts';
+import { replayDiff, replayDrift } from '../../domain/replay/service.ts';
 import type { ReplaySource } from '../../domain/replay/source.ts';
-import { appendHistory, type GeneratedEvent, generateHistory } from '../../bench/generate-history.ts';
+import {
+  appendAsBefore011,
+  appendHistory,
+  type GeneratedEvent,
+  generateHistory,
+} from '../../bench/generate-history.ts';
 import { verifyChains } from '../../infra/event-store/verify.ts';
 import { createReplayQueries } from '../../infra/replay/queries.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
-import { appendAsBefore011 } from '../helpers/legacy-log.ts';
 
 const UUID = '0dd00000-0000-4000-8000-000000000011';
 const at = (minute: number) => new Date(Date.parse('2026-05-01T10:00:00.000Z') + minute * 60_000).toISOString();
@@ -214,7 +218,30 @@ test.serial("migration 011 records each stream's latest timestamp, also when its
   t.is(latest, at(8));
 });
 
-test.serial('a long history is folded in slices: /healthz is answered while the drift view folds', async (t) => {
+/**
+ * Runs `view` while asking /healthz back to back; returns the progress (`progress()`) at every
+ * answer to a request sent and answered while `folding()`.
+ */
+async function healthzDuring<T>(view: () => Promise<T>, folding: () => boolean, progress: () => number) {
+  const answered: number[] = [];
+  let done = false;
+  const probe = (async () => {
+    while (!done) {
+      const sentWhileFolding = folding();
+      const response = await fetch(`${app.baseUrl}/healthz`);
+      await response.arrayBuffer();
+      if (sentWhileFolding && folding() && !done) answered.push(progress());
+    }
+  })();
+  try {
+    return { result: await view(), answered };
+  } finally {
+    done = true;
+    await probe;
+  }
+}
+
+test.serial('a long history is folded in slices: /healthz is answered while the drift and diff views fold', async (t) => {
   const uuid = '0dd00000-0000-4000-8000-000000000012';
   const events = generateHistory({
     uuid,
@@ -225,11 +252,38 @@ test.serial('a long history is folded in slices: /healthz is answered while the 
   });
   await appendHistory(app.db.pool, app.deps.store, uuid, events, 2_000);
   const queries = createReplayQueries(app.db.pool);
-  // the drift view's source, telling when its events are read (the fold starts) and how many
-  // slices it has folded
+  const until = '2026-03-07T00:00:00.000Z';
+
+  // the drift view folds each batch as the database's cursor hands it over
+  let folded = 0;
   let folding = false;
+  const batches: ReplaySource = {
+    ...queries,
+    windowBatches: async (...args) => {
+      const { base, each } = await queries.windowBatches!(...args);
+      return {
+        base,
+        each: (consume) =>
+          each((rows) => {
+            folding = true;
+            consume(rows);
+            folded += rows.length;
+          }),
+      };
+    },
+  };
+  const drift = await healthzDuring(() => replayDrift(batches, uuid, { until }), () => folding, () => folded);
+  folding = false;
+  t.log(
+    `drift: ${drift.result.intervals.length} intervals over ${folded} events; /healthz answered ${drift.answered.length} time(s) meanwhile`,
+  );
+  t.is(folded, events.length);
+  t.true(drift.answered.length > 0, '/healthz was sent and answered while the drift view folded');
+  t.true(drift.answered.some((n) => n > 0 && n < folded), 'between two batches of the fold');
+
+  // the diff view keeps the history (its steps' states), folded in slices with a pause between
   let pauses = 0;
-  const source: ReplaySource = {
+  const pausing: ReplaySource = {
     ...queries,
     window: async (...args) => {
       const window = await queries.window(...args);
@@ -241,26 +295,14 @@ test.serial('a long history is folded in slices: /healthz is answered while the 
       await queries.pause!();
     },
   };
-  const answeredWhileFolding: number[] = [];
-  let done = false;
-  const probe = (async () => {
-    while (!done) {
-      const sentWhileFolding = folding;
-      const response = await fetch(`${app.baseUrl}/healthz`);
-      await response.arrayBuffer();
-      if (sentWhileFolding && folding && !done) answeredWhileFolding.push(pauses);
-    }
-  })();
-  const report = await replayDrift(source, uuid, { until: '2026-03-07T00:00:00.000Z' });
+  const from = events[1]!.timestamp;
+  const diff = await healthzDuring(() => replayDiff(pausing, uuid, from, until), () => folding, () => pauses);
   folding = false;
-  done = true;
-  await probe;
   t.log(
-    `${report.intervals.length} drift intervals over ${events.length} events; folded in ${
+    `diff: ${diff.result.events.length} events in ${
       pauses + 1
-    } slices; /healthz answered ${answeredWhileFolding.length} time(s) meanwhile`,
+    } slices; /healthz answered ${diff.answered.length} time(s) meanwhile`,
   );
-  t.true(pauses >= Math.floor(events.length / FOLD_SLICE) - 1, `${pauses} pauses`);
-  t.true(answeredWhileFolding.length > 0, '/healthz was sent and answered while the fold was running');
-  t.true(answeredWhileFolding.some((p) => p > 0 && p < pauses), 'between two slices of the fold');
+  t.true(pauses >= Math.floor(events.length / FOLD_SLICE), `${pauses} pauses (the fold's and the diff's)`);
+  t.true(diff.answered.some((p) => p > 0 && p < pauses), '/healthz was answered between two slices of the diff view');
 });
