@@ -25,6 +25,8 @@ let db: TestDatabase;
 let dataDir: string;
 let service: ServiceProcess | null = null;
 const clients: MqttClient[] = [];
+// a worker that ends without its after hooks (a timeout) must not leave the service running
+process.once('exit', () => service?.kill('SIGKILL'));
 test.before(async () => {
   db = await createTestDatabase();
   dataDir = await mkdtemp(path.join(tmpdir(), 'devicetrail-mqtt-drill-'));

@@ -111,6 +111,9 @@ export async function startMosquitto(): Promise<TestMosquitto> {
   child.stdout!.on('data', (chunk) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk) => (output += chunk.toString()));
   const log = () => output.slice(-5000);
+  // a worker that ends without its after hooks (a timeout) must not leave the broker running
+  const orphaned = () => child.kill('SIGKILL');
+  process.once('exit', orphaned);
   await waitForPort(port, child, log);
   return {
     url: `mqtt://127.0.0.1:${port}`,
@@ -118,6 +121,7 @@ export async function startMosquitto(): Promise<TestMosquitto> {
     admin,
     log,
     async stop() {
+      process.off('exit', orphaned);
       if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((resolve) => child.once('exit', resolve));
         child.kill('SIGTERM');
