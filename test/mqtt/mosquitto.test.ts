@@ -4,10 +4,11 @@
 // subscription and acknowledged to the broker only after commit, so a devicetrail that dies
 // first gets the message again and appends it once.
 import test from 'ava';
-import type { MqttClient } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { stateTopic, targetTopic } from '../../infra/mqtt/topics.ts';
+import { createDynsec } from '../../infra/mqtt/dynsec.ts';
 import { mosquittoMissing, startMosquitto, type TestMosquitto } from './mosquitto.ts';
 import { agentReport, eventually, nextMessage, startMqttApp } from './mqtt-app.ts';
 
@@ -154,3 +155,36 @@ maybe('a target change is published, retained, to the device through the broker'
   await late.subscribeAsync(targetTopic(device.uuid), { qos: 1 });
   t.true((await retained).retain);
 });
+
+maybe(
+  "dynamic security: a device's client and role are created, updated, disabled and deleted idempotently",
+  async (t) => {
+    const admin = await mqtt.connectAsync(mosquitto.url, {
+      username: mosquitto.admin.username,
+      password: mosquitto.admin.password,
+      clientId: `dynsec-test-${crypto.randomUUID().slice(0, 8)}`,
+    });
+    const dynsec = await createDynsec(admin);
+    try {
+      const uuid = crypto.randomUUID();
+      const device = { uuid, key: '', username: `device_${uuid}`, password: 'first-password', broker: mosquitto.url };
+      await dynsec.upsertDevice(uuid, device.password, true);
+      await dynsec.upsertDevice(uuid, 'second-password', true); // an update: the password is replaced
+      await t.throwsAsync(env.connectDevice(device), { message: /Not authorized|Bad username/ });
+      (await env.connectDevice({ ...device, password: 'second-password' })).end();
+      await dynsec.setEnabled(uuid, false);
+      await t.throwsAsync(env.connectDevice({ ...device, password: 'second-password' }), { message: /Not authorized/ });
+      await dynsec.deleteDevice(uuid);
+      await dynsec.deleteDevice(uuid); // gone already: fine
+      const [client, role] = await dynsec.execute([
+        { command: 'getClient', username: device.username },
+        { command: 'getRole', rolename: device.username },
+      ]);
+      t.regex(client!.error ?? '', /not found/i);
+      t.regex(role!.error ?? '', /not found/i);
+    } finally {
+      dynsec.close();
+      await admin.endAsync();
+    }
+  },
+);
