@@ -123,9 +123,13 @@ function createStateReports(
         );
         // an unchanged report appends nothing but is still a contact (and restores a device a sweeper just marked lost)
         const unchanged = outcome.events.length === 0;
-        const lost = sample === undefined || outcome.sampleWritten === true
+        const lost = sample === undefined
           ? unchanged
-          : await metrics.submit(sample, unchanged);
+          : outcome.sampleWritten !== true
+          ? await metrics.submit(sample, unchanged)
+          : unchanged
+          ? outcome.contactLost // written with its contact by the batch writer
+          : false;
         const contact = unchanged && lost !== false
           ? await recordDeviceContact(pool, store, uuid, now, metadata)
           : null;

@@ -24,7 +24,7 @@ import {
   stampAfter,
   type StreamHead,
 } from '../event-store/event-store.ts';
-import { type MetricsRow, metricsWrite } from '../telemetry/metrics-series.ts';
+import { insertSamplesAtHeads, type MetricsRow, metricsWrite } from '../telemetry/metrics-series.ts';
 import { createTelemetryPartitionCache } from '../telemetry/partitions.ts';
 import type { EventMetadata, StoredEvent } from '../../domain/recorded-event.ts';
 import { StateCache } from './state-cache.ts';
@@ -41,8 +41,12 @@ type Job = {
   reject: (error: unknown) => void;
 };
 
-/** A command's result; `sampleWritten` when its metrics sample was committed with its events. */
-export type BatchResult = CommandResult<DeviceState> & { sampleWritten?: boolean };
+/**
+ * A command's result; `sampleWritten` when its metrics sample was committed by the batch (with
+ * its events, or for a report that changes nothing, with its contact: then `contactLost` says
+ * whether the device is marked lost).
+ */
+export type BatchResult = CommandResult<DeviceState> & { sampleWritten?: boolean; contactLost?: boolean };
 
 type Loaded = { state: DeviceState; head: StreamHead };
 type Decided = { job: Job; loaded: Loaded; state: RegisteredDevice; rows: PreparedEvent[]; stateJson?: string };
@@ -192,9 +196,11 @@ export function createDeviceBatchWriter(
    * may have moved on since: events decided from it are written under the same
    * compare-and-set (a moved stream refuses them and the job is retried alone, reading
    * fresh), while an answer that writes nothing (an error such as device_inactive, or an
-   * unchanged report) is only given from a fresh read ('verify').
+   * unchanged report) is only given from a fresh read ('verify'), or, for an unchanged report
+   * with a metrics sample, under a check of the head in the statement that stores the sample
+   * ('quiet': most of a fleet's reports change only metrics, issue #15).
    */
-  function decideJob(job: Job, loaded: Loaded, fresh: boolean): Decided | 'done' | 'slow' | 'verify' {
+  function decideJob(job: Job, loaded: Loaded, fresh: boolean): Decided | 'done' | 'slow' | 'verify' | 'quiet' {
     let events: readonly DeviceEvent[];
     try {
       // stamped as the append stores them (never before the head's last event), then folded
@@ -205,7 +211,7 @@ export function createDeviceBatchWriter(
       return 'done';
     }
     if (events.length === 0) {
-      if (!fresh) return 'verify';
+      if (!fresh) return job.sample === undefined ? 'verify' : 'quiet';
       job.resolve({ state: loaded.state, events: [], head: loaded.head });
       return 'done';
     }
@@ -226,21 +232,47 @@ export function createDeviceBatchWriter(
     }
   }
 
+  /**
+   * Unchanged reports with a sample, decided from memory: their samples and contacts in one
+   * statement that checks each head; a device whose stream moved on is decided again alone.
+   */
+  async function writeQuiet(quiet: (Loaded & { job: Job })[], slow: Job[]): Promise<void> {
+    try {
+      const samples = quiet.map((q) => ({ ...q.job.sample!, expected_version: q.head.version }));
+      await metricsPartitions.ensure(pool, samples.map((sample) => sample.reported_at));
+      const lost = await insertSamplesAtHeads(pool, samples);
+      for (const q of quiet) {
+        const contactLost = lost.get(q.job.uuid);
+        if (contactLost === undefined) slow.push(q.job);
+        else q.job.resolve({ state: q.state, events: [], head: q.head, sampleWritten: true, contactLost });
+      }
+    } catch (error) {
+      for (const q of quiet) q.job.reject(error);
+    }
+  }
+
   async function run(batch: Job[]): Promise<void> {
     const decided: Decided[] = [];
     const slow: Job[] = [];
     const toLoad: Job[] = [];
+    const quiet: (Loaded & { job: Job })[] = [];
     const take = (job: Job, outcome: ReturnType<typeof decideJob>) => {
       if (outcome === 'slow') slow.push(job);
-      else if (outcome === 'verify') toLoad.push(job);
+      else if (outcome === 'verify' || outcome === 'quiet') toLoad.push(job);
       else if (outcome !== 'done') decided.push(outcome);
     };
     // devices this process wrote last: decided from memory, no read (the write checks the head)
     for (const job of batch) {
       const cached = cache.get(job.uuid);
       if (cached === undefined) toLoad.push(job);
-      else take(job, decideJob(job, cached, false));
+      else {
+        const outcome = decideJob(job, cached, false);
+        if (outcome === 'quiet') quiet.push({ ...cached, job });
+        else take(job, outcome);
+      }
     }
+    // written beside the events' statement; a moved head adds its job to `slow` before that runs
+    const quietWritten = quiet.length === 0 ? Promise.resolve() : writeQuiet(quiet, slow);
     if (toLoad.length > 0) {
       let loaded: Map<string, Loaded | 'refold'>;
       try {
@@ -256,7 +288,7 @@ export function createDeviceBatchWriter(
         if (current === undefined || current === 'refold') slow.push(job);
         else {
           const outcome = decideJob(job, current, true);
-          if (outcome === 'verify') slow.push(job);
+          if (outcome === 'verify' || outcome === 'quiet') slow.push(job);
           else take(job, outcome);
         }
       }
@@ -282,6 +314,7 @@ export function createDeviceBatchWriter(
         }
       }
     }
+    await quietWritten;
     await Promise.all(slow.map(alone));
   }
 

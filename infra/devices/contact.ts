@@ -1,7 +1,13 @@
 // A device's contacts (any authenticated call it makes): the heartbeat moves last_seen_at
 // in the read model (not an event), and a device the connectivity sweeper marked lost gets
 // device.connection_restored.
-import { type CommonQueryMethods, type DatabasePool, type FragmentSqlToken, sql } from 'slonik';
+import {
+  type CommonQueryMethods,
+  type DatabasePool,
+  type FragmentSqlToken,
+  type IdentifierSqlToken,
+  sql,
+} from 'slonik';
 import { z } from 'zod';
 import { decide } from '../../domain/device/decide.ts';
 import type { DeviceState } from '../../domain/device/state.ts';
@@ -25,12 +31,23 @@ export async function touchContact(connection: CommonQueryMethods, uuid: string,
 
 /**
  * The same contact rule for many devices in one statement a batch writes (the metrics
- * writer joins it to its INSERT): RETURNING uuid, connection_lost per device found. One entry
- * per device (the latest instant), since an UPDATE … FROM applies one joined row per row.
+ * writer joins it to its INSERT): RETURNING uuid, connection_lost per device found. The
+ * contacts are a list, or a relation of that statement with columns (uuid, at) holding one row
+ * per device; a list keeps one entry per device (the latest instant), since an UPDATE … FROM
+ * applies one joined row per row.
  */
-export function touchContacts(contacts: readonly { uuid: string; at: string }[]): FragmentSqlToken {
+export function touchContacts(
+  contacts: readonly { uuid: string; at: string }[] | IdentifierSqlToken,
+): FragmentSqlToken {
+  if (!Array.isArray(contacts)) {
+    return sql.fragment`
+      UPDATE devices d SET last_seen_at = GREATEST(d.last_seen_at, c.at)
+        FROM ${contacts as IdentifierSqlToken} c
+       WHERE d.uuid = c.uuid
+      RETURNING d.uuid, d.connection_lost`;
+  }
   const latest = new Map<string, string>();
-  for (const { uuid, at } of contacts) {
+  for (const { uuid, at } of contacts as readonly { uuid: string; at: string }[]) {
     const seen = latest.get(uuid);
     if (seen === undefined || Date.parse(at) > Date.parse(seen)) latest.set(uuid, at);
   }

@@ -150,6 +150,37 @@ export function metricsWrite(rows: readonly MetricsRow[]): (appended: Identifier
 }
 
 /**
+ * Samples of reports the batch writer decided, from its memory of each device, change nothing
+ * but metrics (issue #15): each is inserted, and its report's contact recorded, only if the
+ * device's stream is still at `expected_version` (then that memory was the device's state, and
+ * "nothing changed" is the right answer); one statement for the batch, no read before it.
+ * Returns, per device whose head matched, whether it is marked lost; the others wrote nothing.
+ */
+export async function insertSamplesAtHeads(
+  connection: CommonQueryMethods,
+  rows: readonly (MetricsRow & { expected_version: number })[],
+): Promise<Map<string, boolean>> {
+  if (rows.length === 0) return new Map();
+  const touched = await connection.any(sql.type(touchedRow)`
+    WITH input AS (
+      SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+        AS m(device_uuid text, reported_at timestamptz, cpu_usage float8, cpu_temp float8, memory_usage float8,
+             memory_total float8, storage_usage float8, storage_total float8, temperature float8, uptime float8,
+             top_processes jsonb, network_interfaces jsonb, expected_version int8)
+    ),
+    at_head AS (
+      SELECT m.* FROM input m
+        JOIN streams s ON s.aggregate_type = 'device' AND s.aggregate_id = m.device_uuid
+                      AND s.version = m.expected_version
+    ),
+    inserted AS (INSERT INTO device_metrics (${columns}) SELECT ${columns} FROM at_head),
+    contacts AS (SELECT device_uuid AS uuid, reported_at AS at FROM at_head),
+    touched AS (${touchContacts(sql.identifier(['contacts']))})
+    SELECT uuid, connection_lost FROM touched`);
+  return new Map(touched.map((row) => [row.uuid, row.connection_lost]));
+}
+
+/**
  * Inserts samples in one statement (their days' partitions must exist), recording `contacts`
  * in it; returns, per device touched, whether it is marked lost.
  */

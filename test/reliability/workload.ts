@@ -53,12 +53,13 @@ export type WorkloadOptions = {
 const apps = ['1000', '1001', '1002'];
 
 /**
- * A state report that always changes state (its local_ip: metrics alone append no event,
- * issue #15), sometimes the apps too, and always carries metrics (a sample in device_metrics).
+ * A state report that always carries metrics (a sample in device_metrics, issue #15); two in
+ * three change state (its local_ip), sometimes the apps too, and the third changes only metrics
+ * (no event, the sample written with its contact).
  */
 function reportBody(uuid: string, n: number): object {
   const body: Record<string, unknown> = {
-    local_ip: `10.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`,
+    ...(n % 3 === 1 ? {} : { local_ip: `10.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}` }),
     cpu_usage: Math.round(Math.random() * 1e6) / 1e4,
     memory_usage: Math.round(Math.random() * 1e4) / 1e2,
     uptime: n,

@@ -210,3 +210,31 @@ test('the metrics endpoint: admin only, bounded buckets, a 404 for an unknown de
   t.is(auto.body.step, '5m');
   t.is(auto.body.points.length, 1);
 });
+
+test('a metrics-only report decided from a stale memory of the device is decided again, its sample stored once', async (t) => {
+  const { app, device, at, report } = await setup(t);
+  const apps = { '1': { status: 'running' } };
+  // the report path remembers the device at this version…
+  t.is((await report({ apps, cpu_usage: 1 })).status, 200);
+  t.is((await report({ apps, cpu_usage: 2 })).body.events_written, 0);
+  // …then other writers move its stream on (an admin disables and enables it)
+  for (const isActive of [false, true]) {
+    const toggled = await app.request('PATCH', `/api/v1/devices/${device.uuid}/active`, {
+      token: app.adminToken,
+      body: { is_active: isActive },
+    });
+    t.is(toggled.status, 200);
+  }
+  const head = await app.db.pool.oneFirst(sql.type(z.object({ version: z.number() }))`
+    SELECT version FROM streams WHERE aggregate_id = ${device.uuid}`);
+  at(60_000);
+  const answer = await report({ apps, cpu_usage: 3 });
+  t.is(answer.status, 200);
+  t.is(answer.body.events_written, 0);
+  t.is(answer.body.devices[device.uuid].version, head, 'the answer is the fresh head, not the remembered one');
+  t.deepEqual((await samples(app, device.uuid)).map((s) => s.cpu_usage), [1, 2, 3]);
+  // and from then on the memory is fresh again
+  at(120_000);
+  t.is((await report({ apps, cpu_usage: 4 })).body.devices[device.uuid].version, head);
+  t.deepEqual((await samples(app, device.uuid)).map((s) => s.cpu_usage), [1, 2, 3, 4]);
+});
