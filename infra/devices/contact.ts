@@ -39,22 +39,19 @@ export async function touchContact(connection: CommonQueryMethods, uuid: string,
 export function touchContacts(
   contacts: readonly { uuid: string; at: string }[] | IdentifierSqlToken,
 ): FragmentSqlToken {
-  if (!Array.isArray(contacts)) {
-    return sql.fragment`
-      UPDATE devices d SET last_seen_at = GREATEST(d.last_seen_at, c.at)
-        FROM ${contacts as IdentifierSqlToken} c
-       WHERE d.uuid = c.uuid
-      RETURNING d.uuid, d.connection_lost`;
-  }
-  const latest = new Map<string, string>();
-  for (const { uuid, at } of contacts as readonly { uuid: string; at: string }[]) {
-    const seen = latest.get(uuid);
-    if (seen === undefined || Date.parse(at) > Date.parse(seen)) latest.set(uuid, at);
-  }
-  const rows = JSON.stringify([...latest].map(([uuid, at]) => ({ uuid, at })));
+  let source: FragmentSqlToken;
+  if (Array.isArray(contacts)) {
+    const latest = new Map<string, string>();
+    for (const { uuid, at } of contacts as readonly { uuid: string; at: string }[]) {
+      const seen = latest.get(uuid);
+      if (seen === undefined || Date.parse(at) > Date.parse(seen)) latest.set(uuid, at);
+    }
+    const rows = JSON.stringify([...latest].map(([uuid, at]) => ({ uuid, at })));
+    source = sql.fragment`jsonb_to_recordset(${rows}::jsonb) AS c(uuid text, at timestamptz)`;
+  } else source = sql.fragment`${contacts as IdentifierSqlToken} c`;
   return sql.fragment`
     UPDATE devices d SET last_seen_at = GREATEST(d.last_seen_at, c.at)
-      FROM jsonb_to_recordset(${rows}::jsonb) AS c(uuid text, at timestamptz)
+      FROM ${source}
      WHERE d.uuid = c.uuid
     RETURNING d.uuid, d.connection_lost`;
 }
