@@ -228,7 +228,17 @@ async function runFlow(baseUrl: string, adminToken: string): Promise<Step[]> {
 
 const TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const VOLATILE_KEYS = new Set(['transaction_id', 'hash', 'request_id', 'duration_ms', 'uptime_s', 'latency_ms']);
+// password and broker: each registration issues a new MQTT password, and each service's broker has its own port
+const VOLATILE_KEYS = new Set([
+  'transaction_id',
+  'hash',
+  'request_id',
+  'duration_ms',
+  'uptime_s',
+  'latency_ms',
+  'password',
+  'broker',
+]);
 
 /** Masks what legitimately differs between two runs: times, generated ids, secrets, hashes. */
 function normalise(value: unknown, key = ''): unknown {
