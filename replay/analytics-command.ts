@@ -45,6 +45,28 @@ export function analyticsText(a: Analytics, tty: boolean | undefined): string {
     `  p50 ${d(r.delay_ms.p50)} · p90 ${d(r.delay_ms.p90)} · p99 ${d(r.delay_ms.p99)} · max ${
       d(r.delay_ms.max)
     } · mean ${d(r.delay_ms.mean)}`,
+    `  per transport ${
+      c.dim(
+        '(delivery: target update → first delivered over it; convergence: → the report over it that reached the target)',
+      )
+    }`,
+    table(
+      ['transport', 'delivered', 'delivery p50', 'p90', 'max', 'converged', 'convergence p50', 'p90', 'max'],
+      (['http', 'mqtt'] as const).map((t) => {
+        const s = r.by_transport[t];
+        return [
+          t,
+          String(s.delivered),
+          d(s.delivery_ms.p50),
+          d(s.delivery_ms.p90),
+          d(s.delivery_ms.max),
+          String(s.converged),
+          d(s.convergence_ms.p50),
+          d(s.convergence_ms.p90),
+          d(s.convergence_ms.max),
+        ];
+      }),
+    ).split('\n').map((l) => `  ${l}`).join('\n'),
   ];
   if (r.slowest.length > 0) {
     lines.push(

@@ -7,6 +7,7 @@ import { createProvisioningKeyQueries } from '../../infra/devices/provisioning-k
 import { DEFAULT_ADDRESS_POLICY, type WebhookAddressPolicy } from '../../infra/webhooks/address-policy.ts';
 import { type ConsoleSessions, createConsoleSessions } from '../../infra/console/sessions.ts';
 import { DEFAULT_LIVE_STREAM_LIMITS, type LiveStreamLimits } from './live-streams.ts';
+import { createDeliveryRecorder, type DeliveryRecorder } from '../target-deliveries.ts';
 
 /** Dependencies of the app; `clock` is injectable so tests control time. */
 export type AppDeps = {
@@ -37,6 +38,8 @@ export type AppDeps = {
   retentionDays: number;
   /** Largest decoded device log upload (LOGS_BODY_LIMIT_KB). */
   logsBodyLimitKb: number;
+  /** Notes the first delivery of each target version over HTTP (the lifecycle analytics' per-transport times). */
+  deliveries: DeliveryRecorder;
 };
 
 /** A device's new MQTT credential; null when the device is not registered. `requestHost` names the broker for it. */
@@ -45,6 +48,10 @@ export type MqttCredentialIssuer = {
     uuid: string,
     requestHost?: string,
   ) => Promise<{ username: string; password: string; broker: string } | null>;
+  /** The broker mode, for the console (absent: not said). */
+  mode?: 'embedded' | 'external';
+  /** Whether the device is connected now; null when the broker does not say (an external one). */
+  isConnected?: (uuid: string) => boolean | null;
 };
 
 /** The console's settings: `secureCookie` 'auto' marks the cookie Secure on HTTPS requests only. */
@@ -64,21 +71,24 @@ export function createDeps(
     logsBodyLimitKb?: number;
   } = {},
 ): AppDeps {
+  const clock = options.clock ?? (() => new Date());
+  const logError: AppDeps['logError'] = options.logError ?? ((message, error) => console.error(message, error));
   return {
     pool,
     store: createEventStore(pool),
-    clock: options.clock ?? (() => new Date()),
+    clock,
     adminTokens: createAdminTokens(pool),
     deviceKeys: createDeviceKeys(pool),
     provisioningKeys: createProvisioningKeyQueries(pool),
     devices: createDeviceQueries(pool),
     bodyLimitKb: options.bodyLimitKb ?? 256,
     liveStreams: { ...DEFAULT_LIVE_STREAM_LIMITS, ...options.liveStreams },
-    logError: options.logError ?? ((message, error) => console.error(message, error)),
+    logError,
     webhookPolicy: { ...DEFAULT_ADDRESS_POLICY, ...options.webhookPolicy },
     consoleSessions: createConsoleSessions(pool),
     console: { sessionTtlMs: 8 * 3_600_000, secureCookie: 'auto', ...options.console },
     retentionDays: options.retentionDays ?? 90,
     logsBodyLimitKb: options.logsBodyLimitKb ?? 1024,
+    deliveries: createDeliveryRecorder(pool, clock, logError),
   };
 }

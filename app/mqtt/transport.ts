@@ -28,6 +28,8 @@ import { type MqttMetrics, mqttMetricsFor } from './mqtt-metrics.ts';
 import { createReportHandler, type ReportSender } from './report-handler.ts';
 import { createBrokerSyncListener, MQTT_LISTENER, targetNotice } from './target-push.ts';
 import { registerLagGauge } from '../observability/metrics.ts';
+import { createDeliveryRecorder } from '../target-deliveries.ts';
+import type { Buffer } from 'node:buffer';
 import type { Registry } from 'prom-client';
 
 /** The settings the transport reads (app/config.ts). */
@@ -80,6 +82,16 @@ export type MqttDependencies = {
   registry?: Registry;
 };
 
+/** The target version a notice carries (infra target-push's TargetNotice); null when it is not one. */
+function noticeVersion(payload: Buffer): number | null {
+  try {
+    const version = (JSON.parse(payload.toString('utf8')) as { version?: unknown }).version;
+    return typeof version === 'number' && Number.isInteger(version) ? version : null;
+  } catch {
+    return null;
+  }
+}
+
 /** A PINGREQ counts as contact at most this often per device. */
 const PING_CONTACT_MS = 30_000;
 
@@ -130,6 +142,9 @@ export async function startMqttTransport(settings: MqttSettings, deps: MqttDepen
       actor: { type: 'device', id: uuid },
     }).catch((error) => logError(`mqtt: recording the contact of ${uuid}`, error));
 
+  // notices written to a device's connection are the target's delivery over MQTT (the embedded
+  // broker sees them; an external one does not say)
+  const deliveries = createDeliveryRecorder(pool, clock, logError);
   let embedded: EmbeddedBroker | null = null;
   let external: ExternalBroker | null = null;
   const delivered = new Map<string, number>();
@@ -177,9 +192,12 @@ export async function startMqttTransport(settings: MqttSettings, deps: MqttDepen
           lastPing.set(session.uuid, now);
           void contact(session.uuid, 'mqtt:ping', session.remoteAddress);
         },
-        onForward: (session, topic) => {
+        onForward: (session, topic, payload) => {
+          if (topic !== targetTopic(session.uuid)) return;
+          const version = noticeVersion(payload);
+          if (version !== null) void deliveries.note(session.uuid, version, 'mqtt');
           const at = delivered.get(session.uuid);
-          if (at === undefined || topic !== targetTopic(session.uuid)) return;
+          if (at === undefined) return;
           delivered.delete(session.uuid);
           metrics?.target('sent', (clock().getTime() - at) / 1000);
         },

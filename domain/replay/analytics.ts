@@ -4,7 +4,8 @@
 import { driftDetail, type Reconciliation } from './drift.ts';
 import { instantMs } from './history.ts';
 import { driftOfWindow } from './service.ts';
-import type { DeviceSummary, ReplaySource } from './source.ts';
+import type { DeviceSummary, ReplaySource, TargetDelivery, Transport } from './source.ts';
+import type { ReplayEvent } from './history.ts';
 import { percentile } from './time.ts';
 
 /** The period analysed: (from, to]. */
@@ -18,6 +19,32 @@ export type Activity = {
   top: { uuid: string; device_name: string | null; count: number; per_hour: number; first: string; last: string }[];
 };
 
+/** Percentiles of a set of durations (nulls when the set is empty). */
+export type DurationStats = { p50: number | null; p90: number | null; p99: number | null; max: number | null };
+
+/**
+ * One transport's share of the window's targets (issue #18): `delivered` targets reached their
+ * device over it (delivery_ms: target update → first delivery over it; a target can be
+ * delivered over both, a notice over MQTT and then the fetch over HTTP), and `converged` ones
+ * were reached by a report that came over it (convergence_ms: target update → that report).
+ */
+export type TransportStats = {
+  delivered: number;
+  delivery_ms: DurationStats;
+  converged: number;
+  convergence_ms: DurationStats;
+};
+
+/** A target of the window, how it was reached, and over which transports. */
+export type TargetReconciliation = Reconciliation & {
+  uuid: string;
+  device_name: string;
+  /** First delivery per transport (absent: none recorded, e.g. from a fixture or before deliveries were recorded). */
+  delivered: Partial<Record<Transport, string>>;
+  /** The transport of the report that brought the device in sync; null when not converged or not by a report. */
+  converged_over: Transport | null;
+};
+
 /** Reconciliation delays: target update → first instant in sync with that version. */
 export type ReconciliationStats = {
   targets: number;
@@ -25,9 +52,64 @@ export type ReconciliationStats = {
   pending: number;
   superseded: number;
   delay_ms: { p50: number | null; p90: number | null; p99: number | null; max: number | null; mean: number | null };
-  slowest: (Reconciliation & { uuid: string; device_name: string })[];
-  waiting: (Reconciliation & { uuid: string; device_name: string })[];
+  by_transport: Record<Transport, TransportStats>;
+  slowest: TargetReconciliation[];
+  waiting: TargetReconciliation[];
 };
+
+const TRANSPORTS: readonly Transport[] = ['http', 'mqtt'];
+
+function durationStats(values: readonly number[]): DurationStats {
+  return {
+    p50: percentile(values, 50),
+    p90: percentile(values, 90),
+    p99: percentile(values, 99),
+    max: values.length === 0 ? null : values.reduce((a, b) => Math.max(a, b), 0),
+  };
+}
+
+/** Event types a device's own report writes (the other types come from admins or the service). */
+const REPORTED_TYPES: ReadonlySet<string> = new Set(['current_state.updated', 'reconciliation.completed']);
+
+/** The transport of the event that converged a target, when it is a device's report. */
+function transportOf(event: Pick<ReplayEvent, 'event_type' | 'source'> | undefined): Transport | null {
+  if (event === undefined || !REPORTED_TYPES.has(event.event_type)) return null;
+  return event.source === 'mqtt' ? 'mqtt' : 'http';
+}
+
+/** Delivery and convergence times per transport, over the window's targets. */
+export function transportStats(targets: readonly TargetReconciliation[]): Record<Transport, TransportStats> {
+  const stats = {} as Record<Transport, TransportStats>;
+  for (const transport of TRANSPORTS) {
+    const deliveries = targets.flatMap((t) => {
+      const at = t.delivered[transport];
+      return at === undefined ? [] : [Math.max(0, instantMs(at) - instantMs(t.set_at))];
+    });
+    const convergences = targets.filter((t) => t.converged_over === transport && t.delay_ms !== null)
+      .map((t) => t.delay_ms!);
+    stats[transport] = {
+      delivered: deliveries.length,
+      delivery_ms: durationStats(deliveries),
+      converged: convergences.length,
+      convergence_ms: durationStats(convergences),
+    };
+  }
+  return stats;
+}
+
+/** Each transport's first delivery of a version. */
+function firstDeliveries(
+  deliveries: readonly TargetDelivery[],
+  version: number,
+): Partial<Record<Transport, string>> {
+  const first: Partial<Record<Transport, string>> = {};
+  for (const d of deliveries) {
+    if (d.target_version !== version) continue;
+    const known = first[d.transport];
+    if (known === undefined || instantMs(d.delivered_at) < instantMs(known)) first[d.transport] = d.delivered_at;
+  }
+  return first;
+}
 
 /** Devices out of sync now. */
 export type DriftingNow = {
@@ -93,12 +175,23 @@ export async function reconciliationStats(
 ): Promise<ReconciliationStats> {
   const devices = await source.eventCounts('target_state.updated', window.from, window.to);
   const known = await names(source);
-  const all: (Reconciliation & { uuid: string; device_name: string })[] = [];
+  const all: TargetReconciliation[] = [];
   for (const { uuid } of devices) {
     const events = await source.window(uuid, { since: window.from, until: window.to });
     const report = await driftOfWindow(source, events, { since: window.from, until: window.to });
     const deviceName = known.get(uuid)?.device_name ?? uuid;
-    for (const r of report.reconciliations) all.push({ ...r, uuid, device_name: deviceName });
+    const versions = report.reconciliations.map((r) => r.target_version);
+    const deliveries = source.deliveries === undefined ? [] : await source.deliveries(uuid, versions);
+    const byId = new Map(events.events.map((e) => [e.event_id, e]));
+    for (const r of report.reconciliations) {
+      all.push({
+        ...r,
+        uuid,
+        device_name: deviceName,
+        delivered: firstDeliveries(deliveries, r.target_version),
+        converged_over: r.converged_by === null ? null : transportOf(byId.get(r.converged_by.event_id)),
+      });
+    }
   }
   const delays = all.filter((r) => r.delay_ms !== null).map((r) => r.delay_ms!);
   return {
@@ -113,6 +206,7 @@ export async function reconciliationStats(
       max: delays.length === 0 ? null : delays.reduce((a, b) => Math.max(a, b), 0),
       mean: delays.length === 0 ? null : delays.reduce((a, b) => a + b, 0) / delays.length,
     },
+    by_transport: transportStats(all),
     slowest: all.filter((r) => r.delay_ms !== null).sort((a, b) => b.delay_ms! - a.delay_ms!).slice(0, top),
     waiting: all.filter((r) => r.status === 'pending').sort((a, b) => (b.waiting_ms ?? 0) - (a.waiting_ms ?? 0)).slice(
       0,

@@ -21,6 +21,12 @@ export type EventWindow = {
   events: readonly ReplayEvent[];
 };
 
+/** How a device talks to devicetrail: HTTP calls, or MQTT (issue #18). */
+export type Transport = 'http' | 'mqtt';
+
+/** The first time a target version reached its device over a transport. */
+export type TargetDelivery = { uuid: string; target_version: number; transport: Transport; delivered_at: string };
+
 /** Events of one type per device over a period. */
 export type EventCount = { uuid: string; count: number; first: string; last: string };
 
@@ -63,6 +69,11 @@ export type ReplaySource = {
   eventCounts: (eventType: string, from: string, to: string) => Promise<EventCount[]>;
   /** Devices out of sync at `now()`. */
   driftingNow: () => Promise<DriftingDevice[]>;
+  /**
+   * When the given target versions of a device were delivered, per transport (a database
+   * records them; absent for fixtures, which record no deliveries).
+   */
+  deliveries?: (uuid: string, versions: readonly number[]) => Promise<TargetDelivery[]>;
   /** The retention horizon (history before it is gone), or null; absent for fixtures. */
   horizon?: () => Promise<string | null>;
   /**

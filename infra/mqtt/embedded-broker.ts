@@ -48,7 +48,7 @@ export type EmbeddedBrokerHooks = {
   /** A PINGREQ (keep-alive): the device is there. */
   onPing?: (session: DeviceSession) => void;
   /** A message devicetrail published is being written to a device's connection. */
-  onForward?: (session: DeviceSession, topic: string) => void;
+  onForward?: (session: DeviceSession, topic: string, payload: Buffer) => void;
   onRefused?: (refusal: Refusal) => void;
   onError?: (message: string, error: unknown) => void;
 };
@@ -146,7 +146,13 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       // state reports go to devicetrail only, never back out to subscribers
       if (fromDevice && uuidOfStateTopic(packet.topic) !== null) return null;
       const session = sessions.get(client);
-      if (!fromDevice && session !== undefined) hooks.onForward?.(session, packet.topic);
+      if (!fromDevice && session !== undefined) {
+        hooks.onForward?.(
+          session,
+          packet.topic,
+          Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload),
+        );
+      }
       return packet;
     },
   });

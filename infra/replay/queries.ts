@@ -16,6 +16,7 @@ import {
 } from '../../domain/replay/history.ts';
 import { type DeviceSummary, type EventWindow, ReplayError, type ReplaySource } from '../../domain/replay/source.ts';
 import { assertAfterHorizon, readHorizon } from '../event-store/retention-horizon.ts';
+import { targetDeliveries } from '../devices/target-deliveries.ts';
 import { createSnapshotStore, type Snapshot, TIMESTAMP_SLACK_MS } from '../event-store/snapshots.ts';
 import { setImmediate } from 'node:timers';
 
@@ -391,6 +392,7 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
       ];
     },
 
+    deliveries: (uuid, versions) => targetDeliveries(pool, uuid, versions),
     horizon: async () => (await readHorizon(pool))?.horizon ?? null,
 
     // a long history is folded in slices, each followed by a turn of the event loop, so the

@@ -58,7 +58,11 @@ export async function startMqttApp(options: MqttAppOptions = {}) {
   // the API as app/main.ts wires it: its registration reply and key exchange issue MQTT
   // credentials through the transport (the test app above has none: MQTT off)
   const apiDeps = createDeps(app.db.pool, { logError: (message, error) => logs.push(`error: ${message} ${error}`) });
-  apiDeps.mqtt = { issueCredentials: (uuid, host) => transport.issueCredentials(uuid, host) };
+  apiDeps.mqtt = {
+    issueCredentials: (uuid, host) => transport.issueCredentials(uuid, host),
+    mode: options.mosquitto === undefined ? 'embedded' : 'external',
+    isConnected: (uuid) => transport.isConnected(uuid),
+  };
   const api: Server = createServer(createApp(apiDeps).callback());
   await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
   const apiUrl = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;

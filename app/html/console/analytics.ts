@@ -9,6 +9,23 @@ export type Series = readonly { from: string; label: string; value: number }[];
 
 export const WINDOWS = ['1h', '6h', '24h', '7d', '30d'] as const;
 
+/** Delivery and convergence times per transport (issue #18), as a table. */
+function transportTable(stats: TransportBreakdown): string {
+  const row = (name: string, s: TransportBreakdown['http']) =>
+    `<tr><th scope="row">${esc(name)}</th><td>${count(s.delivered)}</td><td>${duration(s.delivery_ms.p50)}</td><td>${
+      duration(s.delivery_ms.p90)
+    }</td><td>${count(s.converged)}</td><td>${duration(s.convergence_ms.p50)}</td><td>${
+      duration(s.convergence_ms.p90)
+    }</td></tr>`;
+  return `<table id="transport-times">
+<caption>Per transport: target update → delivered over it, and → reached by a report over it</caption>
+<thead><tr><th scope="col">Transport</th><th scope="col">Delivered</th><th scope="col">Delivery p50</th><th scope="col">p90</th><th scope="col">Converged</th><th scope="col">Convergence p50</th><th scope="col">p90</th></tr></thead>
+<tbody>${row('HTTP', stats.http)}${row('MQTT', stats.mqtt)}</tbody>
+</table>`;
+}
+
+type TransportBreakdown = Analytics['reconciliation']['by_transport'];
+
 /** The page body. */
 export function renderAnalytics(input: {
   now: Date;
@@ -96,6 +113,7 @@ ${
       empty: 'No device reached a target in this window.',
     })
   }
+${transportTable(a.reconciliation.by_transport)}
 </section>
 <section class="card" aria-labelledby="drifting-h">
 <h2 id="drifting-h">Drifting now: ${count(a.drifting_now.count)}</h2>

@@ -66,6 +66,20 @@ export type DeviceInput = {
   /** Instants (ms) of the device's events, for the slider's previous/next event. */
   eventInstants: readonly number[];
   events: EventsPage;
+  /** How the device talks to devicetrail (issue #18). */
+  transport: DeviceTransport;
+};
+
+/** The device's transports: its MQTT credential and connection, its last report, its target's deliveries. */
+export type DeviceTransport = {
+  /** The broker mode; 'off' when MQTT is off. */
+  mqtt_mode: 'embedded' | 'external' | 'off';
+  /** Connected now; null when the broker does not say (an external one) or MQTT is off. */
+  connected: boolean | null;
+  mqtt_credential_issued_at: string | null;
+  last_report: { transport: 'http' | 'mqtt'; at: string } | null;
+  /** First deliveries of the current target version. */
+  target_deliveries: readonly { target_version: number; transport: 'http' | 'mqtt'; delivered_at: string }[];
 };
 
 export const EVENT_TYPES = Object.keys(deviceEventSchemas);
@@ -356,6 +370,43 @@ ${older === null ? '' : `<a href="${esc(query(older))}" rel="next">Older events<
 </section>`;
 }
 
+const TRANSPORT_NAMES = { http: 'HTTP', mqtt: 'MQTT' } as const;
+
+function connectionSection(d: DeviceViewLike, t: DeviceTransport, now: Date): string {
+  const item = (term: string, value: string) => `<div><dt>${esc(term)}</dt><dd>${value}</dd></div>`;
+  let mqtt: string;
+  if (t.mqtt_mode === 'off') mqtt = badge('MQTT off', 'off');
+  else if (t.mqtt_credential_issued_at === null) mqtt = `${badge('No credential', 'off')} the device uses HTTP`;
+  else if (t.connected === true) mqtt = `${badge('Connected', 'ok')} to the embedded broker`;
+  else if (t.connected === false) mqtt = `${badge('Not connected', 'warn')} to the embedded broker`;
+  else mqtt = `${badge('Unknown', 'off')} (the external broker does not say)`;
+  const credential = t.mqtt_credential_issued_at === null
+    ? '<span class="muted">none</span>'
+    : `issued ${when(t.mqtt_credential_issued_at, now)}`;
+  const lastReport = t.last_report === null
+    ? '<span class="muted">no state-changing report yet</span>'
+    : `over ${TRANSPORT_NAMES[t.last_report.transport]} ${when(t.last_report.at, now)}`;
+  const setAt = d.target === null ? null : Date.parse(d.target.updated_at);
+  const deliveries = d.target === null
+    ? '<span class="muted">no target</span>'
+    : t.target_deliveries.length === 0
+    ? `<span class="muted">version ${d.target.version} not delivered yet</span>`
+    : t.target_deliveries.map((x) =>
+      `version ${x.target_version} over ${TRANSPORT_NAMES[x.transport]} ${when(x.delivered_at, now)}${
+        setAt === null ? '' : ` (${duration(Math.max(0, Date.parse(x.delivered_at) - setAt))} after it was set)`
+      }`
+    ).join('<br>');
+  return `<section id="device-connection" data-live-region aria-labelledby="connection-h">
+<h2 id="connection-h">Connection</h2>
+<dl class="identity">
+${item('MQTT', mqtt)}
+${item('MQTT credential', credential)}
+${item('Last report', lastReport)}
+${item('Target delivered', deliveries)}
+</dl>
+</section>`;
+}
+
 /** The page body. */
 export function renderDevice(input: DeviceInput): string {
   const d = input.device;
@@ -363,6 +414,7 @@ export function renderDevice(input: DeviceInput): string {
     esc(d.device_type)
   } · <a href="/">Back to the fleet</a></p>
 ${identity(d, input.now)}
+${connectionSection(d, input.transport, input.now)}
 ${actions(d)}
 ${timeTravel(input)}
 ${renderDeviceState(input.state, input.now)}

@@ -365,12 +365,26 @@ const activity = z.object({
     }),
   ),
 });
+const durationStats = z.object({
+  p50: z.number().nullable(),
+  p90: z.number().nullable(),
+  p99: z.number().nullable(),
+  max: z.number().nullable(),
+});
+const transportStats = z.object({
+  delivered: z.number().int(),
+  delivery_ms: durationStats,
+  converged: z.number().int(),
+  convergence_ms: durationStats,
+});
 const reconciliationStats = z.object({
   targets: z.number().int(),
   converged: z.number().int(),
   pending: z.number().int(),
   superseded: z.number().int(),
   delay_ms: open.nullable(),
+  /** Per transport (issue #18): target update → first delivery over it, and → the converging report that came over it. */
+  by_transport: z.object({ http: transportStats, mqtt: transportStats }),
   slowest: z.array(open),
   waiting: z.array(open),
 });

@@ -39,6 +39,7 @@ import type { AppDeps } from '../deps.ts';
 import { HttpError, parseOr400 } from '../errors.ts';
 import { instantSchema, intQuery, MAX_OFFSET, uuidParam } from '../request.ts';
 import { deviceView } from '../views.ts';
+import { transportFacts } from '../../../infra/devices/transport-facts.ts';
 
 const FLEET_PAGE_SIZE = 50;
 const EVENTS_PAGE_SIZE = 50;
@@ -222,7 +223,8 @@ export function consolePageRoutes(router: Router, deps: AppDeps): void {
     }
     const types = (Array.isArray(query.type) ? query.type : query.type === undefined ? [] : [query.type])
       .flatMap((t) => t.split(',')).map((t) => t.trim()).filter((t) => EVENT_TYPES.includes(t));
-    const [drift, recent, events] = await Promise.all([
+    const targetVersion = device.target?.version ?? 0;
+    const [drift, recent, events, facts] = await Promise.all([
       replayDrift(source, uuid, {}).catch((error: unknown) => {
         if (error instanceof ReplayError) return null;
         throw error;
@@ -235,6 +237,7 @@ export function consolePageRoutes(router: Router, deps: AppDeps): void {
         newestFirst: true,
         limit: EVENTS_PAGE_SIZE,
       }),
+      transportFacts(deps.pool, uuid, targetVersion),
     ]);
     page(ctx, {
       title: device.device_name,
@@ -252,6 +255,11 @@ export function consolePageRoutes(router: Router, deps: AppDeps): void {
           before: query.before ?? null,
           events: events as unknown as DeviceInput['events']['events'],
           pageSize: EVENTS_PAGE_SIZE,
+        },
+        transport: {
+          mqtt_mode: deps.mqtt?.mode ?? 'off',
+          connected: deps.mqtt?.isConnected?.(uuid) ?? null,
+          ...facts,
         },
       }),
     });

@@ -287,6 +287,8 @@ function targetPoll(deps: AppDeps, shape: (target: PolledTarget) => object) {
       config: target?.config ?? {},
       updated_at: target?.updated_at ?? null,
     });
+    // the first 200 carrying a version is its delivery over HTTP
+    await deps.deliveries.note(uuid, version, 'http');
   };
 }
 
