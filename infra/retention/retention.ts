@@ -108,6 +108,8 @@ async function retain(connection: CommonQueryMethods, options: RetentionOptions)
   run.anchors = written.anchors;
   // from here on, instants before the horizon are refused, whether or not every partition drops
   await advanceHorizon(connection, horizon, options.retentionDays);
+  // deliveries of targets set before the horizon go with the targets' events (migration 016)
+  await connection.query(sql.unsafe`DELETE FROM target_deliveries WHERE delivered_at < ${horizon}::timestamptz`);
   for (const partition of due) {
     try {
       run.dropped.push(await dropPartition(connection, partition, horizon, options));

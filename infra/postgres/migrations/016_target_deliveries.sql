@@ -3,7 +3,8 @@
 -- change of the device's state, so it is not an event: one row per device, target version and
 -- transport, the first time only (`http`: the first 200 of a target-state poll carrying that
 -- version; `mqtt`: the embedded broker writing the version's notice to the device's
--- connection). Mutable and small: a row per target change per transport.
+-- connection). Mutable and small: a row per target change per transport, deleted by the
+-- retention job once before the horizon (infra/retention/retention.ts).
 CREATE TABLE target_deliveries (
   aggregate_id   text        NOT NULL,
   target_version integer     NOT NULL,
