@@ -5,7 +5,7 @@
 import { deviceEventSchemas } from '../../../domain/device/events.ts';
 import type { DriftReport } from '../../../domain/replay/drift.ts';
 import { compact, describeDrift } from '../../../domain/replay/describe.ts';
-import { barChart, intervalStrip } from './charts.ts';
+import { barChart, columnChart, intervalStrip } from './charts.ts';
 import { badge, count, duration, esc, markedJson, shortInstant, when } from './html.ts';
 
 /** The parts of a device view (admin API shape, or replay's at an instant) the page shows. */
@@ -68,6 +68,22 @@ export type DeviceInput = {
   events: EventsPage;
   /** How the device talks to devicetrail (issue #18). */
   transport: DeviceTransport;
+  /** Its telemetry (issue #15): the metrics series of the last day and its newest log lines. */
+  telemetry: DeviceTelemetry;
+};
+
+/** A gauge's hourly means over the last day, and the device's newest log lines. */
+export type DeviceTelemetry = {
+  since: string;
+  series: readonly { gauge: string; points: readonly { t: string; avg: number }[] }[];
+  latest: { reported_at: string; values: Record<string, number | null> } | null;
+  logs: readonly {
+    timestamp: string;
+    level: string;
+    service_name: string | null;
+    message: string;
+    is_stderr: boolean;
+  }[];
 };
 
 /** The device's transports: its MQTT credential and connection, its last report, its target's deliveries. */
@@ -372,6 +388,60 @@ ${older === null ? '' : `<a href="${esc(query(older))}" rel="next">Older events<
 
 const TRANSPORT_NAMES = { http: 'HTTP', mqtt: 'MQTT' } as const;
 
+const formatGauge = (value: number): string => (Number.isInteger(value) ? String(value) : value.toFixed(2));
+
+function metricsSection(d: DeviceViewLike, t: DeviceTelemetry, now: Date): string {
+  const latest = t.latest === null
+    ? '<p class="muted">No metrics sample yet: the device has not reported any metric.</p>'
+    : `<p>Latest sample ${when(t.latest.reported_at, now)}: ${
+      Object.entries(t.latest.values).filter(([, v]) => v !== null).map(([k, v]) =>
+        `<code>${esc(k)}</code> ${esc(formatGauge(v!))}`
+      ).join(', ') || '<span class="muted">no gauge</span>'
+    }.</p>`;
+  const charts = t.series.map((s) =>
+    `<h3>${esc(s.gauge)}</h3>${
+      columnChart({
+        id: `metric-${s.gauge}`,
+        title: `${s.gauge}, hourly mean over the last day`,
+        buckets: s.points.map((p) => ({
+          from: p.t,
+          label: `${shortInstant(p.t).slice(11, 16)}`,
+          value: Number(p.avg.toFixed(2)),
+        })),
+      })
+    }`
+  ).join('\n');
+  return `<section id="device-metrics" aria-labelledby="metrics-h">
+<h2 id="metrics-h">Metrics</h2>
+${latest}
+${charts}
+<p class="muted">Metrics are a time series outside the event log (<code>device_metrics</code>); the whole series:
+<a href="/api/v1/devices/${esc(d.uuid)}/metrics">GET /api/v1/devices/${esc(d.uuid)}/metrics</a>.</p>
+</section>`;
+}
+
+function logsSection(d: DeviceViewLike, t: DeviceTelemetry, now: Date): string {
+  const rows = t.logs.map((l) =>
+    `<tr><td>${when(l.timestamp, now)}</td><td>${esc(l.level)}${l.is_stderr ? ' (stderr)' : ''}</td><td>${
+      l.service_name === null ? '<span class="muted">system</span>' : esc(l.service_name)
+    }</td><td class="log-message">${esc(l.message)}</td></tr>`
+  ).join('');
+  const table = t.logs.length === 0
+    ? '<p class="muted">No log line in the last day.</p>'
+    : `<table class="events"><caption>The ${t.logs.length} newest log lines of the last day, newest first</caption>
+<thead><tr><th scope="col">Time</th><th scope="col">Level</th><th scope="col">Service</th><th scope="col">Message</th></tr></thead>
+<tbody>${rows}</tbody></table>`;
+  return `<section id="device-logs" data-live-region aria-labelledby="logs-h">
+<h2 id="logs-h">Logs</h2>
+${table}
+<p class="muted">Search and page: <a href="/api/v1/devices/${esc(d.uuid)}/logs">GET /api/v1/devices/${
+    esc(d.uuid)
+  }/logs</a> (<code>since</code>, <code>until</code>, <code>service</code>, <code>level</code>, <code>q</code>); live: <code>/api/v1/devices/${
+    esc(d.uuid)
+  }/logs/stream</code>.</p>
+</section>`;
+}
+
 function connectionSection(d: DeviceViewLike, t: DeviceTransport, now: Date): string {
   const item = (term: string, value: string) => `<div><dt>${esc(term)}</dt><dd>${value}</dd></div>`;
   let mqtt: string;
@@ -419,6 +489,8 @@ ${actions(d)}
 ${timeTravel(input)}
 ${renderDeviceState(input.state, input.now)}
 ${driftSection(input.drift, input.now)}
+${metricsSection(d, input.telemetry, input.now)}
+${logsSection(d, input.telemetry, input.now)}
 <section aria-labelledby="timeline-h">
 <h2 id="timeline-h">Timeline</h2>
 <iframe class="timeline" title="Timeline of ${esc(d.device_name)}" src="/api/v1/devices/${

@@ -40,10 +40,17 @@ import { HttpError, parseOr400 } from '../errors.ts';
 import { instantSchema, intQuery, MAX_OFFSET, uuidParam } from '../request.ts';
 import { deviceView } from '../views.ts';
 import { transportFacts } from '../../../infra/devices/transport-facts.ts';
+import { latestMetrics, readMetricsSeries } from '../../../infra/telemetry/metrics-series.ts';
+import { readDeviceLogs } from '../../../infra/telemetry/device-logs.ts';
+import { metricGaugeNames } from '../../../domain/device/telemetry.ts';
 
 const FLEET_PAGE_SIZE = 50;
 const EVENTS_PAGE_SIZE = 50;
 const SLIDER_EVENTS = 1000;
+/** The device page's log lines (the newest of the last day). */
+const LOG_LINES = 50;
+/** The gauges the device page charts (the others are in the latest sample and the API). */
+const CHARTED_GAUGES = ['cpu_usage', 'memory_usage', 'cpu_temp', 'temperature'] as const;
 const DELIVERIES_PAGE_SIZE = 20;
 
 const optionalText = (max: number) => z.string().max(max).optional().transform((v) => v?.trim() ?? '');
@@ -224,7 +231,8 @@ export function consolePageRoutes(router: Router, deps: AppDeps): void {
     const types = (Array.isArray(query.type) ? query.type : query.type === undefined ? [] : [query.type])
       .flatMap((t) => t.split(',')).map((t) => t.trim()).filter((t) => EVENT_TYPES.includes(t));
     const targetVersion = device.target?.version ?? 0;
-    const [drift, recent, events, facts] = await Promise.all([
+    const daySince = new Date(now.getTime() - 86_400_000).toISOString();
+    const [drift, recent, events, facts, series, latest, logs] = await Promise.all([
       replayDrift(source, uuid, {}).catch((error: unknown) => {
         if (error instanceof ReplayError) return null;
         throw error;
@@ -238,6 +246,14 @@ export function consolePageRoutes(router: Router, deps: AppDeps): void {
         limit: EVENTS_PAGE_SIZE,
       }),
       transportFacts(deps.pool, uuid, targetVersion),
+      readMetricsSeries(deps.pool, uuid, { since: daySince, until: now.toISOString(), stepMs: 3_600_000 }),
+      latestMetrics(deps.pool, uuid),
+      readDeviceLogs(deps.pool, uuid, {
+        since: daySince,
+        until: now.toISOString(),
+        limit: LOG_LINES,
+        order: 'desc',
+      }),
     ]);
     page(ctx, {
       title: device.device_name,
@@ -255,6 +271,18 @@ export function consolePageRoutes(router: Router, deps: AppDeps): void {
           before: query.before ?? null,
           events: events as unknown as DeviceInput['events']['events'],
           pageSize: EVENTS_PAGE_SIZE,
+        },
+        telemetry: {
+          since: daySince,
+          series: CHARTED_GAUGES.map((gauge) => ({
+            gauge,
+            points: series.flatMap((p) => (p[gauge] === null ? [] : [{ t: p.t, avg: p[gauge]!.avg }])),
+          })).filter((s) => s.points.length > 0),
+          latest: latest === null ? null : {
+            reported_at: latest.reported_at,
+            values: Object.fromEntries(metricGaugeNames.map((name) => [name, latest[name] ?? null])),
+          },
+          logs: logs.lines,
         },
         transport: {
           mqtt_mode: deps.mqtt?.mode ?? 'off',
