@@ -43,7 +43,8 @@ export async function openCliDatabase(
   let pool: DatabasePool | undefined;
   try {
     if (options.migrations !== 'require') await migrate(target.url);
-    pool = await createDatabasePool(target.url, { maximumPoolSize: 4 });
+    // the tools parse every typed row with its schema (infra/postgres/pool.ts): cheap beside their work
+    pool = await createDatabasePool(target.url, { maximumPoolSize: 4, validateRows: true });
     if (options.migrations === 'require') {
       const missing = await pendingMigrations(pool);
       if (missing.length > 0) throw new SchemaBehindError(missing);

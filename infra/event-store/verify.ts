@@ -15,7 +15,10 @@ import { streamHeadRow } from './event-store.ts';
 const STREAM_CHUNK = 500;
 const PAGE = 5_000;
 
-const streamRow = streamHeadRow.extend({ aggregate_type: z.string(), aggregate_id: z.string() });
+const streamRow = streamHeadRow.pick({ version: true, last_hash: true }).extend({
+  aggregate_type: z.string(),
+  aggregate_id: z.string(),
+});
 const countRow = z.object({ n: z.number() });
 const orphanRow = z.object({ aggregate_type: z.string(), aggregate_id: z.string(), n: z.number() });
 const hashRow = storedEventRow.pick({ aggregate_id: true, aggregate_version: true, hash: true });

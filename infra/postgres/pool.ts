@@ -4,8 +4,10 @@
 // interceptor is registered. The API's pool registers none: on the hot paths a zod parse per
 // row costs more than the query (bench/RESULTS.md), and those rows come from our own schema.
 // A pool opened with `validateRows` parses every typed row with its schema (test/infra/row-validation
-// proves it); no pool of the service or its CLIs enables it yet: `replay verify` failed with it on
-// after the crash drill (a row schema to correct first).
+// proves it): the command-line tools' pool does (app/cli/cli-database.ts: replay, admin, psql;
+// there a parse per row is cheap beside the work), the service's does not (row schemas are
+// types only on its hot paths). A row that does not conform fails with the statement and the
+// field named.
 import { createPool, type DatabasePool, type Interceptor, SchemaValidationError } from 'slonik';
 import { createResilientPgDriverFactory } from './driver.ts';
 import { gatePool } from './gate.ts';
@@ -26,7 +28,16 @@ export function resultParserInterceptor(): Interceptor {
     transformRow: (context, query, row) => {
       if (context.resultParser === undefined) return row;
       const parsed = context.resultParser.safeParse(row);
-      if (!parsed.success) throw new SchemaValidationError(query, row, parsed.error.issues);
+      if (!parsed.success) {
+        const error = new SchemaValidationError(query, row, parsed.error.issues);
+        // the message names the statement and what did not conform (slonik's says neither)
+        Object.defineProperty(error, 'message', {
+          value: `${error.message} ${
+            parsed.error.issues.map((i) => `${i.path.join('.') || '(row)'}: ${i.message}`).join('; ')
+          } — in: ${query.sql.replace(/\s+/g, ' ').slice(0, 300)}`,
+        });
+        throw error;
+      }
       return parsed.data as typeof row;
     },
   };

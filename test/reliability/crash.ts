@@ -214,7 +214,7 @@ try {
   console.log(`  secrets in logs    ${leaks.length} (${secrets.length} secrets, ${logLines.length} log lines)`);
   console.log(
     `  replay verify      exit ${verify.status}${
-      verify.status === 0 ? '' : `: ${(verify.stdout + verify.stderr).slice(-500)}`
+      verify.status === 0 ? '' : `: ${(verify.stdout + verify.stderr).slice(0, 3000)}`
     }`,
   );
   for (const problem of [...report.problems, ...leaks]) console.log(`  PROBLEM ${problem}`);
