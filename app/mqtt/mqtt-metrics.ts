@@ -3,6 +3,7 @@
 // from receiving a report to acknowledging it, and the time from a target change to its
 // publication and to its sending to the device.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { fieldLabeler } from '../observability/metrics.ts';
 
 const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -51,9 +52,11 @@ function createMqttMetrics(registry: Registry) {
   });
   const ignoredFields = new Counter({
     name: 'devicetrail_mqtt_ignored_fields_total',
-    help: 'Fields of MQTT state reports devicetrail does not know: dropped, never stored',
+    help: 'Fields of MQTT state reports devicetrail does not know: dropped, never stored (by field name)',
+    labelNames: ['field'] as const,
     registers: [registry],
   });
+  const fieldLabel = fieldLabeler();
   const ackSeconds = new Histogram({
     name: 'devicetrail_mqtt_report_ack_seconds',
     help: 'From receiving a state report to acknowledging it (after its events are committed), by result',
@@ -74,10 +77,15 @@ function createMqttMetrics(registry: Registry) {
     connectedFrom(source: () => number | null): void {
       connected = source;
     },
-    report(result: 'accepted' | 'duplicate' | 'rejected', code: string, seconds: number, ignored: number): void {
+    report(
+      result: 'accepted' | 'duplicate' | 'rejected',
+      code: string,
+      seconds: number,
+      ignored: readonly string[],
+    ): void {
       reports.inc({ result, code });
       ackSeconds.observe({ result }, seconds);
-      if (ignored > 0) ignoredFields.inc(ignored);
+      for (const path of ignored) ignoredFields.inc({ field: fieldLabel(path) });
     },
     refused(kind: string, reason: string): void {
       refused.inc({ kind, reason });

@@ -119,7 +119,7 @@ export async function startMqttTransport(settings: MqttSettings, deps: MqttDepen
         verdict.result,
         verdict.result === 'rejected' ? verdict.code : '',
         seconds,
-        verdict.result === 'accepted' ? verdict.ignored.length : 0,
+        verdict.result === 'accepted' ? verdict.ignored : [],
       ),
     logError,
   });

@@ -32,6 +32,22 @@ export function registerLagGauge(listener: string, read: LagSource): () => void 
 /** Distinct field names devicetrail_ignored_fields_total labels; later ones count as "other". */
 const MAX_FIELD_LABELS = 200;
 
+/**
+ * Turns an ignored field's path into a label: its last segment. Devices choose the names, so
+ * the label set is bounded (MAX_FIELD_LABELS distinct names, then "other").
+ */
+export function fieldLabeler(): (path: string) => string {
+  const fieldLabels = new Set<string>();
+  return (path) => {
+    const name = path.slice(path.lastIndexOf('.') + 1);
+    if (!/^[A-Za-z_][\w-]{0,63}$/.test(name)) return 'other';
+    if (fieldLabels.has(name)) return name;
+    if (fieldLabels.size >= MAX_FIELD_LABELS) return 'other';
+    fieldLabels.add(name);
+    return name;
+  };
+}
+
 /** The metrics of one app. */
 export type Metrics = ReturnType<typeof createMetrics>;
 
@@ -90,16 +106,7 @@ export function createMetrics(options: { pool?: DatabasePool; clock?: () => Date
     labelNames: ['route', 'field'] as const,
     registers: [registry],
   });
-  const fieldLabels = new Set<string>();
-  /** A field name as a label: devices choose the names, so the label set is bounded. */
-  const fieldLabel = (path: string): string => {
-    const name = path.slice(path.lastIndexOf('.') + 1);
-    if (!/^[A-Za-z_][\w-]{0,63}$/.test(name)) return 'other';
-    if (fieldLabels.has(name)) return name;
-    if (fieldLabels.size >= MAX_FIELD_LABELS) return 'other';
-    fieldLabels.add(name);
-    return name;
-  };
+  const fieldLabel = fieldLabeler();
   const batchSize = new Histogram({
     name: 'devicetrail_append_batch_size',
     help: 'Events per append (one append is one compare-and-set on a stream)',

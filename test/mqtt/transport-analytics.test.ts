@@ -44,6 +44,8 @@ test.serial('deliveries and convergence are recorded and split by transport', as
   await client.publishAsync(stateTopic(a.uuid), agentReport(a.uuid), { qos: 1 });
   const completed = (await env.eventsOf(a.uuid)).find((e) => e.event_type === 'reconciliation.completed');
   t.is(completed?.source, 'mqtt');
+  // the agent's fields devicetrail does not know are counted by name, as over HTTP
+  t.regex(await env.registry.metrics(), /devicetrail_mqtt_ignored_fields_total\{field="is_online"\} 1/);
 
   // device B: HTTP — its first 200 is the delivery (once: a 304 and another 200 add nothing)
   const b = await env.newDevice();
