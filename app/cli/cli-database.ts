@@ -8,6 +8,7 @@ import { createDatabasePool } from '../../infra/postgres/pool.ts';
 import { migrate, pendingMigrations } from '../../infra/postgres/migrate.ts';
 import { type Config, loadConfig } from '../config.ts';
 import { type DatabaseTarget, openDatabase } from '../database-target.ts';
+import { secretHasherFor } from '../secrets-key.ts';
 
 /** An open database for a CLI command, its schema up to date. Call `close()` when done. */
 export type CliDatabase = { config: Config; target: DatabaseTarget; pool: DatabasePool; close: () => Promise<void> };
@@ -43,7 +44,9 @@ export async function openCliDatabase(
   let pool: DatabasePool | undefined;
   try {
     if (options.migrations !== 'require') await migrate(target.url);
-    pool = await createDatabasePool(target.url, { maximumPoolSize: 4 });
+    // events written before secrets were hashed are read hashed here too (README "Secrets")
+    const secrets = await secretHasherFor(config, log);
+    pool = await createDatabasePool(target.url, { maximumPoolSize: 4, secrets: secrets.hash });
     if (options.migrations === 'require') {
       const missing = await pendingMigrations(pool);
       if (missing.length > 0) throw new SchemaBehindError(missing);

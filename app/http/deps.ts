@@ -1,4 +1,5 @@
 // What the HTTP layer needs, built once per database pool and passed to every route.
+import { randomBytes } from 'node:crypto';
 import type { DatabasePool } from 'slonik';
 import { createAdminTokens, createDeviceKeys } from '../../infra/devices/credentials.ts';
 import { createDeviceQueries } from '../../infra/devices/device-queries.ts';
@@ -6,6 +7,7 @@ import { createEventStore, type EventStore } from '../../infra/event-store/event
 import { createProvisioningKeyQueries } from '../../infra/devices/provisioning-key-store.ts';
 import { DEFAULT_ADDRESS_POLICY, type WebhookAddressPolicy } from '../../infra/webhooks/address-policy.ts';
 import { type ConsoleSessions, createConsoleSessions } from '../../infra/console/sessions.ts';
+import { createSecretHasher, type SecretHasher } from '../../infra/secrets/hasher.ts';
 import { DEFAULT_LIVE_STREAM_LIMITS, type LiveStreamLimits } from './live-streams.ts';
 
 /** Dependencies of the app; `clock` is injectable so tests control time. */
@@ -37,6 +39,8 @@ export type AppDeps = {
   retentionDays: number;
   /** Largest decoded device log upload (LOGS_BODY_LIMIT_KB). */
   logsBodyLimitKb: number;
+  /** Hashes secret values before anything is stored (SECRETS_KEY or DATA_DIR/secrets-key; README "Secrets"). */
+  secrets: SecretHasher;
 };
 
 /** A device's new MQTT credential; null when the device is not registered. `requestHost` names the broker for it. */
@@ -62,6 +66,8 @@ export function createDeps(
     console?: Partial<ConsoleSettings>;
     retentionDays?: number;
     logsBodyLimitKb?: number;
+    /** The service passes its key's hasher; without one (tests, tools) a key of this process is made. */
+    secrets?: SecretHasher;
   } = {},
 ): AppDeps {
   return {
@@ -80,5 +86,6 @@ export function createDeps(
     console: { sessionTtlMs: 8 * 3_600_000, secureCookie: 'auto', ...options.console },
     retentionDays: options.retentionDays ?? 90,
     logsBodyLimitKb: options.logsBodyLimitKb ?? 1024,
+    secrets: options.secrets ?? createSecretHasher(randomBytes(32)),
   };
 }

@@ -4,9 +4,11 @@ import type { Router } from '@koa/router';
 import { z } from 'zod';
 import { decide } from '../../../domain/device/decide.ts';
 import { targetStateSchema } from '../../../domain/device/events.ts';
+import { hashTargetSecrets } from '../../../domain/device/secrets.ts';
 import { targetImageProblems } from '../../../domain/device/services.ts';
 import { handleCommand } from '../../../infra/event-store/command-handler.ts';
 import { deviceAdapter } from '../../../infra/devices/device-store.ts';
+import { keepSecretValues } from '../../../infra/secrets/secret-values.ts';
 import { actorOf, callerOf } from '../middleware/auth.ts';
 import type { AppDeps } from '../deps.ts';
 import { HttpError, parseOr400 } from '../errors.ts';
@@ -68,9 +70,14 @@ export function adminRoutes(router: Router, deps: AppDeps): void {
     const admin = callerOf(ctx, 'admin');
     const uuid = uuidParam(ctx);
     const expected = parseIfMatch(ctx.get('If-Match'));
-    const target = parseOr400(targetBody, jsonBody(ctx));
+    const parsed = parseOr400(targetBody, jsonBody(ctx));
     await existingDevice(deps, uuid);
     const now = deps.clock().toISOString();
+    // secrets never enter the log (README "Secrets"): the event holds markers, the values are
+    // kept outside it first, so a device polling the new target always finds them
+    const values = new Map<string, unknown>();
+    const target = hashTargetSecrets(parsed, deps.secrets.hash, (marker, value) => values.set(marker, value));
+    await keepSecretValues(deps.pool, values, now);
     const result = await handleCommand(
       deps.pool,
       deps.store,
