@@ -324,7 +324,7 @@ test.serial('a planted secret is kept out of every store, answer, log and webhoo
   t.is((await call('DELETE', `/api/v1/secrets/${env.DB_PASSWORD}`, adminToken)).status, 200, 'idempotent');
   t.is((await call('DELETE', `/api/v1/secrets/hmac-sha256:00000000:${'0'.repeat(64)}`, adminToken)).status, 404);
   t.is((await call('DELETE', '/api/v1/secrets/not-a-marker', adminToken)).status, 400);
-  t.is((await call('DELETE', `/api/v1/secrets/${env.DB_PASSWORD}`, key)).status, 401, 'admins only');
+  t.is((await call('DELETE', `/api/v1/secrets/${env.DB_PASSWORD}`, key)).status, 403, 'admins only');
   const after = await call('GET', `/api/v1/device/${uuid}/target-state`, key, undefined);
   t.is(after.status, 200);
   t.false(Object.hasOwn(after.body.apps['1'].services[0].environment, 'DB_PASSWORD'), 'an erased variable is left out');
