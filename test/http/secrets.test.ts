@@ -259,6 +259,16 @@ test.serial('a planted secret is kept out of every store, answer, log and webhoo
     apps: { '1': { services: [{ serviceName: 'web', imageName: 7, environment: { P: PLANT_ERROR } }] } },
   });
   t.is(badTarget.status, 400);
+  const staleTarget = await fetch(`${baseUrl}/api/v1/devices/${uuid}/target-state`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${adminToken}`, 'Content-Type': 'application/json', 'If-Match': '"7"' },
+    body: JSON.stringify({ apps: { '1': { services: [{ serviceName: 'web', environment: { P: PLANT_ERROR } }] } } }),
+  });
+  t.is(staleTarget.status, 412);
+  answers.push(await staleTarget.text());
+  const keptValues = await db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+    SELECT count(*)::int AS n FROM secret_values WHERE value::text LIKE ${`%${PLANT_ERROR}%`}`);
+  t.is(keptValues, 0, 'a refused target keeps no value');
 
   // admin reads: the device, its events, the feed, replay, the secrets listing
   const device = await call('GET', `/api/v1/devices/${uuid}`, adminToken);

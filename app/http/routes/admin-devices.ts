@@ -74,10 +74,10 @@ export function adminRoutes(router: Router, deps: AppDeps): void {
     await existingDevice(deps, uuid);
     const now = deps.clock().toISOString();
     // secrets never enter the log (README "Secrets"): the event holds markers, the values are
-    // kept outside it first, so a device polling the new target always finds them
+    // kept outside it, in the same transaction (a device polling the new target finds them; a
+    // refused target, a 412, keeps nothing)
     const values = new Map<string, unknown>();
     const target = hashTargetSecrets(parsed, deps.secrets.hash, (marker, value) => values.set(marker, value));
-    await keepSecretValues(deps.pool, values, now);
     const result = await handleCommand(
       deps.pool,
       deps.store,
@@ -85,6 +85,7 @@ export function adminRoutes(router: Router, deps: AppDeps): void {
       uuid,
       (state) => decide({ type: 'set_target_state', now, target, expected_version: expected }, state),
       { metadata: requestMetadata(ctx, actorOf(admin)), source: 'api' },
+      (transaction) => keepSecretValues(transaction, values, now),
     );
     const state = result.state;
     const version = state.status === 'registered' ? state.target?.version ?? 0 : 0;
