@@ -1,4 +1,5 @@
 // Configuration: every environment variable devicetrail reads, validated in one place.
+import { Buffer } from 'node:buffer';
 import { z } from 'zod';
 
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
@@ -45,6 +46,27 @@ const rateLimit = z.string().transform((text, ctx) => {
     return null;
   }
   return { limit: Number(match[1]), windowMs };
+});
+
+/**
+ * SECRETS_KEY: the key secret values are hashed with (README "Secrets"), 32 bytes or more as
+ * hex or base64. Its value never appears in a message.
+ */
+const secretsKey = z.string().transform((text, ctx) => {
+  const trimmed = text.trim();
+  const bytes = /^([0-9a-fA-F]{2})+$/.test(trimmed)
+    ? Buffer.from(trimmed, 'hex')
+    : /^[A-Za-z0-9+/_-]+={0,2}$/.test(trimmed)
+    ? Buffer.from(trimmed, 'base64')
+    : null;
+  if (bytes === null || bytes.length < 32) {
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      message: 'must be at least 32 bytes as hex (64 digits) or base64, e.g. the output of `openssl rand -hex 32`',
+    });
+    return Buffer.alloc(0);
+  }
+  return bytes;
 });
 
 const schema = z.object({
@@ -130,6 +152,9 @@ const schema = z.object({
   LOGS_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(14),
   LOGS_BODY_LIMIT_KB: z.coerce.number().int().min(1).max(102_400).default(1024),
   LOGS_RATE_LIMIT: rateLimit.default('6000/1m'),
+  // secrets (issue #15): environment values and secret config keys are hashed with this key
+  // before anything is stored in the log; unset, a key is generated once in DATA_DIR/secrets-key
+  SECRETS_KEY: secretsKey.optional(),
 });
 
 /** Validated configuration. */

@@ -11,6 +11,8 @@ import { ensurePartitionsAhead } from '../infra/event-store/partitions.ts';
 import { createReconciliationSweeper } from '../infra/devices/reconciliation-sweeper.ts';
 import { createSnapshotter } from '../infra/replay/snapshotter.ts';
 import { bootstrapAdminToken } from './bootstrap.ts';
+import { keepStoredTargetSecrets } from '../infra/secrets/secret-values.ts';
+import { secretHasherFor, SECRETS_KEY_FILE } from './secrets-key.ts';
 import { type Config, ConfigError, loadConfig } from './config.ts';
 import { openDatabase } from './database-target.ts';
 import { createHttpServer } from './http/server.ts';
@@ -31,8 +33,20 @@ async function main(config: Config, logger: Logger): Promise<void> {
   log(`database: ${database.description}`);
   const applied = await migrate(database.url);
   log(applied.length === 0 ? 'migrations: up to date' : `migrations applied: ${applied.join(', ')}`);
-  const pool = await createDatabasePool(database.url, { maximumPoolSize: config.DB_POOL_SIZE });
+  // secrets never leave a read in the clear, old events' included (README "Secrets")
+  const secrets = await secretHasherFor(config, log);
+  log(
+    `secrets key: ${
+      config.SECRETS_KEY === undefined ? `${config.DATA_DIR}/${SECRETS_KEY_FILE}` : 'SECRETS_KEY'
+    } (id ${secrets.keyId})`,
+  );
+  const pool = await createDatabasePool(database.url, {
+    maximumPoolSize: config.DB_POOL_SIZE,
+    secrets: secrets.hash,
+  });
   onShutdown('database pool', () => pool.end());
+  const kept = await keepStoredTargetSecrets(pool, secrets.hash, new Date().toISOString());
+  if (kept > 0) log(`secrets: kept ${kept} value(s) of targets set before secrets were hashed`);
   await ensurePartitionsAhead(pool, new Date(), config.PARTITION_DAYS_AHEAD);
   // hourly: partitions ahead (keeps /readyz's "partitions ahead" true) and retention (issue #6)
   const maintenance = createMaintenanceJob(pool, {
@@ -59,6 +73,7 @@ async function main(config: Config, logger: Logger): Promise<void> {
     console: { sessionTtlMs: config.CONSOLE_SESSION_TTL, secureCookie: config.CONSOLE_SECURE_COOKIE },
     retentionDays: config.RETENTION_DAYS,
     logsBodyLimitKb: config.LOGS_BODY_LIMIT_KB,
+    secrets,
   });
   const metrics = createMetrics({ pool, clock: deps.clock });
   deps.store = instrumentStore(deps.store, metrics);
@@ -69,6 +84,7 @@ async function main(config: Config, logger: Logger): Promise<void> {
       store: deps.store,
       clock: deps.clock,
       registry: metrics.registry,
+      secrets,
       log: (level, message, err) => logger[level](err === undefined ? {} : { err }, message),
     });
     onShutdown('mqtt transport', () => mqtt.stop());

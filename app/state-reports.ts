@@ -5,11 +5,13 @@
 // a contact; a disabled device's report is refused after its contact is recorded.
 import type { DatabasePool } from 'slonik';
 import { decide } from '../domain/device/decide.ts';
+import { hashAppsSecrets, hashConfigSecrets } from '../domain/device/secrets.ts';
 import { DomainError } from '../domain/errors.ts';
 import type { EventMetadata } from '../domain/recorded-event.ts';
 import { createDeviceBatchWriter, type DeviceBatchWriter } from '../infra/devices/batch-writer.ts';
 import { recordDeviceContact, touchContact } from '../infra/devices/contact.ts';
 import type { EventStore } from '../infra/event-store/event-store.ts';
+import type { SecretHasher } from '../infra/secrets/hasher.ts';
 import { createMetricsWriter, metricsSampleOf, type MetricsWriter } from '../infra/telemetry/metrics-series.ts';
 import { type CanonicalReport, parseReport, toReportCommand } from './http/device-reports.ts';
 import { HttpError } from './http/errors.ts';
@@ -65,6 +67,13 @@ export function parseStateReports(
   return { reports, ignored };
 }
 
+/** A report with its services' environment values and secret config values hashed. */
+export function hashReportSecrets(report: CanonicalReport, secrets: SecretHasher): CanonicalReport {
+  const apps = report.apps === undefined ? undefined : hashAppsSecrets(report.apps, secrets.hash);
+  const config = report.config === undefined ? undefined : hashConfigSecrets(report.config, secrets.hash);
+  return apps === report.apps && config === report.config ? report : { ...report, apps, config };
+}
+
 /** Writes parsed reports: one group-commit batch writer per event store, shared by every transport. */
 export type StateReports = {
   submit: (
@@ -80,10 +89,16 @@ export type StateReports = {
 const writers = new WeakMap<EventStore, StateReports>();
 
 /** The state-report writer of this pool and event store (created on first use). */
-export function stateReportsFor(pool: DatabasePool, store: EventStore): StateReports {
+export function stateReportsFor(pool: DatabasePool, store: EventStore, secrets: SecretHasher): StateReports {
   let reports = writers.get(store);
   if (reports === undefined) {
-    reports = createStateReports(pool, store, createDeviceBatchWriter(pool, store), createMetricsWriter(pool));
+    reports = createStateReports(
+      pool,
+      store,
+      createDeviceBatchWriter(pool, store),
+      createMetricsWriter(pool),
+      secrets,
+    );
     writers.set(store, reports);
   }
   return reports;
@@ -94,6 +109,7 @@ function createStateReports(
   store: EventStore,
   writer: DeviceBatchWriter,
   metrics: MetricsWriter,
+  secrets: SecretHasher,
 ): StateReports {
   /** A disabled device's refused report still shows it is alive: record the contact, then refuse. */
   async function refusedIfInactive<T>(uuid: string, now: string, work: () => Promise<T>): Promise<T> {
@@ -109,7 +125,10 @@ function createStateReports(
     async submit(reports, { now, metadata, source }) {
       const devices: ReportsOutcome['devices'] = {};
       let written = 0;
-      for (const [uuid, report] of reports) {
+      for (const [uuid, parsed] of reports) {
+        // secrets never enter the log (README "Secrets"): reported environment values and
+        // secret config keys are compared and stored as markers
+        const report = hashReportSecrets(parsed, secrets);
         // telemetry is not state (issue #15): an accepted report's metrics are a sample in the
         // series, committed before the answer: with the report's events when it appends any (one
         // statement), else by the metrics writer's group commit, with the report's contact

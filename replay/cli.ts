@@ -2,6 +2,7 @@
 // service's database (DATABASE_URL, else the embedded server under DATA_DIR) or, with
 // --fixture, NDJSON files and no database at all. `--help` on every command. It only reads:
 // a database whose schema is behind is refused, naming `npm run migrate`, not migrated.
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openCliDatabase, SchemaBehindError } from '../app/cli/cli-database.ts';
@@ -15,6 +16,7 @@ import { driftCommand } from './drift-command.ts';
 import { exportCommand } from './export-command.ts';
 import { fleetCommand } from './fleet-command.ts';
 import { FixtureError, openFixtures } from '../infra/replay/fixture-source.ts';
+import { createSecretHasher } from '../infra/secrets/hasher.ts';
 import { stateCommand } from './state-command.ts';
 import { timelineCommand } from './timeline-command.ts';
 import { verifyCommand } from './verify.ts';
@@ -55,7 +57,9 @@ export const processContext: CommandContext = {
     return { source: createReplayQueries(db.pool), close: db.close, pool: db.pool };
   },
   async openFixtures(files) {
-    return { source: await openFixtures(files), close: async () => {} };
+    // a key of this run: a fixture's secret values are shown as markers, comparable within the run
+    const hasher = createSecretHasher(randomBytes(32));
+    return { source: await openFixtures(files, hasher.hash), close: async () => {} };
   },
 };
 

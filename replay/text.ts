@@ -122,7 +122,19 @@ export function stateText(view: StateView, tty: boolean | undefined): string {
     if (config !== undefined) lines.push(`${indent}config ${describeFields(config)}`);
     for (const [k, v] of Object.entries(more)) lines.push(`${indent}${k} ${compact(v)}`);
   }
-  const other = Object.entries(view).filter(([k]) => !SHOWN.has(k));
+  if (view.secrets !== undefined) {
+    lines.push(`${pad('Secrets')}  ${view.secrets.length} in the target (hashed; the values are never in the log)`);
+    for (const secret of view.secrets) {
+      const where = secret.app_id === null ? 'config' : `app ${secret.app_id} service ${secret.service_name}`;
+      const verdict = secret.reported === null
+        ? c.dim('not reported')
+        : secret.matched
+        ? c.green('reported hash matches')
+        : c.red(`reported ${secret.reported}: differs`);
+      lines.push(`${indent}${where} ${secret.name} ${secret.target} · ${verdict}`);
+    }
+  }
+  const other = Object.entries(view).filter(([k]) => !SHOWN.has(k) && k !== 'secrets');
   // fields this command does not know by name (newer state) still show, as compact JSON
   other.forEach(([k, v], i) => lines.push(`${i === 0 ? pad('More') : ' '.repeat(8)}  ${k}: ${compact(v, 160)}`));
   return lines.join('\n');

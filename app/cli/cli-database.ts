@@ -8,6 +8,7 @@ import { createDatabasePool } from '../../infra/postgres/pool.ts';
 import { migrate, pendingMigrations } from '../../infra/postgres/migrate.ts';
 import { type Config, loadConfig } from '../config.ts';
 import { type DatabaseTarget, openDatabase } from '../database-target.ts';
+import { secretHasherFor } from '../secrets-key.ts';
 
 /** An open database for a CLI command, its schema up to date. Call `close()` when done. */
 export type CliDatabase = { config: Config; target: DatabaseTarget; pool: DatabasePool; close: () => Promise<void> };
@@ -43,8 +44,10 @@ export async function openCliDatabase(
   let pool: DatabasePool | undefined;
   try {
     if (options.migrations !== 'require') await migrate(target.url);
-    // the tools parse every typed row with its schema (infra/postgres/pool.ts): cheap beside their work
-    pool = await createDatabasePool(target.url, { maximumPoolSize: 4, validateRows: true });
+    // events written before secrets were hashed are read hashed here too (README "Secrets"); the
+    // tools parse every typed row with its schema (infra/postgres/pool.ts): cheap beside their work
+    const secrets = await secretHasherFor(config, log);
+    pool = await createDatabasePool(target.url, { maximumPoolSize: 4, secrets: secrets.hash, validateRows: true });
     if (options.migrations === 'require') {
       const missing = await pendingMigrations(pool);
       if (missing.length > 0) throw new SchemaBehindError(missing);

@@ -35,6 +35,7 @@ import { consoleSessionRoutes } from './routes/console-session.ts';
 import { integrityRoutes } from './routes/integrity.ts';
 import { listenerRoutes } from './routes/listeners.ts';
 import { signInRedirect } from './middleware/console-session.ts';
+import { secretRoutes } from './routes/secrets.ts';
 import { telemetryRoutes } from './routes/telemetry.ts';
 
 /** Operational wiring; every field has a default suited to tests (silent logs, own metrics). */
@@ -135,6 +136,7 @@ export function createApp(appDeps: AppDeps, options: AppOptions = {}): Koa {
   listenerRoutes(admin, deps);
   integrityRoutes(admin, deps);
   telemetryRoutes(admin, deps);
+  secretRoutes(admin, deps);
 
   // the admin console (issue #17): pages at / and its session, for admins (a session cookie or
   // an admin token); a browser without a session is sent to /sign-in

@@ -1,4 +1,5 @@
 // What the HTTP layer needs, built once per database pool and passed to every route.
+import { randomBytes } from 'node:crypto';
 import type { DatabasePool } from 'slonik';
 import { createAdminTokens, createDeviceKeys } from '../../infra/devices/credentials.ts';
 import { createDeviceQueries } from '../../infra/devices/device-queries.ts';
@@ -6,6 +7,7 @@ import { createEventStore, type EventStore } from '../../infra/event-store/event
 import { createProvisioningKeyQueries } from '../../infra/devices/provisioning-key-store.ts';
 import { DEFAULT_ADDRESS_POLICY, type WebhookAddressPolicy } from '../../infra/webhooks/address-policy.ts';
 import { type ConsoleSessions, createConsoleSessions } from '../../infra/console/sessions.ts';
+import { createSecretHasher, type SecretHasher } from '../../infra/secrets/hasher.ts';
 import { DEFAULT_LIVE_STREAM_LIMITS, type LiveStreamLimits } from './live-streams.ts';
 import { createDeliveryRecorder, type DeliveryRecorder } from '../target-deliveries.ts';
 
@@ -40,6 +42,8 @@ export type AppDeps = {
   logsBodyLimitKb: number;
   /** Notes the first delivery of each target version over HTTP (the lifecycle analytics' per-transport times). */
   deliveries: DeliveryRecorder;
+  /** Hashes secret values before anything is stored (SECRETS_KEY or DATA_DIR/secrets-key; README "Secrets"). */
+  secrets: SecretHasher;
 };
 
 /** A device's new MQTT credential; null when the device is not registered. `requestHost` names the broker for it. */
@@ -69,6 +73,8 @@ export function createDeps(
     console?: Partial<ConsoleSettings>;
     retentionDays?: number;
     logsBodyLimitKb?: number;
+    /** The service passes its key's hasher; without one (tests, tools) a key of this process is made. */
+    secrets?: SecretHasher;
   } = {},
 ): AppDeps {
   const clock = options.clock ?? (() => new Date());
@@ -90,5 +96,6 @@ export function createDeps(
     retentionDays: options.retentionDays ?? 90,
     logsBodyLimitKb: options.logsBodyLimitKb ?? 1024,
     deliveries: createDeliveryRecorder(pool, clock, logError),
+    secrets: options.secrets ?? createSecretHasher(randomBytes(32)),
   };
 }

@@ -27,12 +27,26 @@ const commonServiceFields = {
 };
 const appIdentity = { appId: z.number().int().optional(), appName: z.string().max(256).optional() };
 
+/**
+ * The device agent's service `config`: only `environment` is kept (issue #15, item 3), as
+ * markers (app/state-reports.ts hashes every value before anything is stored; README
+ * "Secrets"); `image`, `ports`, `networks`… are dropped and named. A `config` left empty is
+ * removed (keyServices), so reports without an environment store what they stored before.
+ */
+const serviceConfigInput = z.object({
+  environment: z.record(
+    z.string().min(1).max(256),
+    z.union([z.string().max(65_536), z.number(), z.boolean(), z.null()]),
+  ).refine((env) => Object.keys(env).length <= 500, 'at most 500 variables').optional(),
+});
+
 /** A reported service: the fields devicetrail knows (others are dropped and named). */
 export const reportedServiceInput = z.object({
   ...commonServiceFields,
   ...appIdentity,
   serviceId: z.number().int().optional(),
   serviceName: serviceNameSchema.optional(),
+  config: serviceConfigInput.optional(),
 });
 
 /** Services keyed by name; a `serviceName` inside must be the key. */
@@ -209,15 +223,31 @@ export function plainValidReport(value: unknown): value is ReportInput {
   return true;
 }
 
-/** Services listed (the agent's form) keyed by `serviceName`, in list order; the rest as it is. */
+/** A service without its `config` when nothing of it was kept (no `environment`). */
+function withoutEmptyConfig(service: Record<string, unknown>): Record<string, unknown> {
+  const config = service['config'] as { environment?: unknown } | undefined;
+  if (config === undefined || config.environment !== undefined) return service;
+  const { config: _dropped, ...rest } = service;
+  return rest;
+}
+
+/**
+ * Services listed (the agent's form) keyed by `serviceName`, in list order, and service
+ * `config`s that kept nothing removed; the rest as it is.
+ */
 export function keyServices(report: ReportInput): CanonicalReport {
   if (report.apps === undefined) return report as CanonicalReport;
   let apps: Record<string, unknown> | null = null;
   for (const [appId, app] of Object.entries(report.apps)) {
-    if (!Array.isArray(app.services)) continue;
+    if (app.services === undefined) continue;
+    const listed = Array.isArray(app.services);
+    const entries: [string, Record<string, unknown>][] = listed
+      ? (app.services as { serviceName: string }[]).map((s): [string, Record<string, unknown>] => [s.serviceName, s])
+      : Object.entries(app.services as Record<string, Record<string, unknown>>);
+    if (!listed && !entries.some(([, s]) => s['config'] !== undefined)) continue;
     apps ??= { ...report.apps };
     const services: Record<string, unknown> = {};
-    for (const service of app.services) services[service.serviceName] = service;
+    for (const [name, service] of entries) services[name] = withoutEmptyConfig(service);
     apps[appId] = { ...app, services };
   }
   return apps === null ? report as CanonicalReport : { ...report, apps } as CanonicalReport;

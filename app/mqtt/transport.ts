@@ -12,6 +12,7 @@
 // In both: state reports take the HTTP report path (app/mqtt/report-handler.ts), target
 // changes are published and disabled devices cut off from the log (app/mqtt/target-push.ts),
 // and the credential is issued at registration (`issueCredentials`).
+import type { SecretHasher } from '../../infra/secrets/hasher.ts';
 import { hostname } from 'node:os';
 import type { DatabasePool } from 'slonik';
 import { recordDeviceContact, touchContact } from '../../infra/devices/contact.ts';
@@ -78,6 +79,8 @@ export type MqttDependencies = {
   store: EventStore;
   clock: () => Date;
   log: RealtimeLog;
+  /** Hashes reported secret values before anything is stored (the app's; README "Secrets"). */
+  secrets: SecretHasher;
   /** The app's metrics registry (none: no metrics). */
   registry?: Registry;
 };
@@ -109,7 +112,7 @@ export async function startMqttTransport(settings: MqttSettings, deps: MqttDepen
     Promise.reject(new Error('mqtt: not started'));
   const handler = createReportHandler({
     pool,
-    reports: stateReportsFor(pool, store),
+    reports: stateReportsFor(pool, store, deps.secrets),
     clock,
     rateLimit: settings.REPORT_RATE_LIMIT,
     maxPayloadBytes: settings.BODY_LIMIT_KB * 1024,

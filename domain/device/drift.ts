@@ -1,6 +1,7 @@
 // Drift: how what a device runs differs from what its target says it should run.
 import type { ReportedApp, TargetState } from './events.ts';
 import { own } from '../own.ts';
+import { environmentOf } from './secrets.ts';
 import { imageOf } from './services.ts';
 
 /** The current state as far as drift needs it. */
@@ -13,7 +14,7 @@ export type CurrentForDrift = {
 export type ServiceDrift = {
   app_id: string;
   service_name: string;
-  problem: 'not_running' | 'missing' | 'wrong_image' | 'wrong_release';
+  problem: 'not_running' | 'missing' | 'wrong_image' | 'wrong_release' | 'wrong_environment';
   expected?: string | undefined;
   actual?: string | undefined;
 };
@@ -94,6 +95,23 @@ export function computeDrift(target: TargetState | null, current: CurrentForDrif
       }
       if (!isRunning(actual.status)) {
         drift.services.push({ app_id: appId, service_name: name, problem: 'not_running', actual: actual.status });
+      }
+      // environment values (markers, README "Secrets"), compared only when the device reports
+      // an environment for the service: a changed value is drift, its hash shows which
+      const wantEnv = environmentOf(service);
+      const haveEnv = environmentOf(actual);
+      if (wantEnv !== null && haveEnv !== null) {
+        for (const [variable, value] of Object.entries(wantEnv)) {
+          const reportedValue = own(haveEnv, variable);
+          if (jsonEqual(reportedValue, value)) continue;
+          drift.services.push({
+            app_id: appId,
+            service_name: name,
+            problem: 'wrong_environment',
+            expected: `${variable}=${String(value)}`,
+            ...(reportedValue === undefined ? {} : { actual: `${variable}=${String(reportedValue)}` }),
+          });
+        }
       }
       const expectedImage = imageOf(service);
       const actualImage = imageOf(actual);

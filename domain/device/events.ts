@@ -208,7 +208,7 @@ export const networkRemovedData = appResourceEventData;
 export const serviceDriftSchema = z.object({
   app_id: z.string(),
   service_name: z.string(),
-  problem: z.enum(['not_running', 'missing', 'wrong_image', 'wrong_release']),
+  problem: z.enum(['not_running', 'missing', 'wrong_image', 'wrong_release', 'wrong_environment']),
   expected: z.string().optional(),
   actual: z.string().optional(),
 });

@@ -11,6 +11,7 @@ import { type StoredEvent, storedEventRow } from '../../domain/recorded-event.ts
 import { readAnchors, type RetentionAnchor } from './retention-horizon.ts';
 import { TIMESTAMP_SLACK_MS } from './snapshots.ts';
 import { streamHeadRow } from './event-store.ts';
+import { STORED_BYTES } from '../postgres/pool.ts';
 
 const STREAM_CHUNK = 500;
 const PAGE = 5_000;
@@ -179,8 +180,9 @@ export async function verifyChains(connection: CommonQueryMethods, options: Veri
       const byId = new Map<string, StoredEvent[]>();
       let cursor: { id: string; version: number } | null = null;
       for (;;) {
+        // the stored bytes, secrets as stored: the hash covers them
         const page: readonly StoredEvent[] = await connection.any(sql.type(storedEventRow)`
-          SELECT ${columns} FROM events
+          ${STORED_BYTES} SELECT ${columns} FROM events
            WHERE aggregate_type = ${type} AND aggregate_id = ANY(${sql.array(ids, 'text')})
              ${lower === null ? sql.fragment`` : sql.fragment`AND "timestamp" >= ${lower}::timestamptz`}
              ${

@@ -8,7 +8,9 @@
 // there a parse per row is cheap beside the work), the service's does not (row schemas are
 // types only on its hot paths). A row that does not conform fails with the statement and the
 // field named.
-import { createPool, type DatabasePool, type Interceptor, SchemaValidationError } from 'slonik';
+import { createPool, type DatabasePool, type Interceptor, SchemaValidationError, sql } from 'slonik';
+import { hashEventSecrets, type HashSecret, hashStateSecrets } from '../../domain/device/secrets.ts';
+import { snapshotHash } from '../event-store/snapshots.ts';
 import { createResilientPgDriverFactory } from './driver.ts';
 import { gatePool } from './gate.ts';
 
@@ -19,7 +21,60 @@ export function pgTimestampToIso(value: string): string {
 }
 
 /** Options for a pool; defaults suit the API process. */
-export type PoolOptions = { maximumPoolSize?: number; statementTimeoutMs?: number; validateRows?: boolean };
+export type PoolOptions = {
+  maximumPoolSize?: number;
+  statementTimeoutMs?: number;
+  validateRows?: boolean;
+  /** Hashes secret values in every event and device state read (see secretsInterceptor). */
+  secrets?: HashSecret;
+};
+
+/**
+ * Marks a query whose rows must be the stored bytes (the hash chain's verification, archives):
+ * secretsInterceptor leaves its rows alone. Put it in the query's SQL text.
+ */
+export const STORED_BYTES = sql.fragment`/* devicetrail:stored-bytes */`;
+const STORED_BYTES_TEXT = '/* devicetrail:stored-bytes */';
+
+/**
+ * Secrets never leave a read in the clear (issue #15): the log is never rewritten, so events
+ * appended before secrets were hashed at the edge still hold environment values. Every row with
+ * an `event_type` and its `data` (event reads: the API, replay, the feed, webhooks, listeners,
+ * folds) has its data passed through hashEventSecrets, and every row with a device `state`
+ * (the read model, snapshots) through hashStateSecrets: the one place old events are read as
+ * new ones are written. Rows already hashed come back as they are (the same objects). Only a
+ * pool given the key does this: the service's and the commands' (app/cli/cli-database.ts).
+ */
+export function secretsInterceptor(hash: HashSecret): Interceptor {
+  return {
+    name: 'devicetrail-secrets',
+    transformRow: (_context, query, row) => {
+      if (query.sql.includes(STORED_BYTES_TEXT)) return row;
+      // rows are JSON as the type parsers made them (slonik's row type does not know jsonb objects)
+      const fields = row as unknown as Record<string, unknown>;
+      let out: Record<string, unknown> = fields;
+      const data = fields['data'];
+      const type = fields['event_type'];
+      if (typeof type === 'string' && typeof data === 'object' && data !== null && !Array.isArray(data)) {
+        const hashed = hashEventSecrets(type, data as Record<string, unknown>, hash);
+        if (hashed !== data) out = { ...out, data: hashed };
+      }
+      const state = fields['state'];
+      if (typeof state === 'object' && state !== null && (state as { status?: unknown }).status === 'registered') {
+        const hashed = hashStateSecrets(state as { status: string }, hash);
+        if (hashed !== state) {
+          out = { ...out, state: hashed };
+          // a snapshot row: an intact one stays intact (its hash covers the state it now shows)
+          const chained = fields['last_event_hash'];
+          if (typeof chained === 'string' && typeof fields['hash'] === 'string') {
+            if (fields['hash'] === snapshotHash(chained, state)) out = { ...out, hash: snapshotHash(chained, hashed) };
+          }
+        }
+      }
+      return out as unknown as typeof row;
+    },
+  };
+}
 
 /** Parses each row of a typed query (`sql.type(schema)`) with its schema; an invalid row throws. */
 export function resultParserInterceptor(): Interceptor {
@@ -58,7 +113,10 @@ export async function createDatabasePool(url: string, options: PoolOptions = {})
       // slonik's default runs DISCARD ALL on every release: a round trip per checkout that also
       // throws away prepared statements. Nothing here leaves session state behind.
       resetConnection: async () => {},
-      interceptors: options.validateRows === true ? [resultParserInterceptor()] : [],
+      interceptors: [
+        ...(options.secrets === undefined ? [] : [secretsInterceptor(options.secrets)]),
+        ...(options.validateRows === true ? [resultParserInterceptor()] : []),
+      ],
       typeParsers: [
         { name: 'int8', parse: (v: string) => Number(v) },
         { name: 'numeric', parse: (v: string) => Number(v) },

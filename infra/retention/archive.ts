@@ -14,6 +14,7 @@ import { type CommonQueryMethods, sql } from 'slonik';
 import { z } from 'zod';
 import { storedEventRow } from '../../domain/recorded-event.ts';
 import type { EventPartition } from './partition-maintenance.ts';
+import { STORED_BYTES } from '../postgres/pool.ts';
 
 const PAGE = 5_000;
 const FORMAT = 'devicetrail-events-ndjson-gzip/1';
@@ -77,8 +78,9 @@ export async function writeArchive(
   async function* lines(): AsyncGenerator<string> {
     let after: string | null = null;
     for (;;) {
+      // a copy of the log: its stored bytes, which the hash chain covers
       const page: readonly z.infer<typeof storedEventRow>[] = await connection.any(sql.type(storedEventRow)`
-        SELECT ${columns} FROM ${table}
+        ${STORED_BYTES} SELECT ${columns} FROM ${table}
          ${after === null ? sql.fragment`` : sql.fragment`WHERE event_id > ${after}::uuid`}
          ORDER BY event_id LIMIT ${PAGE}`);
       if (page.length === 0) return;

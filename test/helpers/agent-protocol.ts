@@ -246,7 +246,7 @@ export function twoAppsFourContainers(webImage = 'registry.example/web:3.1.0'): 
 
 /**
  * A target in the shape the agent consumes: apps keyed by id, services listed with `imageName`
- * and a container `config` (environment left out: secrets in targets are another issue's).
+ * and a container `config` (no environment: test/http/secrets.test.ts sets targets with secrets).
  */
 export function agentTarget(containers: readonly AgentContainer[]) {
   const apps: Record<string, { appId: number; appName: string; services: object[] }> = {};

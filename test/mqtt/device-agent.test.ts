@@ -67,6 +67,10 @@ test('the agent gets its credential at registration, keeps it through the key ex
   t.is(events.length, 1, 'in the log when the PUBACK arrived');
   t.is(events[0]!.source, 'mqtt');
   t.is(Object.keys(events[0]!.data['apps'] as object).length, 2);
+  // secrets never enter the log (README "Secrets"): over MQTT too, the environment is kept as markers
+  const stored = JSON.stringify(events[0]!.data);
+  t.false(stored.includes('hunter2-database-password') || stored.includes('s3cr3t-token-value'), 'no value stored');
+  t.true(stored.includes(env.app.deps.secrets.hash('hunter2-database-password')), 'its marker instead');
   // the metrics went to the series, as over HTTP
   const metrics = await env.app.request('GET', `/api/v1/devices/${identity.uuid}/metrics`, {
     token: env.app.adminToken,

@@ -47,6 +47,7 @@ export async function startMqttApp(options: MqttAppOptions = {}) {
       store: app.deps.store,
       clock: () => new Date(),
       registry,
+      secrets: app.deps.secrets,
       log: (level, message, error) => {
         logs.push(`${level}: ${message}${error === undefined ? '' : ` ${String(error)}`}`);
       },
@@ -57,7 +58,10 @@ export async function startMqttApp(options: MqttAppOptions = {}) {
 
   // the API as app/main.ts wires it: its registration reply and key exchange issue MQTT
   // credentials through the transport (the test app above has none: MQTT off)
-  const apiDeps = createDeps(app.db.pool, { logError: (message, error) => logs.push(`error: ${message} ${error}`) });
+  const apiDeps = createDeps(app.db.pool, {
+    logError: (message, error) => logs.push(`error: ${message} ${error}`),
+    secrets: app.deps.secrets, // one key per service: the same markers whichever way a value arrives
+  });
   apiDeps.mqtt = {
     issueCredentials: (uuid, host) => transport.issueCredentials(uuid, host),
     mode: options.mosquitto === undefined ? 'embedded' : 'external',

@@ -19,7 +19,7 @@ test.after.always(async () => {
 function handler(published: Record<string, unknown>[] = []) {
   return createReportHandler({
     pool: app.db.pool,
-    reports: stateReportsFor(app.db.pool, app.deps.store),
+    reports: stateReportsFor(app.db.pool, app.deps.store, app.deps.secrets),
     clock: () => new Date(),
     rateLimit: null,
     maxPayloadBytes: 64 * 1024,
@@ -96,7 +96,7 @@ test('over the rate limit a report is refused with the time to wait, and nothing
   const published: Record<string, unknown>[] = [];
   const h = createReportHandler({
     pool: app.db.pool,
-    reports: stateReportsFor(app.db.pool, app.deps.store),
+    reports: stateReportsFor(app.db.pool, app.deps.store, app.deps.secrets),
     clock: () => new Date(),
     rateLimit: { limit: 2, windowMs: 60_000 },
     maxPayloadBytes: 1024,
@@ -121,7 +121,7 @@ test('a payload over the size limit is refused', async (t) => {
   const uuid = await device();
   const h = createReportHandler({
     pool: app.db.pool,
-    reports: stateReportsFor(app.db.pool, app.deps.store),
+    reports: stateReportsFor(app.db.pool, app.deps.store, app.deps.secrets),
     clock: () => new Date(),
     rateLimit: null,
     maxPayloadBytes: 1024,

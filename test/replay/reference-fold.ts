@@ -15,8 +15,11 @@ import type { ContainerState, CurrentState, DeviceState, RegisteredDevice } from
  * 2: lifecycle (containers, images, volumes, networks, reconciliation, connectivity).
  * 3: the device agent (issue #15): `application_id` and `agent_version` from registration, and
  *    a service's `imageName` counts as its image (drift, image events, forgotten images).
+ * 4: secrets (issue #15, item 3): a service's reported environment (`config.environment`) is
+ *    compared with its target's, by marker (drift `wrong_environment`); reports stored before
+ *    the edge dropped unknown service fields may hold one.
  */
-export const REFERENCE_FOLD_VERSION = 3;
+export const REFERENCE_FOLD_VERSION = 4;
 
 /** Applies one event to a device state. Unknown-to-this-state events are ignored, never thrown. */
 export function referenceEvolve(state: DeviceState, event: DeviceEvent): DeviceState {

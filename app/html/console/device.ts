@@ -66,6 +66,8 @@ export type DeviceInput = {
   /** Instants (ms) of the device's events, for the slider's previous/next event. */
   eventInstants: readonly number[];
   events: EventsPage;
+  /** The current target's secrets as markers, with whether their values are kept (README "Secrets"). */
+  secrets?: readonly SecretRow[];
   /** How the device talks to devicetrail (issue #18). */
   transport: DeviceTransport;
   /** Its telemetry (issue #15): the metrics series of the last day and its newest log lines. */
@@ -97,6 +99,39 @@ export type DeviceTransport = {
   /** First deliveries of the current target version. */
   target_deliveries: readonly { target_version: number; transport: 'http' | 'mqtt'; delivered_at: string }[];
 };
+
+/** One secret of the target: where, its marker, kept or erased, and whether the device reports it. */
+export type SecretRow = {
+  app_id: string | null;
+  service_name: string | null;
+  name: string;
+  target: string;
+  matched: boolean;
+  reported: string | null;
+  status: 'kept' | 'erased' | 'missing';
+};
+
+/** The target's secrets: markers only, never a value; erase with DELETE /api/v1/secrets/<marker>. */
+function secretsSection(secrets: readonly SecretRow[] | undefined): string {
+  if (secrets === undefined || secrets.length === 0) return '';
+  const rows = secrets.map((s) =>
+    `<tr><td>${s.app_id === null ? 'config' : esc(`${s.app_id}/${s.service_name ?? ''}`)}</td><td><code>${
+      esc(s.name)
+    }</code></td><td><code class="marker">${esc(s.target)}</code></td><td>${
+      s.status === 'kept'
+        ? badge('Kept', 'ok')
+        : s.status === 'erased'
+        ? badge('Erased', 'warn')
+        : badge('Missing', 'off')
+    }</td><td>${s.reported === null ? '—' : s.matched ? badge('Matches', 'ok') : badge('Differs', 'warn')}</td></tr>`
+  ).join('');
+  return `<section aria-labelledby="secrets-h">
+<h2 id="secrets-h">Secrets</h2>
+<p class="muted">Environment values and secret config values are kept out of the log: it holds their keyed hash.
+An erased value is no longer sent to the device (<code>DELETE /api/v1/secrets/&lt;marker&gt;</code>).</p>
+<table class="events"><caption>Secrets of the current target</caption><thead><tr><th scope="col">Where</th><th scope="col">Name</th><th scope="col">Marker</th><th scope="col">Value</th><th scope="col">Reported</th></tr></thead><tbody>${rows}</tbody></table>
+</section>`;
+}
 
 export const EVENT_TYPES = Object.keys(deviceEventSchemas);
 
@@ -491,6 +526,7 @@ ${renderDeviceState(input.state, input.now)}
 ${driftSection(input.drift, input.now)}
 ${metricsSection(d, input.telemetry, input.now)}
 ${logsSection(d, input.telemetry, input.now)}
+${secretsSection(input.secrets)}
 <section aria-labelledby="timeline-h">
 <h2 id="timeline-h">Timeline</h2>
 <iframe class="timeline" title="Timeline of ${esc(d.device_name)}" src="/api/v1/devices/${

@@ -566,3 +566,34 @@ export const deviceLogsResponse = z.object({
   logs: z.array(logLine),
   next_cursor: z.string().nullable().describe('pass as `after` for the next page; null on the last page'),
 });
+
+/** A secret marker (README "Secrets"). */
+const secretMarker = z.string().describe('hmac-sha256:<8 hex key id>:<64 hex>');
+
+/** GET /devices/:uuid/secrets. */
+export const deviceSecretsResponse = z.object({
+  uuid,
+  target_version: z.number().int(),
+  key_id: z.string().describe('the id of the key markers are made with now'),
+  secrets: z.array(z.object({
+    app_id: z.string().nullable().describe('null for a config key'),
+    service_name: z.string().nullable(),
+    name: z.string().describe('the environment variable or config key'),
+    target: secretMarker,
+    reported: secretMarker.nullable().describe('what the device reported for it; null: nothing'),
+    matched: z.boolean(),
+    status: z.enum(['kept', 'erased', 'missing']).describe(
+      'missing: the value was never kept (set under another key?)',
+    ),
+    erased_at: instant.nullable(),
+  })),
+});
+
+/** DELETE /secrets/:hash. */
+export const erasedSecretResponse = z.object({
+  hash: secretMarker,
+  status: z.literal('erased'),
+  created_at: instant,
+  updated_at: instant,
+  erased_at: instant,
+});

@@ -96,7 +96,7 @@ export const routeDocs: readonly RouteDoc[] = [
     auth: 'device',
     summary: 'Poll the target state',
     description:
-      'What the device should run. Counts as a heartbeat. `ETag` is the target version; `If-None-Match` with it → 304.',
+      'What the device should run, with its secret values (README "Secrets"): an environment variable or config key whose value an admin erased is left out. Counts as a heartbeat. `ETag` is the target version (followed by `.e<8 hex>` once a value of the target is erased); `If-None-Match` with it → 304.',
     headers: [{ name: 'If-None-Match', description: 'the ETag of the target the device has, e.g. "3"' }],
     responses: {
       200: { ...json('the target', r.targetPollResponse), headers: { ETag: 'the target version, quoted' } },
@@ -238,7 +238,8 @@ export const routeDocs: readonly RouteDoc[] = [
     tag: 'Admin: devices',
     auth: 'admin',
     summary: "Set a device's target state",
-    description: 'Every call is a new version (event `target_state.updated`).',
+    description:
+      'Every call is a new version (event `target_state.updated`). Service `environment` values (also `config.environment`) and config keys matching the secret pattern (PASS, SECRET, TOKEN, KEY, CREDENTIAL, PRIVATE) are stored in the event as markers `hmac-sha256:<key id>:<hex>`; the values are kept outside the log for the device (README "Secrets"). Setting a new value is how a secret is rotated.',
     headers: [{
       name: 'If-Match',
       description: 'the target version this change is based on, e.g. "3"; 412 when the target moved on',
@@ -446,6 +447,30 @@ export const routeDocs: readonly RouteDoc[] = [
     bodyOptional: true,
     responses: { 200: json('revoked (`changed`: false when it already was)', r.revokedProvisioningKeyResponse) },
     errors: [404],
+  },
+  // --- secrets
+  {
+    method: 'GET',
+    path: '/api/v1/devices/:uuid/secrets',
+    tag: 'Admin: devices',
+    auth: 'admin',
+    summary: "The secrets of a device's target, as markers",
+    description:
+      'Each environment value and secret config value of the current target as its marker, whether its value is kept, erased or missing, and whether the device reported the same marker. Never a value.',
+    responses: { 200: json("the target's secrets", r.deviceSecretsResponse) },
+    errors: [404],
+  },
+  {
+    method: 'DELETE',
+    path: '/api/v1/secrets/:hash',
+    tag: 'Admin: devices',
+    auth: 'admin',
+    summary: 'Erase a secret value (crypto-shredding)',
+    description:
+      'Erases the value a marker stands for, in every target that uses it: devices polling such a target no longer receive that variable or config key (the ETag changes). The log keeps the marker. Idempotent. A target that names the value again keeps it again.',
+    params: { hash: z.string().describe('the marker, hmac-sha256:<8 hex key id>:<64 hex>') },
+    responses: { 200: json('erased', r.erasedSecretResponse) },
+    errors: [400, 404],
   },
   // --- webhooks
   {

@@ -4,9 +4,11 @@ import type { Router } from '@koa/router';
 import { z } from 'zod';
 import { decide } from '../../../domain/device/decide.ts';
 import { targetStateSchema } from '../../../domain/device/events.ts';
+import { hashTargetSecrets } from '../../../domain/device/secrets.ts';
 import { targetImageProblems } from '../../../domain/device/services.ts';
 import { handleCommand } from '../../../infra/event-store/command-handler.ts';
 import { deviceAdapter } from '../../../infra/devices/device-store.ts';
+import { keepSecretValues } from '../../../infra/secrets/secret-values.ts';
 import { actorOf, callerOf } from '../middleware/auth.ts';
 import type { AppDeps } from '../deps.ts';
 import { HttpError, parseOr400 } from '../errors.ts';
@@ -68,9 +70,14 @@ export function adminRoutes(router: Router, deps: AppDeps): void {
     const admin = callerOf(ctx, 'admin');
     const uuid = uuidParam(ctx);
     const expected = parseIfMatch(ctx.get('If-Match'));
-    const target = parseOr400(targetBody, jsonBody(ctx));
+    const parsed = parseOr400(targetBody, jsonBody(ctx));
     await existingDevice(deps, uuid);
     const now = deps.clock().toISOString();
+    // secrets never enter the log (README "Secrets"): the event holds markers, the values are
+    // kept outside it, in the same transaction (a device polling the new target finds them; a
+    // refused target, a 412, keeps nothing)
+    const values = new Map<string, unknown>();
+    const target = hashTargetSecrets(parsed, deps.secrets.hash, (marker, value) => values.set(marker, value));
     const result = await handleCommand(
       deps.pool,
       deps.store,
@@ -78,6 +85,7 @@ export function adminRoutes(router: Router, deps: AppDeps): void {
       uuid,
       (state) => decide({ type: 'set_target_state', now, target, expected_version: expected }, state),
       { metadata: requestMetadata(ctx, actorOf(admin)), source: 'api' },
+      (transaction) => keepSecretValues(transaction, values, now),
     );
     const state = result.state;
     const version = state.status === 'registered' ? state.target?.version ?? 0 : 0;

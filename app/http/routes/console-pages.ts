@@ -10,7 +10,9 @@ import { computeAnalytics } from '../../../domain/replay/analytics.ts';
 import { replayDrift, replayState } from '../../../domain/replay/service.ts';
 import { ReplayError } from '../../../domain/replay/source.ts';
 import { parseDuration } from '../../../domain/replay/time.ts';
+import { secretMatches } from '../../../domain/device/secrets.ts';
 import { latestIntegrityChecks } from '../../../infra/event-store/integrity-checks.ts';
+import { readSecretStatus } from '../../../infra/secrets/secret-values.ts';
 import { eventSeries } from '../../../infra/replay/event-series.ts';
 import { createReplayQueries } from '../../../infra/replay/queries.ts';
 import { listDeadLetters, listenerStatuses } from '../../../infra/realtime/listener-store.ts';
@@ -230,6 +232,21 @@ export function consolePageRoutes(router: Router, deps: AppDeps): void {
     }
     const types = (Array.isArray(query.type) ? query.type : query.type === undefined ? [] : [query.type])
       .flatMap((t) => t.split(',')).map((t) => t.trim()).filter((t) => EVENT_TYPES.includes(t));
+    // the current target's secrets: markers and whether their values are kept, never a value
+    const current = row.state.status === 'registered' ? row.state : null;
+    const matches = current === null || current.target === null ? [] : secretMatches(current.target, current.current);
+    const kept = await readSecretStatus(deps.pool, [...new Set(matches.map((m) => m.target))]);
+    const secrets = matches.map((m) => {
+      const status = kept.get(m.target);
+      return {
+        ...m,
+        status: status === undefined
+          ? 'missing' as const
+          : status.erased_at === null
+          ? 'kept' as const
+          : 'erased' as const,
+      };
+    });
     const targetVersion = device.target?.version ?? 0;
     const daySince = new Date(now.getTime() - 86_400_000).toISOString();
     const [drift, recent, events, facts, series, latest, logs] = await Promise.all([
@@ -266,6 +283,7 @@ export function consolePageRoutes(router: Router, deps: AppDeps): void {
         state,
         drift,
         eventInstants: recent.map((e) => Date.parse(e.timestamp)).reverse(),
+        secrets,
         events: {
           types,
           before: query.before ?? null,

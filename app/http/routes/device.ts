@@ -4,6 +4,7 @@
 // connectivity. Bodies ignore fields devicetrail does not know and name them in the answer
 // (app/http/known-fields.ts); gzip-encoded bodies are inflated by the body parser, within the
 // same size limit (README "Device agents").
+import { createHash } from 'node:crypto';
 import type { Context } from 'koa';
 import type { Router } from '@koa/router';
 import { z } from 'zod';
@@ -15,6 +16,7 @@ import {
   type DeviceReportedEvent,
   isDeviceReportableType,
 } from '../../../domain/device/reported-events.ts';
+import { revealTargetSecrets, targetSecretMarkers } from '../../../domain/device/secrets.ts';
 import { DomainError } from '../../../domain/errors.ts';
 import { assertKeyUsable } from '../../../domain/provisioning-key/decider.ts';
 import { handleCommand } from '../../../infra/event-store/command-handler.ts';
@@ -28,6 +30,7 @@ import {
 import { recordDeviceContact, touchContact } from '../../../infra/devices/contact.ts';
 import { deviceAdapter } from '../../../infra/devices/device-store.ts';
 import { claimKeySlot } from '../../../infra/devices/provisioning-key-store.ts';
+import { readSecretValues } from '../../../infra/secrets/secret-values.ts';
 import { actorOf, callerOf } from '../middleware/auth.ts';
 import type { AppDeps } from '../deps.ts';
 import type { DeviceRow } from '../../../infra/devices/device-queries.ts';
@@ -248,9 +251,35 @@ export function registrationRoutes(router: Router, deps: AppDeps): void {
 type PolledTarget = { uuid: string; version: number; apps: object; config: object; updated_at: string | null };
 
 /**
+ * The target as the device must receive it: the stored target holds markers (README
+ * "Secrets"), each replaced by its kept value; an erased value's variable or config key is left
+ * out. The ETag is the target version, with a fingerprint of the erased markers after it when
+ * any is (`"3.e1a2b3c4"`), so erasing a value of the current target changes the ETag too.
+ */
+async function targetForDevice(
+  deps: AppDeps,
+  target: { version: number; apps: object; config: object } | null,
+): Promise<{ etag: string; apps: object; config: object }> {
+  const version = target?.version ?? 0;
+  if (target === null) return { etag: `"${version}"`, apps: {}, config: {} };
+  const markers = targetSecretMarkers(target);
+  if (markers.length === 0) return { etag: `"${version}"`, apps: target.apps, config: target.config };
+  const values = await readSecretValues(deps.pool, markers);
+  const erased = markers.filter((marker) => values.get(marker)?.erased_at !== null).sort();
+  const revealed = revealTargetSecrets(target, (marker) => {
+    const kept = values.get(marker);
+    return kept === undefined || kept.erased_at !== null ? undefined : kept.value;
+  });
+  const etag = erased.length === 0
+    ? `"${version}"`
+    : `"${version}.e${createHash('sha256').update(erased.join('\n')).digest('hex').slice(0, 8)}"`;
+  return { etag, apps: revealed.apps, config: revealed.config };
+}
+
+/**
  * A device polling its target, in devicetrail's shape or the agent's: its own uuid only (403
- * otherwise), a heartbeat also while disabled (then 403), `ETag` = the target version and
- * `If-None-Match` with it → 304.
+ * otherwise), a heartbeat also while disabled (then 403), `ETag` = the target version (and
+ * erased secrets, targetForDevice) and `If-None-Match` with it → 304.
  */
 function targetPoll(deps: AppDeps, shape: (target: PolledTarget) => object) {
   return async function pollTarget(ctx: Context): Promise<void> {
@@ -270,12 +299,13 @@ function targetPoll(deps: AppDeps, shape: (target: PolledTarget) => object) {
     if (!row.is_active) throw new HttpError(403, 'device_inactive', 'device is disabled');
     const target = row.state.status === 'registered' ? row.state.target : null;
     const version = target?.version ?? 0;
-    ctx.set('ETag', `"${version}"`);
+    const served = await targetForDevice(deps, target);
+    ctx.set('ETag', served.etag);
     ctx.set('Cache-Control', 'no-cache');
     const inm = ctx.get('If-None-Match');
     if (
       inm !== '' &&
-      inm.split(',').map((t) => t.trim().replace(/^W\//, '')).some((t) => t === `"${version}"` || t === '*')
+      inm.split(',').map((t) => t.trim().replace(/^W\//, '')).some((t) => t === served.etag || t === '*')
     ) {
       ctx.status = 304;
       return;
@@ -283,8 +313,8 @@ function targetPoll(deps: AppDeps, shape: (target: PolledTarget) => object) {
     ctx.body = shape({
       uuid,
       version,
-      apps: target?.apps ?? {},
-      config: target?.config ?? {},
+      apps: served.apps,
+      config: served.config,
       updated_at: target?.updated_at ?? null,
     });
     // the first 200 carrying a version is its delivery over HTTP
@@ -295,7 +325,7 @@ function targetPoll(deps: AppDeps, shape: (target: PolledTarget) => object) {
 /** Registers the endpoints a device calls with its key on the device router (its guard authenticates). */
 export function deviceRoutes(router: Router, deps: AppDeps): void {
   // state reports are the hot path: written in groups, one commit for many devices
-  const reportWriter = stateReportsFor(deps.pool, deps.store);
+  const reportWriter = stateReportsFor(deps.pool, deps.store, deps.secrets);
 
   // the device agent's second provisioning step: it proves it holds the key it registered
   // with (Authorization: Bearer <deviceApiKey>, the same key in the body); nothing to store
