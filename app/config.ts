@@ -61,6 +61,9 @@ const schema = z.object({
   WORKERS: z.coerce.number().int().min(1).max(256).optional(),
   HOST: z.string().min(1).default('0.0.0.0'),
   DATABASE_URL: z.string().url().optional(),
+  // reads from a streaming replica (issue #19): replay, analytics, fleet-at-instant, the feed and
+  // the console's history pages; writes and read-your-own-write reads stay on the primary
+  REPLICA_DATABASE_URL: z.string().url().optional(),
   DATA_DIR: z.string().min(1).default('.data'),
   EMBEDDED_PG_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
   BODY_LIMIT_KB: z.coerce.number().int().min(1).max(10_240).default(256),

@@ -8,7 +8,8 @@
 // PostgreSQL; see app/shutdown.ts), exit 0.
 import type { Server } from 'node:http';
 import { createConnectivitySweeper } from '../infra/devices/connectivity-sweeper.ts';
-import { createDatabasePool } from '../infra/postgres/pool.ts';
+import type { DatabasePool } from 'slonik';
+import { createDatabasePool, redactUrl } from '../infra/postgres/pool.ts';
 import { createMaintenanceJob } from '../infra/retention/maintenance-job.ts';
 import { migrate } from '../infra/postgres/migrate.ts';
 import { ensurePartitionsAhead } from '../infra/event-store/partitions.ts';
@@ -50,6 +51,15 @@ async function main(config: Config, logger: Logger, role: ServiceRole): Promise<
   }
   const pool = await createDatabasePool(database.url, { maximumPoolSize: config.DB_POOL_SIZE });
   onShutdown('database pool', () => pool.end());
+  let readPool: DatabasePool | undefined;
+  if (config.REPLICA_DATABASE_URL !== undefined) {
+    const replica = await createDatabasePool(config.REPLICA_DATABASE_URL, { maximumPoolSize: config.DB_POOL_SIZE });
+    readPool = replica;
+    onShutdown('replica pool', () => replica.end());
+    if (single || (role.kind === 'worker' && role.lead)) {
+      log(`replica: ${redactUrl(config.REPLICA_DATABASE_URL)} serves replay, analytics, the feed and history pages`);
+    }
+  }
   if (single) await ensurePartitionsAhead(pool, new Date(), config.PARTITION_DAYS_AHEAD);
   // hourly: partitions ahead (keeps /readyz's "partitions ahead" true) and retention (issue #6)
   const maintenance = createMaintenanceJob(pool, {
@@ -78,6 +88,7 @@ async function main(config: Config, logger: Logger, role: ServiceRole): Promise<
     console: { sessionTtlMs: config.CONSOLE_SESSION_TTL, secureCookie: config.CONSOLE_SECURE_COOKIE },
     retentionDays: config.RETENTION_DAYS,
     logsBodyLimitKb: config.LOGS_BODY_LIMIT_KB,
+    ...(readPool === undefined ? {} : { readPool }),
   });
   const metrics = createMetrics({
     pool,

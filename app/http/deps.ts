@@ -11,6 +11,14 @@ import { DEFAULT_LIVE_STREAM_LIMITS, type LiveStreamLimits } from './live-stream
 /** Dependencies of the app; `clock` is injectable so tests control time. */
 export type AppDeps = {
   pool: DatabasePool;
+  /**
+   * Where reads that need not see the caller's own write go (REPLICA_DATABASE_URL, issue #19):
+   * replay, analytics, fleet-at-instant, the feed and the console's fleet, history and
+   * analytics pages. The primary's pool when there is no replica.
+   */
+  readPool: DatabasePool;
+  /** The device queries on `readPool` (the console's fleet list). */
+  readDevices: ReturnType<typeof createDeviceQueries>;
   store: EventStore;
   clock: () => Date;
   adminTokens: ReturnType<typeof createAdminTokens>;
@@ -62,10 +70,15 @@ export function createDeps(
     console?: Partial<ConsoleSettings>;
     retentionDays?: number;
     logsBodyLimitKb?: number;
+    /** A streaming replica's pool for the reads `readPool` names (default: `pool`). */
+    readPool?: DatabasePool;
   } = {},
 ): AppDeps {
+  const readPool = options.readPool ?? pool;
   return {
     pool,
+    readPool,
+    readDevices: readPool === pool ? createDeviceQueries(pool) : createDeviceQueries(readPool),
     store: createEventStore(pool),
     clock: options.clock ?? (() => new Date()),
     adminTokens: createAdminTokens(pool),
