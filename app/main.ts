@@ -3,13 +3,13 @@
 // (app/cluster/primary.ts), which forks the workers; a forked worker runs the service as
 // worker N (DEVICETRAIL_WORKER, set by the primary).
 import cluster from 'node:cluster';
-import { ConfigError, isDeno, loadConfig, workerIndex } from './config.ts';
+import { type Config, ConfigError, isDeno, loadConfig, workerIndex } from './config.ts';
 import { createLogger } from './observability/logger.ts';
 import { runService } from './service.ts';
 import { workerIpc } from './cluster/ipc.ts';
 import { runPrimary } from './cluster/primary.ts';
 
-let config;
+let config: Config;
 try {
   config = loadConfig();
 } catch (error) {

@@ -26,7 +26,7 @@ import { createMetrics, instrumentStore } from './observability/metrics.ts';
 import { type MqttCredentials, startMqttTransport } from './mqtt/transport.ts';
 import { startRealtimeJobs } from './realtime-jobs.ts';
 import { onShutdown, processShutdown, within } from './shutdown.ts';
-import { METHODS, type WorkerIpc } from './cluster/ipc.ts';
+import { METHODS, shareMetrics, type WorkerIpc } from './cluster/ipc.ts';
 
 /**
  * What this process is: the only one (WORKERS=1), or cluster worker `index` (from 1); the
@@ -101,6 +101,7 @@ async function main(config: Config, logger: Logger, role: ServiceRole): Promise<
       : {}),
   });
   deps.store = instrumentStore(deps.store, metrics);
+  if (role.kind === 'worker') shareMetrics(metrics.registry);
   // devices over MQTT (issue #18): the broker starts with the service (MQTT=off: none). In a
   // cluster the embedded broker lives in the lead worker only, with everything that publishes
   // into it; the other workers ask the lead to issue credentials. An external broker is

@@ -36,7 +36,7 @@ try {
   const single = writes.statements.filter((s) => s.shape === 'single').length;
   const batches = writes.statements.filter((s) => s.shape === 'batch');
   console.log(
-    `write path: ${writes.statements.length} writes of distributed tables, ${single} keyed by one aggregate, ${batches.length} batches (one row per aggregate, grouped by shard under sharding):`,
+    `write path: ${writes.statements.length} writes of distributed tables, ${single} keyed by one aggregate, ${batches.length} over a set of rows (a batch: possibly several aggregates, each row keyed by its own; grouped by shard under sharding):`,
   );
   for (const s of batches) console.log(`  batch  ${s.verb} ${s.table}  ${s.file}:${s.line}`);
   const violations = [...schema, ...writes.violations];

@@ -172,13 +172,31 @@ export type WriteStatement = {
   shape: 'single' | 'batch';
 };
 
-/** The SQL templates of a TypeScript source: the text of each sql`…` (sql.type(…)`…`, sql.fragment`…`, sql.unsafe`…`). */
+/**
+ * The SQL templates of a TypeScript source: the text of each sql`…` (sql.type(…)`…`,
+ * sql.fragment`…`, sql.unsafe`…`). An interpolation of a module constant defined as a plain
+ * fragment (`const columns = sql.fragment\`a, b\``) is replaced by its text; any other is
+ * `?param`.
+ */
 export function sqlTemplates(source: string): { text: string; line: number }[] {
   const out: { text: string; line: number }[] = [];
-  const opener = /\bsql(?:\.type\([^)]*\)|\.fragment|\.unsafe)?`/g;
+  const constants = new Map<string, string>();
+  for (const m of source.matchAll(/^const (\w+) = sql\.fragment`([^`$]*)`/gm)) constants.set(m[1]!, m[2]!);
+  const opener = /\bsql(\.type\(|\.fragment`|\.unsafe`|`)/g;
   let match: RegExpExecArray | null;
   while ((match = opener.exec(source)) !== null) {
-    const start = match.index + match[0].length;
+    let start = match.index + match[0].length;
+    if (match[1] === '.type(') {
+      // sql.type(<schema, nested parentheses and all>)`
+      let parens = 1;
+      while (start < source.length && parens > 0) {
+        const ch = source[start++]!;
+        if (ch === '(') parens += 1;
+        else if (ch === ')') parens -= 1;
+      }
+      if (source[start] !== '`') continue;
+      start += 1;
+    }
     let i = start;
     let depth = 0; // inside ${ … }, where nested templates may appear
     let text = '';
@@ -188,6 +206,13 @@ export function sqlTemplates(source: string): { text: string; line: number }[] {
       if (depth === 0) {
         if (ch === '`') break;
         if (ch === '$' && source[i + 1] === '{') {
+          const name = /^\$\{\s*(\w+)\s*\}/.exec(source.slice(i, i + 80))?.[1];
+          const known = name === undefined ? undefined : constants.get(name);
+          if (known !== undefined) {
+            text += known;
+            i = source.indexOf('}', i);
+            continue;
+          }
           depth = 1;
           text += ' ?param ';
           i += 1;
@@ -207,7 +232,10 @@ export function sqlTemplates(source: string): { text: string; line: number }[] {
 }
 
 const WRITE = /\b(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+([a-z_][a-z0-9_]*)\b/gi;
-const BATCH = /jsonb_to_recordset|=\s*ANY\s*\(|\bunnest\s*\(|\bIN\s*\(\s*SELECT\b|\bFROM\s+(?:head|appended|at_head)\b/i;
+// a statement over a set of aggregates: a recordset, an array, a subquery, another statement's
+// rows, or a row source interpolated from elsewhere (FROM ${…})
+const BATCH =
+  /jsonb_to_recordset|=\s*ANY\s*\(|\bunnest\s*\(|\bIN\s*\(\s*SELECT\b|\bFROM\s+(?:head|appended|at_head)\b|\bFROM\s*\(?\s*\?param/i;
 
 /**
  * The writes of distributed tables in `source` (a file's text), each checked: an INSERT's
@@ -234,7 +262,10 @@ export function checkWrites(
       const keyed = verb === 'INSERT'
         ? new RegExp(`^\\s*\\(([^)]*\\b${column}\\b[^)]*)\\)`, 'i').test(body)
         : new RegExp(`\\b(WHERE|AND|ON)\\b[^;]*?\\b(?:\\w+\\.)?${column}\\b\\s*(=|IN\\b)`, 'is').test(body) ||
-          new RegExp(`\\b(WHERE|AND|ON)\\b[^;]*?\\(\\s*(?:\\w+\\.)?\\w+\\s*,\\s*(?:\\w+\\.)?${column}\\s*\\)\\s*IN\\b`, 'is')
+          new RegExp(
+            `\\b(WHERE|AND|ON)\\b[^;]*?\\(\\s*(?:\\w+\\.)?\\w+\\s*,\\s*(?:\\w+\\.)?${column}\\s*\\)\\s*IN\\b`,
+            'is',
+          )
             .test(body);
       if (!keyed) {
         violations.push({

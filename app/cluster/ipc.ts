@@ -7,6 +7,7 @@
 //   Workers ask the primary for 'metrics' (every worker's, aggregated) and for
 //   'mqtt.issueCredentials' (forwarded to the lead worker, which holds the embedded broker).
 import process from 'node:process';
+import { AggregatorRegistry, type Registry } from 'prom-client';
 
 /** Worker → primary: listening on `port`, everything started. */
 export type ReadyMessage = { type: 'devicetrail:ready'; port: number };
@@ -40,7 +41,10 @@ export function asMessage(value: unknown): ReadyMessage | RequestMessage | Reply
 /** Calls awaiting replies, by id, each failing after its timeout. */
 export function createPendingCalls() {
   let next = 0;
-  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  const pending = new Map<
+    number,
+    { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
+  >();
   return {
     /** A new id and the promise its reply settles. */
     open(method: string, timeoutMs: number): { id: number; reply: Promise<unknown> } {
@@ -107,7 +111,12 @@ export function workerIpc(): WorkerIpc {
       answer.then(
         (value) => send({ type: 'devicetrail:reply', id: message.id, ok: true, value }),
         (error: unknown) =>
-          send({ type: 'devicetrail:reply', id: message.id, ok: false, error: (error as Error).message ?? String(error) }),
+          send({
+            type: 'devicetrail:reply',
+            id: message.id,
+            ok: false,
+            error: (error as Error).message ?? String(error),
+          }),
       );
     }
   });
@@ -124,4 +133,14 @@ export function workerIpc(): WorkerIpc {
       send({ type: 'devicetrail:ready', port });
     },
   };
+}
+
+/**
+ * Lets the primary gather `registry` (prom-client answers its requests in this worker):
+ * /metrics in any worker then serves every worker's metrics, summed.
+ */
+export function shareMetrics(registry: Registry): void {
+  AggregatorRegistry.setRegistries([registry]);
+  // the constructor installs prom-client's listener for the primary's requests in a worker
+  void new AggregatorRegistry();
 }

@@ -124,7 +124,7 @@ export function runPrimary(config: Config, logger: Logger): void {
       forwarded.settle(message); // the lead's answer to a forwarded call
     } else if (message.type === 'devicetrail:ready') {
       slot.ready = true;
-      if (slot.index === LEAD_WORKER) for (const wake of leadWaiters.splice(0)) wake();
+      if (slot.index === LEAD_WORKER) { for (const wake of leadWaiters.splice(0)) wake(); }
       if (slot.deaths > 0 || allReady) log(`worker ${slot.index} (pid ${worker.process.pid}) is serving again`);
       if (!allReady && slots.every((s) => s.ready)) {
         allReady = true;
@@ -180,9 +180,9 @@ export function runPrimary(config: Config, logger: Logger): void {
         createAdminTokens(pool),
         config.DATA_DIR,
         (line) =>
-          process.stdout.isTTY
-            ? console.log(line)
-            : logger.warn(`created admin token "bootstrap"; it is saved in ${config.DATA_DIR}/admin-token (not logged)`),
+          process.stdout.isTTY ? console.log(line) : logger.warn(
+            `created admin token "bootstrap"; it is saved in ${config.DATA_DIR}/admin-token (not logged)`,
+          ),
       );
     } finally {
       await pool.end();

@@ -30,7 +30,11 @@ test('the migrated schema follows the plan; a unique key, a foreign key without 
   const problems = (await checkSchema(client)).map((v) => `${v.table}: ${v.problem}`);
   t.true(problems.some((p) => /^devices: unique key devices_serial_number_key \(serial_number\) lacks .*uuid/.test(p)));
   t.true(problems.some((p) => /^streams: unique index streams_hash_idx \(last_hash\) lacks .*aggregate_id/.test(p)));
-  t.true(problems.some((p) => /^device_notes: foreign key .* coordinator table points into the distributed table devices/.test(p)));
+  t.true(
+    problems.some((p) =>
+      /^device_notes: foreign key .* coordinator table points into the distributed table devices/.test(p)
+    ),
+  );
   t.true(problems.some((p) => /^devices: foreign key devices_twin_fk \(twin\)/.test(p)));
   // (aggregate_type, aggregate_id) → (aggregate_type, aggregate_id) pairs the columns: co-located
   t.false(problems.some((p) => /snapshots_stream_fk/.test(p)), problems.join('\n'));

@@ -286,7 +286,12 @@ async function startPair() {
       store,
       slowAdapter,
       devices[5]!.uuid,
-      (state) => decide({ type: 'set_active', now: new Date().toISOString(), is_active: !state.is_active }, state),
+      (state) =>
+        decide({
+          type: 'set_active',
+          now: new Date().toISOString(),
+          is_active: state.status === 'unregistered' ? true : !state.is_active,
+        }, state),
       { metadata: { actor: { type: 'system', id: 'replica-test' } }, source: 'system' },
     );
     const writers = Promise.all([0, 1, 2, 3].map(async (w) => {
