@@ -174,7 +174,7 @@ test.serial('WORKERS=2: one database, two workers, metrics summed, jobs once, a 
     await client.end();
   }
   const leaders = entries().filter((e) => /lock taken; processing$/.test(String(e['msg'])));
-  t.true(leaders.length >= 3);
+  t.true(leaders.length >= 2, 'the webhook and MQTT listeners took their locks'); // the projection logs none
   t.true(leaders.every((e) => e['worker'] === 1), 'a job runs outside worker 1');
   t.false(entries().some((e) => /standing by$/.test(String(e['msg']))));
 
