@@ -36,7 +36,7 @@ import { redactUrl } from '../../infra/postgres/pool.ts';
 import { adminQuery, databaseUrl, freePort, startScratchServer } from '../../infra/postgres/scratch-server.ts';
 import { send } from './http-client.ts';
 import { type ServiceProcess, startService, stopService } from './service-process.ts';
-import { checkStore, storeIsSound } from './store-check.ts';
+import { checkStore } from './store-check.ts';
 import { createWorkload } from './workload.ts';
 
 const { values: args } = parseArgs({
@@ -65,9 +65,17 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function startReceiver() {
   const receipts = new Map<string, { at: number; attempt: number }[]>();
   const server = createServer((req: IncomingMessage, res) => {
-    req.resume();
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => {
+      body += chunk;
+    });
     req.on('end', () => {
-      const eventId = String(req.headers['x-devicetrail-event'] ?? '');
+      // the body is the event as the feed serves it: its event_id names it
+      let eventId = '';
+      try {
+        eventId = String((JSON.parse(body) as { event_id?: unknown }).event_id ?? '');
+      } catch { /* counted under '' */ }
       const attempt = Number(req.headers['x-devicetrail-attempt'] ?? 0);
       const list = receipts.get(eventId) ?? [];
       list.push({ at: Date.now(), attempt });
@@ -114,8 +122,7 @@ async function startInstance(i: number): Promise<ServiceProcess> {
       WEBHOOK_RETRY_BASE_MS: '200',
       SNAPSHOT_EVERY: '20',
       SNAPSHOT_INTERVAL: '1s',
-      LOG_LEVEL: 'warn',
-      LOG_REQUESTS: 'false',
+      LOG_REQUESTS: 'false', // (LOG_LEVEL stays info: the driver waits for "listening on")
       DB_POOL_SIZE: '10',
     },
   });
@@ -334,6 +341,26 @@ try {
     if (unknownReceipts > 0) problems.push(`webhook: ${unknownReceipts} receipts for events without a delivery row`);
     if (byStatus['failed'] !== undefined) problems.push(`webhook: ${byStatus['failed']} deliveries failed`);
 
+    // a device's call restores a lost connection (device.connection_restored, carrying the
+    // call's request id) besides what it answers: with the short CONNECTIVITY_TIMEOUT here that
+    // happens; the checker counts such an event as "extra", which it is not
+    let restoredByCall = 0;
+    const unexplained: string[] = [];
+    for (const problem of store.problems.filter((p) => p.startsWith('extra'))) {
+      const m = /request (\S+): answered (\d+) events, (\d+) stored/.exec(problem);
+      const restores = m === null ? 0 : Number(
+        (await client.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM events WHERE metadata->>'request_id' = $1 AND event_type = 'device.connection_restored'`,
+          [m[1]],
+        )).rows[0]!.n,
+      );
+      if (m !== null && Number(m[3]) - Number(m[2]) === restores) restoredByCall += 1;
+      else unexplained.push(problem);
+    }
+    const storeProblems = store.problems.filter((p) => !p.startsWith('extra') || unexplained.includes(p));
+    const storeSound = store.missing === 0 && store.gaps === 0 && store.brokenChains === 0 && store.outOfOrder === 0 &&
+      store.foldMismatches === 0 && store.missingSamples === 0 &&
+      !storeProblems.some((p) => /^(extra|isolation)/.test(p));
     const statuses = Object.entries(workload.stats.statuses).map(([s, n]) => `${s}:${n}`).join(' ');
     console.log('');
     console.log(
@@ -350,6 +377,9 @@ try {
       `  events found        ${store.eventsFound}  (${store.totalEvents} events in ${store.streams} streams)`,
     );
     console.log(`  missing             ${store.missing}`);
+    console.log(
+      `  extra events        ${unexplained.length} unexplained (${restoredByCall} answers whose call also restored the device's lost connection)`,
+    );
     console.log(`  metrics samples     ${store.samplesPromised} acknowledged, ${store.missingSamples} missing`);
     console.log(`  version gaps        ${store.gaps}`);
     console.log(`  broken hash chains  ${store.brokenChains}`);
@@ -370,8 +400,8 @@ try {
     console.log(
       `  leader locks        ${before.holders} names, each held by one session of ${before.sessions} listener sessions (3 instances); ${during.holders} held with instance 1 dead, ${after.holders} after its restart`,
     );
-    for (const problem of [...store.problems, ...problems].slice(0, 30)) console.log(`  PROBLEM ${problem}`);
-    const sound = storeIsSound(store) && store.acked > 0 && verify.status === 0 && problems.length === 0 &&
+    for (const problem of [...storeProblems, ...problems].slice(0, 30)) console.log(`  PROBLEM ${problem}`);
+    const sound = storeSound && store.acked > 0 && verify.status === 0 && problems.length === 0 &&
       lost > 0 && deliveries.rows.length > 0;
     console.log(sound ? `cluster test passed in ${elapsed()}` : `cluster test FAILED in ${elapsed()}`);
     exitCode = sound ? 0 : 1;
