@@ -49,11 +49,13 @@ async function main(config: Config, logger: Logger, role: ServiceRole): Promise<
     const applied = await migrate(database.url);
     log(applied.length === 0 ? 'migrations: up to date' : `migrations applied: ${applied.join(', ')}`);
   }
-  const pool = await createDatabasePool(database.url, { maximumPoolSize: config.DB_POOL_SIZE });
+  // DB_POOL_SIZE is the process's, or in a cluster the instance's, split among the workers
+  const poolSize = single ? config.DB_POOL_SIZE : Math.max(2, Math.ceil(config.DB_POOL_SIZE / config.WORKERS));
+  const pool = await createDatabasePool(database.url, { maximumPoolSize: poolSize });
   onShutdown('database pool', () => pool.end());
   let readPool: DatabasePool | undefined;
   if (config.REPLICA_DATABASE_URL !== undefined) {
-    const replica = await createDatabasePool(config.REPLICA_DATABASE_URL, { maximumPoolSize: config.DB_POOL_SIZE });
+    const replica = await createDatabasePool(config.REPLICA_DATABASE_URL, { maximumPoolSize: poolSize });
     readPool = replica;
     onShutdown('replica pool', () => replica.end());
     if (single || (role.kind === 'worker' && role.lead)) {
@@ -173,7 +175,11 @@ async function main(config: Config, logger: Logger, role: ServiceRole): Promise<
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.PORT;
   // in a cluster the primary says "listening on" once every worker listens
-  log(single ? `listening on http://${config.HOST}:${port}` : `worker ${role.index}: serving HTTP on port ${port}`);
+  log(
+    single
+      ? `listening on http://${config.HOST}:${port} (one process: WORKERS=${config.WORKERS})`
+      : `worker ${role.index}: serving HTTP on port ${port}`,
+  );
   if (!runsJobs) return port;
   const sweeperOptions = {
     pool,
