@@ -42,7 +42,8 @@ async function main(config: Config, logger: Logger, role: ServiceRole): Promise<
   const runsJobs = role.kind === 'single' || role.lead;
   const log = (message: string) => logger.info(message);
   const database = await openDatabase(config, log);
-  onShutdown('database server', () => database.stop()); // a no-op unless embedded
+  // a no-op unless embedded (in a cluster the primary stops the embedded server)
+  if (single) onShutdown('database server', () => database.stop());
   log(`database: ${database.description}`);
   if (single) {
     // in a cluster the primary has done this once, before forking the workers
