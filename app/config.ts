@@ -1,6 +1,13 @@
 // Configuration: every environment variable devicetrail reads, validated in one place.
 import { Buffer } from 'node:buffer';
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
+
+/** True under Deno, which has no working node:cluster: WORKERS is then 1. */
+export const isDeno = 'Deno' in globalThis;
+
+/** The default WORKERS: one per core on Node; 1 under Deno (no node:cluster there). */
+export const defaultWorkers = (): number => (isDeno ? 1 : Math.max(1, availableParallelism()));
 
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 
@@ -71,8 +78,14 @@ const secretsKey = z.string().transform((text, ctx) => {
 
 const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(4002),
+  // every core (issue #19): HTTP worker processes sharing PORT (node:cluster); default one per
+  // core; 1 under Deno, which has no node:cluster (app/cluster/primary.ts)
+  WORKERS: z.coerce.number().int().min(1).max(256).optional(),
   HOST: z.string().min(1).default('0.0.0.0'),
   DATABASE_URL: z.string().url().optional(),
+  // reads from a streaming replica (issue #19): replay, analytics, fleet-at-instant, the feed and
+  // the console's history pages; writes and read-your-own-write reads stay on the primary
+  REPLICA_DATABASE_URL: z.string().url().optional(),
   DATA_DIR: z.string().min(1).default('.data'),
   EMBEDDED_PG_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
   BODY_LIMIT_KB: z.coerce.number().int().min(1).max(10_240).default(256),
@@ -157,8 +170,8 @@ const schema = z.object({
   SECRETS_KEY: secretsKey.optional(),
 });
 
-/** Validated configuration. */
-export type Config = z.infer<typeof schema>;
+/** Validated configuration (WORKERS resolved to its default when unset). */
+export type Config = Omit<z.infer<typeof schema>, 'WORKERS'> & { WORKERS: number };
 
 /** Thrown when a variable is invalid; names the variable and the problem. */
 export class ConfigError extends Error {
@@ -176,5 +189,22 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const problems = result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
-  return result.data;
+  const workers = result.data.WORKERS ?? defaultWorkers();
+  if (isDeno && workers > 1) {
+    throw new ConfigError(
+      `invalid configuration: WORKERS: must be 1 under Deno (it has no node:cluster), got ${workers}`,
+    );
+  }
+  return { ...result.data, WORKERS: workers };
+}
+
+/**
+ * This process's place in a cluster (app/cluster/primary.ts sets DEVICETRAIL_WORKER when it
+ * forks a worker): the worker's index from 1, or null for the process `npm start` started.
+ * Not a setting: the primary chooses it.
+ */
+export function workerIndex(env: Record<string, string | undefined> = process.env): number | null {
+  const text = env['DEVICETRAIL_WORKER'];
+  if (text === undefined || !/^[1-9]\d{0,2}$/.test(text)) return null;
+  return Number(text);
 }

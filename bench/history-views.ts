@@ -58,6 +58,7 @@ async function startService(port: number): Promise<ChildProcess> {
       LOG_LEVEL: 'warn',
       REPORT_RATE_LIMIT: 'off',
       MQTT: 'off',
+      WORKERS: process.env['WORKERS'] ?? '1', // one worker unless WORKERS says
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });

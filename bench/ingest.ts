@@ -92,6 +92,8 @@ async function startProcess(script: string, port: number): Promise<ChildProcess>
       REGISTER_RATE_LIMIT: '1000000/1m',
       MQTT_PORT: String(mqttPort),
       MQTT_HOST: '127.0.0.1',
+      // one worker unless WORKERS says (RSS and CPU are then the primary's alone: sum the workers)
+      WORKERS: process.env['WORKERS'] ?? '1',
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });

@@ -66,6 +66,7 @@ async function startService(port: number): Promise<ChildProcess> {
       REGISTER_RATE_LIMIT: '1000000/1m',
       SSE_MAX_STREAMS: String(streamCount + 10),
       SSE_MAX_STREAMS_PER_TOKEN: String(streamCount + 10),
+      WORKERS: process.env['WORKERS'] ?? '1', // one worker unless WORKERS says (stream caps are per worker)
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });

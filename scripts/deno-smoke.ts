@@ -281,6 +281,8 @@ async function runOn(runtime: Runtime): Promise<Step[]> {
     EMBEDDED_PG_PORT: String(await freePort()),
     MQTT_PORT: String(await freePort()),
     NODE_ENV: 'production',
+    // one process on both runtimes (Deno has no node:cluster); WORKERS > 1: test/ops/cluster.test.ts
+    WORKERS: '1',
   };
   let database: string | null = null;
   if (!args.embedded) {

@@ -14,6 +14,14 @@ import { createDeliveryRecorder, type DeliveryRecorder } from '../target-deliver
 /** Dependencies of the app; `clock` is injectable so tests control time. */
 export type AppDeps = {
   pool: DatabasePool;
+  /**
+   * Where reads that need not see the caller's own write go (REPLICA_DATABASE_URL, issue #19):
+   * replay, analytics, fleet-at-instant, the feed and the console's fleet, history and
+   * analytics pages. The primary's pool when there is no replica.
+   */
+  readPool: DatabasePool;
+  /** The device queries on `readPool` (the console's fleet list). */
+  readDevices: ReturnType<typeof createDeviceQueries>;
   store: EventStore;
   clock: () => Date;
   adminTokens: ReturnType<typeof createAdminTokens>;
@@ -75,12 +83,17 @@ export function createDeps(
     logsBodyLimitKb?: number;
     /** The service passes its key's hasher; without one (tests, tools) a key of this process is made. */
     secrets?: SecretHasher;
+    /** A streaming replica's pool for the reads `readPool` names (default: `pool`). */
+    readPool?: DatabasePool;
   } = {},
 ): AppDeps {
   const clock = options.clock ?? (() => new Date());
   const logError: AppDeps['logError'] = options.logError ?? ((message, error) => console.error(message, error));
+  const readPool = options.readPool ?? pool;
   return {
     pool,
+    readPool,
+    readDevices: readPool === pool ? createDeviceQueries(pool) : createDeviceQueries(readPool),
     store: createEventStore(pool),
     clock,
     adminTokens: createAdminTokens(pool),

@@ -83,6 +83,8 @@ export type MqttDependencies = {
   secrets: SecretHasher;
   /** The app's metrics registry (none: no metrics). */
   registry?: Registry;
+  /** In a cluster worker (WORKERS > 1) with an external broker: its index, for a client id of its own. */
+  workerIndex?: number;
 };
 
 /** The target version a notice carries (infra target-push's TargetNotice); null when it is not one. */
@@ -225,7 +227,11 @@ export async function startMqttTransport(settings: MqttSettings, deps: MqttDepen
       url: settings.MQTT_URL,
       username: settings.MQTT_ADMIN_USERNAME,
       password: settings.MQTT_ADMIN_PASSWORD,
-      clientId: settings.MQTT_CLIENT_ID ?? `devicetrail-${hostname()}-${settings.PORT}`,
+      // each cluster worker subscribes as a client of its own (the broker would end a second
+      // session with the same id)
+      clientId: `${settings.MQTT_CLIENT_ID ?? `devicetrail-${hostname()}-${settings.PORT}`}${
+        deps.workerIndex === undefined ? '' : `-w${deps.workerIndex}`
+      }`,
       subscribers: settings.MQTT_SUBSCRIBERS,
       onReport: (uuid, packet) => onReport({ uuid, remoteAddress: null }, packet),
       onError: logError,

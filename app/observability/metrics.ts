@@ -65,7 +65,19 @@ export function partitionDaysAhead(names: readonly string[], now: Date): number 
 }
 
 /** Creates a registry with every devicetrail metric; `pool` feeds the pool and partition gauges. */
-export function createMetrics(options: { pool?: DatabasePool; clock?: () => Date; defaultMetrics?: boolean } = {}) {
+export function createMetrics(
+  options: {
+    pool?: DatabasePool;
+    clock?: () => Date;
+    defaultMetrics?: boolean;
+    /**
+     * In a cluster worker (WORKERS > 1): its index, counted per request in
+     * devicetrail_worker_http_requests_total, and how /metrics gathers every worker's metrics
+     * (app/cluster/worker-ipc.ts asks the primary).
+     */
+    worker?: { index: number; exposition: () => Promise<string> };
+  } = {},
+) {
   const registry = new Registry();
   const clock = options.clock ?? (() => new Date());
   if (options.defaultMetrics !== false) {
@@ -107,6 +119,14 @@ export function createMetrics(options: { pool?: DatabasePool; clock?: () => Date
     registers: [registry],
   });
   const fieldLabel = fieldLabeler();
+  // in a cluster, which worker (and process) answered: the primary sums the other counters
+  const workerRequests = options.worker === undefined ? null : new Counter({
+    name: 'devicetrail_worker_http_requests_total',
+    help: 'HTTP requests answered by each worker process (WORKERS > 1)',
+    labelNames: ['worker', 'pid'] as const,
+    registers: [registry],
+  });
+  const workerLabels = { worker: String(options.worker?.index ?? 0), pid: String(process.pid) };
   const batchSize = new Histogram({
     name: 'devicetrail_append_batch_size',
     help: 'Events per append (one append is one compare-and-set on a stream)',
@@ -118,6 +138,8 @@ export function createMetrics(options: { pool?: DatabasePool; clock?: () => Date
     help: 'Events a listener has not handled yet',
     labelNames: ['listener'] as const,
     registers: [registry],
+    // across cluster workers: the lag is the database's, the same wherever it is read
+    aggregator: 'max',
     async collect() {
       this.reset();
       for (const [listener, reading] of await readLag()) this.set({ listener }, reading.events);
@@ -128,6 +150,7 @@ export function createMetrics(options: { pool?: DatabasePool; clock?: () => Date
     help: 'Age of the oldest event a listener has not handled yet (0 when caught up)',
     labelNames: ['listener'] as const,
     registers: [registry],
+    aggregator: 'max',
     async collect() {
       this.reset();
       for (const [listener, reading] of await readLag()) {
@@ -158,6 +181,7 @@ export function createMetrics(options: { pool?: DatabasePool; clock?: () => Date
       name: 'devicetrail_events_partitions',
       help: 'Day partitions of the events table',
       registers: [registry],
+      aggregator: 'max',
       async collect() {
         // database unavailable: keep the last value; /readyz reports the outage
         await partitionNames().then((names) => this.set(names.length), () => undefined);
@@ -167,6 +191,7 @@ export function createMetrics(options: { pool?: DatabasePool; clock?: () => Date
       name: 'devicetrail_events_partition_days_ahead',
       help: 'Consecutive days after today that already have an events partition',
       registers: [registry],
+      aggregator: 'max',
       async collect() {
         await partitionNames().then((names) => this.set(partitionDaysAhead(names, clock())), () => undefined);
       },
@@ -188,6 +213,8 @@ export function createMetrics(options: { pool?: DatabasePool; clock?: () => Date
 
   return {
     registry,
+    /** The text /metrics serves: this registry, or in a cluster worker every worker's, summed. */
+    exposition: options.worker?.exposition ?? (() => registry.metrics()),
     /** Counts stored events (called after each successful append). */
     recordAppend(events: readonly Pick<StoredEvent, 'event_type' | 'aggregate_type'>[]): void {
       if (events.length === 0) return;
@@ -206,6 +233,7 @@ export function createMetrics(options: { pool?: DatabasePool; clock?: () => Date
           const labels = { method: ctx.method, route: routeOf(ctx), status: String(ctx.status) };
           stop(labels);
           requests.inc(labels);
+          workerRequests?.inc(workerLabels);
           const ignored = ctx.state['ignoredFields'] as string[] | undefined;
           for (const path of ignored ?? []) ignoredFields.inc({ route: labels.route, field: fieldLabel(path) });
         }

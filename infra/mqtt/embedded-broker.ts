@@ -182,7 +182,9 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
   const server: Server = createServer(broker.handle);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, options.host, () => {
+    // exclusive: in a cluster worker (WORKERS > 1) the broker binds its own socket, not one
+    // the primary shares out: the broker exists in exactly one process (app/cluster/primary.ts)
+    server.listen({ port: options.port, host: options.host, exclusive: true }, () => {
       server.off('error', reject);
       resolve();
     });

@@ -3,7 +3,8 @@
 import { readFile } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import test from 'ava';
-import { ConfigError, loadConfig } from '../../app/config.ts';
+import { availableParallelism } from 'node:os';
+import { ConfigError, loadConfig, workerIndex } from '../../app/config.ts';
 
 test('defaults apply when nothing is set', (t) => {
   const config = loadConfig({});
@@ -23,6 +24,15 @@ test('defaults apply when nothing is set', (t) => {
   });
   t.is(config.DATABASE_URL, undefined);
   t.is(config.METRICS_TOKEN, undefined);
+});
+
+test('WORKERS: one per core by default (on Node), as many as asked, and the worker index only from the primary', (t) => {
+  t.is(loadConfig({}).WORKERS, availableParallelism());
+  t.is(loadConfig({ WORKERS: '3' }).WORKERS, 3);
+  t.is(workerIndex({}), null);
+  t.is(workerIndex({ DEVICETRAIL_WORKER: '2' }), 2);
+  t.is(workerIndex({ DEVICETRAIL_WORKER: '0' }), null);
+  t.is(workerIndex({ DEVICETRAIL_WORKER: 'x' }), null);
 });
 
 test('values are coerced and empty strings count as unset', (t) => {
@@ -47,6 +57,8 @@ test('a bad variable is named in the error, with the problem', (t) => {
       ['SHUTDOWN_TIMEOUT_MS', '5', /SHUTDOWN_TIMEOUT_MS: Number must be greater than or equal to 100/],
       ['DATABASE_URL', 'not a url', /DATABASE_URL: Invalid url/],
       ['NODE_ENV', 'staging', /NODE_ENV: Invalid enum value/],
+      ['WORKERS', '0', /WORKERS: Number must be greater than or equal to 1/],
+      ['WORKERS', 'many', /WORKERS: Expected number/],
     ] as const
   ) {
     const error = t.throws(() => loadConfig({ [name]: value }), { instanceOf: ConfigError });

@@ -111,6 +111,7 @@ test.serial('SIGTERM: a request in flight completes with 2xx, new connections ar
     LOG_FORMAT: 'json',
     LOG_LEVEL: 'info',
     SHUTDOWN_TIMEOUT_MS: '30000',
+    WORKERS: '1', // one process: test/ops/cluster.test.ts drains several
   };
   const base = `http://127.0.0.1:${env.PORT}`;
 

@@ -47,6 +47,8 @@ export async function startService(options: ServiceOptions): Promise<ServiceProc
       NODE_ENV: 'production',
       // the embedded MQTT broker on any free port: 1884 may be taken (issue #18)
       MQTT_PORT: '0',
+      // one process (the crash and outage drills kill it); the cluster tests pass WORKERS
+      WORKERS: '1',
       ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

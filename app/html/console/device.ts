@@ -484,7 +484,8 @@ function connectionSection(d: DeviceViewLike, t: DeviceTransport, now: Date): st
   else if (t.mqtt_credential_issued_at === null) mqtt = `${badge('No credential', 'off')} the device uses HTTP`;
   else if (t.connected === true) mqtt = `${badge('Connected', 'ok')} to the embedded broker`;
   else if (t.connected === false) mqtt = `${badge('Not connected', 'warn')} to the embedded broker`;
-  else mqtt = `${badge('Unknown', 'off')} (the external broker does not say)`;
+  else if (t.mqtt_mode === 'external') mqtt = `${badge('Unknown', 'off')} (the external broker does not say)`;
+  else mqtt = `${badge('Unknown', 'off')} (the embedded broker runs in another worker process)`;
   const credential = t.mqtt_credential_issued_at === null
     ? '<span class="muted">none</span>'
     : `issued ${when(t.mqtt_credential_issued_at, now)}`;

@@ -158,7 +158,9 @@ export function consolePublicRoutes(router: Router, deps: AppDeps): void {
 
 /** Registers the console pages on the console router (its admin guard authenticates). */
 export function consolePageRoutes(router: Router, deps: AppDeps): void {
-  const source = createReplayQueries(deps.pool, { clock: deps.clock });
+  // history and analytics read the replica when there is one; the device row itself, and the
+  // operator's own objects (keys, webhooks, listeners), the primary (a page after a change)
+  const source = createReplayQueries(deps.readPool, { clock: deps.clock });
 
   const page = (
     ctx: Context,
@@ -176,9 +178,9 @@ export function consolePageRoutes(router: Router, deps: AppDeps): void {
     const filter: FleetFilter = { q: query.q, fleet: query.fleet, show: query.show, page: query.page };
     const fleet = filter.fleet === '' ? {} : { fleet_id: filter.fleet };
     const [counts, fleets, list] = await Promise.all([
-      deps.devices.counts(fleet),
-      deps.devices.fleets(),
-      deps.devices.list({
+      deps.readDevices.counts(fleet),
+      deps.readDevices.fleets(),
+      deps.readDevices.list({
         ...fleet,
         ...(filter.q === '' ? {} : { search: filter.q }),
         ...(filter.show === 'drifting' ? { in_sync: false } : {}),
@@ -385,7 +387,7 @@ export function consolePageRoutes(router: Router, deps: AppDeps): void {
       iso: string,
     ) => (windowMs <= 86_400_000 ? iso.slice(11, 16) : `${iso.slice(5, 10)} ${iso.slice(11, 16)}`);
     const series = async (type: string) =>
-      (await eventSeries(deps.pool, type, analytics.window, 24)).map((b) => ({
+      (await eventSeries(deps.readPool, type, analytics.window, 24)).map((b) => ({
         from: b.from,
         label: `${label(b.from)} UTC`,
         value: b.count,

@@ -135,7 +135,8 @@ export function feedRoutes(router: Router, deps: AppDeps): void {
     const query = parseOr400(feedQuery, ctx.query, 'query');
     const cursor = query.after === undefined ? START_CURSOR : cursorOr400(query.after, 'query.after');
     const filter = toFilter(query);
-    const batch = await readFeedBatch(deps.pool, cursor, { limit: query.limit, ...(filter ? { filter } : {}) });
+    // on the replica when there is one: its horizon holds back what the replica has not seen committed
+    const batch = await readFeedBatch(deps.readPool, cursor, { limit: query.limit, ...(filter ? { filter } : {}) });
     ctx.set('Cache-Control', 'no-store');
     ctx.body = {
       events: batch.items.map((item) => feedEventJson(item.event)),
@@ -145,7 +146,7 @@ export function feedRoutes(router: Router, deps: AppDeps): void {
   });
 
   // one reader of the feed for every stream of this app (issue #16), and their caps
-  const hub = createFeedHub(deps.pool, {
+  const hub = createFeedHub(deps.readPool, {
     draining: () => processShutdown.draining,
     onError: (message, error) => deps.logError(message, error),
   });

@@ -18,6 +18,6 @@ export function metricsRoutes(router: Router, deps: AppDeps, metrics: Metrics, m
     if (!isMetricsToken) await requireAdmin(ctx, deps);
     ctx.set('Content-Type', metrics.registry.contentType);
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = await metrics.registry.metrics();
+    ctx.body = await metrics.exposition();
   });
 }

@@ -61,7 +61,8 @@ async function mapped<T>(work: () => Promise<T>): Promise<T> {
 
 /** Registers the replay and analytics endpoints on the admin router (its guard authenticates). */
 export function replayRoutes(router: Router, deps: AppDeps): void {
-  const source = createReplayQueries(deps.pool, { clock: deps.clock });
+  // on the replica when there is one: the log as of now, not the caller's own write
+  const source = createReplayQueries(deps.readPool, { clock: deps.clock });
 
   router.get('/devices/:uuid/state', async (ctx: Context) => {
     const uuid = uuidParam(ctx);
@@ -91,7 +92,7 @@ export function replayRoutes(router: Router, deps: AppDeps): void {
     // what the device logged around each drift start (issue #15), when asked for
     const logs = logsWindow === undefined
       ? undefined
-      : await timelineLogs(deps.pool, uuid, drift, parseDuration(logsWindow)!);
+      : await timelineLogs(deps.readPool, uuid, drift, parseDuration(logsWindow)!);
     ctx.type = 'text/html; charset=utf-8';
     ctx.set(
       'Content-Security-Policy',
