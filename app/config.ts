@@ -1,5 +1,7 @@
 // Configuration: every environment variable devicetrail reads, validated in one place.
+import { isIP } from 'node:net';
 import { z } from 'zod';
+import { MIN_PEPPER_LENGTH } from '../infra/devices/credentials.ts';
 
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 
@@ -130,6 +132,27 @@ const schema = z.object({
   LOGS_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(14),
   LOGS_BODY_LIMIT_KB: z.coerce.number().int().min(1).max(102_400).default(1024),
   LOGS_RATE_LIMIT: rateLimit.default('6000/1m'),
+  // online key guessing (issue #16, finding 8): failed authentications per client address and
+  // per key prefix (its first 8 characters) in a sliding window; beyond, 429 with Retry-After
+  // before any key is looked at. Stored credential hashes are HMAC-SHA-256 keyed with
+  // CREDENTIAL_PEPPER, else with DATA_DIR/credential-pepper (generated once, 0600)
+  AUTH_FAILURE_LIMIT_PER_ADDRESS: rateLimit.default('60/1m'),
+  AUTH_FAILURE_LIMIT_PER_KEY_PREFIX: rateLimit.default('20/1m'),
+  CREDENTIAL_PEPPER: z.string().min(MIN_PEPPER_LENGTH, `must be at least ${MIN_PEPPER_LENGTH} characters`).max(1024)
+    .optional(),
+  // X-Request-Id (issue #16, finding 12): kept as sent only from these peer addresses (comma
+  // separated; a proxy that sets it); from anyone else it gets a unique suffix
+  TRUSTED_PROXIES: z.string().transform((text, ctx) => {
+    const addresses = text.split(',').map((a) => a.trim()).filter((a) => a !== '');
+    const bad = addresses.filter((a) => isIP(a) === 0);
+    if (bad.length > 0) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: `must be IP addresses, comma separated; not ${bad.join(', ')}`,
+      });
+    }
+    return addresses;
+  }).default(''),
 });
 
 /** Validated configuration. */

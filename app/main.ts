@@ -11,6 +11,7 @@ import { ensurePartitionsAhead } from '../infra/event-store/partitions.ts';
 import { createReconciliationSweeper } from '../infra/devices/reconciliation-sweeper.ts';
 import { createSnapshotter } from '../infra/replay/snapshotter.ts';
 import { bootstrapAdminToken } from './bootstrap.ts';
+import { assertPepperFitsDatabase, loadCredentialPepper } from './credential-pepper.ts';
 import { type Config, ConfigError, loadConfig } from './config.ts';
 import { openDatabase } from './database-target.ts';
 import { createHttpServer } from './http/server.ts';
@@ -34,6 +35,11 @@ async function main(config: Config, logger: Logger): Promise<void> {
   const pool = await createDatabasePool(database.url, { maximumPoolSize: config.DB_POOL_SIZE });
   onShutdown('database pool', () => pool.end());
   await ensurePartitionsAhead(pool, new Date(), config.PARTITION_DAYS_AHEAD);
+  const pepper = await loadCredentialPepper(config);
+  await assertPepperFitsDatabase(pool, pepper);
+  log(
+    `credential hashes: HMAC-SHA-256 with the pepper from ${pepper.source}${pepper.created ? ' (generated now)' : ''}`,
+  );
   // hourly: partitions ahead (keeps /readyz's "partitions ahead" true) and retention (issue #6)
   const maintenance = createMaintenanceJob(pool, {
     clock: () => new Date(),
@@ -48,6 +54,11 @@ async function main(config: Config, logger: Logger): Promise<void> {
   maintenance.start();
   onShutdown('partition maintenance and retention', () => maintenance.stop());
   const deps = createDeps(pool, {
+    credentialPepper: pepper.pepper,
+    authThrottle: {
+      perAddress: config.AUTH_FAILURE_LIMIT_PER_ADDRESS,
+      perKeyPrefix: config.AUTH_FAILURE_LIMIT_PER_KEY_PREFIX,
+    },
     bodyLimitKb: config.BODY_LIMIT_KB,
     liveStreams: {
       maxStreams: config.SSE_MAX_STREAMS,
@@ -69,6 +80,7 @@ async function main(config: Config, logger: Logger): Promise<void> {
       store: deps.store,
       clock: deps.clock,
       registry: metrics.registry,
+      hasher: deps.credentials,
       log: (level, message, err) => logger[level](err === undefined ? {} : { err }, message),
     });
     onShutdown('mqtt transport', () => mqtt.stop());
@@ -96,6 +108,7 @@ async function main(config: Config, logger: Logger): Promise<void> {
       deviceLogs: config.LOGS_RATE_LIMIT,
     },
     requestTimeoutMs: config.REQUEST_TIMEOUT,
+    trustedProxies: config.TRUSTED_PROXIES,
     ...(config.METRICS_TOKEN === undefined ? {} : { metricsToken: config.METRICS_TOKEN }),
   });
   const server: Server = await new Promise((resolve, reject) => {

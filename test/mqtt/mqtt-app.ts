@@ -47,6 +47,7 @@ export async function startMqttApp(options: MqttAppOptions = {}) {
       store: app.deps.store,
       clock: () => new Date(),
       registry,
+      hasher: app.deps.credentials,
       log: (level, message, error) => {
         logs.push(`${level}: ${message}${error === undefined ? '' : ` ${String(error)}`}`);
       },

@@ -236,11 +236,10 @@ async function withoutCredentials(
     const example = routeExamples[route]?.(fixture) ?? { method, path: pattern.replace(/:\w+/g, () => randomUUID()) };
     const [path, query] = example.path.split('?') as [string, string | undefined];
     for (const spelling of [example.path, `${path.toUpperCase()}${query === undefined ? '' : `?${query}`}`]) {
-      const requestId = randomUUID();
-      const response = await request({ ...example, path: spelling, headers: { 'X-Request-Id': requestId } });
+      const response = await request({ ...example, path: spelling, headers: { 'X-Request-Id': randomUUID() } });
       if (response.status !== 401) {
         open.push(`${route} as ${spelling}: ${response.status} ${response.text.slice(0, 100)}`);
-      } else if (spelling === example.path) refused.set(route, requestId);
+      } else if (spelling === example.path) refused.set(route, String(response.headers['x-request-id']));
     }
   }
   return { open, refused };

@@ -173,7 +173,7 @@ export function buildOpenApi(docs: readonly RouteDoc[]): OpenApiDocument {
       title: 'devicetrail',
       version: packageVersion(),
       description: 'A fleet API for IoT devices whose source of truth is an append-only event log. JSON in and out; ' +
-        'credentials are bearer secrets (`Authorization: Bearer …`); every answer carries `X-Request-Id` (an incoming sane one is kept). ' +
+        'credentials are bearer secrets (`Authorization: Bearer …`); every answer carries `X-Request-Id` (an incoming sane one is kept as sent from a TRUSTED_PROXIES peer, otherwise suffixed to stay unique). ' +
         'Errors are `{"error": {code, message, details?}}`; a rejected request writes nothing.',
     },
     tags: [...new Set(docs.map((d) => d.tag))].map((name) => ({ name })),

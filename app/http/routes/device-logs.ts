@@ -173,7 +173,7 @@ export function deviceLogRoutes(router: Router, deps: AppDeps, rate: RateLimit |
   const limit = `${deps.logsBodyLimitKb}kb`;
   const readBody = bodyParser({
     enableTypes: ['json', 'text'],
-    extendTypes: { text: NDJSON_TYPES },
+    extendTypes: { text: NDJSON_TYPES, json: ['+json'] },
     jsonLimit: limit,
     textLimit: limit,
     strict: true,
