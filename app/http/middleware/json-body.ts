@@ -11,25 +11,28 @@
 // middleware/input-limits.ts. A route that reads its own body (ctx.disableBodyParser, set
 // before this runs: device log uploads) is left to it.
 import type { Context, Next } from 'koa';
-import bodyParser from 'koa-bodyparser';
+import { bodyParser } from '@koa/bodyparser';
 import { requireJsonBody } from '../request.ts';
 import { assertWithinLimits } from './input-limits.ts';
 
 /** The media types parsed as JSON: application/json and every structured-syntax +json type (RFC 6839). */
 export const JSON_TYPES = ['application/json', '+json'];
 
+/** Methods whose bodies are read (all of them: a GET or DELETE body is held to the same rules). */
+export const PARSED_METHODS = ['GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH', 'DELETE'];
+
 /** The middleware: content type, parse within `limitKb`, shape limits. */
 export function jsonBodies(limitKb: number) {
   const checkType = requireJsonBody();
   const parse = bodyParser({
     enableTypes: ['json'],
+    // merged index by index with the package's own list, so the first two replace its first two
     extendTypes: { json: JSON_TYPES },
     jsonLimit: `${limitKb}kb`,
-    strict: true,
-    // let the error handler shape the response
-    onerror: (error) => {
-      throw error;
-    },
+    jsonStrict: true,
+    // every method, as koa-bodyparser 4 did (the package's default is POST, PUT and PATCH)
+    parsedMethods: PARSED_METHODS,
+    // no onError: a parse error is thrown to the error handler, which shapes the response
   });
   return async function readJsonBody(ctx: Context, next: Next): Promise<void> {
     await checkType(ctx, () =>
