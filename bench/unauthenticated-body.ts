@@ -94,7 +94,11 @@ if (values.serve !== undefined) {
         requests: Math.min(REQUESTS, 40),
       },
     ];
-    console.log(`\n${REQUESTS} requests per case (the last one fewer), ${(array.length / 1024).toFixed(0)} KiB bodies, one at a time`);
+    console.log(
+      `\n${REQUESTS} requests per case (the last one fewer), ${
+        (array.length / 1024).toFixed(0)
+      } KiB bodies, one at a time`,
+    );
     for (const c of cases) {
       const requests = c.requests ?? REQUESTS;
       for (let i = 0; i < 10; i += 1) await post(c.body, c.headers); // warm up
