@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { Buffer } from 'node:buffer';
 import { type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
-import { type CredentialHasher, findByHash, generateSecret, PEPPERED } from '../devices/credentials.ts';
+import { type CredentialHasher, findByHash, generateSecret, matchesHashes, PEPPERED } from '../devices/credentials.ts';
 
 /** Prefix of console session secrets (never accepted as a bearer token). */
 export const SESSION_SECRET_PREFIX = 'dts_';
@@ -14,6 +14,7 @@ export const SESSION_SECRET_PREFIX = 'dts_';
 const sessionRow = z.object({
   id: z.string(),
   hash: z.instanceof(Buffer),
+  scheme: z.enum(['sha256', 'hmac-sha256']),
   admin_token_id: z.string(),
   admin_name: z.string(),
   created_at: z.string(),
@@ -54,13 +55,15 @@ export function createConsoleSessions(pool: DatabasePool, hasher: CredentialHash
       const row = await findByHash(
         hasher,
         secret,
-        (hash, scheme) =>
+        (hashes) =>
           pool.maybeOne(sql.type(sessionRow)`
-            SELECT s.id, s.secret_hash AS hash, s.admin_token_id, t.name AS admin_name, s.created_at, s.expires_at
+            SELECT s.id, s.secret_hash AS hash, s.hash_scheme AS scheme, s.admin_token_id, t.name AS admin_name,
+                   s.created_at, s.expires_at
               FROM console_sessions s JOIN admin_tokens t ON t.id = s.admin_token_id
-             WHERE s.secret_hash = ${sql.binary(hash)} AND s.hash_scheme = ${scheme}
+             WHERE ${matchesHashes('s.secret_hash', 's.hash_scheme', hashes)}
                AND s.ended_at IS NULL AND s.expires_at > ${now.toISOString()}::timestamptz
-               AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())`),
+               AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
+             ORDER BY s.hash_scheme LIMIT 1`),
         async (old, peppered) => {
           await pool.query(sql.unsafe`
             UPDATE console_sessions SET secret_hash = ${sql.binary(peppered)}, hash_scheme = ${PEPPERED}
@@ -80,8 +83,9 @@ export function createConsoleSessions(pool: DatabasePool, hasher: CredentialHash
     async end(secret: string, now: Date): Promise<boolean> {
       const result = await pool.query(sql.unsafe`
         UPDATE console_sessions SET ended_at = ${now.toISOString()}
-         WHERE ((secret_hash = ${sql.binary(hasher.hash(secret))} AND hash_scheme = ${PEPPERED})
-             OR (secret_hash = ${sql.binary(hasher.legacy(secret))} AND hash_scheme = 'sha256'))
+         WHERE ${
+        matchesHashes('secret_hash', 'hash_scheme', { peppered: hasher.hash(secret), legacy: hasher.legacy(secret) })
+      }
            AND ended_at IS NULL`);
       return result.rowCount > 0;
     },

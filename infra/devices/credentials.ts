@@ -50,25 +50,39 @@ export function createCredentialHasher(pepper: string): CredentialHasher {
   };
 }
 
+/** The two stored forms of one secret: peppered, and legacy (before migration 014). */
+export type SecretHashes = { peppered: Buffer; legacy: Buffer };
+
 /**
- * Finds a row by its secret: by the peppered hash, else by the legacy one among rows still
- * stored that way, which `upgrade` then rewrites peppered (only while it is still legacy, so
- * two concurrent first logins both succeed). Null when neither matches.
+ * A WHERE condition matching a row that stores `hashes` as its scheme says, on the columns
+ * named (e.g. `k.key_hash`, `k.hash_scheme`): one statement finds either form.
  */
-export async function findByHash<T extends { hash: Buffer }>(
+export const matchesHashes = (hashColumn: string, schemeColumn: string, hashes: SecretHashes) => {
+  const hash = sql.identifier(hashColumn.split('.'));
+  const scheme = sql.identifier(schemeColumn.split('.'));
+  return sql.fragment`((${hash} = ${sql.binary(hashes.peppered)} AND ${scheme} = 'hmac-sha256')
+    OR (${hash} = ${sql.binary(hashes.legacy)} AND ${scheme} = 'sha256'))`;
+};
+
+/**
+ * Finds a row by its secret, in one statement (`find`, whose WHERE uses matchesHashes and which
+ * returns the row's hash and scheme): the peppered hash, or the legacy one of a row still
+ * stored that way, which `upgrade` then rewrites peppered (only while it is still legacy, so two
+ * concurrent first logins both succeed). The hash found is compared again in constant time.
+ */
+export async function findByHash<T extends { hash: Buffer; scheme: HashScheme }>(
   hasher: CredentialHasher,
   secret: string,
-  find: (hash: Buffer, scheme: HashScheme) => Promise<T | null>,
+  find: (hashes: SecretHashes) => Promise<T | null>,
   upgrade: (row: T, peppered: Buffer) => Promise<void>,
 ): Promise<T | null> {
-  const peppered = hasher.hash(secret);
-  const row = await find(peppered, PEPPERED);
-  if (row !== null) return sameHash(row.hash, peppered) ? row : null;
-  const legacy = hasher.legacy(secret);
-  const old = await find(legacy, 'sha256');
-  if (old === null || !sameHash(old.hash, legacy)) return null;
-  await upgrade(old, peppered);
-  return old;
+  const hashes = { peppered: hasher.hash(secret), legacy: hasher.legacy(secret) };
+  const row = await find(hashes);
+  if (row === null) return null;
+  if (row.scheme === PEPPERED) return sameHash(row.hash, hashes.peppered) ? row : null;
+  if (!sameHash(row.hash, hashes.legacy)) return null;
+  await upgrade(row, hashes.peppered);
+  return row;
 }
 
 /** True when two hashes are equal, in time independent of where they differ. */
@@ -77,7 +91,8 @@ export const sameHash = (a: Buffer, b: Buffer): boolean => a.length === b.length
 /** A new random secret with a prefix. */
 export const generateSecret = (prefix: string): string => `${prefix}${randomBytes(32).toString('base64url')}`;
 
-const adminTokenRow = z.object({ id: z.string(), name: z.string(), hash: z.instanceof(Buffer) });
+const schemeOf = z.enum(['sha256', 'hmac-sha256']);
+const adminTokenRow = z.object({ id: z.string(), name: z.string(), hash: z.instanceof(Buffer), scheme: schemeOf });
 const adminTokenListRow = z.object({
   id: z.string(),
   name: z.string(),
@@ -86,8 +101,8 @@ const adminTokenListRow = z.object({
   revoked_at: z.string().nullable(),
 });
 const rotatedRow = z.object({ id: z.string(), name: z.string(), lifetime_ms: z.number().nullable() });
-const deviceKeyRow = z.object({ uuid: z.string(), hash: z.instanceof(Buffer) });
-const storedKeyRow = z.object({ hash: z.instanceof(Buffer), scheme: z.enum(['sha256', 'hmac-sha256']) });
+const deviceKeyRow = z.object({ uuid: z.string(), hash: z.instanceof(Buffer), scheme: schemeOf });
+const storedKeyRow = z.object({ hash: z.instanceof(Buffer), scheme: schemeOf });
 const countRow = z.object({ count: z.number() });
 
 /** A new admin token: its id, name, the secret (visible only now) and when it expires (null: never). */
@@ -128,10 +143,11 @@ export function createAdminTokens(pool: DatabasePool, hasher: CredentialHasher) 
       const row = await findByHash(
         hasher,
         token,
-        (hash, scheme) =>
+        (hashes) =>
           pool.maybeOne(sql.type(adminTokenRow)`
-            SELECT id, name, token_hash AS hash FROM admin_tokens
-             WHERE token_hash = ${sql.binary(hash)} AND hash_scheme = ${scheme} AND ${usable}`),
+            SELECT id, name, token_hash AS hash, hash_scheme AS scheme FROM admin_tokens
+             WHERE ${matchesHashes('token_hash', 'hash_scheme', hashes)} AND ${usable}
+             ORDER BY hash_scheme LIMIT 1`),
         async (old, peppered) => {
           await pool.query(sql.unsafe`
             UPDATE admin_tokens SET token_hash = ${sql.binary(peppered)}, hash_scheme = ${PEPPERED}
@@ -196,10 +212,11 @@ export function createDeviceKeys(pool: DatabasePool, hasher: CredentialHasher) {
       const row = await findByHash(
         hasher,
         key,
-        (hash, scheme) =>
+        (hashes) =>
           pool.maybeOne(sql.type(deviceKeyRow)`
-            SELECT uuid, key_hash AS hash FROM device_credentials
-             WHERE key_hash = ${sql.binary(hash)} AND hash_scheme = ${scheme}`),
+            SELECT uuid, key_hash AS hash, hash_scheme AS scheme FROM device_credentials
+             WHERE ${matchesHashes('key_hash', 'hash_scheme', hashes)}
+             ORDER BY hash_scheme LIMIT 1`),
         async (old, peppered) => {
           await pool.query(sql.unsafe`
             UPDATE device_credentials SET key_hash = ${sql.binary(peppered)}, hash_scheme = ${PEPPERED}

@@ -9,7 +9,7 @@ import {
 import type { ProvisioningKeyEvent } from '../../domain/provisioning-key/events.ts';
 import type { AggregateAdapter } from '../event-store/command-handler.ts';
 import { streamHeadRow } from '../event-store/event-store.ts';
-import { type CredentialHasher, findByHash, PEPPERED } from './credentials.ts';
+import { type CredentialHasher, findByHash, matchesHashes, PEPPERED } from './credentials.ts';
 import { Buffer } from 'node:buffer';
 
 const loadRow = streamHeadRow.extend({ state: z.unknown() });
@@ -79,7 +79,12 @@ export async function insertKeyRow(
             ${state.max_devices}, ${state.created_at}::timestamptz, ${sql.jsonb(state as never)}, ${state.version})`);
 }
 
-const keyLookupRow = z.object({ id: z.string(), hash: z.instanceof(Buffer), state: z.unknown() });
+const keyLookupRow = z.object({
+  id: z.string(),
+  hash: z.instanceof(Buffer),
+  scheme: z.enum(['sha256', 'hmac-sha256']),
+  state: z.unknown(),
+});
 
 /** Provisioning key queries. */
 export function createProvisioningKeyQueries(pool: DatabasePool, hasher: CredentialHasher) {
@@ -89,10 +94,11 @@ export function createProvisioningKeyQueries(pool: DatabasePool, hasher: Credent
       const row = await findByHash(
         hasher,
         secret,
-        (hash, scheme) =>
+        (hashes) =>
           pool.maybeOne(sql.type(keyLookupRow)`
-            SELECT id, key_hash AS hash, state FROM provisioning_keys
-             WHERE key_hash = ${sql.binary(hash)} AND hash_scheme = ${scheme}`),
+            SELECT id, key_hash AS hash, hash_scheme AS scheme, state FROM provisioning_keys
+             WHERE ${matchesHashes('key_hash', 'hash_scheme', hashes)}
+             ORDER BY hash_scheme LIMIT 1`),
         async (old, peppered) => {
           await pool.query(sql.unsafe`
             UPDATE provisioning_keys SET key_hash = ${sql.binary(peppered)}, hash_scheme = ${PEPPERED}
