@@ -58,7 +58,7 @@ export type RouteDoc = {
   body?: ZodTypeAny;
   bodyOptional?: boolean;
   responses: Record<number, DocResponse>;
-  /** Error statuses besides the ones every route of its kind has (400, 401, 403, 413, 415, 503). */
+  /** Error statuses besides the ones every route of its kind has (400, 401, 403, 413, 415, 429, 503). */
   errors?: number[];
   /** When the one derived from the path would collide (the console's pages mirror API paths). */
   operationId?: string;
