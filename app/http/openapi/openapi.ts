@@ -36,7 +36,8 @@ const ERROR_TEXT: Record<number, string> = {
   412: 'If-Match does not match the current target version',
   413: 'request body larger than BODY_LIMIT_KB',
   415: 'request body is not JSON',
-  429: 'too many requests (a rate limit, or too many failed authentications from this address or key prefix: `too_many_failed_authentications`); retry after Retry-After seconds',
+  429:
+    'too many requests (a rate limit, or too many failed authentications from this address or key prefix: `too_many_failed_authentications`); retry after Retry-After seconds',
   503: 'database unavailable; retry after Retry-After seconds',
 };
 
