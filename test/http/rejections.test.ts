@@ -276,6 +276,14 @@ test.serial('without valid credentials the body is never read: a 250 KB invalid 
     });
     t.not(r.body.error.code, 'invalid_json');
   }
+  // nor its size: over BODY_LIMIT_KB without credentials is a 401, not a 413
+  const tooBig = `[${'1,'.repeat(200_000)}1]`; // 400 KB
+  await refused(t, 401, 'POST', path, { raw: tooBig, headers: { 'Content-Type': 'application/json' } });
+  await refused(t, 413, 'POST', path, {
+    token: app.adminToken,
+    raw: tooBig,
+    headers: { 'Content-Type': 'application/json' },
+  });
   // nor its content type: a text body without credentials is a 401, not a 415
   await refused(t, 401, 'POST', path, { raw: 'hello', headers: { 'Content-Type': 'text/plain' } });
   // a device route, and the device log upload that reads its own body, likewise
