@@ -1,7 +1,9 @@
 // Configuration: every environment variable devicetrail reads, validated in one place.
 import { Buffer } from 'node:buffer';
 import { availableParallelism } from 'node:os';
+import { isIP } from 'node:net';
 import { z } from 'zod';
+import { MIN_PEPPER_LENGTH } from '../infra/devices/credentials.ts';
 
 /** True under Deno, which has no working node:cluster: WORKERS is then 1. */
 export const isDeno = 'Deno' in globalThis;
@@ -168,6 +170,27 @@ const schema = z.object({
   // secrets (issue #15): environment values and secret config keys are hashed with this key
   // before anything is stored in the log; unset, a key is generated once in DATA_DIR/secrets-key
   SECRETS_KEY: secretsKey.optional(),
+  // online key guessing (issue #16, finding 8): failed authentications per client address and
+  // per key prefix (its first 8 characters) in a sliding window; beyond, 429 with Retry-After
+  // before any key is looked at. Stored credential hashes are HMAC-SHA-256 keyed with
+  // CREDENTIAL_PEPPER, else with DATA_DIR/credential-pepper (generated once, 0600)
+  AUTH_FAILURE_LIMIT_PER_ADDRESS: rateLimit.default('60/1m'),
+  AUTH_FAILURE_LIMIT_PER_KEY_PREFIX: rateLimit.default('20/1m'),
+  CREDENTIAL_PEPPER: z.string().min(MIN_PEPPER_LENGTH, `must be at least ${MIN_PEPPER_LENGTH} characters`).max(1024)
+    .optional(),
+  // X-Request-Id (issue #16, finding 12): kept as sent only from these peer addresses (comma
+  // separated; a proxy that sets it); from anyone else it gets a unique suffix
+  TRUSTED_PROXIES: z.string().transform((text, ctx) => {
+    const addresses = text.split(',').map((a) => a.trim()).filter((a) => a !== '');
+    const bad = addresses.filter((a) => isIP(a) === 0);
+    if (bad.length > 0) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: `must be IP addresses, comma separated; not ${bad.join(', ')}`,
+      });
+    }
+    return addresses;
+  }).default(''),
 });
 
 /** Validated configuration (WORKERS resolved to its default when unset). */

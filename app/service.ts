@@ -16,6 +16,7 @@ import { ensurePartitionsAhead } from '../infra/event-store/partitions.ts';
 import { createReconciliationSweeper } from '../infra/devices/reconciliation-sweeper.ts';
 import { createSnapshotter } from '../infra/replay/snapshotter.ts';
 import { bootstrapAdminToken } from './bootstrap.ts';
+import { assertPepperFitsDatabase, loadCredentialPepper } from './credential-pepper.ts';
 import { keepStoredTargetSecrets } from '../infra/secrets/secret-values.ts';
 import { secretHasherFor, SECRETS_KEY_FILE } from './secrets-key.ts';
 import type { Config } from './config.ts';
@@ -66,7 +67,16 @@ async function main(config: Config, logger: Logger, role: ServiceRole): Promise<
   }
   const pool = await createDatabasePool(database.url, { maximumPoolSize: poolSize, secrets: secrets.hash });
   onShutdown('database pool', () => pool.end());
+  // stored credential hashes are HMAC-SHA-256 with the pepper (issue #16, finding 8); in a
+  // cluster the primary has made it (if needed) and checked it against the database
+  const pepper = await loadCredentialPepper(config);
   if (single) {
+    await assertPepperFitsDatabase(pool, pepper);
+    log(
+      `credential hashes: HMAC-SHA-256 with the pepper from ${pepper.source}${
+        pepper.created ? ' (generated now)' : ''
+      }`,
+    );
     // in a cluster the primary has done this once, before forking the workers
     const kept = await keepStoredTargetSecrets(pool, secrets.hash, new Date().toISOString());
     if (kept > 0) log(`secrets: kept ${kept} value(s) of targets set before secrets were hashed`);
@@ -100,6 +110,11 @@ async function main(config: Config, logger: Logger, role: ServiceRole): Promise<
     onShutdown('partition maintenance and retention', () => maintenance.stop());
   }
   const deps = createDeps(pool, {
+    credentialPepper: pepper.pepper,
+    authThrottle: {
+      perAddress: config.AUTH_FAILURE_LIMIT_PER_ADDRESS,
+      perKeyPrefix: config.AUTH_FAILURE_LIMIT_PER_KEY_PREFIX,
+    },
     bodyLimitKb: config.BODY_LIMIT_KB,
     liveStreams: {
       maxStreams: config.SSE_MAX_STREAMS,
@@ -146,6 +161,7 @@ async function main(config: Config, logger: Logger, role: ServiceRole): Promise<
         clock: deps.clock,
         registry: metrics.registry,
         secrets,
+        hasher: deps.credentials,
         log: (level, message, err) => logger[level](err === undefined ? {} : { err }, message),
         ...(role.kind === 'worker' ? { workerIndex: role.index } : {}),
       });
@@ -185,6 +201,7 @@ async function main(config: Config, logger: Logger, role: ServiceRole): Promise<
       deviceLogs: config.LOGS_RATE_LIMIT,
     },
     requestTimeoutMs: config.REQUEST_TIMEOUT,
+    trustedProxies: config.TRUSTED_PROXIES,
     ...(config.METRICS_TOKEN === undefined ? {} : { metricsToken: config.METRICS_TOKEN }),
   });
   const server: Server = await new Promise((resolve, reject) => {

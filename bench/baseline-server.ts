@@ -2,7 +2,7 @@
 // an equivalent event row per request, nothing else (no auth, no validation, no fold).
 // Run by bench/ingest.ts: DATABASE_URL and PORT come from the environment.
 import Koa from 'koa';
-import bodyParser from 'koa-bodyparser';
+import { bodyParser } from '@koa/bodyparser';
 import pg from 'pg';
 import { randomUUID } from 'node:crypto';
 

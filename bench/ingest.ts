@@ -20,6 +20,7 @@ import { type LoadResult, runLoad } from './load.ts';
 import pg from 'pg';
 import { adminQuery, databaseUrl, freePort, startScratchServer } from '../infra/postgres/scratch-server.ts';
 import { benchMqtt } from './mqtt-bench.ts';
+import { createCredentialHasher } from '../infra/devices/credentials.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -295,6 +296,7 @@ try {
   const overMqtt = args.transport === 'mqtt'
     ? await benchMqtt({
       databaseUrl: url,
+      hasher: createCredentialHasher((await readFile(path.join(dataDir, 'credential-pepper'), 'utf8')).trim()),
       broker: `mqtt://127.0.0.1:${mqttPort}`,
       apiBase: base,
       adminToken: admin,

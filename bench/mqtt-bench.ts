@@ -4,6 +4,7 @@
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { issueCredential } from '../infra/mqtt/credentials-store.ts';
+import type { CredentialHasher } from '../infra/devices/credentials.ts';
 import { createDatabasePool } from '../infra/postgres/pool.ts';
 import type { LoadResult } from './load.ts';
 import { connectFleet, latencyFigures, measureTargetLatency, type MqttBenchDevice, runMqttLoad } from './mqtt-load.ts';
@@ -11,6 +12,8 @@ import { connectFleet, latencyFigures, measureTargetLatency, type MqttBenchDevic
 /** Runs the MQTT load and the target latency probe; returns the load, events stored and the latency text. */
 export async function benchMqtt<D extends { uuid: string }>(options: {
   databaseUrl: string;
+  /** The service's credential hasher (its pepper from its DATA_DIR): its broker checks passwords with it. */
+  hasher: CredentialHasher;
   broker: string;
   apiBase: string;
   adminToken: string;
@@ -35,7 +38,7 @@ export async function benchMqtt<D extends { uuid: string }>(options: {
     const byUuid = new Map(options.devices.map((d) => [d.uuid, d]));
     const devices: MqttBenchDevice[] = [];
     for (const device of options.devices) {
-      const credential = await issueCredential(pool, device.uuid);
+      const credential = await issueCredential(pool, options.hasher, device.uuid);
       if (credential === null) throw new Error(`no MQTT credential for ${device.uuid}`);
       devices.push(credential);
     }

@@ -10,15 +10,38 @@ import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { DatabasePool } from 'slonik';
-import { createAdminTokens } from '../../infra/devices/credentials.ts';
+import { createAdminTokens, createCredentialHasher, type CredentialHasher } from '../../infra/devices/credentials.ts';
+import { assertPepperFitsDatabase, loadCredentialPepper } from '../credential-pepper.ts';
 import { type Config, parseDuration } from '../config.ts';
 import { writePrivateFile } from './private-file.ts';
 
 type Command = {
   summary: string;
   usage: string;
-  run: (db: { pool: DatabasePool; config: Pick<Config, 'DATA_DIR'> }, argv: string[]) => Promise<number>;
+  run: (
+    db: { pool: DatabasePool; config: Pick<Config, 'DATA_DIR' | 'CREDENTIAL_PEPPER'> },
+    argv: string[],
+  ) => Promise<number>;
 };
+
+/**
+ * The admin tokens of the service's database. Commands that store a token hash it with the
+ * service's pepper (app/credential-pepper.ts); listing and revoking hash nothing and need none.
+ */
+async function adminTokensOf(
+  db: { pool: DatabasePool; config: Pick<Config, 'DATA_DIR' | 'CREDENTIAL_PEPPER'> },
+  hashes = true,
+) {
+  if (!hashes) return createAdminTokens(db.pool, NO_HASHING);
+  const pepper = await loadCredentialPepper(db.config);
+  await assertPepperFitsDatabase(db.pool, pepper);
+  return createAdminTokens(db.pool, createCredentialHasher(pepper.pepper));
+}
+
+const noPepper = (): never => {
+  throw new Error('this command hashes no credential and loaded no pepper');
+};
+const NO_HASHING: CredentialHasher = { hash: noPepper, legacy: noPepper, matches: noPepper };
 
 const MIN_LIFETIME_MS = 60_000;
 
@@ -51,7 +74,7 @@ export const createTokenCommand: Command = {
       console.error(`create-token: ${lifetimeMs}`);
       return 2;
     }
-    const created = await createAdminTokens(db.pool).create(
+    const created = await (await adminTokensOf(db)).create(
       values.name.trim(),
       lifetimeMs === undefined ? {} : { lifetimeMs },
     );
@@ -69,7 +92,7 @@ export const listTokensCommand: Command = {
   usage: 'list-tokens',
   async run(db) {
     const now = Date.now();
-    for (const t of await createAdminTokens(db.pool).list()) {
+    for (const t of await (await adminTokensOf(db, false)).list()) {
       const expires = t.expires_at === null
         ? ''
         : Date.parse(t.expires_at) <= now
@@ -95,7 +118,7 @@ export const revokeTokenCommand: Command = {
       console.error('revoke-token: give the token id or name');
       return 2;
     }
-    const n = await createAdminTokens(db.pool).revoke(which);
+    const n = await (await adminTokensOf(db, false)).revoke(which);
     console.log(`revoked ${n} token(s)`);
     return n > 0 ? 0 : 1;
   },
@@ -123,7 +146,7 @@ export const rotateTokenCommand: Command = {
     }
     let rotated;
     try {
-      rotated = await createAdminTokens(db.pool).rotate(which, lifetimeMs === undefined ? {} : { lifetimeMs });
+      rotated = await (await adminTokensOf(db)).rotate(which, lifetimeMs === undefined ? {} : { lifetimeMs });
     } catch (error) {
       console.error(`rotate-token: ${(error as Error).message}`);
       return 1;

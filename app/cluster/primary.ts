@@ -22,7 +22,8 @@ import { AggregatorRegistry } from 'prom-client';
 import { migrate } from '../../infra/postgres/migrate.ts';
 import { createDatabasePool } from '../../infra/postgres/pool.ts';
 import { ensurePartitionsAhead } from '../../infra/event-store/partitions.ts';
-import { createAdminTokens } from '../../infra/devices/credentials.ts';
+import { createAdminTokens, createCredentialHasher } from '../../infra/devices/credentials.ts';
+import { assertPepperFitsDatabase, loadCredentialPepper } from '../credential-pepper.ts';
 import { bootstrapAdminToken } from '../bootstrap.ts';
 import { keepStoredTargetSecrets } from '../../infra/secrets/secret-values.ts';
 import { secretHasherFor, SECRETS_KEY_FILE } from '../secrets-key.ts';
@@ -186,9 +187,18 @@ export function runPrimary(config: Config, logger: Logger): void {
       await ensurePartitionsAhead(pool, new Date(), config.PARTITION_DAYS_AHEAD);
       const kept = await keepStoredTargetSecrets(pool, secrets.hash, new Date().toISOString());
       if (kept > 0) log(`secrets: kept ${kept} value(s) of targets set before secrets were hashed`);
+      // the credential pepper, made here once before the workers read it (issue #16, finding 8)
+      const pepper = await loadCredentialPepper(config);
+      await assertPepperFitsDatabase(pool, pepper);
+      log(
+        `credential hashes: HMAC-SHA-256 with the pepper from ${pepper.source}${
+          pepper.created ? ' (generated now)' : ''
+        }`,
+      );
+      const credentials = createCredentialHasher(pepper.pepper);
       // the token goes to a human at a terminal, never into collected logs
       await bootstrapAdminToken(
-        createAdminTokens(pool),
+        createAdminTokens(pool, credentials),
         config.DATA_DIR,
         (line) =>
           process.stdout.isTTY ? console.log(line) : logger.warn(

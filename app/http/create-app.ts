@@ -1,8 +1,8 @@
-// The Koa app factory: one error handler on top, JSON-only bodies, the public routes, then the
-// versioned routers, one per kind of caller, each behind its one guard.
+// The Koa app factory: one error handler on top, the public routes, then the versioned
+// routers, one per kind of caller, each behind its one guard, which runs before the JSON body
+// is read (middleware/json-body.ts: a request without credentials never has its body parsed).
 import Koa from 'koa';
 import { Router } from '@koa/router';
-import bodyParser from 'koa-bodyparser';
 import { adminRoutes } from './routes/admin-devices.ts';
 import type { AppDeps } from './deps.ts';
 import { deviceRoutes, registrationRoutes } from './routes/device.ts';
@@ -26,7 +26,8 @@ import {
 } from './middleware/rate-limit.ts';
 import { replayRoutes } from './routes/replay.ts';
 import { requestDeadline } from './middleware/request-deadline.ts';
-import { requestId, requireJsonBody } from './request.ts';
+import { requestId } from './request.ts';
+import { jsonBodies } from './middleware/json-body.ts';
 import { routeDocs } from './openapi/route-docs.ts';
 import { closeConnectionsWhenDraining, processShutdown, type ShutdownRegistry } from '../shutdown.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
@@ -54,15 +55,20 @@ export type AppOptions = {
   rateLimits?: RateLimits;
   /** A handler that has not answered by then gets a 503 (REQUEST_TIMEOUT); none by default. */
   requestTimeoutMs?: number;
+  /** Peer addresses whose X-Request-Id is kept as sent (TRUSTED_PROXIES); none by default. */
+  trustedProxies?: readonly string[];
 };
 
-/** A router under /api/v1 whose every route, also one added later, answers only callers of `type`. */
+/**
+ * A router under /api/v1 whose every route, also one added later, answers only callers of
+ * `type`; the JSON body is read after the guard let the caller through.
+ */
 function guardedRouter(type: Principal['type'], deps: AppDeps): Router {
   const router = new Router({ prefix: '/api/v1' });
   // the path '' and not none: on a prefixed router @koa/router 15 matches a path-less `use`
   // case-sensitively while its routes match case-insensitively, so GET /API/V1/DEVICES would
   // reach the route without the guard (test/reliability/auth-matrix.test.ts sends both spellings)
-  router.use('', guard(type, deps));
+  router.use('', guard(type, deps), jsonBodies(deps.bodyLimitKb));
   return router;
 }
 
@@ -72,7 +78,7 @@ export function createApp(appDeps: AppDeps, options: AppOptions = {}): Koa {
   const metrics = options.metrics ?? createMetrics({ pool: appDeps.pool, clock: appDeps.clock, defaultMetrics: false });
   const deps: AppDeps = { ...appDeps, store: instrumentStore(appDeps.store, metrics) };
   const shutdown = options.shutdown ?? processShutdown;
-  app.use(requestId());
+  app.use(requestId(options.trustedProxies ?? []));
   app.use(logRequests(options.logger ?? silentLogger(), { enabled: options.logRequests ?? true }));
   app.use(metrics.measureRequests());
   app.use(closeConnectionsWhenDraining(shutdown));
@@ -82,17 +88,7 @@ export function createApp(appDeps: AppDeps, options: AppOptions = {}): Koa {
     ),
   );
   app.use(deviceLogBodies()); // NDJSON log uploads are read by their route (issue #15)
-  app.use(requireJsonBody());
-  app.use(bodyParser({
-    enableTypes: ['json'],
-    jsonLimit: `${deps.bodyLimitKb}kb`,
-    strict: true,
-    // let the error handler shape the response
-    onerror: (error) => {
-      throw error;
-    },
-  }));
-  app.use(inputLimits());
+  app.use(inputLimits()); // path and query here; bodies once read, after authentication
   if (options.requestTimeoutMs !== undefined) {
     app.use(
       requestDeadline(
@@ -141,7 +137,7 @@ export function createApp(appDeps: AppDeps, options: AppOptions = {}): Koa {
   // the admin console (issue #17): pages at / and its session, for admins (a session cookie or
   // an admin token); a browser without a session is sent to /sign-in
   const adminConsole = new Router();
-  adminConsole.use(htmlErrorPages(), signInRedirect(deps), guard('admin', deps));
+  adminConsole.use(htmlErrorPages(), signInRedirect(deps), guard('admin', deps), jsonBodies(deps.bodyLimitKb));
   consoleSessionRoutes(adminConsole, deps);
   consolePageRoutes(adminConsole, deps);
 

@@ -1,7 +1,12 @@
 // What the HTTP layer needs, built once per database pool and passed to every route.
 import { randomBytes } from 'node:crypto';
 import type { DatabasePool } from 'slonik';
-import { createAdminTokens, createDeviceKeys } from '../../infra/devices/credentials.ts';
+import {
+  createAdminTokens,
+  createCredentialHasher,
+  createDeviceKeys,
+  type CredentialHasher,
+} from '../../infra/devices/credentials.ts';
 import { createDeviceQueries } from '../../infra/devices/device-queries.ts';
 import { createEventStore, type EventStore } from '../../infra/event-store/event-store.ts';
 import { createProvisioningKeyQueries } from '../../infra/devices/provisioning-key-store.ts';
@@ -10,6 +15,7 @@ import { type ConsoleSessions, createConsoleSessions } from '../../infra/console
 import { createSecretHasher, type SecretHasher } from '../../infra/secrets/hasher.ts';
 import { DEFAULT_LIVE_STREAM_LIMITS, type LiveStreamLimits } from './live-streams.ts';
 import { createDeliveryRecorder, type DeliveryRecorder } from '../target-deliveries.ts';
+import { type AuthThrottle, type AuthThrottleLimits, createAuthThrottle } from './middleware/auth-throttle.ts';
 
 /** Dependencies of the app; `clock` is injectable so tests control time. */
 export type AppDeps = {
@@ -24,6 +30,10 @@ export type AppDeps = {
   readDevices: ReturnType<typeof createDeviceQueries>;
   store: EventStore;
   clock: () => Date;
+  /** Hashes every stored credential with the server's pepper (CREDENTIAL_PEPPER or DATA_DIR/credential-pepper). */
+  credentials: CredentialHasher;
+  /** Failed authentications per address and key prefix (AUTH_FAILURE_LIMIT*); null: not throttled. */
+  authThrottle: AuthThrottle | null;
   adminTokens: ReturnType<typeof createAdminTokens>;
   deviceKeys: ReturnType<typeof createDeviceKeys>;
   provisioningKeys: ReturnType<typeof createProvisioningKeyQueries>;
@@ -69,11 +79,21 @@ export type MqttCredentialIssuer = {
 /** The console's settings: `secureCookie` 'auto' marks the cookie Secure on HTTPS requests only. */
 export type ConsoleSettings = { sessionTtlMs: number; secureCookie: 'auto' | 'always' };
 
+/**
+ * The pepper of a process that is given none (tests, benchmarks): hashes made with it mean
+ * nothing to another process. The service always passes its own (app/credential-pepper.ts).
+ */
+const PROCESS_PEPPER = randomBytes(32).toString('base64url');
+
 /** Builds the dependencies for a pool. */
 export function createDeps(
   pool: DatabasePool,
   options: {
     clock?: () => Date;
+    /** The pepper credential hashes are keyed with; omitted: one made for this process. */
+    credentialPepper?: string;
+    /** Failed-authentication throttle limits; omitted: none. */
+    authThrottle?: AuthThrottleLimits;
     bodyLimitKb?: number;
     liveStreams?: Partial<LiveStreamLimits>;
     logError?: AppDeps['logError'];
@@ -90,21 +110,26 @@ export function createDeps(
   const clock = options.clock ?? (() => new Date());
   const logError: AppDeps['logError'] = options.logError ?? ((message, error) => console.error(message, error));
   const readPool = options.readPool ?? pool;
+  const credentials = createCredentialHasher(options.credentialPepper ?? PROCESS_PEPPER);
   return {
     pool,
     readPool,
     readDevices: readPool === pool ? createDeviceQueries(pool) : createDeviceQueries(readPool),
     store: createEventStore(pool),
     clock,
-    adminTokens: createAdminTokens(pool),
-    deviceKeys: createDeviceKeys(pool),
-    provisioningKeys: createProvisioningKeyQueries(pool),
+    credentials,
+    authThrottle: options.authThrottle === undefined
+      ? null
+      : createAuthThrottle(options.authThrottle, () => clock().getTime()),
+    adminTokens: createAdminTokens(pool, credentials),
+    deviceKeys: createDeviceKeys(pool, credentials),
+    provisioningKeys: createProvisioningKeyQueries(pool, credentials),
     devices: createDeviceQueries(pool),
     bodyLimitKb: options.bodyLimitKb ?? 256,
     liveStreams: { ...DEFAULT_LIVE_STREAM_LIMITS, ...options.liveStreams },
     logError,
     webhookPolicy: { ...DEFAULT_ADDRESS_POLICY, ...options.webhookPolicy },
-    consoleSessions: createConsoleSessions(pool),
+    consoleSessions: createConsoleSessions(pool, credentials),
     console: { sessionTtlMs: 8 * 3_600_000, secureCookie: 'auto', ...options.console },
     retentionDays: options.retentionDays ?? 90,
     logsBodyLimitKb: options.logsBodyLimitKb ?? 1024,

@@ -46,12 +46,31 @@ export function uuidParam(ctx: Context, name = 'uuid'): string {
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
-/** Gives each request an id (an incoming sane X-Request-Id is kept) and echoes it. */
-export function requestId() {
+/** An IPv4 peer as Node reports it on a dual-stack socket (::ffff:10.0.0.1) → 10.0.0.1. */
+const plainAddress = (address: string): string => address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+
+/**
+ * Gives each request an id and echoes it in X-Request-Id. A sane incoming X-Request-Id is kept
+ * as sent only from a trusted proxy (TRUSTED_PROXIES: the peer address is one of them); from
+ * anyone else it gets a suffix unique to this request (`<id>.<process>-<n>`), so a caller can
+ * still find its own id in the logs but two requests never share one (issue #16, finding 12).
+ * Without a sane one, a new uuid.
+ */
+export function requestId(trustedProxies: readonly string[] = []) {
+  const trusted = new Set(trustedProxies.map(plainAddress));
+  const processPart = randomUUID().slice(0, 8);
+  let sequence = 0;
   return async function assignRequestId(ctx: Context, next: Next): Promise<void> {
     const incoming = ctx.get('X-Request-Id');
-    ctx.state['requestId'] = REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    ctx.set('X-Request-Id', ctx.state['requestId'] as string);
+    let id: string;
+    if (!REQUEST_ID.test(incoming)) id = randomUUID();
+    else if (trusted.has(plainAddress(ctx.request.socket.remoteAddress ?? ''))) id = incoming;
+    else {
+      sequence += 1;
+      id = `${incoming}.${processPart}-${sequence.toString(36)}`;
+    }
+    ctx.state['requestId'] = id;
+    ctx.set('X-Request-Id', id);
     await next();
   };
 }

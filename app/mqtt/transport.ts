@@ -17,7 +17,13 @@ import { hostname } from 'node:os';
 import type { DatabasePool } from 'slonik';
 import { recordDeviceContact, touchContact } from '../../infra/devices/contact.ts';
 import type { EventStore } from '../../infra/event-store/event-store.ts';
-import { findCredential, issueCredential, passwordMatches } from '../../infra/mqtt/credentials-store.ts';
+import {
+  findCredential,
+  issueCredential,
+  passwordMatches,
+  upgradePasswordHash,
+} from '../../infra/mqtt/credentials-store.ts';
+import type { CredentialHasher } from '../../infra/devices/credentials.ts';
 import { type EmbeddedBroker, type ReportPacket, startEmbeddedBroker } from '../../infra/mqtt/embedded-broker.ts';
 import { connectExternalBroker, type ExternalBroker, redactMqttUrl } from '../../infra/mqtt/external-broker.ts';
 import { mqttUsername, rejectedTopic, targetTopic, uuidOfUsername } from '../../infra/mqtt/topics.ts';
@@ -85,6 +91,8 @@ export type MqttDependencies = {
   registry?: Registry;
   /** In a cluster worker (WORKERS > 1) with an external broker: its index, for a client id of its own. */
   workerIndex?: number;
+  /** Hashes MQTT passwords with the server's pepper (the same one the HTTP app uses). */
+  hasher: CredentialHasher;
 };
 
 /** The target version a notice carries (infra target-push's TargetNotice); null when it is not one. */
@@ -104,7 +112,7 @@ const wildcard = (host: string) => host === '0.0.0.0' || host === '::' || host =
 
 /** Starts the broker (or connects to the external one) and the listener; resolves once ready. */
 export async function startMqttTransport(settings: MqttSettings, deps: MqttDependencies): Promise<MqttTransport> {
-  const { pool, store, clock, log } = deps;
+  const { pool, store, clock, log, hasher } = deps;
   const logError = (message: string, error: unknown) => log('error', message, error);
   let metrics: MqttMetrics | null = null;
   let connected: () => number | null = () => null;
@@ -168,9 +176,10 @@ export async function startMqttTransport(settings: MqttSettings, deps: MqttDepen
           const uuid = username === undefined ? null : uuidOfUsername(username);
           if (uuid === null) return { refuse: 4, reason: 'unknown username' };
           const credential = await findCredential(pool, username!);
-          if (credential === null || !passwordMatches(credential, password)) {
+          if (credential === null || !passwordMatches(hasher, credential, password)) {
             return { refuse: 4, reason: 'bad username or password' };
           }
+          await upgradePasswordHash(pool, hasher, credential, password!);
           if (clientId !== mqttUsername(uuid)) return { refuse: 5, reason: 'client id must be the username' };
           if (!credential.isActive) {
             // a disabled device's refused call still shows it is alive
@@ -291,7 +300,7 @@ export async function startMqttTransport(settings: MqttSettings, deps: MqttDepen
     url,
     publicUrl,
     async issueCredentials(uuid, requestHost) {
-      const issued = await issueCredential(pool, uuid);
+      const issued = await issueCredential(pool, hasher, uuid);
       if (issued === null) return null;
       if (external !== null) {
         const stored = await findCredential(pool, issued.username);

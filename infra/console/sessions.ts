@@ -1,19 +1,20 @@
 // Console sessions (issue #17): a browser signs in with an admin token and gets a session
-// secret in a cookie; only the secret's sha-256 hash is stored (migration 008). A session is
+// secret in a cookie; only the secret's peppered hash is stored (migrations 008, 014). A session is
 // valid while it has not ended (sign out), has not expired, and its admin token is neither
 // revoked nor expired, so `npm run admin -- revoke-token` ends every session opened with it.
 import { randomUUID } from 'node:crypto';
 import { Buffer } from 'node:buffer';
 import { type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
-import { generateSecret, hashSecret, sameHash } from '../devices/credentials.ts';
+import { type CredentialHasher, findByHash, generateSecret, matchesHashes, PEPPERED } from '../devices/credentials.ts';
 
 /** Prefix of console session secrets (never accepted as a bearer token). */
 export const SESSION_SECRET_PREFIX = 'dts_';
 
 const sessionRow = z.object({
   id: z.string(),
-  secret_hash: z.instanceof(Buffer),
+  hash: z.instanceof(Buffer),
+  scheme: z.enum(['sha256', 'hmac-sha256']),
   admin_token_id: z.string(),
   admin_name: z.string(),
   created_at: z.string(),
@@ -29,7 +30,7 @@ export type ConsoleSession = {
 };
 
 /** Session queries; `now` is passed in so tests control expiry. */
-export function createConsoleSessions(pool: DatabasePool) {
+export function createConsoleSessions(pool: DatabasePool, hasher: CredentialHasher) {
   return {
     /** Opens a session for an admin token; the secret is returned here only. */
     async open(
@@ -39,8 +40,11 @@ export function createConsoleSessions(pool: DatabasePool) {
       const secret = generateSecret(SESSION_SECRET_PREFIX);
       const expiresAt = new Date(input.now.getTime() + input.ttlMs).toISOString();
       await pool.query(sql.unsafe`
-        INSERT INTO console_sessions (id, secret_hash, admin_token_id, created_at, expires_at, ip_address, user_agent)
-        VALUES (${id}, ${sql.binary(hashSecret(secret))}, ${input.adminTokenId}, ${input.now.toISOString()},
+        INSERT INTO console_sessions (id, secret_hash, hash_scheme, admin_token_id, created_at, expires_at, ip_address,
+                                      user_agent)
+        VALUES (${id}, ${
+        sql.binary(hasher.hash(secret))
+      }, ${PEPPERED}, ${input.adminTokenId}, ${input.now.toISOString()},
                 ${expiresAt}, ${input.ipAddress}, ${input.userAgent})`);
       return { id, secret, expires_at: expiresAt };
     },
@@ -48,15 +52,25 @@ export function createConsoleSessions(pool: DatabasePool) {
     /** The valid session with this secret at `now`, or null (unknown, ended, expired, token revoked). */
     async find(secret: string, now: Date): Promise<ConsoleSession | null> {
       if (!secret.startsWith(SESSION_SECRET_PREFIX)) return null;
-      const hash = hashSecret(secret);
-      const row = await pool.maybeOne(sql.type(sessionRow)`
-        SELECT s.id, s.secret_hash, s.admin_token_id, t.name AS admin_name, s.created_at, s.expires_at
-          FROM console_sessions s JOIN admin_tokens t ON t.id = s.admin_token_id
-         WHERE s.secret_hash = ${
-        sql.binary(hash)
-      } AND s.ended_at IS NULL AND s.expires_at > ${now.toISOString()}::timestamptz
-           AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())`);
-      if (row === null || !sameHash(row.secret_hash, hash)) return null;
+      const row = await findByHash(
+        hasher,
+        secret,
+        (hashes) =>
+          pool.maybeOne(sql.type(sessionRow)`
+            SELECT s.id, s.secret_hash AS hash, s.hash_scheme AS scheme, s.admin_token_id, t.name AS admin_name,
+                   s.created_at, s.expires_at
+              FROM console_sessions s JOIN admin_tokens t ON t.id = s.admin_token_id
+             WHERE ${matchesHashes('s.secret_hash', 's.hash_scheme', hashes)}
+               AND s.ended_at IS NULL AND s.expires_at > ${now.toISOString()}::timestamptz
+               AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
+             ORDER BY s.hash_scheme LIMIT 1`),
+        async (old, peppered) => {
+          await pool.query(sql.unsafe`
+            UPDATE console_sessions SET secret_hash = ${sql.binary(peppered)}, hash_scheme = ${PEPPERED}
+             WHERE id = ${old.id} AND hash_scheme = 'sha256'`);
+        },
+      );
+      if (row === null) return null;
       return {
         id: row.id,
         admin: { id: row.admin_token_id, name: row.admin_name },
@@ -69,7 +83,10 @@ export function createConsoleSessions(pool: DatabasePool) {
     async end(secret: string, now: Date): Promise<boolean> {
       const result = await pool.query(sql.unsafe`
         UPDATE console_sessions SET ended_at = ${now.toISOString()}
-         WHERE secret_hash = ${sql.binary(hashSecret(secret))} AND ended_at IS NULL`);
+         WHERE ${
+        matchesHashes('secret_hash', 'hash_scheme', { peppered: hasher.hash(secret), legacy: hasher.legacy(secret) })
+      }
+           AND ended_at IS NULL`);
       return result.rowCount > 0;
     },
 

@@ -9,7 +9,7 @@ import {
 import type { ProvisioningKeyEvent } from '../../domain/provisioning-key/events.ts';
 import type { AggregateAdapter } from '../event-store/command-handler.ts';
 import { streamHeadRow } from '../event-store/event-store.ts';
-import { hashSecret, sameHash } from './credentials.ts';
+import { type CredentialHasher, findByHash, matchesHashes, PEPPERED } from './credentials.ts';
 import { Buffer } from 'node:buffer';
 
 const loadRow = streamHeadRow.extend({ state: z.unknown() });
@@ -65,32 +65,47 @@ export const provisioningKeyAdapter: AggregateAdapter<ProvisioningKeyState, Prov
 /** Inserts the key's row (with its hash) before the created event's projection updates it. */
 export async function insertKeyRow(
   connection: CommonQueryMethods,
+  hasher: CredentialHasher,
   id: string,
   secret: string,
   state: ProvisioningKeyState,
 ): Promise<void> {
   if (state.status === 'none') return;
   await connection.query(sql.unsafe`
-    INSERT INTO provisioning_keys (id, key_hash, fleet_id, description, expires_at, max_devices, created_at, state, version)
-    VALUES (${id}, ${
-    sql.binary(hashSecret(secret))
-  }, ${state.fleet_id}, ${state.description}, ${state.expires_at}::timestamptz,
+    INSERT INTO provisioning_keys (id, key_hash, hash_scheme, fleet_id, description, expires_at, max_devices, created_at,
+                                   state, version)
+    VALUES (${id}, ${sql.binary(hasher.hash(secret))}, ${PEPPERED}, ${state.fleet_id}, ${state.description},
+            ${state.expires_at}::timestamptz,
             ${state.max_devices}, ${state.created_at}::timestamptz, ${sql.jsonb(state as never)}, ${state.version})`);
 }
 
-const keyLookupRow = z.object({ id: z.string(), key_hash: z.instanceof(Buffer), state: z.unknown() });
+const keyLookupRow = z.object({
+  id: z.string(),
+  hash: z.instanceof(Buffer),
+  scheme: z.enum(['sha256', 'hmac-sha256']),
+  state: z.unknown(),
+});
 
 /** Provisioning key queries. */
-export function createProvisioningKeyQueries(pool: DatabasePool) {
+export function createProvisioningKeyQueries(pool: DatabasePool, hasher: CredentialHasher) {
   return {
     /** The key with this secret (any status), or null. */
     async findBySecret(secret: string): Promise<{ id: string; state: ProvisioningKeyState } | null> {
-      const hash = hashSecret(secret);
-      const row = await pool.maybeOne(sql.type(keyLookupRow)`
-        SELECT id, key_hash, state FROM provisioning_keys WHERE key_hash = ${sql.binary(hash)}`);
-      return row !== null && sameHash(row.key_hash, hash)
-        ? { id: row.id, state: row.state as ProvisioningKeyState }
-        : null;
+      const row = await findByHash(
+        hasher,
+        secret,
+        (hashes) =>
+          pool.maybeOne(sql.type(keyLookupRow)`
+            SELECT id, key_hash AS hash, hash_scheme AS scheme, state FROM provisioning_keys
+             WHERE ${matchesHashes('key_hash', 'hash_scheme', hashes)}
+             ORDER BY hash_scheme LIMIT 1`),
+        async (old, peppered) => {
+          await pool.query(sql.unsafe`
+            UPDATE provisioning_keys SET key_hash = ${sql.binary(peppered)}, hash_scheme = ${PEPPERED}
+             WHERE id = ${old.id} AND hash_scheme = 'sha256'`);
+        },
+      );
+      return row === null ? null : { id: row.id, state: row.state as ProvisioningKeyState };
     },
     async list(): Promise<readonly ProvisioningKeyView[]> {
       return pool.any(sql.type(provisioningKeyView)`

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { createApp } from '../../app/http/create-app.ts';
 import { type AppDeps, createDeps } from '../../app/http/deps.ts';
 import type { WebhookAddressPolicy } from '../../infra/webhooks/address-policy.ts';
+import type { AuthThrottleLimits } from '../../app/http/middleware/auth-throttle.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 
 /** What a helper request returns. */
@@ -22,13 +23,22 @@ export type TestApp = Awaited<ReturnType<typeof startTestApp>>;
  * URLs it registers (default as in production: public addresses only, the system resolver).
  */
 export async function startTestApp(
-  options: { clock?: () => Date; webhookPolicy?: Partial<WebhookAddressPolicy> } = {},
+  options: {
+    clock?: () => Date;
+    webhookPolicy?: Partial<WebhookAddressPolicy>;
+    /** The pepper credential hashes are keyed with (CREDENTIAL_PEPPER); default: one of this process. */
+    credentialPepper?: string;
+    /** Failed-authentication throttle (AUTH_FAILURE_LIMIT_*); default: none. */
+    authThrottle?: AuthThrottleLimits;
+  } = {},
 ) {
   const db: TestDatabase = await createTestDatabase();
   const errors: unknown[] = [];
   const deps: AppDeps = createDeps(db.pool, {
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.webhookPolicy ? { webhookPolicy: options.webhookPolicy } : {}),
+    ...(options.credentialPepper ? { credentialPepper: options.credentialPepper } : {}),
+    ...(options.authThrottle ? { authThrottle: options.authThrottle } : {}),
     logError: (_m, e) => {
       errors.push(e);
     },

@@ -243,3 +243,105 @@ test.serial('unknown routes and methods get JSON errors', async (t) => {
   await refused(t, 405, 'PUT', `/api/v1/devices/${device.uuid}/target-state`, { token: app.adminToken, body: {} });
   t.deepEqual(app.errors, [], 'no unexpected (500) errors');
 });
+
+test.serial('a register conflict answers one body whatever clashed and whichever fleet owns it (issue #16, finding 8)', async (t) => {
+  const foreignKey = (await app.createProvisioningKey({ fleet_id: 'another-fleet' })).key;
+  const foreign = await app.registerDevice(foreignKey);
+  t.is(foreign.response.status, 201);
+  const bodies = [
+    (await refused(t, 409, 'POST', '/api/v1/device/register', register({ uuid: device.uuid }))).body,
+    (await refused(t, 409, 'POST', '/api/v1/device/register', register({ uuid: foreign.uuid }))).body,
+    (await refused(t, 409, 'POST', '/api/v1/device/register', register({ deviceApiKey: other.key }))).body,
+    (await refused(t, 409, 'POST', '/api/v1/device/register', register({ deviceApiKey: foreign.key }))).body,
+  ];
+  for (const body of bodies) t.deepEqual(body, bodies[0]);
+  t.is(bodies[0].error.code, 'registration_conflict');
+  const text = JSON.stringify(bodies);
+  for (const named of [device.uuid, other.uuid, foreign.uuid, 'another-fleet']) t.false(text.includes(named), named);
+});
+
+test.serial('without valid credentials the body is never read: a 250 KB invalid JSON body gets 401, not 400 (issue #16, finding 6)', async (t) => {
+  const big = `[${'1,'.repeat(125_000)}`; // 250 KB, and not JSON
+  const path = `/api/v1/devices/${device.uuid}/target-state`;
+  const cases: [number, Record<string, string>][] = [
+    [401, {}],
+    [401, { Authorization: 'Bearer dta_not-a-real-token-0000000000000000' }],
+    [401, { 'X-Device-API-Key': 'f'.repeat(64) }],
+    [403, { Authorization: `Bearer ${device.key}` }], // a device key on an admin route: refused before the body too
+  ];
+  for (const [status, headers] of cases) {
+    const r = await refused(t, status, 'POST', path, {
+      raw: big,
+      headers: { 'Content-Type': 'application/json', ...headers },
+    });
+    t.not(r.body.error.code, 'invalid_json');
+  }
+  // nor its size: over BODY_LIMIT_KB without credentials is a 401, not a 413
+  const tooBig = `[${'1,'.repeat(200_000)}1]`; // 400 KB
+  await refused(t, 401, 'POST', path, { raw: tooBig, headers: { 'Content-Type': 'application/json' } });
+  await refused(t, 413, 'POST', path, {
+    token: app.adminToken,
+    raw: tooBig,
+    headers: { 'Content-Type': 'application/json' },
+  });
+  // nor its content type: a text body without credentials is a 401, not a 415
+  await refused(t, 401, 'POST', path, { raw: 'hello', headers: { 'Content-Type': 'text/plain' } });
+  // a device route, and the device log upload that reads its own body, likewise
+  await refused(t, 401, 'PATCH', '/api/v1/device/state', { raw: big, headers: { 'Content-Type': 'application/json' } });
+  await refused(t, 401, 'POST', `/api/v1/device/${device.uuid}/logs`, {
+    raw: big,
+    headers: { 'Content-Type': 'application/x-ndjson' },
+  });
+  // with credentials the same body is parsed and refused for what it is
+  const r = await refused(t, 400, 'POST', path, {
+    token: app.adminToken,
+    raw: big,
+    headers: { 'Content-Type': 'application/json' },
+  });
+  t.is(r.body.error.code, 'invalid_json');
+});
+
+test.serial('the Bearer scheme is case-insensitive (RFC 7235); the token is not (issue #16, finding 12)', async (t) => {
+  for (const scheme of ['bearer', 'BEARER', 'BeArEr']) {
+    const r = await app.request('GET', '/api/v1/devices', {
+      headers: { Authorization: `${scheme} ${app.adminToken}` },
+    });
+    t.is(r.status, 200, `${scheme}: ${r.text}`);
+  }
+  await refused(t, 401, 'GET', '/api/v1/devices', {
+    headers: { Authorization: `Bearer ${app.adminToken.toUpperCase()}` },
+  });
+  await refused(t, 401, 'GET', '/api/v1/devices', { headers: { Authorization: `Bearer${app.adminToken}` } });
+});
+
+test.serial('a +json media type is parsed as JSON: valid bodies work, invalid ones are 400 (issue #16, finding 12)', async (t) => {
+  const path = `/api/v1/devices/${device.uuid}/target-state`;
+  const ok = await app.request('POST', path, {
+    token: app.adminToken,
+    raw: JSON.stringify({ apps: {}, config: { VND_JSON: 'yes' } }),
+    headers: { 'Content-Type': 'application/vnd.x+json' },
+  });
+  t.is(ok.status, 200, ok.text);
+  const after = await app.request('GET', `/api/v1/devices/${device.uuid}`, { token: app.adminToken });
+  t.deepEqual(after.body.target.config, { VND_JSON: 'yes' });
+  const bad = await refused(t, 400, 'POST', path, {
+    token: app.adminToken,
+    raw: '{"apps": {',
+    headers: { 'Content-Type': 'application/vnd.x+json; charset=utf-8' },
+  });
+  t.is(bad.body.error.code, 'invalid_json');
+  // anything else is still a 415
+  await refused(t, 415, 'POST', path, { token: app.adminToken, raw: '{}', headers: { 'Content-Type': 'text/json' } });
+});
+
+test.serial('X-Request-Id from an untrusted peer gets a unique suffix: two requests never share an id (issue #16, finding 12)', async (t) => {
+  const ids = [];
+  for (let i = 0; i < 3; i += 1) {
+    const r = await app.request('GET', '/healthz', { headers: { 'X-Request-Id': 'same-id' } });
+    ids.push(r.headers.get('x-request-id') ?? '');
+  }
+  t.is(new Set(ids).size, 3, ids.join(' '));
+  for (const id of ids) t.regex(id, /^same-id\.[\w-]+$/);
+  const fresh = await app.request('GET', '/healthz', { headers: { 'X-Request-Id': 'has spaces' } });
+  t.regex(fresh.headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/);
+});

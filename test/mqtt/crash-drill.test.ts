@@ -11,6 +11,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { issueCredential } from '../../infra/mqtt/credentials-store.ts';
+import { createCredentialHasher } from '../../infra/devices/credentials.ts';
 import { freePort } from '../../infra/postgres/scratch-server.ts';
 import { stateTopic } from '../../infra/mqtt/topics.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
@@ -55,6 +56,8 @@ test('SIGKILL during a stream of QoS 1 reports: nothing acknowledged is lost, no
   const start = () => startService({ port, env, readyTimeoutMs: 60_000 });
   service = await start();
   const adminToken = (await readFile(path.join(dataDir, 'admin-token'), 'utf8')).trim();
+  // the service's own pepper, which its broker checks MQTT passwords with
+  const hasher = createCredentialHasher((await readFile(path.join(dataDir, 'credential-pepper'), 'utf8')).trim());
   const api = async (method: string, url: string, token: string, body: unknown) => {
     const response = await fetch(`${service!.baseUrl}${url}`, {
       method,
@@ -77,7 +80,7 @@ test('SIGKILL during a stream of QoS 1 reports: nothing acknowledged is lost, no
       deviceApiKey: `drill-key-${uuid}`,
     });
     t.is(registered.status, 201);
-    const credential = (await issueCredential(db.pool, uuid))!;
+    const credential = (await issueCredential(db.pool, hasher, uuid))!;
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, {
       clientId: credential.username,
       username: credential.username,

@@ -48,6 +48,7 @@ export async function startMqttApp(options: MqttAppOptions = {}) {
       clock: () => new Date(),
       registry,
       secrets: app.deps.secrets,
+      hasher: app.deps.credentials,
       log: (level, message, error) => {
         logs.push(`${level}: ${message}${error === undefined ? '' : ` ${String(error)}`}`);
       },

@@ -3,6 +3,7 @@
 // like a revoked one (401), rotation revokes the old secret and issues a new one of the same
 // name in one transaction, and the operator commands offer both.
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { lstat, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,8 +17,12 @@ import { startTestApp, type TestApp } from '../helpers/app.ts';
 const run = promisify(execFile);
 let app: TestApp;
 
+// the service's pepper, given to the operator command too (CREDENTIAL_PEPPER): a token the
+// command creates is hashed as the service hashes it
+const PEPPER = randomBytes(32).toString('base64url');
+
 test.before(async () => {
-  app = await startTestApp();
+  app = await startTestApp({ credentialPepper: PEPPER });
 });
 test.after.always(async () => {
   await app?.close();
@@ -96,7 +101,7 @@ test.serial('npm run admin: create-token --expires-in, list-tokens shows the exp
   const dataDir = await mkdtemp(path.join(tmpdir(), 'devicetrail-admin-cli-'));
   const admin = (...argv: string[]) =>
     run(process.execPath, ['--import', 'tsx', 'app/cli/admin.ts', ...argv], {
-      env: { ...process.env, DATABASE_URL: app.db.url, DATA_DIR: dataDir },
+      env: { ...process.env, DATABASE_URL: app.db.url, DATA_DIR: dataDir, CREDENTIAL_PEPPER: PEPPER },
       encoding: 'utf8',
       timeout: 60_000,
     });

@@ -38,7 +38,10 @@ test('each request logs request id, method, route, status, duration and the devi
   t.is(bad.status, 400);
 
   const entries = out.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-  const reportLine = entries.find((e) => e['request_id'] === 'req-log-test-1');
+  // the caller's id with a suffix of the service's: not from a trusted proxy (issue #16, finding 12)
+  const reportId = report.headers.get('x-request-id') ?? '';
+  t.true(reportId.startsWith('req-log-test-1.'), reportId);
+  const reportLine = entries.find((e) => e['request_id'] === reportId);
   t.truthy(reportLine);
   t.like(reportLine, {
     level: 'info',

@@ -148,6 +148,8 @@ test.before(async () => {
     { name: 'malformed: two tokens', header: `Bearer ${app.adminToken} ${app.adminToken}` },
     { name: 'malformed: unknown token', header: 'Bearer dta_not-a-real-token-0000000000000000' },
     { name: 'admin token', header: `Bearer ${app.adminToken}` },
+    // the scheme is case-insensitive (RFC 7235; issue #16, finding 12): the same answers as above
+    { name: 'admin token, scheme in lower case', header: `bearer ${app.adminToken}` },
     { name: 'provisioning key', header: `Bearer ${pk.key}` },
     { name: 'own device key', header: `Bearer ${a.key}`, subject: 'own' },
     { name: "another device's key", header: `Bearer ${b.key}`, subject: 'own' },
@@ -181,7 +183,8 @@ const UNAUTHENTICATED = new Set([
 ]);
 
 /** The documented answer for a route of `auth` kind called with `credential`. */
-function expected(auth: RouteAuth, credential: Credential, namesDevice: boolean): Expectation {
+function expected(auth: RouteAuth, given: Credential, namesDevice: boolean): Expectation {
+  const credential = { ...given, name: given.name.replace(/, scheme in lower case$/, '') };
   if (auth === 'none') return { status: '2xx', note: 'public' };
   if (UNAUTHENTICATED.has(credential.name)) return { status: 401 };
   // read by the device router only: elsewhere the request carries no credential
@@ -236,11 +239,10 @@ async function withoutCredentials(
     const example = routeExamples[route]?.(fixture) ?? { method, path: pattern.replace(/:\w+/g, () => randomUUID()) };
     const [path, query] = example.path.split('?') as [string, string | undefined];
     for (const spelling of [example.path, `${path.toUpperCase()}${query === undefined ? '' : `?${query}`}`]) {
-      const requestId = randomUUID();
-      const response = await request({ ...example, path: spelling, headers: { 'X-Request-Id': requestId } });
+      const response = await request({ ...example, path: spelling, headers: { 'X-Request-Id': randomUUID() } });
       if (response.status !== 401) {
         open.push(`${route} as ${spelling}: ${response.status} ${response.text.slice(0, 100)}`);
-      } else if (spelling === example.path) refused.set(route, requestId);
+      } else if (spelling === example.path) refused.set(route, String(response.headers['x-request-id']));
     }
   }
   return { open, refused };
@@ -288,7 +290,12 @@ test.serial('every route × every credential: the documented status, a JSON erro
       const cell = `${route} with ${credential.name}: ${response.status} ${response.text.slice(0, 200)}`;
       if (want.status === '2xx') {
         tally.allowed += 1;
-        if (response.status < 200 || response.status >= 300) failures.push(`${cell} (expected 2xx)`);
+        // after the admin token ran each example, a destructive one (DELETE of the victim webhook)
+        // finds nothing left: for the lower-case scheme what counts is that the route ran
+        const ranAfterAll = credential.name.endsWith('scheme in lower case') && response.status === 404;
+        if ((response.status < 200 || response.status >= 300) && !ranAfterAll) {
+          failures.push(`${cell} (expected 2xx)`);
+        }
         if (want.note === 'acts as itself' && (await versionA()) !== beforeA) {
           failures.push(`${cell}: wrote to device A's stream with device B's key`);
         }

@@ -158,10 +158,13 @@ export function fuzzRequest(
   const [base, query = ''] = example.path.split('?') as [string, string?];
   const pattern = target.route.slice(target.route.indexOf(' ') + 1);
 
+  const right = target.rightCredential;
   const auth = fc.oneof(
-    { weight: 8, arbitrary: fc.constant(target.rightCredential) },
+    { weight: 8, arbitrary: fc.constant(right) },
     { weight: 2, arbitrary: fc.constantFrom(undefined, ...credentials) },
     { weight: 1, arbitrary: shortWeird.map((s) => `Bearer ${s}`.replace(/[^\t\x20-\x7e\x80-\xff]/g, '?')) },
+    // the scheme in any case (RFC 7235; issue #16, finding 12)
+    { weight: 1, arbitrary: fc.constantFrom(right?.replace(/^Bearer/, 'bearer'), right?.replace(/^Bearer/, 'BEARER')) },
   ).map((header): Record<string, string> => (header === undefined ? {} : { Authorization: header }));
 
   // path: the example's, or one parameter replaced by something else

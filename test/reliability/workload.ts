@@ -118,7 +118,9 @@ export function createWorkload(options: WorkloadOptions) {
     stats.statuses[response.status] = (stats.statuses[response.status] ?? 0) + 1;
     stats.latenciesMs.push(response.ms);
     if (response.status >= 200 && response.status < 300) {
-      const ack = onOk(response, { requestId, route, aggregateId, minEvents: 0, eventIds: [] });
+      // the id the service gave the request (its X-Request-Id with a unique suffix) is the one stored
+      const stored = String(response.headers['x-request-id'] ?? requestId);
+      const ack = onOk(response, { requestId: stored, route, aggregateId, minEvents: 0, eventIds: [] });
       if (ack !== null) {
         acks.push(ack);
         stats.acked += 1;

@@ -7,7 +7,7 @@ import { ADMIN_TOKEN_PREFIX, PROVISIONING_KEY_PREFIX } from '../../../infra/devi
 import type { Actor } from '../../../domain/recorded-event.ts';
 import type { AppDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
-import { consoleSessionOf } from './console-session.ts';
+import { consoleSessionOf, sessionSecretOf } from './console-session.ts';
 
 /** Who is calling. */
 export type Principal =
@@ -18,11 +18,14 @@ export type Principal =
 const unauthorized = (message: string) =>
   new HttpError(401, 'unauthorized', message, undefined, { 'WWW-Authenticate': 'Bearer realm="devicetrail"' });
 
-/** The bearer secret of a request; throws 401 when missing or malformed. */
+/**
+ * The bearer secret of a request; throws 401 when missing or malformed. The scheme is matched
+ * case-insensitively (`bearer`, `BEARER`: RFC 7235 section 2.1), the token exactly.
+ */
 export function bearerSecret(ctx: Context): string {
   const header = ctx.get('Authorization');
   if (header === '') throw unauthorized('missing Authorization header (expected "Bearer <token>")');
-  const match = /^Bearer ([\x21-\x7e]{1,512})$/.exec(header);
+  const match = /^bearer +([\x21-\x7e]{1,512})$/i.exec(header);
   if (match === null) throw unauthorized('malformed Authorization header (expected "Bearer <token>")');
   return match[1]!;
 }
@@ -41,13 +44,59 @@ function deviceKeyHeader(ctx: Context): string | null {
 }
 
 /**
+ * The secret a request tries, as its failures are counted (middleware/auth-throttle.ts): the
+ * device key header's, the Authorization header's after its scheme, or the session cookie's;
+ * null when it carries none.
+ */
+function triedSecret(ctx: Context, deps: AppDeps, acceptDeviceHeader: boolean): string | null {
+  const deviceHeader = acceptDeviceHeader ? ctx.get('X-Device-API-Key') : '';
+  if (deviceHeader !== '') return deviceHeader;
+  const authorization = ctx.get('Authorization');
+  if (authorization !== '') return authorization.replace(/^\S+\s+/, '');
+  return sessionSecretOf(ctx, deps);
+}
+
+/**
  * Resolves the caller from the bearer secret's prefix and a hash lookup; 401 when unknown.
  * A request without an Authorization header may instead carry an admin console session
  * cookie (middleware/console-session.ts), which acts as the admin token that opened it.
+ * Failed attempts are throttled (deps.authThrottle): over the limit, a 429 with Retry-After
+ * comes before any lookup; a 401 for a credential that was tried counts one failure.
  */
 export async function authenticate(ctx: Context, deps: AppDeps, acceptDeviceHeader = false): Promise<Principal> {
   const cached = ctx.state['principal'] as Principal | undefined;
   if (cached !== undefined) return cached;
+  const throttle = deps.authThrottle;
+  if (throttle === null) return resolvePrincipal(ctx, deps, acceptDeviceHeader);
+  const address = ctx.request.socket.remoteAddress ?? '';
+  const tried = triedSecret(ctx, deps, acceptDeviceHeader);
+  const over = throttle.check(address, tried);
+  if (over !== null) {
+    const per = over.rate.windowMs % 60_000 === 0
+      ? `${over.rate.windowMs / 60_000} min`
+      : `${over.rate.windowMs / 1000} s`;
+    throw new HttpError(
+      429,
+      'too_many_failed_authentications',
+      `too many failed authentications from this ${over.by}: at most ${over.rate.limit} per ${per}; retry in ${over.wait} s`,
+      { limit: over.rate.limit, window_ms: over.rate.windowMs, retry_after_s: over.wait },
+      { 'Retry-After': String(over.wait) },
+    );
+  }
+  try {
+    return await resolvePrincipal(ctx, deps, acceptDeviceHeader);
+  } catch (error) {
+    if (error instanceof HttpError && error.status === 401 && tried !== null) throttle.fail(address, tried);
+    throw error;
+  }
+}
+
+/** Counts a failed guess that did not go through `authenticate` (a register conflict on another device's key). */
+export function countFailedGuess(ctx: Context, deps: AppDeps, secret: string): void {
+  deps.authThrottle?.fail(ctx.request.socket.remoteAddress ?? '', secret);
+}
+
+async function resolvePrincipal(ctx: Context, deps: AppDeps, acceptDeviceHeader: boolean): Promise<Principal> {
   const headerKey = acceptDeviceHeader ? deviceKeyHeader(ctx) : null;
   if (headerKey !== null) {
     if (ctx.get('Authorization') !== '' && bearerSecret(ctx) !== headerKey) {

@@ -49,7 +49,11 @@ export function assertWithinLimits(body: unknown): void {
   }
 }
 
-/** Koa middleware (after the body parser): the shape limits on bodies, NUL-free query and path. */
+/**
+ * Koa middleware: NUL-free query and path for every request, and the shape limits on a body
+ * already read (none is when it runs app-wide: bodies are read after authentication, where
+ * middleware/json-body.ts applies assertWithinLimits).
+ */
 export function inputLimits() {
   return async function checkInputLimits(ctx: Context, next: Next): Promise<void> {
     if (/%00/.test(ctx.path)) throw invalid('path: NUL characters are not allowed');

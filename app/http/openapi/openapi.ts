@@ -32,10 +32,12 @@ const ERROR_TEXT: Record<number, string> = {
   401: 'missing, malformed or unknown credentials',
   403: 'credentials that may not do this (wrong kind, another device, disabled device, revoked or expired key)',
   404: 'not found',
-  409: 'conflict (e.g. a uuid registered with another key, a device key in use)',
+  409: 'conflict (e.g. `registration_conflict`: a uuid registered with another key, or a device key in use)',
   412: 'If-Match does not match the current target version',
   413: 'request body larger than BODY_LIMIT_KB',
   415: 'request body is not JSON',
+  429:
+    'too many requests (a rate limit, or too many failed authentications from this address or key prefix: `too_many_failed_authentications`); retry after Retry-After seconds',
   503: 'database unavailable; retry after Retry-After seconds',
 };
 
@@ -100,6 +102,7 @@ function errorStatuses(doc: RouteDoc): number[] {
   if (doc.auth !== 'none') {
     statuses.add(401);
     statuses.add(403);
+    statuses.add(429); // failed authentications are throttled (AUTH_FAILURE_LIMIT_*)
   }
   if (doc.body !== undefined) {
     statuses.add(413);
@@ -173,7 +176,7 @@ export function buildOpenApi(docs: readonly RouteDoc[]): OpenApiDocument {
       title: 'devicetrail',
       version: packageVersion(),
       description: 'A fleet API for IoT devices whose source of truth is an append-only event log. JSON in and out; ' +
-        'credentials are bearer secrets (`Authorization: Bearer …`); every answer carries `X-Request-Id` (an incoming sane one is kept). ' +
+        'credentials are bearer secrets (`Authorization: Bearer …`); every answer carries `X-Request-Id` (an incoming sane one is kept as sent from a TRUSTED_PROXIES peer, otherwise suffixed to stay unique). ' +
         'Errors are `{"error": {code, message, details?}}`; a rejected request writes nothing.',
     },
     tags: [...new Set(docs.map((d) => d.tag))].map((name) => ({ name })),

@@ -58,7 +58,7 @@ export type RouteDoc = {
   body?: ZodTypeAny;
   bodyOptional?: boolean;
   responses: Record<number, DocResponse>;
-  /** Error statuses besides the ones every route of its kind has (400, 401, 403, 413, 415, 503). */
+  /** Error statuses besides the ones every route of its kind has (400, 401, 403, 413, 415, 429, 503). */
   errors?: number[];
   /** When the one derived from the path would collide (the console's pages mirror API paths). */
   operationId?: string;
@@ -81,7 +81,7 @@ export const routeDocs: readonly RouteDoc[] = [
     auth: 'provisioning_key',
     summary: 'Register a device',
     description:
-      "Registers the device in the provisioning key's fleet (event `device.provisioned`). The same uuid again with the same `deviceApiKey`: 200, nothing written; with another key: 409. The answer also carries, at the top level, what the device agent reads (`id`, `mqtt`…). Fields devicetrail does not know are ignored and listed in `ignored_fields`.",
+      "Registers the device in the provisioning key's fleet (event `device.provisioned`). The same uuid again with the same `deviceApiKey`: 200, nothing written; with another key, or a key another device has: 409 `registration_conflict`, one body whichever it is (it counts as a failed authentication of that key). The answer also carries, at the top level, what the device agent reads (`id`, `mqtt`…). Fields devicetrail does not know are ignored and listed in `ignored_fields`.",
     body: registerBody,
     responses: {
       201: json('registered', r.registerResponse),

@@ -8,7 +8,7 @@
 // over-long message is cut and flagged, since a refused upload is retried forever.
 import type { Context, Next } from 'koa';
 import type { Router } from '@koa/router';
-import bodyParser from 'koa-bodyparser';
+import { bodyParser } from '@koa/bodyparser';
 import { z } from 'zod';
 import { recordDeviceContact } from '../../../infra/devices/contact.ts';
 import {
@@ -24,6 +24,7 @@ import { describeIssues, HttpError } from '../errors.ts';
 import { droppedFields, noteIgnored, withIgnored } from '../known-fields.ts';
 import { createLimiter, type RateLimit, rateLimitedError } from '../middleware/rate-limit.ts';
 import { requestMetadata, uuidParam } from '../request.ts';
+import { JSON_TYPES } from '../middleware/json-body.ts';
 
 /** Most lines in one upload. */
 export const MAX_LOG_LINES = 10_000;
@@ -173,13 +174,13 @@ export function deviceLogRoutes(router: Router, deps: AppDeps, rate: RateLimit |
   const limit = `${deps.logsBodyLimitKb}kb`;
   const readBody = bodyParser({
     enableTypes: ['json', 'text'],
-    extendTypes: { text: NDJSON_TYPES },
+    // merged index by index with the package's lists: these replace their first entries
+    // (text/plain, which the route refuses anyway, and nothing of JSON's)
+    extendTypes: { text: NDJSON_TYPES, json: JSON_TYPES },
     jsonLimit: limit,
     textLimit: limit,
-    strict: true,
-    onerror: (error) => {
-      throw error;
-    },
+    jsonStrict: true,
+    // no onError: a parse error is thrown to the route, which names the limit on a 413
   });
 
   router.post('/device/:uuid/logs', async (ctx: Context) => {

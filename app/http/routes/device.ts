@@ -20,18 +20,12 @@ import { revealTargetSecrets, targetSecretMarkers } from '../../../domain/device
 import { DomainError } from '../../../domain/errors.ts';
 import { assertKeyUsable } from '../../../domain/provisioning-key/decider.ts';
 import { handleCommand } from '../../../infra/event-store/command-handler.ts';
-import {
-  ADMIN_TOKEN_PREFIX,
-  hashSecret,
-  insertDeviceKey,
-  PROVISIONING_KEY_PREFIX,
-  sameHash,
-} from '../../../infra/devices/credentials.ts';
+import { ADMIN_TOKEN_PREFIX, PROVISIONING_KEY_PREFIX } from '../../../infra/devices/credentials.ts';
 import { recordDeviceContact, touchContact } from '../../../infra/devices/contact.ts';
 import { deviceAdapter } from '../../../infra/devices/device-store.ts';
 import { claimKeySlot } from '../../../infra/devices/provisioning-key-store.ts';
 import { readSecretValues } from '../../../infra/secrets/secret-values.ts';
-import { actorOf, callerOf } from '../middleware/auth.ts';
+import { actorOf, callerOf, countFailedGuess } from '../middleware/auth.ts';
 import type { AppDeps } from '../deps.ts';
 import type { DeviceRow } from '../../../infra/devices/device-queries.ts';
 import { parseStateReports, stateReportsFor } from '../../state-reports.ts';
@@ -174,6 +168,21 @@ function registrationAnswer(row: DeviceRow | null, uuid: string, created: boolea
   };
 }
 
+/**
+ * The one answer to a registration that clashes with another device: its uuid is taken under
+ * another key, or its key by another uuid. The same body whichever it is and whoever owns the
+ * other device, so a provisioning key cannot learn which uuids or keys exist in other fleets
+ * (issue #16, finding 8); the attempt counts as a failed authentication of the key tried.
+ */
+function registrationConflict(ctx: Context, deps: AppDeps, deviceApiKey: string): HttpError {
+  countFailedGuess(ctx, deps, deviceApiKey);
+  return new HttpError(
+    409,
+    'registration_conflict',
+    'this uuid or this deviceApiKey already belongs to another registration; choose a new uuid and a new key',
+  );
+}
+
 /** Registers POST /device/register on the provisioning-key router (its guard authenticates). */
 export function registrationRoutes(router: Router, deps: AppDeps): void {
   router.post('/device/register', async (ctx: Context) => {
@@ -182,17 +191,10 @@ export function registrationRoutes(router: Router, deps: AppDeps): void {
     assertKeyUsable(key.state, now);
     const { data: body, ignored } = parseKnown(registerBody, jsonBody(ctx));
     noteIgnored(ctx, ignored);
-    const keyHash = hashSecret(body.deviceApiKey);
     const existing = async () => {
-      const stored = await deps.deviceKeys.hashOf(deps.pool, body.uuid);
-      if (stored === null) return false;
-      if (!sameHash(stored, keyHash)) {
-        throw new HttpError(
-          409,
-          'device_exists',
-          `a device with uuid ${body.uuid} is already registered with another key`,
-        );
-      }
+      const ownKey = await deps.deviceKeys.isKeyOf(deps.pool, body.uuid, body.deviceApiKey);
+      if (ownKey === null) return false;
+      if (!ownKey) throw registrationConflict(ctx, deps, body.deviceApiKey);
       ctx.status = 200;
       const row = await deps.devices.get(body.uuid);
       ctx.body = withIgnored(ctx, registrationAnswer(row, body.uuid, false, await mqttAnswer(deps, ctx, body.uuid)));
@@ -224,12 +226,8 @@ export function registrationRoutes(router: Router, deps: AppDeps): void {
           }, state),
         { metadata: requestMetadata(ctx, actorOf(key), { provisioning_key_id: key.id }), source: 'api' },
         async (tx) => {
-          if (!(await insertDeviceKey(tx, body.uuid, keyHash))) {
-            throw new HttpError(
-              409,
-              'device_key_in_use',
-              'deviceApiKey is already used by another device; choose another',
-            );
+          if (!(await deps.deviceKeys.insert(tx, body.uuid, body.deviceApiKey))) {
+            throw registrationConflict(ctx, deps, body.deviceApiKey);
           }
           if (!(await claimKeySlot(tx, key.id))) {
             throw new HttpError(403, 'provisioning_key_used_up', 'provisioning key has reached its max_devices');
@@ -337,8 +335,7 @@ export function deviceRoutes(router: Router, deps: AppDeps): void {
     if (uuid !== device.uuid || body.uuid !== device.uuid) {
       throw new HttpError(403, 'forbidden', 'a device may only exchange its own key (path, body.uuid and credential)');
     }
-    const stored = await deps.deviceKeys.hashOf(deps.pool, uuid);
-    if (stored === null || !sameHash(stored, hashSecret(body.deviceApiKey))) {
+    if ((await deps.deviceKeys.isKeyOf(deps.pool, uuid, body.deviceApiKey)) !== true) {
       throw new HttpError(403, 'forbidden', 'body.deviceApiKey: is not the key this device authenticated with');
     }
     const row = await deps.devices.get(uuid);

@@ -47,7 +47,7 @@ export function provisioningKeyRoutes(router: Router, deps: AppDeps): void {
           max_devices: body.max_devices ?? null,
         }, state),
       { metadata: requestMetadata(ctx, actorOf(admin)), source: 'api' },
-      async (tx, result) => insertKeyRow(tx, id, secret, result.state),
+      async (tx, result) => insertKeyRow(tx, deps.credentials, id, secret, result.state),
     );
     ctx.status = 201;
     ctx.body = { ...(await deps.provisioningKeys.get(id)), key: secret };
