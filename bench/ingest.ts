@@ -10,9 +10,9 @@
 // (QoS 1 to iot/device/<uuid>/state, one connection per device, bench/mqtt-load.ts) against the
 // same service, and the target-change → device latency over the embedded broker.
 // Database: DATABASE_URL (a fresh database is created on that server) or embedded.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -33,6 +33,7 @@ const { values: args } = parseArgs({
     mode: { type: 'string', default: 'worst-case' },
     'state-changes': { type: 'string', default: '5' },
     'target-samples': { type: 'string', default: '200' },
+    warmup: { type: 'string', default: '3s' },
   },
 });
 if (!['http', 'mqtt'].includes(args.transport)) throw new Error('--transport: http or mqtt');
@@ -53,6 +54,8 @@ if (fleetMix) {
 const stateChangePercent = Number(args['state-changes']);
 const seconds = (s: string) => Number(s.replace(/s$/, ''));
 const deviceCount = Number(args.devices);
+// a warm-up (unmeasured) before each measured run: JIT, caches, connections
+const warmup = seconds(args.warmup);
 const duration = seconds(args.duration);
 const paced = args.interval !== undefined;
 const rate = paced ? Math.round(deviceCount / seconds(args.interval!)) : undefined;
@@ -119,6 +122,99 @@ async function peakRssMb(pid: number): Promise<number> {
   return Math.round(kb / 1024);
 }
 
+/** The largest peak RSS of the server's processes (with WORKERS > 1: the largest worker's, per worker). */
+async function treePeakRssMb(root: number): Promise<number> {
+  const table = await processTable();
+  const pids = [...table.keys()].filter((pid) => {
+    for (let at = pid, hops = 0; hops < 64; hops += 1) {
+      if (at === root) return true;
+      const parent = table.get(at)?.ppid;
+      if (parent === undefined || parent <= 1) return false;
+      at = parent;
+    }
+    return false;
+  });
+  const peaks = await Promise.all(pids.map((pid) => peakRssMb(pid).catch(() => 0)));
+  return Math.max(0, ...peaks);
+}
+
+/** Clock ticks per second of /proc's CPU times (getconf CLK_TCK; 100 on Linux). */
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** Every process's parent and CPU time so far (user + system, seconds), from /proc. */
+async function processTable(): Promise<Map<number, { ppid: number; cpuS: number }>> {
+  const table = new Map<number, { ppid: number; cpuS: number }>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => null);
+    if (stat === null) continue;
+    // after "pid (comm) ": state ppid … utime (14th field) stime (15th)
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    table.set(Number(entry), {
+      ppid: Number(fields[1]),
+      cpuS: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS,
+    });
+  }
+  return table;
+}
+
+/** CPU seconds used so far by `root` and every process below it (exited children included by the kernel in the parent only once reaped: run this on live trees). */
+function treeCpuS(table: Map<number, { ppid: number; cpuS: number }>, root: number): number {
+  let total = 0;
+  for (const [pid, p] of table) {
+    for (let at = pid, hops = 0; hops < 64; hops += 1) {
+      if (at === root) {
+        total += p.cpuS;
+        break;
+      }
+      const parent = table.get(at)?.ppid;
+      if (parent === undefined || parent <= 1) break;
+      at = parent;
+    }
+  }
+  return total;
+}
+
+/** The PostgreSQL server's postmaster: the parent of a backend serving us (null when not on this machine). */
+async function postmasterPid(): Promise<number | null> {
+  const backend = Number((await sql('SELECT pg_backend_pid() AS pid'))[0].pid);
+  const stat = await readFile(`/proc/${backend}/stat`, 'utf8').catch(() => null);
+  if (stat === null) return null;
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
+/** CPU of the server's process tree, PostgreSQL's and this load generator's, now. */
+async function cpuNow(serverPid: number, postmaster: number | null) {
+  const table = await processTable();
+  const own = process.cpuUsage();
+  return {
+    server: treeCpuS(table, serverPid),
+    postgres: postmaster === null ? null : treeCpuS(table, postmaster),
+    load: (own.user + own.system) / 1e6,
+  };
+}
+
+/** CPU µs per 2xx request, split, between two cpuNow readings. */
+function cpuSplit(
+  before: Awaited<ReturnType<typeof cpuNow>>,
+  after: Awaited<ReturnType<typeof cpuNow>>,
+  ok: number,
+): string {
+  const per = (
+    a: number | null,
+    b: number | null,
+  ) => (a === null || b === null ? 'n/a' : ((b - a) * 1e6 / ok).toFixed(0));
+  return `server ${per(before.server, after.server)} · PostgreSQL ${
+    per(before.postgres, after.postgres)
+  } · load generator ${per(before.load, after.load)}`;
+}
+
 async function stop(child: ChildProcess): Promise<void> {
   // gone already (an exit code, or a signal: the baseline server does not catch SIGTERM)
   if (child.exitCode !== null || child.signalCode !== null) return;
@@ -174,27 +270,38 @@ function report(device: Device, n: number): string {
   });
 }
 
-async function drive(port: number, devices: Device[]): Promise<LoadResult> {
+/** Reports numbered from here in the warm-up, so that the measured ones (from 0) are new to their devices. */
+const WARMUP_FIRST = 50_000_000;
+
+async function drive(port: number, devices: Device[], durationS = duration, first = 0): Promise<LoadResult> {
   return runLoad({
     port,
     connections,
-    durationMs: duration * 1000,
+    durationMs: durationS * 1000,
     rate,
     next: (i) => {
+      const n = first + i;
       const device = devices[i % devices.length]!;
       return {
         method: 'PATCH',
         path: '/api/v1/device/state',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${device.key}` },
-        body: report(device, i),
-        tag: changesState(i) ? 'state' : 'metrics',
+        body: report(device, n),
+        tag: changesState(n) ? 'state' : 'metrics',
       };
     },
   });
 }
 
 /** Prints a run; `samples` (devicetrail) also checks the events against the reports that changed state. */
-function summary(name: string, r: LoadResult, stored: number, rss: number | null, samples?: number) {
+function summary(
+  name: string,
+  r: LoadResult,
+  stored: number,
+  rss: number | null,
+  samples?: number,
+  cpu?: string,
+) {
   const errors = r.non2xx + r.errors;
   // the baseline stores a row per request, whatever the report says
   const perReport = !fleetMix || samples === undefined;
@@ -219,6 +326,7 @@ function summary(name: string, r: LoadResult, stored: number, rss: number | null
     console.log(`  metrics samples   ${samples}  (${samples === r.ok ? 'equals' : 'DIFFERS FROM'} 2xx responses)`);
   }
   if (rss !== null) console.log(`  server peak RSS   ${rss} MB`);
+  if (cpu !== undefined) console.log(`  CPU µs / request  ${cpu}  (from /proc, over the measured run)`);
   return r.ok / r.durationS;
 }
 
@@ -284,12 +392,19 @@ try {
     }
     console.log(`first report of each device in ${((Date.now() - t1) / 1000).toFixed(1)} s (not measured)`);
   }
+  if (warmup > 0) {
+    const w = await drive(port, devices, warmup, WARMUP_FIRST);
+    console.log(`warm-up: ${warmup} s, ${w.ok} reports (not measured)`);
+  }
+  const postmaster = await postmasterPid();
   const samplesBefore = Number((await sql(`SELECT count(*) AS n FROM device_metrics`))[0].n);
   const before = Number(
     (await sql(`SELECT count(*) AS n FROM events WHERE event_type = 'current_state.updated'`))[0].n,
   );
+  const cpuBefore = await cpuNow(service.pid!, postmaster);
   const result = await drive(port, devices);
-  const rss = await peakRssMb(service.pid!);
+  const cpuAfter = await cpuNow(service.pid!, postmaster);
+  const rss = await treePeakRssMb(service.pid!);
   const stored =
     Number((await sql(`SELECT count(*) AS n FROM events WHERE event_type = 'current_state.updated'`))[0].n) - before;
   const samples = Number((await sql(`SELECT count(*) AS n FROM device_metrics`))[0].n) - samplesBefore;
@@ -324,7 +439,14 @@ try {
         : ' (every report changes state)'
     }`,
   );
-  const devicetrailRate = summary('devicetrail  PATCH /api/v1/device/state', result, stored, rss, samples);
+  const devicetrailRate = summary(
+    'devicetrail  PATCH /api/v1/device/state',
+    result,
+    stored,
+    rss,
+    samples,
+    cpuSplit(cpuBefore, cpuAfter, result.ok),
+  );
   console.log(`  version gaps      ${gaps} devices`);
   if (overMqtt !== null) {
     summary(
@@ -353,15 +475,21 @@ try {
   if (!args['skip-baseline']) {
     const basePort = await freePort();
     const baseline = await startProcess('bench/baseline-server.ts', basePort);
+    if (warmup > 0) await drive(basePort, devices, warmup, WARMUP_FIRST);
+    const baseBefore = Number((await sql('SELECT count(*) AS n FROM baseline_events'))[0].n);
+    const baseCpuBefore = await cpuNow(baseline.pid!, postmaster);
     const baseResult = await drive(basePort, devices);
+    const baseCpuAfter = await cpuNow(baseline.pid!, postmaster);
     const baseRss = await peakRssMb(baseline.pid!);
     await stop(baseline);
-    const baseStored = Number((await sql('SELECT count(*) AS n FROM baseline_events'))[0].n);
+    const baseStored = Number((await sql('SELECT count(*) AS n FROM baseline_events'))[0].n) - baseBefore;
     const baselineRate = summary(
       'baseline  one INSERT per request (a row per report)',
       baseResult,
       baseStored,
       baseRss,
+      undefined,
+      cpuSplit(baseCpuBefore, baseCpuAfter, baseResult.ok),
     );
     console.log(`\nratio devicetrail ÷ baseline = ${(devicetrailRate / baselineRate).toFixed(2)}`);
   }
