@@ -21,7 +21,7 @@ import { ensurePartitionsAhead } from '../../infra/event-store/partitions.ts';
 import { createApp } from '../../app/http/create-app.ts';
 import { type HttpRequest, type HttpResponse, send } from './http-client.ts';
 import { type ReliabilityApp, startReliabilityApp } from './reliability-app.ts';
-import { type ExampleFixture, routeExamples } from './route-examples.ts';
+import { type ExampleFixture, plantSecret, routeExamples } from './route-examples.ts';
 import { findSecrets } from './secrets.ts';
 import { Buffer } from 'node:buffer';
 
@@ -139,6 +139,7 @@ test.before(async () => {
     victimKeyId: victimKey.id,
     webhookId: hook.json.id,
     victimWebhookId: victimHook.json.id,
+    secretMarker: await plantSecret((r) => app.request(r), app.adminToken, d.uuid),
   };
   disabledFixture = { ...fixture, device: c.uuid, deviceKey: c.key };
   credentials = [

@@ -11,7 +11,7 @@ import { ensurePartitionsAhead } from '../../infra/event-store/partitions.ts';
 import { fuzzRequest, type FuzzTarget } from './fuzz-requests.ts';
 import type { HttpRequest, HttpResponse } from './http-client.ts';
 import { type ReliabilityApp, startReliabilityApp } from './reliability-app.ts';
-import { type ExampleFixture, routeExamples } from './route-examples.ts';
+import { type ExampleFixture, plantSecret, routeExamples } from './route-examples.ts';
 import { findSecrets } from './secrets.ts';
 import { Buffer } from 'node:buffer';
 
@@ -95,6 +95,7 @@ test.before(async () => {
     victimKeyId: victim.id,
     webhookId: hook.id,
     victimWebhookId: victimHook.id,
+    secretMarker: await plantSecret((r) => app.request(r), app.adminToken, adminDevice.uuid),
   };
   const rightCredential = {
     admin: app.adminToken,

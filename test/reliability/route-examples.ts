@@ -3,7 +3,7 @@
 // the fuzzer starts from them. A route without an example fails the suite, so a new endpoint
 // cannot slip past the matrix.
 import { randomUUID } from 'node:crypto';
-import type { HttpRequest } from './http-client.ts';
+import type { HttpRequest, HttpResponse } from './http-client.ts';
 
 /** The records the examples point at. */
 export type ExampleFixture = {
@@ -18,7 +18,39 @@ export type ExampleFixture = {
   webhookId: string;
   /** A webhook the DELETE example may delete. */
   victimWebhookId: string;
+  /** The marker of a secret value kept for adminDevice's target, which the erase example erases (plantSecret). */
+  secretMarker: string;
 };
+
+/**
+ * Sets a target with one environment value on `uuid` (as an admin) and returns its marker, for
+ * the secrets examples (README "Secrets").
+ */
+export async function plantSecret(
+  request: (r: HttpRequest) => Promise<HttpResponse>,
+  adminToken: string,
+  uuid: string,
+): Promise<string> {
+  const headers = { Authorization: `Bearer ${adminToken}` };
+  const set = await request({
+    method: 'POST',
+    path: `/api/v1/devices/${uuid}/target-state`,
+    headers,
+    body: {
+      apps: {
+        1000: {
+          appName: 'web',
+          services: [{ serviceName: 'main', image: 'web:1', environment: { API_TOKEN: `example-${randomUUID()}` } }],
+        },
+      },
+    },
+  });
+  if (set.status !== 200) throw new Error(`target with a secret: ${set.status} ${set.text}`);
+  const listed = await request({ method: 'GET', path: `/api/v1/devices/${uuid}/secrets`, headers });
+  const marker = listed.json?.secrets?.[0]?.target;
+  if (typeof marker !== 'string') throw new Error(`no secret marker listed: ${listed.status} ${listed.text}`);
+  return marker;
+}
 
 type Example = (fx: ExampleFixture) => HttpRequest;
 
@@ -84,6 +116,9 @@ export const routeExamples: Record<string, Example> = {
     }`,
   }),
   'GET /api/v1/devices/:uuid/timeline': (fx) => ({ method: 'GET', path: `/api/v1/devices/${fx.adminDevice}/timeline` }),
+  // secrets (issue #15): markers only; erasing is idempotent
+  'GET /api/v1/devices/:uuid/secrets': (fx) => ({ method: 'GET', path: `/api/v1/devices/${fx.adminDevice}/secrets` }),
+  'DELETE /api/v1/secrets/:hash': (fx) => ({ method: 'DELETE', path: `/api/v1/secrets/${fx.secretMarker}` }),
   // telemetry and device logs (issue #15)
   'POST /api/v1/device/:uuid/logs': (fx) => ({
     method: 'POST',

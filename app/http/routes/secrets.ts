@@ -14,7 +14,11 @@ import { uuidParam } from '../request.ts';
 function markerParam(ctx: Context): string {
   const hash = (ctx as unknown as { params: Record<string, string | undefined> }).params['hash'] ?? '';
   if (!isSecretMarker(hash)) {
-    throw new HttpError(400, 'invalid_request', 'hash: must be a secret marker hmac-sha256:<8 hex key id>:<64 hex>');
+    throw new HttpError(
+      400,
+      'invalid_request',
+      'path parameter hash: must be a secret marker hmac-sha256:<8 hex key id>:<64 hex>',
+    );
   }
   return hash;
 }
