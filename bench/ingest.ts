@@ -181,10 +181,14 @@ function treeCpuS(table: Map<number, { ppid: number; cpuS: number }>, root: numb
   return total;
 }
 
-/** The PostgreSQL server's postmaster: the parent of a backend serving us (null when not on this machine). */
+/**
+ * The PostgreSQL server's postmaster: the parent of its checkpointer, a process that lives as
+ * long as the server (null when the server is not on this machine).
+ */
 async function postmasterPid(): Promise<number | null> {
-  const backend = Number((await sql('SELECT pg_backend_pid() AS pid'))[0].pid);
-  const stat = await readFile(`/proc/${backend}/stat`, 'utf8').catch(() => null);
+  const rows = await sql(`SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'`);
+  if (rows.length === 0) return null;
+  const stat = await readFile(`/proc/${Number(rows[0].pid)}/stat`, 'utf8').catch(() => null);
   if (stat === null) return null;
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
 }
