@@ -80,8 +80,17 @@ async function startService(port: number): Promise<ChildProcess> {
 
 type Device = { uuid: string; key: string };
 
+// every write changes state (a new local_ip), so every write is an event the streams carry:
+// metrics alone append no event since issue #15
 const report = (device: Device, n: number) =>
-  JSON.stringify({ [device.uuid]: { uptime: 3600 + n, cpu_usage: (n % 10_000) / 100, memory_usage: 41.3 } });
+  JSON.stringify({
+    [device.uuid]: {
+      local_ip: `10.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`,
+      uptime: 3600 + n,
+      cpu_usage: (n % 10_000) / 100,
+      memory_usage: 41.3,
+    },
+  });
 
 const write = (device: Device, i: number) => ({
   method: 'PATCH',
