@@ -5,8 +5,9 @@
 // commits (and fsyncs) many events at once instead of one per request.
 // A device this process wrote last is decided from its state in memory without reading
 // anything: the compare-and-set is what makes that safe. A device whose stream moved on
-// (another writer, another instance, an admin's disable) is retried alone through
-// handleCommand, reading fresh, so one conflict never fails the rest of the batch.
+// (another writer, another instance or worker, an admin's disable) never fails the rest of
+// the batch: decided from memory, it is decided again from a fresh read in the next batch;
+// refused again (or refused when decided fresh), it is retried alone through handleCommand.
 import { type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
 import { causationIndexes } from '../../domain/device/decide.ts';
@@ -39,6 +40,8 @@ type Job = {
   sample?: MetricsRow | undefined;
   resolve: (result: BatchResult) => void;
   reject: (error: unknown) => void;
+  /** Decided from memory once and refused by a moved head: the next try reads fresh, in a batch. */
+  retried?: boolean;
 };
 
 /**
@@ -49,7 +52,15 @@ type Job = {
 export type BatchResult = CommandResult<DeviceState> & { sampleWritten?: boolean; contactLost?: boolean };
 
 type Loaded = { state: DeviceState; head: StreamHead };
-type Decided = { job: Job; loaded: Loaded; state: RegisteredDevice; rows: PreparedEvent[]; stateJson?: string };
+type Decided = {
+  job: Job;
+  loaded: Loaded;
+  state: RegisteredDevice;
+  rows: PreparedEvent[];
+  /** Decided from a state read with its head in this batch (not from memory). */
+  fresh: boolean;
+  stateJson?: string;
+};
 
 const loadRow = deviceLoadRow.extend({ uuid: z.string() });
 
@@ -82,6 +93,8 @@ export type BatchWriterOptions = {
   cacheSize?: number;
   /** Devices, beyond those, whose last committed state is kept as JSON text (see state-cache.ts); both 0: nothing is kept. */
   coldCacheSize?: number;
+  /** Called for each command written the slow way, alone (tests, metrics). */
+  onAlone?: (uuid: string) => void;
 };
 
 /** The writer: `submit` resolves when the command's events are committed. */
@@ -153,6 +166,7 @@ export function createDeviceBatchWriter(
   /** Writes one command alone, the slow, locking way; its result refreshes the cache. */
   async function alone(job: Job): Promise<void> {
     cache.delete(job.uuid);
+    options.onAlone?.(job.uuid);
     try {
       const result = await handleCommand(pool, store, deviceAdapter, job.uuid, job.decide, job.context);
       remember(job.uuid, { state: result.state, head: result.head });
@@ -224,7 +238,7 @@ export function createDeviceBatchWriter(
         loaded.head,
         toNewEvents({ ...deviceAdapter, causes: causationIndexes }, events, job.context),
       );
-      return { job, loaded, state, rows };
+      return { job, loaded, state, rows, fresh };
     } catch (error) {
       if (!fresh) return 'verify'; // a failure, too, is only an answer from a fresh read
       job.reject(error);
@@ -234,16 +248,16 @@ export function createDeviceBatchWriter(
 
   /**
    * Unchanged reports with a sample, decided from memory: their samples and contacts in one
-   * statement that checks each head; a device whose stream moved on is decided again alone.
+   * statement that checks each head; a device whose stream moved on is decided again (`moved`).
    */
-  async function writeQuiet(quiet: (Loaded & { job: Job })[], slow: Job[]): Promise<void> {
+  async function writeQuiet(quiet: (Loaded & { job: Job })[], moved: (job: Job) => void): Promise<void> {
     try {
       const samples = quiet.map((q) => ({ ...q.job.sample!, expected_version: q.head.version }));
       await metricsPartitions.ensure(pool, samples.map((sample) => sample.reported_at));
       const lost = await insertSamplesAtHeads(pool, samples);
       for (const q of quiet) {
         const contactLost = lost.get(q.job.uuid);
-        if (contactLost === undefined) slow.push(q.job);
+        if (contactLost === undefined) moved(q.job);
         else q.job.resolve({ state: q.state, events: [], head: q.head, sampleWritten: true, contactLost });
       }
     } catch (error) {
@@ -254,6 +268,19 @@ export function createDeviceBatchWriter(
   async function run(batch: Job[]): Promise<void> {
     const decided: Decided[] = [];
     const slow: Job[] = [];
+    // decided from memory, refused by a head that moved on (another process wrote the device:
+    // another instance, or another worker, whose writes this cache never sees): decided again
+    // from a fresh read in the next batch, still group-committed; only a second refusal goes
+    // the slow, locking way alone
+    const again: Job[] = [];
+    const moved = (job: Job) => {
+      cache.delete(job.uuid);
+      if (job.retried === true) slow.push(job);
+      else {
+        job.retried = true;
+        again.push(job);
+      }
+    };
     const toLoad: Job[] = [];
     const quiet: (Loaded & { job: Job })[] = [];
     const take = (job: Job, outcome: ReturnType<typeof decideJob>) => {
@@ -272,7 +299,7 @@ export function createDeviceBatchWriter(
       }
     }
     // written beside the events' statement; a moved head adds its job to `slow` before that runs
-    const quietWritten = quiet.length === 0 ? Promise.resolve() : writeQuiet(quiet, slow);
+    const quietWritten = quiet.length === 0 ? Promise.resolve() : writeQuiet(quiet, moved);
     if (toLoad.length > 0) {
       let loaded: Map<string, Loaded | 'refold'>;
       try {
@@ -299,7 +326,8 @@ export function createDeviceBatchWriter(
         for (const [i, d] of decided.entries()) {
           const events = written[i];
           if (!events) {
-            slow.push(d.job);
+            if (d.fresh) slow.push(d.job);
+            else moved(d.job);
             continue;
           }
           const head = headAfter(events);
@@ -316,6 +344,9 @@ export function createDeviceBatchWriter(
     }
     await quietWritten;
     await Promise.all(slow.map(alone));
+    // ahead of the queue, so that a device's later commands (queued meanwhile) still follow
+    // them; they are taken once this batch lets go of their devices
+    if (again.length > 0) queue.unshift(...again);
   }
 
   /**

@@ -197,3 +197,30 @@ test.serial('reports travel as the parser made them: app ids as keys fold and st
   t.regex(bad.body.error.message, /apps\.1000\.status/);
   await assertFoldEqualsReadModel(t, d.uuid);
 });
+
+test.serial('two writers taking turns on one device (two workers): a stale memory is read again in the next batch, never alone', async (t) => {
+  const { key } = await app.createProvisioningKey();
+  const devices = await Promise.all([1, 2, 3].map(() => app.registerDevice(key)));
+  const alone: string[] = [];
+  const writers = [0, 1].map(() =>
+    createDeviceBatchWriter(app.db.pool, app.deps.store, { onAlone: (uuid) => alone.push(uuid) })
+  );
+  // each device's reports alternate between the writers, one after the other: every write
+  // after the first two is decided from a memory the other writer has made stale
+  for (let n = 1; n <= 8; n += 1) {
+    const results = await Promise.all(
+      devices.map((d) => writers[n % 2]!.submit(d.uuid, report(n), context(d.uuid))),
+    );
+    t.true(results.every((r) => r.events.length === 1 && r.state.version === n + 1), `round ${n}`);
+  }
+  t.deepEqual(alone, [], 'no command went the slow way');
+  for (const d of devices) {
+    const events = await app.deps.store.readStream('device', d.uuid);
+    t.deepEqual(
+      events.slice(1).map((e) => (e.data as { system?: { hostname?: string } }).system?.hostname),
+      [1, 2, 3, 4, 5, 6, 7, 8].map((n) => `host-${n}`),
+      'in the order submitted',
+    );
+    await assertFoldEqualsReadModel(t, d.uuid);
+  }
+});
