@@ -93,6 +93,8 @@ const database = `dt_cluster_${randomBytes(4).toString('hex')}`;
 await adminQuery(`CREATE DATABASE ${database}`, scratch.adminUrl);
 const url = databaseUrl(database, scratch.adminUrl);
 const dataDirs: string[] = [];
+const sharedPepper = randomBytes(32).toString('base64url');
+const sharedSecretsKey = randomBytes(32).toString('hex');
 const instances: (ServiceProcess | null)[] = Array.from({ length: INSTANCES }, () => null);
 const ports = await Promise.all(Array.from({ length: INSTANCES }, () => freePort()));
 const receiver = await startReceiver();
@@ -107,6 +109,9 @@ async function startInstance(i: number): Promise<ServiceProcess> {
     env: {
       DATABASE_URL: url,
       DATA_DIR: dataDir,
+      // instances on one database share the credential pepper and the secrets key (docs/OPERATIONS.md)
+      CREDENTIAL_PEPPER: sharedPepper,
+      SECRETS_KEY: sharedSecretsKey,
       WORKERS: args.workers,
       // the load hammers few endpoints from one process: rate limits would only refuse it
       REPORT_RATE_LIMIT: 'off',
@@ -267,7 +272,7 @@ try {
     // --- the checks, from SQL
     const store = await checkStore(url, workload.acks);
     const verify = spawnSync(process.execPath, ['--import', 'tsx', 'replay/cli.ts', 'verify', '--json'], {
-      env: { ...process.env, DATABASE_URL: url },
+      env: { ...process.env, DATABASE_URL: url, CREDENTIAL_PEPPER: sharedPepper, SECRETS_KEY: sharedSecretsKey },
       encoding: 'utf8',
       timeout: 120_000,
     });
