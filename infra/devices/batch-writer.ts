@@ -298,7 +298,7 @@ export function createDeviceBatchWriter(
         else take(job, outcome);
       }
     }
-    // written beside the events' statement; a moved head adds its job to `slow` before that runs
+    // written beside the events' statement; a moved head sends its job to `again` (or `slow`) before that runs
     const quietWritten = quiet.length === 0 ? Promise.resolve() : writeQuiet(quiet, moved);
     if (toLoad.length > 0) {
       let loaded: Map<string, Loaded | 'refold'>;

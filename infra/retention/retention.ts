@@ -7,6 +7,7 @@
 // gzip NDJSON and read back intact before it is dropped. One instance works at a time.
 import { setImmediate } from 'node:timers';
 import { type CommonQueryMethods, type DatabasePool, sql } from 'slonik';
+import { STORED_BYTES } from '../postgres/pool.ts';
 import { z } from 'zod';
 import { evolve, FOLD_VERSION } from '../../domain/device/evolve.ts';
 import type { ProvisioningKeyEvent } from '../../domain/provisioning-key/events.ts';
@@ -261,15 +262,21 @@ async function foldToVersion(
   let lastEventAt = previous?.last_event_at ?? null;
   const upper = new Date(instantMs(horizon) + TIMESTAMP_SLACK_MS).toISOString();
   while (after < version) {
-    const page: readonly StoredEvent[] = await connection.any(sql.type(storedEventRow)`
-      SELECT ${eventColumns} FROM events
-       WHERE aggregate_type = ${type} AND aggregate_id = ${id}
-         AND aggregate_version > ${after} AND aggregate_version <= ${version} AND "timestamp" < ${upper}::timestamptz
-       ORDER BY aggregate_version LIMIT ${PAGE}`);
+    const read = (stored: boolean) =>
+      connection.any(sql.type(storedEventRow)`
+        ${stored ? STORED_BYTES : sql.fragment``} SELECT ${eventColumns} FROM events
+         WHERE aggregate_type = ${type} AND aggregate_id = ${id}
+           AND aggregate_version > ${after} AND aggregate_version <= ${version} AND "timestamp" < ${upper}::timestamptz
+         ORDER BY aggregate_version LIMIT ${PAGE}`);
+    // the chain is checked on the bytes as stored; the fold (the horizon snapshot) takes the
+    // events as every read shows them: an event stored before secrets were hashed (issue #15)
+    // shows its secrets as markers, which the snapshot must hold, never the values
+    const page: readonly StoredEvent[] = await read(true);
+    const shown: readonly StoredEvent[] = fold === undefined ? page : await read(false);
     if (page.length === 0) {
       throw new RetentionError(`${type} ${id}: version ${after + 1} is missing; run \`npm run replay -- verify\``);
     }
-    for (const event of page) {
+    for (const [i, event] of page.entries()) {
       if (event.aggregate_version !== after + 1) {
         throw new RetentionError(`${type} ${id}: version ${after + 1} is missing; run \`npm run replay -- verify\``);
       }
@@ -278,7 +285,13 @@ async function foldToVersion(
           `${type} ${id}: event ${event.event_id} (version ${event.aggregate_version}) does not match its hash; retention keeps tampered history: run \`npm run replay -- verify\``,
         );
       }
-      if (fold !== undefined) state = fold.apply(state, event);
+      if (fold !== undefined) {
+        const view = shown[i];
+        if (view === undefined || view.event_id !== event.event_id) {
+          throw new RetentionError(`${type} ${id}: the events moved while they were read; the next run tries again`);
+        }
+        state = fold.apply(state, view);
+      }
       if (lastEventAt === null || instantMs(event.timestamp) > instantMs(lastEventAt)) lastEventAt = event.timestamp;
       if (isDeviceCaused(event) && (lastSeen === null || instantMs(event.timestamp) > instantMs(lastSeen))) {
         lastSeen = event.timestamp;

@@ -5,11 +5,12 @@
 // the log, which is never rewritten) are read hashed on every path.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import test from 'ava';
+import { runRetention } from '../../infra/retention/retention.ts';
 import { type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
 import { createApp } from '../../app/http/create-app.ts';
@@ -21,8 +22,9 @@ import { deviceAdapter } from '../../infra/devices/device-store.ts';
 import { handleCommand } from '../../infra/event-store/command-handler.ts';
 import { createEventStore } from '../../infra/event-store/event-store.ts';
 import { verifyChains } from '../../infra/event-store/verify.ts';
-import { createDatabasePool } from '../../infra/postgres/pool.ts';
+import { createDatabasePool, STORED_BYTES } from '../../infra/postgres/pool.ts';
 import { createSnapshotter } from '../../infra/replay/snapshotter.ts';
+import { openFixtures } from '../../infra/replay/fixture-source.ts';
 import { createReplayQueries } from '../../infra/replay/queries.ts';
 import { createSecretHasher } from '../../infra/secrets/hasher.ts';
 import { keepStoredTargetSecrets } from '../../infra/secrets/secret-values.ts';
@@ -406,6 +408,39 @@ test.serial('events written before secrets were hashed are read hashed on every 
   t.true((await dumpTables()).includes(PLANT), 'the log itself is never rewritten');
   const verified = await verifyChains(pool, { aggregate: uuid });
   t.deepEqual(verified.breaks, [], 'the hash chain covers the stored bytes, which verification reads');
+
+  // a fixture or archive written before secrets were hashed (the stored bytes, the value in the
+  // clear): its chain is checked as stored, then it is shown with markers
+  const stored = new Map(
+    (await pool.any(sql.type(z.object({ event_id: z.string(), data: z.record(z.string(), z.unknown()) }))`
+      ${STORED_BYTES} SELECT event_id, data FROM events WHERE aggregate_id = ${uuid}`)).map((
+      r,
+    ) => [r.event_id, r.data]),
+  );
+  const oldFixture = path.join(await mkdtemp(path.join(tmpdir(), 'dt-old-fixture-')), 'old.ndjson');
+  await writeFile(
+    oldFixture,
+    exported.trim().split('\n').map((line) => {
+      const row = JSON.parse(line) as { event_id: string; data: unknown };
+      return JSON.stringify({ ...row, data: stored.get(row.event_id) ?? row.data });
+    }).join('\n') + '\n',
+  );
+  t.true((await readFile(oldFixture, 'utf8')).includes(PLANT), 'the old fixture holds the value');
+  const old = await openFixtures([oldFixture], hasher.hash);
+  const window = await old.window(uuid, { until: old.now() });
+  t.false(JSON.stringify(window.events).includes(PLANT), 'shown with markers');
+  t.true(JSON.stringify(window.events).includes(marker));
   await waitFor('webhook of the old event', () => hookBodies.some((b) => b.includes(marker)));
   t.false(hookBodies.join('\n').includes(PLANT));
+
+  // retention checks the chain on the stored bytes and writes its horizon snapshot with markers:
+  // three days on, with one day kept, today's partition goes (last: it drops this test's events)
+  const retention = await runRetention(pool, {
+    retentionDays: 1,
+    clock: () => new Date(Date.now() + 3 * 86_400_000),
+  });
+  t.deepEqual(retention.kept, [], 'no partition kept for a chain that does not verify');
+  t.true(retention.dropped.length > 0, "today's partition dropped");
+  t.true(retention.snapshots > 0, 'horizon snapshots written');
+  t.false((await dumpTables(['secret_values', 'events'])).includes(PLANT), 'the horizon snapshot holds the marker');
 });

@@ -25,4 +25,4 @@ ALTER TABLE mqtt_credentials ADD COLUMN hash_scheme text NOT NULL DEFAULT 'sha25
 ALTER TABLE mqtt_credentials ALTER COLUMN hash_scheme DROP DEFAULT;
 
 COMMENT ON COLUMN device_credentials.hash_scheme IS
-  'how key_hash was made: hmac-sha256 (keyed with the server''s pepper) or sha256 (before migration 014, upgraded on next use)';
+  'how key_hash was made: hmac-sha256 (keyed with the server''s pepper) or sha256 (before migration 017, upgraded on next use)';
