@@ -68,10 +68,12 @@ async function main(config: Config, logger: Logger, role: ServiceRole): Promise<
   const pool = await createDatabasePool(database.url, { maximumPoolSize: poolSize, secrets: secrets.hash });
   onShutdown('database pool', () => pool.end());
   // stored credential hashes are HMAC-SHA-256 with the pepper (issue #16, finding 8); in a
-  // cluster the primary has made it (if needed) and checked it against the database
+  // cluster the primary has made it (if needed) before forking. Every process checks it against
+  // the database: a worker restarted after the file was lost must not make a new one and lock
+  // every device out
   const pepper = await loadCredentialPepper(config);
+  await assertPepperFitsDatabase(pool, pepper);
   if (single) {
-    await assertPepperFitsDatabase(pool, pepper);
     log(
       `credential hashes: HMAC-SHA-256 with the pepper from ${pepper.source}${
         pepper.created ? ' (generated now)' : ''
