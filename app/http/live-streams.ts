@@ -2,6 +2,7 @@
 // re-checked every `recheckMs` while it has a stream open. Issue #16: 500 streams were
 // accepted (+100 MiB), and a stream kept delivering after its admin token was revoked.
 import { clearInterval, setInterval } from 'node:timers';
+import type { Context } from 'koa';
 import { HttpError } from './errors.ts';
 
 /** Caps and re-check period (SSE_MAX_STREAMS, SSE_MAX_STREAMS_PER_TOKEN, SSE_CREDENTIAL_RECHECK). */
@@ -169,4 +170,35 @@ export function createLiveStreams(
       };
     },
   };
+}
+
+/**
+ * Starts a Server-Sent Events response on `ctx`, written by hand from here on: the socket kept
+ * open without a timeout, the headers sent, Koa out of the way. Returns a signal that aborts
+ * when the client goes or the stream's slot ends. A client that closes a stream with data unread
+ * resets the socket; on-finished hands that ECONNRESET to ctx.onerror, and Koa's default listener
+ * would print a stack for each (bench:streams: one per stream): it is how a stream ends, so the
+ * error is marked exposed and not printed.
+ */
+export function startEventStream(ctx: Context, slot: LiveStream): AbortSignal {
+  ctx.req.socket.setTimeout(0);
+  ctx.req.socket.setNoDelay(true);
+  ctx.req.socket.setKeepAlive(true);
+  ctx.status = 200;
+  ctx.set('Content-Type', 'text/event-stream; charset=utf-8');
+  ctx.set('Cache-Control', 'no-cache, no-transform');
+  ctx.set('X-Accel-Buffering', 'no');
+  ctx.respond = false;
+  ctx.res.flushHeaders();
+  const clientGone = (error: Error & { expose?: boolean }) => {
+    error.expose = true;
+  };
+  ctx.req.socket.prependListener('error', clientGone);
+  const closed = new AbortController();
+  ctx.res.once('close', () => {
+    ctx.req.socket.off('error', clientGone);
+    closed.abort();
+  });
+  slot.signal.addEventListener('abort', () => closed.abort());
+  return closed.signal;
 }

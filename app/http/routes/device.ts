@@ -245,6 +245,24 @@ export function registrationRoutes(router: Router, deps: AppDeps): void {
   });
 }
 
+/**
+ * The calling device's row, after recording the call as its contact (a lost device is
+ * restored; a disabled one still counts as seen, then is refused with 403).
+ */
+async function contactedDevice(deps: AppDeps, ctx: Context, uuid: string, device: Parameters<typeof actorOf>[0]) {
+  const row = await deps.devices.get(uuid);
+  if (row === null) throw new HttpError(404, 'device_not_found', `no device ${uuid}`);
+  await recordDeviceContact(
+    deps.pool,
+    deps.store,
+    uuid,
+    deps.clock().toISOString(),
+    requestMetadata(ctx, actorOf(device)),
+  );
+  if (!row.is_active) throw new HttpError(403, 'device_inactive', 'device is disabled');
+  return row;
+}
+
 /** The target a poll answers with: its version (0 before any), apps, config and when it was set. */
 type PolledTarget = { uuid: string; version: number; apps: object; config: object; updated_at: string | null };
 
@@ -284,17 +302,8 @@ function targetPoll(deps: AppDeps, shape: (target: PolledTarget) => object) {
     const device = callerOf(ctx, 'device');
     const uuid = uuidParam(ctx);
     if (uuid !== device.uuid) throw new HttpError(403, 'forbidden', 'a device may only read its own target state');
-    const row = await deps.devices.get(uuid);
-    if (row === null) throw new HttpError(404, 'device_not_found', `no device ${uuid}`);
     // the poll is the device's heartbeat, also while it is disabled
-    await recordDeviceContact(
-      deps.pool,
-      deps.store,
-      uuid,
-      deps.clock().toISOString(),
-      requestMetadata(ctx, actorOf(device)),
-    );
-    if (!row.is_active) throw new HttpError(403, 'device_inactive', 'device is disabled');
+    const row = await contactedDevice(deps, ctx, uuid, device);
     const target = row.state.status === 'registered' ? row.state.target : null;
     const version = target?.version ?? 0;
     const served = await targetForDevice(deps, target);
@@ -338,17 +347,7 @@ export function deviceRoutes(router: Router, deps: AppDeps): void {
     if ((await deps.deviceKeys.isKeyOf(deps.pool, uuid, body.deviceApiKey)) !== true) {
       throw new HttpError(403, 'forbidden', 'body.deviceApiKey: is not the key this device authenticated with');
     }
-    const row = await deps.devices.get(uuid);
-    if (row === null) throw new HttpError(404, 'device_not_found', `no device ${uuid}`);
-    // a contact like any other call (a lost device is restored); a disabled one is refused after it
-    await recordDeviceContact(
-      deps.pool,
-      deps.store,
-      uuid,
-      deps.clock().toISOString(),
-      requestMetadata(ctx, actorOf(device)),
-    );
-    if (!row.is_active) throw new HttpError(403, 'device_inactive', 'device is disabled');
+    const row = await contactedDevice(deps, ctx, uuid, device);
     ctx.body = withIgnored(ctx, {
       status: 'ok',
       message: 'the device key is valid',

@@ -22,7 +22,7 @@ import { createFeedHub } from '../../../infra/realtime/feed-hub.ts';
 import { adminSecretValid, callerOf, credentialOf } from '../middleware/auth.ts';
 import type { AppDeps } from '../deps.ts';
 import { HttpError, parseOr400 } from '../errors.ts';
-import { createLiveStreams, type LiveStream } from '../live-streams.ts';
+import { createLiveStreams, type LiveStream, startEventStream } from '../live-streams.ts';
 import { processShutdown } from '../../shutdown.ts';
 
 const EVENT_TYPE = /^[a-z0-9_]+(\.[a-z0-9_]+)*$/;
@@ -169,31 +169,7 @@ export function feedRoutes(router: Router, deps: AppDeps): void {
       ? cursorOr400(query.after, 'query.after')
       : null;
     const slot = liveStreams.open(admin.id, credentialOf(ctx).secret);
-    ctx.req.socket.setTimeout(0);
-    ctx.req.socket.setNoDelay(true);
-    ctx.req.socket.setKeepAlive(true);
-    ctx.status = 200;
-    ctx.set('Content-Type', 'text/event-stream; charset=utf-8');
-    ctx.set('Cache-Control', 'no-cache, no-transform');
-    ctx.set('X-Accel-Buffering', 'no');
-    // the stream is written by hand: a client going away is normal here, not an error for Koa to report
-    ctx.respond = false;
-    ctx.res.flushHeaders();
-    // A client that closes a stream with data unread resets the socket; on-finished hands that
-    // ECONNRESET to ctx.onerror, and Koa's default listener printed a stack to stderr for each
-    // (bench:streams: one per stream). It is how a stream ends, not a fault: marked exposed,
-    // it is not printed.
-    const clientGone = (error: Error & { expose?: boolean }) => {
-      error.expose = true;
-    };
-    ctx.req.socket.prependListener('error', clientGone);
-    const closed = new AbortController();
-    ctx.res.once('close', () => {
-      ctx.req.socket.off('error', clientGone);
-      closed.abort();
-    });
-    slot.signal.addEventListener('abort', () => closed.abort());
-    const signal = closed.signal;
+    const signal = startEventStream(ctx, slot);
     void serve(
       ctx.res,
       hub.follow(cursor, filter, signal),

@@ -23,7 +23,7 @@ import { latestMetrics, readMetricsSeries } from '../../../infra/telemetry/metri
 import { adminSecretValid, callerOf, credentialOf } from '../middleware/auth.ts';
 import type { AppDeps } from '../deps.ts';
 import { HttpError, parseOr400 } from '../errors.ts';
-import { createLiveStreams, type LiveStream } from '../live-streams.ts';
+import { createLiveStreams, type LiveStream, startEventStream } from '../live-streams.ts';
 import { instantSchema, intQuery, uuidParam } from '../request.ts';
 import { processShutdown } from '../../shutdown.ts';
 
@@ -232,19 +232,7 @@ export function telemetryRoutes(router: Router, deps: AppDeps): void {
     await knownDevice(deps, uuid);
     const start = resumed ?? await tailStart(deps.pool);
     const slot = liveStreams.open(admin.id, credentialOf(ctx).secret);
-    ctx.req.socket.setTimeout(0);
-    ctx.req.socket.setNoDelay(true);
-    ctx.req.socket.setKeepAlive(true);
-    ctx.status = 200;
-    ctx.set('Content-Type', 'text/event-stream; charset=utf-8');
-    ctx.set('Cache-Control', 'no-cache, no-transform');
-    ctx.set('X-Accel-Buffering', 'no');
-    // written by hand: a client going away is normal here, not an error for Koa to report
-    ctx.respond = false;
-    ctx.res.flushHeaders();
-    const closed = new AbortController();
-    ctx.res.once('close', () => closed.abort());
-    slot.signal.addEventListener('abort', () => closed.abort());
-    void tail(deps, ctx.res, uuid, start, filter, slot, closed.signal);
+    const signal = startEventStream(ctx, slot);
+    void tail(deps, ctx.res, uuid, start, filter, slot, signal);
   });
 }
