@@ -3,6 +3,7 @@
 // (app/cluster/primary.ts), which forks the workers; a forked worker runs the service as
 // worker N (DEVICETRAIL_WORKER, set by the primary).
 import cluster from 'node:cluster';
+import { setFlagsFromString } from 'node:v8';
 import { type Config, ConfigError, isDeno, loadConfig, workerIndex } from './config.ts';
 import { createLogger } from './observability/logger.ts';
 import { runService } from './service.ts';
@@ -16,6 +17,10 @@ try {
   console.error(`[devicetrail] ${error instanceof ConfigError ? error.message : String(error)}`);
   process.exit(1);
 }
+// each process of the service (primary and workers) collects its old generation sooner than V8
+// would on its own: a fleet's reports leave short-lived state copies in it, which otherwise
+// pile up to ~4x the live heap before a full collection (bench/RESULTS.md, issue #19)
+if (config.HEAP_GROWING_PERCENT > 0 && !isDeno) setFlagsFromString(`--heap-growing-percent=${config.HEAP_GROWING_PERCENT}`);
 const logger = createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT, nodeEnv: config.NODE_ENV });
 const index = isDeno ? null : workerIndex();
 if (index !== null && cluster.isWorker) {

@@ -147,24 +147,28 @@ const CLOCK_TICKS = (() => {
   }
 })();
 
-/** Every process's parent and CPU time so far (user + system, seconds), from /proc. */
+/**
+ * Every process's parent and CPU time so far (seconds): its own user + system time and that of
+ * its children it has reaped (cutime + cstime). A PostgreSQL backend that exits (a pool
+ * connection closed mid-run) leaves the table, but its CPU is then counted in the postmaster's.
+ */
 async function processTable(): Promise<Map<number, { ppid: number; cpuS: number }>> {
   const table = new Map<number, { ppid: number; cpuS: number }>();
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => null);
     if (stat === null) continue;
-    // after "pid (comm) ": state ppid … utime (14th field) stime (15th)
+    // after "pid (comm) ": state ppid … utime (14th field) stime cutime cstime (17th)
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     table.set(Number(entry), {
       ppid: Number(fields[1]),
-      cpuS: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS,
+      cpuS: (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS,
     });
   }
   return table;
 }
 
-/** CPU seconds used so far by `root` and every process below it (exited children included by the kernel in the parent only once reaped: run this on live trees). */
+/** CPU seconds used so far by `root` and every process below it, reaped children included. */
 function treeCpuS(table: Map<number, { ppid: number; cpuS: number }>, root: number): number {
   let total = 0;
   for (const [pid, p] of table) {

@@ -5,11 +5,13 @@ import { z } from 'zod';
 import type { Actor, EventMetadata } from '../../domain/recorded-event.ts';
 import { HttpError } from './errors.ts';
 
+/** 8-4-4-4-12 hex digits, either case (uuidSchema's rule). */
+export const UUID_PATTERN = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+
 /** A device uuid: 8-4-4-4-12 hex (any version, as the seed's example is not RFC 4122). */
-export const uuidSchema = z.string().regex(
-  /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/,
-  'must be a uuid (8-4-4-4-12 hex digits)',
-).transform((s) => s.toLowerCase());
+export const uuidSchema = z.string().regex(UUID_PATTERN, 'must be a uuid (8-4-4-4-12 hex digits)').transform((s) =>
+  s.toLowerCase()
+);
 
 /** An ISO-8601 instant with a time zone, returned normalised to UTC. */
 export const instantSchema = z.string().max(64).refine(
@@ -97,38 +99,58 @@ export function requireJsonBody() {
 
 const MAX_DEPTH = 32;
 
+/** Size limits a walk may also check (middleware/input-limits.ts: INPUT_LIMITS). */
+export type ShapeLimits = { maxKeysPerObject: number; maxItemsPerArray: number; maxStringLength: number };
+
+/** Bodies already walked by assertStorableJson with the shape limits: jsonBody() does not walk them again. */
+const checkedBodies = new WeakSet<object>();
+
 /**
  * PostgreSQL's jsonb cannot store NUL characters or lone surrogates; refuse them up front
- * (400, not a 500 from the database). Also bounds nesting depth.
+ * (400, not a 500 from the database). Also bounds nesting depth and, given `limits`, the
+ * sizes of strings, keys, objects and arrays. One walk; a path is spelled out only for the
+ * 400 that names it (a body's walk on the ingest path builds no strings; issue #19).
  */
-export function assertStorableJson(value: unknown, path = 'body'): void {
-  const stack: { value: unknown; path: string; depth: number }[] = [{ value, path, depth: 0 }];
-  while (stack.length > 0) {
-    const item = stack.pop()!;
-    if (item.depth > MAX_DEPTH) {
-      throw new HttpError(400, 'invalid_request', `${item.path}: nested more than ${MAX_DEPTH} levels deep`);
-    }
-    if (typeof item.value === 'string') checkString(item.value, item.path);
-    else if (Array.isArray(item.value)) {
-      item.value.forEach((v, i) => stack.push({ value: v, path: `${item.path}.${i}`, depth: item.depth + 1 }));
-    } else if (item.value !== null && typeof item.value === 'object') {
-      for (const [k, v] of Object.entries(item.value)) {
-        checkString(k, `${item.path} (key)`);
-        stack.push({ value: v, path: `${item.path}.${k}`, depth: item.depth + 1 });
+export function assertStorableJson(value: unknown, root = 'body', limits: ShapeLimits | null = null): void {
+  const keys: (string | number)[] = [];
+  const fail = (message: string, suffix = ''): never => {
+    throw new HttpError(400, 'invalid_request', `${[root, ...keys].join('.')}${suffix}: ${message}`);
+  };
+  const visitString = (s: string, suffix: string, tooLong: string) => {
+    if (s.includes('\u0000')) fail('NUL characters are not allowed', suffix);
+    if (!s.isWellFormed()) fail('contains an unpaired UTF-16 surrogate', suffix);
+    if (limits !== null && s.length > limits.maxStringLength) fail(tooLong);
+  };
+  const visit = (node: unknown, depth: number): void => {
+    if (depth > MAX_DEPTH) fail(`nested more than ${MAX_DEPTH} levels deep`);
+    if (typeof node === 'string') {
+      visitString(node, '', `longer than ${limits?.maxStringLength} characters`);
+    } else if (Array.isArray(node)) {
+      if (limits !== null && node.length > limits.maxItemsPerArray) fail(`more than ${limits.maxItemsPerArray} items`);
+      for (let i = 0; i < node.length; i += 1) {
+        keys.push(i);
+        visit(node[i], depth + 1);
+        keys.pop();
+      }
+    } else if (node !== null && typeof node === 'object') {
+      const names = Object.keys(node);
+      if (limits !== null && names.length > limits.maxKeysPerObject) fail(`more than ${limits.maxKeysPerObject} keys`);
+      for (const name of names) {
+        visitString(name, ' (key)', `a key longer than ${limits?.maxStringLength} characters`);
+        keys.push(name);
+        visit((node as Record<string, unknown>)[name], depth + 1);
+        keys.pop();
       }
     }
-  }
+  };
+  visit(value, 0);
+  if (limits !== null && value !== null && typeof value === 'object') checkedBodies.add(value);
 }
 
-function checkString(s: string, path: string): void {
-  if (s.includes('\u0000')) throw new HttpError(400, 'invalid_request', `${path}: NUL characters are not allowed`);
-  if (!s.isWellFormed()) throw new HttpError(400, 'invalid_request', `${path}: contains an unpaired UTF-16 surrogate`);
-}
-
-/** The parsed JSON body, checked for storability. */
+/** The parsed JSON body, checked for storability (once: the body reader's walk counts). */
 export function jsonBody(ctx: Context): unknown {
   const body = (ctx.request as unknown as { body?: unknown }).body;
-  assertStorableJson(body);
+  if (body === null || typeof body !== 'object' || !checkedBodies.has(body)) assertStorableJson(body);
   return body;
 }
 

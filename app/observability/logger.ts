@@ -80,23 +80,23 @@ const QUIET_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
 
 /**
  * Logs one line per request when it finishes: request id, method, route, status, duration,
- * device uuid where known, caller kind. Probes and scrapes log at debug. Puts a child
- * logger carrying the request id on `ctx.state.log`.
+ * device uuid where known, caller kind. Probes and scrapes log at debug. A line below the
+ * logger's level is not even built (the ingest path at LOG_LEVEL=warn logs nothing; issue #19).
  */
 export function logRequests(logger: Logger, options: { enabled: boolean } = { enabled: true }) {
   return async function logRequest(ctx: Context, next: Next): Promise<void> {
+    if (!options.enabled) return await next();
     const started = performance.now();
-    const requestId = ctx.state['requestId'] as string | undefined;
-    ctx.state['log'] = logger.child({ request_id: requestId });
     try {
       await next();
     } finally {
-      if (options.enabled) {
-        const route = routeOf(ctx);
+      const route = routeOf(ctx);
+      const status = ctx.status;
+      const level = status >= 500 ? 'error' : QUIET_ROUTES.has(route) ? 'debug' : 'info';
+      if (logger.isLevelEnabled(level)) {
         const principal = ctx.state['principal'] as { type?: string; id?: string; uuid?: string } | undefined;
-        const status = ctx.status;
         const line = {
-          request_id: requestId,
+          request_id: ctx.state['requestId'] as string | undefined,
           method: ctx.method,
           route,
           path: ctx.path,
@@ -107,10 +107,7 @@ export function logRequests(logger: Logger, options: { enabled: boolean } = { en
             ? undefined
             : `${principal.type}:${principal.id ?? principal.uuid ?? '?'}`,
         };
-        const message = `${ctx.method} ${route === 'unmatched' ? ctx.path : route} ${status}`;
-        if (status >= 500) logger.error(line, message);
-        else if (QUIET_ROUTES.has(route)) logger.debug(line, message);
-        else logger.info(line, message);
+        logger[level](line, `${ctx.method} ${route === 'unmatched' ? ctx.path : route} ${status}`);
       }
     }
   };

@@ -47,7 +47,9 @@ export function touchContacts(
       if (seen === undefined || Date.parse(at) > Date.parse(seen)) latest.set(uuid, at);
     }
     const rows = JSON.stringify([...latest].map(([uuid, at]) => ({ uuid, at })));
-    source = sql.fragment`jsonb_to_recordset(${rows}::jsonb) AS c(uuid text, at timestamptz)`;
+    // the LIMIT is the planner's row count (see appendStatement)
+    source = sql.fragment`(SELECT * FROM jsonb_to_recordset(${rows}::jsonb) AS c(uuid text, at timestamptz)
+                            LIMIT ${latest.size}) c`;
   } else source = sql.fragment`${contacts as IdentifierSqlToken} c`;
   return sql.fragment`
     UPDATE devices d SET last_seen_at = GREATEST(d.last_seen_at, c.at)

@@ -163,9 +163,12 @@ export function appendStatement(streams: readonly (readonly PreparedEvent[])[], 
   );
   return sql.type(appendedRow)`
     WITH head AS (
+      -- the LIMIT is the planner's row count (a recordset is otherwise guessed at 100 rows, and
+      -- the compare-and-set below then scans every stream instead of looking up its own)
       SELECT * FROM jsonb_to_recordset(${JSON.stringify(heads)}::jsonb)
         AS h(aggregate_type text, aggregate_id text, expected int8, version int8, last_hash text,
              first_timestamp timestamptz, last_timestamp timestamptz)
+       LIMIT ${heads.length}
     ),
     moved AS (
       UPDATE streams s SET version = h.version, last_hash = h.last_hash, last_timestamp = h.last_timestamp,

@@ -163,10 +163,12 @@ export async function insertSamplesAtHeads(
   if (rows.length === 0) return new Map();
   const touched = await connection.any(sql.type(touchedRow)`
     WITH input AS (
+      -- the LIMIT gives the planner the row count: guessing 100, it scanned every stream per batch
       SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
         AS m(device_uuid text, reported_at timestamptz, cpu_usage float8, cpu_temp float8, memory_usage float8,
              memory_total float8, storage_usage float8, storage_total float8, temperature float8, uptime float8,
              top_processes jsonb, network_interfaces jsonb, expected_version int8)
+       LIMIT ${rows.length}
     ),
     at_head AS (
       SELECT m.* FROM input m

@@ -19,34 +19,12 @@ export const INPUT_LIMITS = {
 
 const invalid = (message: string) => new HttpError(400, 'invalid_request', message);
 
-/** Throws a 400 naming the first place where `body` breaks a shape limit. */
+/**
+ * Throws a 400 naming the first place where `body` breaks a shape limit or cannot be stored
+ * (NUL, lone surrogates, depth): one walk (request.ts), after which jsonBody() takes the body as checked.
+ */
 export function assertWithinLimits(body: unknown): void {
-  assertStorableJson(body);
-  const stack: { value: unknown; path: string }[] = [{ value: body, path: 'body' }];
-  while (stack.length > 0) {
-    const { value, path } = stack.pop()!;
-    if (typeof value === 'string') {
-      if (value.length > INPUT_LIMITS.maxStringLength) {
-        throw invalid(`${path}: longer than ${INPUT_LIMITS.maxStringLength} characters`);
-      }
-    } else if (Array.isArray(value)) {
-      if (value.length > INPUT_LIMITS.maxItemsPerArray) {
-        throw invalid(`${path}: more than ${INPUT_LIMITS.maxItemsPerArray} items`);
-      }
-      value.forEach((v, i) => stack.push({ value: v, path: `${path}.${i}` }));
-    } else if (value !== null && typeof value === 'object') {
-      const entries = Object.entries(value);
-      if (entries.length > INPUT_LIMITS.maxKeysPerObject) {
-        throw invalid(`${path}: more than ${INPUT_LIMITS.maxKeysPerObject} keys`);
-      }
-      for (const [k, v] of entries) {
-        if (k.length > INPUT_LIMITS.maxStringLength) {
-          throw invalid(`${path}: a key longer than ${INPUT_LIMITS.maxStringLength} characters`);
-        }
-        stack.push({ value: v, path: `${path}.${k}` });
-      }
-    }
-  }
+  assertStorableJson(body, 'body', INPUT_LIMITS);
 }
 
 /**

@@ -9,24 +9,34 @@ import { HttpError } from '../errors.ts';
 
 /** Koa middleware: 503 `request_timeout` after `timeoutMs`; `onLate` gets a late handler's error. */
 export function requestDeadline(timeoutMs: number, onLate: (error: unknown, ctx: Context) => void) {
-  return async function deadline(ctx: Context, next: Next): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const work = next();
-    const expired = new Promise<'expired'>((resolve) => {
-      timer = setTimeout(() => resolve('expired'), timeoutMs);
+  return function deadline(ctx: Context, next: Next): Promise<void> {
+    // one promise and one timer per request (issue #19): settled by the handler, or by the timer
+    return new Promise<void>((resolve, reject) => {
+      let late = false;
+      const timer = setTimeout(() => {
+        late = true;
+        reject(
+          new HttpError(
+            503,
+            'request_timeout',
+            `no answer within ${timeoutMs} ms (is the database reachable?); retry later`,
+            undefined,
+            { 'Retry-After': '5' },
+          ),
+        );
+      }, timeoutMs);
+      next().then(
+        () => {
+          if (late) return;
+          clearTimeout(timer);
+          resolve();
+        },
+        (error: unknown) => {
+          if (late) return onLate(error, ctx);
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
     });
-    try {
-      if ((await Promise.race([work.then(() => 'done' as const), expired])) === 'done') return;
-    } finally {
-      clearTimeout(timer);
-    }
-    work.catch((error: unknown) => onLate(error, ctx));
-    throw new HttpError(
-      503,
-      'request_timeout',
-      `no answer within ${timeoutMs} ms (is the database reachable?); retry later`,
-      undefined,
-      { 'Retry-After': '5' },
-    );
   };
 }
