@@ -19,6 +19,7 @@
 // check looks after a restart. (A report that appended nothing leaves no id behind; applying
 // it again appends nothing either.)
 import { createHash } from 'node:crypto';
+import { setImmediate } from 'node:timers';
 import type { Buffer } from 'node:buffer';
 import type { DatabasePool } from 'slonik';
 import { DomainError } from '../../domain/errors.ts';
@@ -74,12 +75,37 @@ export function createReportHandler(options: ReportHandlerOptions) {
   const chains = new Map<string, Promise<unknown>>();
   const recent = new Map<string, string[]>();
 
+  // devices whose ids are not in memory, looked up together: one statement per turn of the event loop
+  let lookups: Map<string, { resolve: (ids: string[]) => void; reject: (error: unknown) => void }[]> | null = null;
+  function lookUp(uuid: string): Promise<string[]> {
+    if (lookups === null) {
+      const batch = lookups = new Map();
+      setImmediate(() => {
+        lookups = null;
+        recentRequestIds(options.pool, [...batch.keys()], { limit: RECENT_PER_DEVICE }).then(
+          (found) => {
+            for (const [id, waiting] of batch) {
+              for (const w of waiting) w.resolve((found.get(id) ?? []).filter((r) => r.startsWith('mqtt:')));
+            }
+          },
+          (error: unknown) => {
+            for (const waiting of batch.values()) for (const w of waiting) w.reject(error);
+          },
+        );
+      });
+    }
+    const batch = lookups;
+    return new Promise((resolve, reject) => {
+      const waiting = batch.get(uuid) ?? [];
+      waiting.push({ resolve, reject });
+      batch.set(uuid, waiting);
+    });
+  }
+
   async function recentOf(uuid: string): Promise<string[]> {
     let ids = recent.get(uuid);
-    if (ids === undefined) {
-      ids = (await recentRequestIds(options.pool, uuid, { limit: RECENT_PER_DEVICE }))
-        .filter((id) => id.startsWith('mqtt:'));
-    } else recent.delete(uuid); // re-inserted below: the map iterates least recently used first
+    if (ids === undefined) ids = await lookUp(uuid);
+    else recent.delete(uuid); // re-inserted below: the map iterates least recently used first
     recent.set(uuid, ids);
     if (recent.size > RECENT_DEVICES) recent.delete(recent.keys().next().value!);
     return ids;
