@@ -20,7 +20,9 @@ try {
 // each process of the service (primary and workers) collects its old generation sooner than V8
 // would on its own: a fleet's reports leave short-lived state copies in it, which otherwise
 // pile up to ~4x the live heap before a full collection (bench/RESULTS.md, issue #19)
-if (config.HEAP_GROWING_PERCENT > 0 && !isDeno) setFlagsFromString(`--heap-growing-percent=${config.HEAP_GROWING_PERCENT}`);
+if (config.HEAP_GROWING_PERCENT > 0 && !isDeno) {
+  setFlagsFromString(`--heap-growing-percent=${config.HEAP_GROWING_PERCENT}`);
+}
 const logger = createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT, nodeEnv: config.NODE_ENV });
 const index = isDeno ? null : workerIndex();
 if (index !== null && cluster.isWorker) {

@@ -47,7 +47,9 @@ export function parseStateReports(
   const seen = new Map<string, string>();
   for (const [key, value] of entries) {
     // uuidSchema's rule, without a zod parse per report (issue #19)
-    if (!UUID_PATTERN.test(key)) throw new HttpError(400, 'invalid_request', `${root}.${key}: key must be a device uuid`);
+    if (!UUID_PATTERN.test(key)) {
+      throw new HttpError(400, 'invalid_request', `${root}.${key}: key must be a device uuid`);
+    }
     const uuid = key.toLowerCase();
     if (uuid !== caller) {
       throw new HttpError(403, 'forbidden', `${root}.${key}: a device may only report its own state`);
