@@ -116,15 +116,17 @@ export function assertStorableJson(value: unknown, root = 'body', limits: ShapeL
   const fail = (message: string, suffix = ''): never => {
     throw new HttpError(400, 'invalid_request', `${[root, ...keys].join('.')}${suffix}: ${message}`);
   };
-  const visitString = (s: string, suffix: string, tooLong: string) => {
-    if (s.includes('\u0000')) fail('NUL characters are not allowed', suffix);
-    if (!s.isWellFormed()) fail('contains an unpaired UTF-16 surrogate', suffix);
-    if (limits !== null && s.length > limits.maxStringLength) fail(tooLong);
+  const visitString = (s: string, isKey: boolean) => {
+    if (s.includes('\u0000')) fail('NUL characters are not allowed', isKey ? ' (key)' : '');
+    if (!s.isWellFormed()) fail('contains an unpaired UTF-16 surrogate', isKey ? ' (key)' : '');
+    if (limits !== null && s.length > limits.maxStringLength) {
+      fail(`${isKey ? 'a key longer' : 'longer'} than ${limits.maxStringLength} characters`);
+    }
   };
   const visit = (node: unknown, depth: number): void => {
     if (depth > MAX_DEPTH) fail(`nested more than ${MAX_DEPTH} levels deep`);
     if (typeof node === 'string') {
-      visitString(node, '', `longer than ${limits?.maxStringLength} characters`);
+      visitString(node, false);
     } else if (Array.isArray(node)) {
       if (limits !== null && node.length > limits.maxItemsPerArray) fail(`more than ${limits.maxItemsPerArray} items`);
       for (let i = 0; i < node.length; i += 1) {
@@ -136,7 +138,7 @@ export function assertStorableJson(value: unknown, root = 'body', limits: ShapeL
       const names = Object.keys(node);
       if (limits !== null && names.length > limits.maxKeysPerObject) fail(`more than ${limits.maxKeysPerObject} keys`);
       for (const name of names) {
-        visitString(name, ' (key)', `a key longer than ${limits?.maxStringLength} characters`);
+        visitString(name, true);
         keys.push(name);
         visit((node as Record<string, unknown>)[name], depth + 1);
         keys.pop();
