@@ -218,7 +218,9 @@ export type LatestSample = { reported_at: string } & Record<MetricGauge, number 
 const gaugeSelect = sql.join(
   metricGaugeNames.map((name) => {
     const column = sql.identifier([name]);
-    return sql.fragment`avg(${column}) AS ${sql.identifier([`${name}_avg`])},
+    // averaged as numeric: a float8 sum of reported values near its largest (1e308, a valid
+    // finite number) overflows, a 500 (found by the fuzz); the mean itself always fits
+    return sql.fragment`avg(${column}::numeric)::float8 AS ${sql.identifier([`${name}_avg`])},
       min(${column}) AS ${sql.identifier([`${name}_min`])}, max(${column}) AS ${sql.identifier([`${name}_max`])}`;
   }),
   sql.fragment`, `,

@@ -238,3 +238,21 @@ test('a metrics-only report decided from a stale memory of the device is decided
   t.is((await report({ apps, cpu_usage: 4 })).body.devices[device.uuid].version, head);
   t.deepEqual((await samples(app, device.uuid)).map((s) => s.cpu_usage), [1, 2, 3, 4]);
 });
+
+test('the largest finite values a report may carry are averaged into a bucket without overflowing (a 500 before)', async (t) => {
+  const { app, device, at, report } = await setup(t);
+  t.is((await report({ cpu_usage: 1e308, memory_usage: -1.7e308 })).status, 200);
+  at(1000);
+  t.is((await report({ cpu_usage: 1.5e308, memory_usage: -1.7e308 })).status, 200);
+  const series = await app.request(
+    'GET',
+    `/api/v1/devices/${device.uuid}/metrics?since=2026-09-01T09:00:00Z&until=2026-09-01T11:00:00Z&step=1h`,
+    { token: app.adminToken },
+  );
+  t.is(series.status, 200);
+  t.is(series.body.points.length, 1);
+  t.is(series.body.points[0].samples, 2);
+  t.is(series.body.points[0].cpu_usage.avg, 1.25e308);
+  t.is(series.body.points[0].memory_usage.avg, -1.7e308);
+  t.is(series.body.points[0].cpu_usage.max, 1.5e308);
+});
