@@ -19,7 +19,6 @@ import { assertAfterHorizon, readHorizon } from '../event-store/retention-horizo
 import { targetDeliveries } from '../devices/target-deliveries.ts';
 import { createSnapshotStore, type Snapshot, TIMESTAMP_SLACK_MS } from '../event-store/snapshots.ts';
 import { setImmediate } from 'node:timers';
-import { transaction } from '../postgres/transaction.ts';
 
 const replayEventRow = storedEventRow.pick({
   event_id: true,
@@ -131,7 +130,7 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
     row: S,
     consume: (rows: readonly z.infer<S>[]) => void,
   ): Promise<void> {
-    await transaction(pool, async (transaction) => {
+    await pool.transaction(async (transaction) => {
       await transaction.query(sql.unsafe`${cursor}`);
       // FETCH takes no parameter: 1000 is BATCH
       const fetch = () =>
@@ -162,7 +161,7 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
         if (!more) return;
       }
       // no retry: consume has already folded what it was given, so a second pass would fold twice
-    }, { attempts: 1 });
+    }, 0);
   }
 
   /**

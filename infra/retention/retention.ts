@@ -31,7 +31,6 @@ import {
   TIMESTAMP_SLACK_MS,
 } from '../event-store/snapshots.ts';
 import type { DeviceState } from '../../domain/device/state.ts';
-import { sessionTransaction } from '../postgres/transaction.ts';
 
 /** Fold version of provisioning key snapshots (evolveProvisioningKey has had one meaning so far). */
 export const PROVISIONING_KEY_FOLD_VERSION = 1;
@@ -143,7 +142,7 @@ async function dropPartition(
     archive = { file: paths.file, sha256: check.manifest.sha256, rows: check.rows };
   }
   const table = sql.identifier([partition.name]);
-  return sessionTransaction(connection, async (tx) => {
+  return connection.transaction(async (tx) => {
     await tx.query(sql.unsafe`SELECT set_config('lock_timeout', ${`${options.lockTimeoutMs ?? 5000}ms`}, true)`);
     const { rows } = await tx.one(sql.type(countRow)`SELECT count(*)::bigint AS rows FROM ${table}`);
     if (archive !== null && rows !== archive.rows) {
@@ -187,7 +186,7 @@ async function snapshotAtHorizon(
         points.push(await foldToVersion(connection, type, id, previous, version, horizon));
       }
     }
-    await sessionTransaction(connection, async (tx) => {
+    await connection.transaction(async (tx) => {
       const states = points.flatMap((p) => (p.snapshot === null ? [] : [p.snapshot]));
       // a periodic snapshot may already sit at that version: same fold, same state, kept
       await createSnapshotStore(tx).write(states);

@@ -229,7 +229,34 @@ test.serial('SSE: new events arrive live; a reconnect with Last-Event-ID resumes
   const second = openStream('/api/v1/events/stream', { 'Last-Event-ID': lastId });
   t.is((await second.ready).status, 200);
   const expected = (await allEventIds(app.db.pool)).filter((id) => !before.has(id));
-  await waitFor('the missed events', () => first.messages.length + second.messages.length >= expected.length);
+  try {
+    await waitFor('the missed events', () => first.messages.length + second.messages.length >= expected.length);
+  } catch (error) {
+    // seen 3 times in 6 full runs with a change since reverted (bench/RESULTS.md, 2026-12-06
+    // evening): say which event is missing, where each stream was, and what holds the horizon
+    const got = new Set([...first.messages, ...second.messages].map((m) => m.data.event_id));
+    const events = await app.db.pool.any(sql.type(z.object({
+      event_id: z.string(),
+      event_type: z.string(),
+      aggregate_id: z.string(),
+      aggregate_version: z.number(),
+      xid: z.string(),
+      global_position: z.number(),
+    }))`
+      SELECT event_id, event_type, aggregate_id, aggregate_version, transaction_id::text AS xid, global_position
+        FROM events ORDER BY transaction_id, global_position`);
+    for (const event of events.filter((e) => !before.has(e.event_id))) {
+      t.log(got.has(event.event_id) ? 'received' : 'MISSING ', JSON.stringify(event));
+    }
+    t.log('resumed from', JSON.stringify(decodeCursor(lastId)));
+    t.log('first stream ids', JSON.stringify(first.messages.map((m) => m.id)));
+    t.log('second stream ids', JSON.stringify(second.messages.map((m) => m.id)));
+    const open = await app.db.pool.any(sql.type(z.object({ datname: z.string().nullable(), age: z.string() }))`
+      SELECT datname, (now() - xact_start)::text AS age FROM pg_stat_activity
+       WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() ORDER BY xact_start LIMIT 10`);
+    t.log('open transactions in the cluster', JSON.stringify(open));
+    throw error;
+  }
   await append(app.db.pool, 'live-again', 1, { type: 'test.live' });
   await waitFor(
     'a live event after the resume',
