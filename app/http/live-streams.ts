@@ -195,10 +195,13 @@ export function startEventStream(ctx: Context, slot: LiveStream): AbortSignal {
   };
   ctx.req.socket.prependListener('error', clientGone);
   const closed = new AbortController();
-  ctx.res.once('close', () => {
+  const gone = () => {
     ctx.req.socket.off('error', clientGone);
     closed.abort();
-  });
+  };
+  ctx.res.once('close', gone);
   slot.signal.addEventListener('abort', () => closed.abort());
+  // a client that left while the handler awaited the stream's start: its 'close' has been
+  if (ctx.req.socket.destroyed) gone();
   return closed.signal;
 }

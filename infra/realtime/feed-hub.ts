@@ -42,11 +42,18 @@ export type FeedHubStats = {
 /** The shared reader. */
 export type FeedHub = {
   /**
-   * Yields, batch by batch, the events after `start` (null: the head) that match `filter`,
-   * each with the subscriber's cursor after it; returns when `signal` aborts or the process
-   * drains, throws when a catching-up read fails.
+   * The cursor a subscriber without one starts from: the hub's own while it runs, else the
+   * log's head. Taken before a stream answers, so that an event committed once the client
+   * has its answer is after it (a generator's body runs only at its first `next()`: a head
+   * read there skipped the events committed in between).
    */
-  follow: (start: FeedCursor | null, filter: FeedFilter | undefined, signal: AbortSignal) => AsyncGenerator<FeedItem[]>;
+  start: () => Promise<FeedCursor>;
+  /**
+   * Yields, batch by batch, the events after `start` that match `filter`, each with the
+   * subscriber's cursor after it; returns when `signal` aborts or the process drains, throws
+   * when a catching-up read fails.
+   */
+  follow: (start: FeedCursor, filter: FeedFilter | undefined, signal: AbortSignal) => AsyncGenerator<FeedItem[]>;
   stats: () => FeedHubStats;
 };
 
@@ -223,7 +230,7 @@ export function createFeedHub(pool: DatabasePool, options: FeedHubOptions = {}):
   }
 
   async function* follow(
-    start: FeedCursor | null,
+    start: FeedCursor,
     filter: FeedFilter | undefined,
     signal: AbortSignal,
   ): AsyncGenerator<FeedItem[]> {
@@ -239,8 +246,8 @@ export function createFeedHub(pool: DatabasePool, options: FeedHubOptions = {}):
     const onAbort = () => subscriber.wake();
     signal.addEventListener('abort', onAbort);
     try {
-      let cursor = start ?? head ?? await headCursor(pool);
-      // the cursor is one of the hub's: take the hub's cursors as they come, without comparing
+      let cursor = start;
+      // the cursor is the hub's current one: take the hub's cursors as they come, without comparing
       let inStep = cursor === head;
       let known: KnownVersions | undefined;
       while (!signal.aborted && !draining()) {
@@ -298,6 +305,7 @@ export function createFeedHub(pool: DatabasePool, options: FeedHubOptions = {}):
   }
 
   return {
+    start: async () => head ?? await headCursor(pool),
     follow,
     stats: () => ({ subscribers: subscribers.size, live: live.size, hubReads, catchUpReads }),
   };

@@ -34,6 +34,41 @@ export async function preparePartitions(pool: DatabasePool): Promise<void> {
   await ensurePartitionsAhead(pool, new Date(), 1);
 }
 
+/**
+ * Holds up every read that scans the whole log (the feed's start and pages) and nothing
+ * else: an ACCESS EXCLUSIVE lock on a partition after today's, which appends to today's never
+ * touch. `waiting()` says whether a statement waits for it; `release()` ends it.
+ */
+export async function blockLogScans(pool: DatabasePool): Promise<{
+  waiting: () => Promise<boolean>;
+  release: () => Promise<void>;
+}> {
+  await preparePartitions(pool);
+  const today = `events_${new Date().toISOString().slice(0, 10).replaceAll('-', '')}`;
+  const other = await pool.oneFirst(sql.type(z.object({ name: z.string() }))`
+    SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+     WHERE i.inhparent = 'events'::regclass AND c.relname > ${today} ORDER BY c.relname LIMIT 1`);
+  const done = deferred();
+  const locked = deferred();
+  const holder = pool.connect(async (connection) => {
+    await connection.query(sql.unsafe`BEGIN`);
+    await connection.query(sql.unsafe`LOCK TABLE ${sql.identifier([other])} IN ACCESS EXCLUSIVE MODE`);
+    locked.resolve();
+    await done.promise;
+    await connection.query(sql.unsafe`COMMIT`);
+  });
+  await Promise.race([locked.promise, holder]);
+  return {
+    waiting: async () =>
+      (await pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+        SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND relation = ${other}::regclass`)) > 0,
+    release: async () => {
+      done.resolve();
+      await holder;
+    },
+  };
+}
+
 const meta = { actor: { type: 'system' as const, id: 'test' } };
 
 /** Appends `count` events of `type` to an aggregate inside `connection` (a transaction). */

@@ -7,7 +7,8 @@ import { z } from 'zod';
 import type { StoredEvent } from '../../domain/recorded-event.ts';
 import { encodeCursor, type FeedCursor, type FeedItem, readFeedBatch } from '../../infra/realtime/feed.ts';
 import { createFeedHub, cursorCovers, cursorHolds, cursorUnion } from '../../infra/realtime/feed-hub.ts';
-import { append, appendTo, preparePartitions, waitFor, waitForHorizon } from './realtime-helpers.ts';
+import { append, appendTo, blockLogScans, preparePartitions, waitFor, waitForHorizon } from './realtime-helpers.ts';
+import { setTimeout as delay } from 'node:timers/promises';
 import { eventsOf, type SseClient, startStreamApp } from './stream-helpers.ts';
 
 let app: Awaited<ReturnType<typeof startStreamApp>>;
@@ -177,11 +178,35 @@ test.serial('beyond its cap a credential gets 429, beyond the total 503, both wi
   }
 });
 
+test.serial('a client that leaves while its stream is being started frees its slot', async (t) => {
+  const capped = await startStreamApp({ maxStreams: 3, maxStreamsPerToken: 1, recheckMs: 600_000 });
+  const block = await blockLogScans(capped.db.pool);
+  try {
+    const a = await capped.token('a');
+    const gone = capped.stream('/api/v1/events/stream', a.token);
+    await waitFor("the stream's start to wait for the lock", block.waiting);
+    await gone.close();
+    await delay(300); // the server sees the socket close while the handler still waits
+    await block.release();
+    // its 'close' came before the stream was set up: the slot must be freed all the same
+    await waitFor('the slot to be freed', async () => {
+      const retry = capped.stream('/api/v1/events/stream', a.token);
+      if ((await retry.ready).status === 200) return true;
+      await retry.close();
+      return false;
+    }, 10_000);
+    t.deepEqual(capped.errors, []);
+  } finally {
+    await block.release();
+    await capped.close();
+  }
+});
+
 test.serial('a subscriber that stops reading falls back to its own reads and then rejoins, missing nothing; the others are not held', async (t) => {
   const hub = createFeedHub(app.db.pool, { inboxLimit: 3, pollMs: 200 });
   const stop = new AbortController();
-  const slow = hub.follow(null, undefined, stop.signal);
-  const fast = hub.follow(null, undefined, stop.signal);
+  const slow = hub.follow(await hub.start(), undefined, stop.signal);
+  const fast = hub.follow(await hub.start(), undefined, stop.signal);
   const fastItems: FeedItem[] = [];
   const slowItems: FeedItem[] = [];
   const first = slow.next();

@@ -158,16 +158,17 @@ export function feedRoutes(router: Router, deps: AppDeps): void {
   );
   const format = sseFormatter();
 
-  router.get('/events/stream', (ctx: Context) => {
+  router.get('/events/stream', async (ctx: Context) => {
     const admin = callerOf(ctx, 'admin');
     const query = parseOr400(streamQuery, ctx.query, 'query');
     const lastEventId = ctx.get('Last-Event-ID');
     const filter = toFilter(query);
+    // the start is fixed before the answer: what commits once the client has it is streamed
     const cursor = lastEventId !== ''
       ? cursorOr400(lastEventId, 'Last-Event-ID header')
       : query.after !== undefined
       ? cursorOr400(query.after, 'query.after')
-      : null;
+      : await hub.start();
     const slot = liveStreams.open(admin.id, credentialOf(ctx).secret);
     const signal = startEventStream(ctx, slot);
     void serve(
