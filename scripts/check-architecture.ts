@@ -2,7 +2,9 @@
 // - an import against the layer order: domain ← infra ← app ← replay ← bench/scripts ← test
 //   (replay/ may reach into app/ only for app/cli/ and app/html/; nothing outside test/ imports test/);
 // - domain/ importing anything but domain/ and zod, or reading a clock, env, randomness or network;
-// - an import loop between files (any cycle, not only two files importing each other).
+// - an import loop between files (any cycle, not only two files importing each other);
+// - slonik's `transaction()` called in app/, infra/ or replay/ outside infra/postgres/transaction.ts
+//   (its AsyncLocalStorage turns on promise hooks that every request then pays for, issue #19).
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -21,6 +23,10 @@ const forbiddenInDomain = [
   /\bfetch\s*\(/,
   /\bDeno\./,
 ];
+/** The service's code opens transactions with infra/postgres/transaction.ts, never slonik's own. */
+const serviceLayers: readonly Layer[] = ['app', 'infra', 'replay'];
+const TRANSACTION_HELPER = 'infra/postgres/transaction.ts';
+const slonikTransaction = /\.transaction\s*\(/;
 const importPattern =
   /(?:import|export)\s[^'";]*?from\s+['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]\s*\)|^\s*import\s+['"]([^'"]+)['"]/gm;
 
@@ -83,6 +89,15 @@ for (const top of layerOrder) {
       }
     }
     graph.set(rel, edges);
+    if (serviceLayers.includes(top) && rel !== TRANSACTION_HELPER) {
+      code(raw).split('\n').forEach((line, i) => {
+        if (slonikTransaction.test(line)) {
+          problems.push(
+            `${rel}:${i + 1}: slonik's transaction() (use transaction() of ${TRANSACTION_HELPER}: no promise hooks)`,
+          );
+        }
+      });
+    }
     if (top === 'domain') {
       raw.split('\n').forEach((line, i) => {
         if (line.trim().startsWith('//')) return;
@@ -126,5 +141,5 @@ if (problems.length > 0) {
 }
 console.log(
   `architecture check passed: ${files} files; imports follow ${layerOrder.join(' ← ')}, no import loops; ` +
-    'domain/ imports only domain/ and zod and reads no clock, env or randomness',
+    "domain/ imports only domain/ and zod and reads no clock, env or randomness; no slonik transaction() in the service's code",
 );

@@ -9,6 +9,7 @@ import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from
 import { type CommonQueryMethods, type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
 import { Buffer } from 'node:buffer';
+import { transaction } from '../postgres/transaction.ts';
 
 /** Prefixes of the secrets devicetrail issues; device keys are chosen by devices. */
 export const ADMIN_TOKEN_PREFIX = 'dta_';
@@ -171,7 +172,7 @@ export function createAdminTokens(pool: DatabasePool, hasher: CredentialHasher) 
      * did). Null when no unrevoked token matches; throws when a name matches several.
      */
     async rotate(idOrName: string, options: { lifetimeMs?: number } = {}): Promise<NewAdminToken | null> {
-      return pool.transaction(async (t) => {
+      return transaction(pool, async (t) => {
         const rows = await t.any(sql.type(rotatedRow)`
           UPDATE admin_tokens SET revoked_at = now()
            WHERE revoked_at IS NULL AND (id::text = ${idOrName} OR name = ${idOrName})

@@ -13,6 +13,7 @@ import {
   type StreamHead,
 } from './event-store.ts';
 import { retry } from '../retry.ts';
+import { transaction } from '../postgres/transaction.ts';
 
 /** A domain event as deciders produce them. */
 export type DecidedEvent = { type: string; data: object; timestamp: string };
@@ -84,7 +85,7 @@ export async function handleCommand<S, E extends DecidedEvent>(
   // a conflict is retried at once: the retry waits for the stream row's lock, not a timer
   return retry(
     (attempt) =>
-      pool.transaction(async (transaction) => {
+      transaction(pool, async (transaction) => {
         const loaded = (await adapter.load(transaction, id, attempt > 1)) ??
           { state: adapter.initialState(), head: await store.head(transaction, adapter.aggregateType, id) };
         // stamped as the append will store them (never before the head's last event), then folded

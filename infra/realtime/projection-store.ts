@@ -2,6 +2,7 @@
 import { type CommonQueryMethods, sql } from 'slonik';
 import { z } from 'zod';
 import type { FeedCursor } from './feed.ts';
+import { transaction } from '../postgres/transaction.ts';
 
 const projectionRow = z.object({
   name: z.string(),
@@ -88,7 +89,7 @@ export async function commitProjection(
   definition: string,
   commit: ProjectionCommit,
 ): Promise<boolean> {
-  return connection.transaction(async (t) => {
+  return transaction(connection, async (t) => {
     const moved = await t.maybeOne(sql.type(z.object({ revision: z.number() }))`
       UPDATE projections
          SET transaction_id = ${commit.cursor.transactionId}::xid8, global_position = ${commit.cursor.position},
@@ -129,7 +130,7 @@ export async function recordProjectionError(
 
 /** Clears the projection's states and puts its checkpoint before the first event, in one transaction. */
 export async function resetProjection(connection: CommonQueryMethods, name: string, definition: string): Promise<void> {
-  await connection.transaction(async (t) => {
+  await transaction(connection, async (t) => {
     await t.query(
       sql.unsafe`INSERT INTO projections (name, definition) VALUES (${name}, ${definition}) ON CONFLICT DO NOTHING`,
     );

@@ -19,6 +19,7 @@ import { assertAfterHorizon, readHorizon } from '../event-store/retention-horizo
 import { targetDeliveries } from '../devices/target-deliveries.ts';
 import { createSnapshotStore, type Snapshot, TIMESTAMP_SLACK_MS } from '../event-store/snapshots.ts';
 import { setImmediate } from 'node:timers';
+import { transaction } from '../postgres/transaction.ts';
 
 const replayEventRow = storedEventRow.pick({
   event_id: true,
@@ -130,7 +131,7 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
     row: S,
     consume: (rows: readonly z.infer<S>[]) => void,
   ): Promise<void> {
-    await pool.transaction(async (transaction) => {
+    await transaction(pool, async (transaction) => {
       await transaction.query(sql.unsafe`${cursor}`);
       // FETCH takes no parameter: 1000 is BATCH
       const fetch = () =>
@@ -161,7 +162,7 @@ export function createReplayQueries(pool: DatabasePool, options: ReplayQueryOpti
         if (!more) return;
       }
       // no retry: consume has already folded what it was given, so a second pass would fold twice
-    }, 0);
+    }, { attempts: 1 });
   }
 
   /**

@@ -31,6 +31,7 @@ import {
   TIMESTAMP_SLACK_MS,
 } from '../event-store/snapshots.ts';
 import type { DeviceState } from '../../domain/device/state.ts';
+import { sessionTransaction } from '../postgres/transaction.ts';
 
 /** Fold version of provisioning key snapshots (evolveProvisioningKey has had one meaning so far). */
 export const PROVISIONING_KEY_FOLD_VERSION = 1;
@@ -142,7 +143,7 @@ async function dropPartition(
     archive = { file: paths.file, sha256: check.manifest.sha256, rows: check.rows };
   }
   const table = sql.identifier([partition.name]);
-  return connection.transaction(async (tx) => {
+  return sessionTransaction(connection, async (tx) => {
     await tx.query(sql.unsafe`SELECT set_config('lock_timeout', ${`${options.lockTimeoutMs ?? 5000}ms`}, true)`);
     const { rows } = await tx.one(sql.type(countRow)`SELECT count(*)::bigint AS rows FROM ${table}`);
     if (archive !== null && rows !== archive.rows) {
@@ -186,7 +187,7 @@ async function snapshotAtHorizon(
         points.push(await foldToVersion(connection, type, id, previous, version, horizon));
       }
     }
-    await connection.transaction(async (tx) => {
+    await sessionTransaction(connection, async (tx) => {
       const states = points.flatMap((p) => (p.snapshot === null ? [] : [p.snapshot]));
       // a periodic snapshot may already sit at that version: same fold, same state, kept
       await createSnapshotStore(tx).write(states);

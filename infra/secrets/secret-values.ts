@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { type HashSecret, hashStateSecrets, hashTargetSecrets } from '../../domain/device/secrets.ts';
 import type { DeviceState } from '../../domain/device/state.ts';
 import { STORED_BYTES } from '../postgres/pool.ts';
+import { transaction } from '../postgres/transaction.ts';
 
 const valueRow = z.object({ hash: z.string(), value: z.unknown(), erased_at: z.string().nullable() });
 const statusRow = z.object({
@@ -107,7 +108,7 @@ export async function keepStoredTargetSecrets(
       if (state.status === 'registered' && state.target !== null) {
         hashTargetSecrets(state.target, hash, (marker, value) => values.set(marker, value));
       }
-      await pool.transaction(async (tx) => {
+      await transaction(pool, async (tx) => {
         await keepSecretValues(tx, values, now);
         await tx.query(sql.unsafe`
           UPDATE devices SET state = ${

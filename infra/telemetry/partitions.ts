@@ -6,6 +6,7 @@ import { type CommonQueryMethods, type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
 import { utcDay } from '../event-store/partitions.ts';
 import { listPartitions, retentionHorizon } from '../retention/partition-maintenance.ts';
+import { sessionTransaction } from '../postgres/transaction.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -93,7 +94,7 @@ export async function runTelemetryRetention(
         const due = (await listPartitions(connection, table)).filter((p) => Date.parse(p.to) <= horizon);
         for (const partition of due) {
           try {
-            await connection.transaction(async (tx) => {
+            await sessionTransaction(connection, async (tx) => {
               await tx.query(
                 sql.unsafe`SELECT set_config('lock_timeout', ${`${options.lockTimeoutMs ?? 5000}ms`}, true)`,
               );

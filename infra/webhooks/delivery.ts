@@ -21,6 +21,7 @@ import {
 } from './address-policy.ts';
 import { signWebhook, WEBHOOK_HEADERS } from './signature.ts';
 import { postWebhook, WebhookPostError } from './webhook-post.ts';
+import { transaction } from '../postgres/transaction.ts';
 
 /** The channel new deliveries notify. */
 export const WEBHOOK_DELIVERIES_CHANNEL = 'devicetrail_webhook_deliveries';
@@ -90,7 +91,7 @@ async function recordAttempt(
   retryInMs: number | null,
 ): Promise<void> {
   const status = outcome.ok ? 'succeeded' : retryInMs === null ? 'failed' : 'pending';
-  await connection.transaction(async (t) => {
+  await transaction(connection, async (t) => {
     await t.query(sql.unsafe`
       INSERT INTO webhook_delivery_attempts (delivery_id, attempt, attempted_at, duration_ms, status_code, error, response_body)
       VALUES (${delivery.id}, ${delivery.attempts}, ${outcome.attemptedAt}::timestamptz, ${outcome.durationMs},

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { type CommonQueryMethods, sql } from 'slonik';
 import { z } from 'zod';
+import { transaction } from '../postgres/transaction.ts';
 
 const webhookRow = z.object({
   id: z.string(),
@@ -65,7 +66,7 @@ export async function getWebhook(connection: CommonQueryMethods, id: string): Pr
 
 /** Deletes a webhook (kept with its history, marked deleted) and cancels its pending deliveries; false when unknown or already deleted. */
 export async function deleteWebhook(connection: CommonQueryMethods, id: string, at: string): Promise<boolean> {
-  return connection.transaction(async (t) => {
+  return transaction(connection, async (t) => {
     const row = await t.maybeOne(sql.type(z.object({ id: z.string() }))`
       UPDATE webhooks SET deleted_at = ${at}::timestamptz WHERE id = ${id} AND deleted_at IS NULL RETURNING id`);
     if (row === null) return false;
