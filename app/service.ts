@@ -17,7 +17,7 @@ import { createReconciliationSweeper } from '../infra/devices/reconciliation-swe
 import { createSnapshotter } from '../infra/replay/snapshotter.ts';
 import { bootstrapAdminToken } from './bootstrap.ts';
 import { assertPepperFitsDatabase, loadCredentialPepper } from './credential-pepper.ts';
-import { keepStoredTargetSecrets } from '../infra/secrets/secret-values.ts';
+import { upgradeStoredSecrets } from '../infra/secrets/secret-values.ts';
 import { secretHasherFor, SECRETS_KEY_FILE } from './secrets-key.ts';
 import type { Config } from './config.ts';
 import { openDatabase } from './database-target.ts';
@@ -80,8 +80,7 @@ async function main(config: Config, logger: Logger, role: ServiceRole): Promise<
       }`,
     );
     // in a cluster the primary has done this once, before forking the workers
-    const kept = await keepStoredTargetSecrets(pool, secrets.hash, new Date().toISOString());
-    if (kept > 0) log(`secrets: kept ${kept} value(s) of targets set before secrets were hashed`);
+    await upgradeStoredSecrets(pool, secrets.hash, new Date().toISOString(), log);
   }
   let readPool: DatabasePool | undefined;
   if (config.REPLICA_DATABASE_URL !== undefined) {

@@ -8,6 +8,7 @@
 // says what failed.
 import type { Buffer } from 'node:buffer';
 import { spawn } from 'node:child_process';
+import { StringDecoder } from 'node:string_decoder';
 import process from 'node:process';
 import { migrate } from '../infra/postgres/migrate.ts';
 import { adminQuery, databaseUrl, TEMPLATE_DATABASE } from './helpers/database.ts';
@@ -53,13 +54,16 @@ try {
         ...(process.stdout.isTTY && process.env['FORCE_COLOR'] === undefined ? { FORCE_COLOR: '1' } : {}),
       },
     });
+    // a decoder per stream: a character split between two chunks is decoded whole
+    const stdout = new StringDecoder('utf8');
+    const stderr = new StringDecoder('utf8');
     child.stdout.on('data', (chunk: Buffer) => {
       process.stdout.write(chunk);
-      output += chunk.toString('utf8');
+      output += stdout.write(chunk);
     });
     child.stderr.on('data', (chunk: Buffer) => {
       process.stderr.write(chunk);
-      output += chunk.toString('utf8');
+      output += stderr.write(chunk);
     });
     child.on('close', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
   });

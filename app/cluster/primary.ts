@@ -25,7 +25,7 @@ import { ensurePartitionsAhead } from '../../infra/event-store/partitions.ts';
 import { createAdminTokens, createCredentialHasher } from '../../infra/devices/credentials.ts';
 import { assertPepperFitsDatabase, loadCredentialPepper } from '../credential-pepper.ts';
 import { bootstrapAdminToken } from '../bootstrap.ts';
-import { keepStoredTargetSecrets } from '../../infra/secrets/secret-values.ts';
+import { upgradeStoredSecrets } from '../../infra/secrets/secret-values.ts';
 import { secretHasherFor, SECRETS_KEY_FILE } from '../secrets-key.ts';
 import type { Config } from '../config.ts';
 import { openDatabase } from '../database-target.ts';
@@ -185,8 +185,7 @@ export function runPrimary(config: Config, logger: Logger): void {
     const pool = await createDatabasePool(database.url, { maximumPoolSize: 2, secrets: secrets.hash });
     try {
       await ensurePartitionsAhead(pool, new Date(), config.PARTITION_DAYS_AHEAD);
-      const kept = await keepStoredTargetSecrets(pool, secrets.hash, new Date().toISOString());
-      if (kept > 0) log(`secrets: kept ${kept} value(s) of targets set before secrets were hashed`);
+      await upgradeStoredSecrets(pool, secrets.hash, new Date().toISOString(), log);
       // the credential pepper, made here once before the workers read it (issue #16, finding 8)
       const pepper = await loadCredentialPepper(config);
       await assertPepperFitsDatabase(pool, pepper);

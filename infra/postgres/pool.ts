@@ -40,7 +40,8 @@ const STORED_BYTES_TEXT = '/* devicetrail:stored-bytes */';
  * Secrets never leave a read in the clear (issue #15): the log is never rewritten, so events
  * appended before secrets were hashed at the edge still hold environment values. Every row with
  * an `event_type` and its `data` (event reads: the API, replay, the feed, webhooks, listeners,
- * folds) has its data passed through hashEventSecrets, and every row with a device `state`
+ * folds) has its data passed through hashEventSecrets, so has the `payload.data` of a row with
+ * an `event_type` and a `payload` (webhook deliveries), and every row with a device `state`
  * (the read model, snapshots) through hashStateSecrets: the one place old events are read as
  * new ones are written. Rows already hashed come back as they are (the same objects). Only a
  * pool given the key does this: the service's and the commands' (app/cli/cli-database.ts).
@@ -58,6 +59,16 @@ export function secretsInterceptor(hash: HashSecret): Interceptor {
       if (typeof type === 'string' && typeof data === 'object' && data !== null && !Array.isArray(data)) {
         const hashed = hashEventSecrets(type, data as Record<string, unknown>, hash);
         if (hashed !== data) out = { ...out, data: hashed };
+      }
+      // a webhook delivery: its payload is the event as the feed shows it (queued by an older
+      // release, it may hold values in the clear; keepStoredTargetSecrets rewrites those)
+      const payload = fields['payload'] as { data?: unknown } | null | undefined;
+      if (typeof type === 'string' && typeof payload === 'object' && payload !== null) {
+        const payloadData = payload.data;
+        if (typeof payloadData === 'object' && payloadData !== null && !Array.isArray(payloadData)) {
+          const hashed = hashEventSecrets(type, payloadData as Record<string, unknown>, hash);
+          if (hashed !== payloadData) out = { ...out, payload: { ...payload, data: hashed } };
+        }
       }
       const state = fields['state'];
       if (typeof state === 'object' && state !== null && (state as { status?: unknown }).status === 'registered') {

@@ -3,7 +3,7 @@
 // an admin erases one (crypto-shredding: the value goes, the log keeps the marker).
 import { type CommonQueryMethods, type DatabasePool, sql } from 'slonik';
 import { z } from 'zod';
-import { type HashSecret, hashStateSecrets, hashTargetSecrets } from '../../domain/device/secrets.ts';
+import { hashEventSecrets, type HashSecret, hashStateSecrets, hashTargetSecrets } from '../../domain/device/secrets.ts';
 import type { DeviceState } from '../../domain/device/state.ts';
 import { STORED_BYTES } from '../postgres/pool.ts';
 import { transaction } from '../postgres/transaction.ts';
@@ -117,5 +117,58 @@ export async function keepStoredTargetSecrets(
       });
       kept += values.size;
     }
+  }
+}
+
+const storedDeliveryRow = z.object({ id: z.string(), event_type: z.string(), payload: z.unknown() });
+
+/**
+ * Upgrading to hashed secrets, the other copy of old events: webhook deliveries queued (or
+ * kept) by an older release hold their event as it was then, values in the clear. Their
+ * payload's `data` is rewritten with markers (deliveries are not the log; the interceptor
+ * already hashes them on every read, this takes the values off the disk). Only the two event
+ * types that can carry secrets are read. Returns how many deliveries were rewritten.
+ */
+export async function hashStoredDeliveryPayloads(pool: DatabasePool, hash: HashSecret): Promise<number> {
+  let after = '00000000-0000-0000-0000-000000000000';
+  let rewritten = 0;
+  for (;;) {
+    const rows = await pool.any(sql.type(storedDeliveryRow)`
+      ${STORED_BYTES} SELECT id::text AS id, event_type, payload FROM webhook_deliveries
+       WHERE id > ${after}::uuid AND event_type IN ('target_state.updated', 'current_state.updated')
+       ORDER BY id LIMIT 500`);
+    if (rows.length === 0) return rewritten;
+    after = rows[rows.length - 1]!.id;
+    for (const row of rows) {
+      const payload = row.payload as { data?: unknown } | null;
+      const data = payload?.data;
+      if (payload === null || typeof data !== 'object' || data === null || Array.isArray(data)) continue;
+      const hashed = hashEventSecrets(row.event_type, data as Record<string, unknown>, hash);
+      if (hashed === data) continue;
+      // compared with what was read: a delivery changed meanwhile is left to the next start
+      await pool.query(sql.unsafe`
+        UPDATE webhook_deliveries SET payload = ${JSON.stringify({ ...payload, data: hashed })}::jsonb
+         WHERE id = ${row.id}::uuid AND payload = ${JSON.stringify(payload)}::jsonb`);
+      rewritten += 1;
+    }
+  }
+}
+
+/**
+ * What a service does at start to hold no value in the clear outside secret_values (issue
+ * #15): the read model's targets (keepStoredTargetSecrets) and the webhook deliveries
+ * (hashStoredDeliveryPayloads); says what it did through `log`.
+ */
+export async function upgradeStoredSecrets(
+  pool: DatabasePool,
+  hash: HashSecret,
+  now: string,
+  log: (line: string) => void,
+): Promise<void> {
+  const kept = await keepStoredTargetSecrets(pool, hash, now);
+  if (kept > 0) log(`secrets: kept ${kept} value(s) of targets set before secrets were hashed`);
+  const deliveries = await hashStoredDeliveryPayloads(pool, hash);
+  if (deliveries > 0) {
+    log(`secrets: ${deliveries} webhook deliveries queued before secrets were hashed now hold markers`);
   }
 }

@@ -27,7 +27,7 @@ import { createSnapshotter } from '../../infra/replay/snapshotter.ts';
 import { openFixtures } from '../../infra/replay/fixture-source.ts';
 import { createReplayQueries } from '../../infra/replay/queries.ts';
 import { createSecretHasher } from '../../infra/secrets/hasher.ts';
-import { keepStoredTargetSecrets } from '../../infra/secrets/secret-values.ts';
+import { keepStoredTargetSecrets, upgradeStoredSecrets } from '../../infra/secrets/secret-values.ts';
 import { WebhookWorker } from '../../infra/webhooks/delivery.ts';
 import { createWebhookDispatcher } from '../../infra/webhooks/dispatcher.ts';
 import type { WebhookAddressPolicy } from '../../infra/webhooks/address-policy.ts';
@@ -443,4 +443,69 @@ test.serial('events written before secrets were hashed are read hashed on every 
   t.true(retention.dropped.length > 0, "today's partition dropped");
   t.true(retention.snapshots > 0, 'horizon snapshots written');
   t.false((await dumpTables(['secret_values', 'events'])).includes(PLANT), 'the horizon snapshot holds the marker');
+});
+
+test.serial('webhook deliveries queued before secrets were hashed are sent with markers, and hold markers once the service has started', async (t) => {
+  const PLANT = `old-delivery-${randomBytes(8).toString('hex')}`;
+  const marker = hasher.hash(PLANT);
+  // the first test's webhook (every event type, to the receiver)
+  const webhookId = await db.pool.oneFirst(sql.type(z.object({ id: z.string() }))`
+    SELECT id::text AS id FROM webhooks WHERE deleted_at IS NULL ORDER BY created_at LIMIT 1`);
+  // two deliveries as an older release queued them: the event's data in the clear
+  const delivery = (status: 'pending' | 'failed') => {
+    const eventId = crypto.randomUUID();
+    const payload = {
+      event_id: eventId,
+      event_type: 'target_state.updated',
+      aggregate_type: 'device',
+      aggregate_id: crypto.randomUUID(),
+      aggregate_version: 2,
+      data: {
+        new_state: {
+          version: 1,
+          apps: { '1': { services: { db: { image: 'pg:16', environment: { PGPASSWORD: PLANT } } } } },
+          config: {},
+        },
+        old_state: null,
+      },
+      metadata: { actor: { type: 'admin', id: 'older-release' } },
+      timestamp: new Date().toISOString(),
+    };
+    return { eventId, status, payload };
+  };
+  const queued = [delivery('pending'), delivery('failed')];
+  for (const d of queued) {
+    await db.pool.query(sql.unsafe`
+      INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type, payload, status)
+      VALUES (${crypto.randomUUID()}, ${webhookId}, ${d.eventId}, 'target_state.updated',
+              ${JSON.stringify(d.payload)}::jsonb, ${d.status})`);
+  }
+  const storedPayloads = async () =>
+    (await db.pool.anyFirst(sql.type(z.object({ payload: z.string() }))`
+      SELECT payload::text AS payload FROM webhook_deliveries
+       WHERE event_id = ANY(${sql.array(queued.map((d) => d.eventId), 'uuid')})`)).join('\n');
+  t.true((await storedPayloads()).includes(PLANT), 'queued in the clear');
+
+  // the worker reads it through the service's pool: the receiver gets the marker
+  await waitFor('the old delivery', () => hookBodies.some((b) => b.includes(queued[0]!.eventId)));
+  const sent = hookBodies.find((b) => b.includes(queued[0]!.eventId))!;
+  t.false(sent.includes(PLANT), 'sent in the clear');
+  t.true(sent.includes(marker));
+
+  // the service's start rewrites both rows, the delivered one and the failed one, once
+  const lines: string[] = [];
+  await upgradeStoredSecrets(pool, hasher.hash, new Date().toISOString(), (line) => lines.push(line));
+  t.true(
+    lines.some((l) => /2 webhook deliveries queued before secrets were hashed now hold markers/.test(l)),
+    lines.join('\n'),
+  );
+  const stored = await storedPayloads();
+  t.false(stored.includes(PLANT), 'still on disk in the clear');
+  t.true(stored.includes(marker));
+  lines.length = 0;
+  await upgradeStoredSecrets(pool, hasher.hash, new Date().toISOString(), (line) => lines.push(line));
+  t.deepEqual(lines, [], 'nothing left to do the second time');
+  // the admin's view of the deliveries shows no value either
+  const listed = await call('GET', `/api/v1/webhooks/${webhookId}/deliveries`, adminToken);
+  t.false(listed.text.includes(PLANT));
 });
