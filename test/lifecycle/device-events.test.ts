@@ -153,7 +153,7 @@ test('a lost device that sends events is restored first (source api), then its e
   clock.set(new Date(T0.getTime() + 20 * 60_000));
   for (const sweeper of sweepers) await sweeper.runOnce();
   clock.set(new Date(T0.getTime() + 25 * 60_000));
-  expectStatus(await send({ events: [volume] }), 201, 'events');
+  const answer = expectStatus(await send({ events: [volume] }), 201, 'events');
   const events = await deviceEvents(app, device.uuid);
   t.deepEqual(events.map((e) => [e.event_type, e.source]), [
     ['device.provisioned', 'api'],
@@ -161,5 +161,9 @@ test('a lost device that sends events is restored first (source api), then its e
     ['device.connection_restored', 'api'],
     ['volume.created', 'device'],
   ]);
+  // the answer counts what the call appended, the restoration included (it did not, before)
+  t.is(answer.body.events_written, 2);
+  t.deepEqual(answer.body.event_ids, events.slice(2).map((e) => e.event_id));
+  t.is(answer.body.version, 4);
   t.like(events[2]!.data, { last_seen_at: T0.toISOString(), silent_ms: 25 * 60_000 });
 });

@@ -385,9 +385,9 @@ export function deviceRoutes(router: Router, deps: AppDeps): void {
     noteIgnored(ctx, ignored);
     const now = deps.clock().toISOString();
     const metadata = requestMetadata(ctx, actorOf(device));
-    const outcome = await refusedIfInactive(deps, device.uuid, now, async () => {
-      await recordDeviceContact(deps.pool, deps.store, device.uuid, now, metadata);
-      return handleCommand(
+    const { contact, outcome } = await refusedIfInactive(deps, device.uuid, now, async () => {
+      const contact = await recordDeviceContact(deps.pool, deps.store, device.uuid, now, metadata);
+      const outcome = await handleCommand(
         deps.pool,
         deps.store,
         deviceAdapter,
@@ -395,13 +395,17 @@ export function deviceRoutes(router: Router, deps: AppDeps): void {
         (state) => decide({ type: 'record_device_events', now, events }, state),
         { metadata, source: 'device' },
       );
+      return { contact, outcome };
     });
+    // a lost device's call restores it first: device.connection_restored is counted too, as the
+    // state report counts it
+    const written = [...(contact?.events ?? []), ...outcome.events];
     ctx.status = 201;
     ctx.body = withIgnored(ctx, {
       uuid: device.uuid,
       version: outcome.state.version,
-      events_written: outcome.events.length,
-      event_ids: outcome.events.map((e) => e.event_id),
+      events_written: written.length,
+      event_ids: written.map((e) => e.event_id),
     });
   });
 }
