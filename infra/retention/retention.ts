@@ -187,13 +187,14 @@ async function snapshotAtHorizon(
         points.push(await foldToVersion(connection, type, id, previous, version, horizon));
       }
     }
+    const states = points.flatMap((p) => (p.snapshot === null ? [] : [p.snapshot]));
     await sessionTransaction(connection, async (tx) => {
-      const states = points.flatMap((p) => (p.snapshot === null ? [] : [p.snapshot]));
       // a periodic snapshot may already sit at that version: same fold, same state, kept
       await createSnapshotStore(tx).write(states);
-      snapshots += states.length;
       await writeAnchors(tx, points.map((p) => p.anchor));
     });
+    // counted once committed: a transaction run again does not count its snapshots twice
+    snapshots += states.length;
     anchors += points.length;
   }
   return { snapshots, anchors };
