@@ -15,7 +15,7 @@ import type { SecretHasher } from '../infra/secrets/hasher.ts';
 import { createMetricsWriter, metricsSampleOf, type MetricsWriter } from '../infra/telemetry/metrics-series.ts';
 import { type CanonicalReport, parseReport, toReportCommand } from './http/device-reports.ts';
 import { HttpError } from './http/errors.ts';
-import { UUID_PATTERN } from './http/request.ts';
+import { UUID_PATTERN } from '../domain/ids.ts';
 
 /** What a report did for each device: its version, whether it is in sync, events appended. */
 export type ReportsOutcome = {

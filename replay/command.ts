@@ -5,6 +5,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { DatabasePool } from 'slonik';
 import type { ReplaySource } from '../domain/replay/source.ts';
 import { parseDuration } from '../domain/replay/time.ts';
+import { UUID_PATTERN as UUID } from '../domain/ids.ts';
 
 /** A failure the user can fix; `code` 2 for usage errors, 1 for "no such thing". */
 export class CliError extends Error {
@@ -135,8 +136,6 @@ export function requiredInstant(
   if (value === undefined) throw new CliError(`--${name} <instant> is required\nusage: ${usage}`);
   return value;
 }
-
-const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
 /** The device uuid argument; with a single-device fixture it may be left out. */
 export async function deviceArgument(source: ReplaySource, positionals: string[], usage: string): Promise<string> {

@@ -4,9 +4,7 @@ import type { Context, Next } from 'koa';
 import { z } from 'zod';
 import type { Actor, EventMetadata } from '../../domain/recorded-event.ts';
 import { HttpError } from './errors.ts';
-
-/** 8-4-4-4-12 hex digits, either case (uuidSchema's rule). */
-export const UUID_PATTERN = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+import { UUID_PATTERN } from '../../domain/ids.ts';
 
 /** A device uuid: 8-4-4-4-12 hex (any version, as the seed's example is not RFC 4122). */
 export const uuidSchema = z.string().regex(UUID_PATTERN, 'must be a uuid (8-4-4-4-12 hex digits)').transform((s) =>

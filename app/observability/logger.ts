@@ -4,6 +4,7 @@ import type { Context, Next } from 'koa';
 import { type DestinationStream, type Logger, pino } from 'pino';
 import { prettyStream } from './log-pretty.ts';
 import { redact } from './log-redact.ts';
+import { UUID_PATTERN as UUID } from '../../domain/ids.ts';
 
 export type { Logger } from 'pino';
 
@@ -61,8 +62,6 @@ export function routeOf(ctx: Context): string {
   const route = (ctx as RoutedContext)._matchedRoute;
   return typeof route === 'string' ? route : 'unmatched';
 }
-
-const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
 /** The device a request is about: the `:uuid` path parameter, else the calling device, else a registration's `uuid`. */
 export function deviceUuidOf(ctx: Context): string | undefined {
