@@ -18,6 +18,7 @@ import { createSnapshotter } from '../infra/replay/snapshotter.ts';
 import { bootstrapAdminToken } from './bootstrap.ts';
 import { assertPepperFitsDatabase, loadCredentialPepper } from './credential-pepper.ts';
 import { upgradeStoredSecrets } from '../infra/secrets/secret-values.ts';
+import { watchSecretsKey } from '../infra/secrets/key-registry.ts';
 import { secretHasherFor, SECRETS_KEY_FILE } from './secrets-key.ts';
 import type { Config } from './config.ts';
 import { openDatabase } from './database-target.ts';
@@ -93,6 +94,15 @@ async function main(config: Config, logger: Logger, role: ServiceRole): Promise<
     if (single || (role.kind === 'worker' && role.lead)) {
       log(`replica: ${redactUrl(config.REPLICA_DATABASE_URL)} serves replay, analytics, the feed and history pages`);
     }
+  }
+  if (single || (role.kind === 'worker' && role.lead)) {
+    // instances must share one secrets key: each records its key's id and warns of another's
+    const keyWatch = watchSecretsKey(pool, secrets.keyId, {
+      warn: (message) => logger.warn(message),
+      onError: (message, err) => logger.error({ err }, message),
+    });
+    onShutdown('secrets key record', () => keyWatch.stop());
+    await keyWatch.ready;
   }
   if (single) await ensurePartitionsAhead(pool, new Date(), config.PARTITION_DAYS_AHEAD);
   // hourly: partitions ahead (keeps /readyz's "partitions ahead" true) and retention (issue #6)

@@ -7,6 +7,11 @@ import path from 'node:path';
 import test from 'ava';
 import { ConfigError, loadConfig } from '../../app/config.ts';
 import { loadSecretsKey, SECRETS_KEY_FILE } from '../../app/secrets-key.ts';
+import { sql } from 'slonik';
+import { z } from 'zod';
+import { otherKeysWarning, recordSecretsKey, watchSecretsKey } from '../../infra/secrets/key-registry.ts';
+import { createSecretHasher } from '../../infra/secrets/hasher.ts';
+import { createTestDatabase } from '../helpers/database.ts';
 
 test('SECRETS_KEY: 32+ bytes as hex or base64; anything else names the variable, never the value', (t) => {
   const hex = 'ab'.repeat(32);
@@ -39,4 +44,61 @@ test('without SECRETS_KEY a key is generated once in DATA_DIR, mode 0600, and re
   t.deepEqual(await loadSecretsKey(configured, dir), configured, 'SECRETS_KEY wins');
   await writeFile(file, 'garbage\n');
   await t.throwsAsync(() => loadSecretsKey(undefined, dir), { message: /not a secrets key.*restore it from backup/ });
+});
+
+test('instances that do not share one key are told: each records its key id and warns of another recorded within the hour', async (t) => {
+  const db = await createTestDatabase();
+  t.teardown(() => db.drop());
+  const t0 = new Date('2026-12-06T10:00:00Z');
+  const at = (minutes: number) => new Date(t0.getTime() + minutes * 60_000);
+  const a = createSecretHasher(Buffer.alloc(32, 1)).keyId;
+  const b = createSecretHasher(Buffer.alloc(32, 2)).keyId;
+  t.not(a, b);
+
+  t.deepEqual(await recordSecretsKey(db.pool, a, at(0)), [], 'the first instance is alone');
+  t.deepEqual(await recordSecretsKey(db.pool, a, at(1)), [], 'its own key again is no other');
+  const others = await recordSecretsKey(db.pool, b, at(2));
+  t.deepEqual(others.map((o) => o.key_id), [a]);
+  const warning = otherKeysWarning(b, others)!;
+  t.regex(
+    warning,
+    new RegExp(
+      `another secrets key wrote to this database within the last hour: ${a} \\(last recorded 2026-12-06T10:01:00.000Z\\); this instance's is ${b}`,
+    ),
+  );
+  t.regex(warning, /share one SECRETS_KEY/);
+  t.deepEqual((await recordSecretsKey(db.pool, a, at(3))).map((o) => o.key_id), [b], 'and the first sees the second');
+  // a key last recorded more than an hour ago (rotated away, or an instance long stopped) is not in use
+  t.deepEqual(await recordSecretsKey(db.pool, b, at(3 + 61)), []);
+  t.is(otherKeysWarning(b, []), null);
+  // what is stored: ids and times, never the key
+  const rows = await db.pool.any(
+    sql.type(z.object({ key_id: z.string(), first_seen_at: z.string(), last_seen_at: z.string() }))`
+    SELECT key_id, first_seen_at, last_seen_at FROM secrets_keys ORDER BY key_id`,
+  );
+  t.deepEqual(rows.map((r) => r.key_id).sort(), [a, b].sort());
+  t.is(rows.find((r) => r.key_id === a)!.last_seen_at, at(3).toISOString());
+  await t.throwsAsync(() => recordSecretsKey(db.pool, 'not-an-id', at(4)), undefined, 'the table takes key ids only');
+
+  // the watcher of a running instance: a warning at start, then at each refresh
+  const warnings: string[] = [];
+  const errors: unknown[] = [];
+  let now = at(70);
+  await recordSecretsKey(db.pool, a, now);
+  const watch = watchSecretsKey(db.pool, b, {
+    warn: (m) => warnings.push(m),
+    onError: (_m, e) => errors.push(e),
+    clock: () => now,
+    intervalMs: 50,
+  });
+  t.teardown(() => watch.stop());
+  await watch.ready;
+  t.is(warnings.length, 1);
+  t.regex(warnings[0]!, new RegExp(a));
+  now = at(70 + 120); // a's instance stopped two hours ago
+  const seen = warnings.length;
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  watch.stop();
+  t.is(warnings.length, seen, 'no warning once the other key is no longer recorded');
+  t.deepEqual(errors, []);
 });
