@@ -100,7 +100,7 @@ const schema = z.object({
   LOG_REQUESTS: bool.default('true'),
   // memory (issue #19): V8 lets the old generation grow to (1 + HEAP_GROWING_PERCENT/100) times
   // what the last full collection kept before collecting again (0: V8's own factor, up to 4x)
-  HEAP_GROWING_PERCENT: z.coerce.number().int().min(0).max(1000).default(100),
+  HEAP_GROWING_PERCENT: z.coerce.number().int().min(0).max(1000).default(60),
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
