@@ -34,6 +34,7 @@ const { values: args } = parseArgs({
     'state-changes': { type: 'string', default: '5' },
     'target-samples': { type: 'string', default: '200' },
     warmup: { type: 'string', default: '3s' },
+    'log-level': { type: 'string', default: 'warn' },
   },
 });
 if (!['http', 'mqtt'].includes(args.transport)) throw new Error('--transport: http or mqtt');
@@ -92,7 +93,8 @@ async function startProcess(script: string, port: number): Promise<ChildProcess>
       PORT: String(port),
       HOST: '127.0.0.1',
       DATA_DIR: dataDir,
-      LOG_LEVEL: 'warn',
+      // warn by default; `--log-level info` adds the production default's line per request (to /dev/null)
+      LOG_LEVEL: args['log-level'],
       REGISTER_RATE_LIMIT: '1000000/1m',
       MQTT_PORT: String(mqttPort),
       MQTT_HOST: '127.0.0.1',
