@@ -65,7 +65,10 @@ try {
       process.stderr.write(chunk);
       output += stderr.write(chunk);
     });
-    child.on('close', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
+    child.on('close', (c, signal) => {
+      output += stdout.end() + stderr.end();
+      resolve(c ?? (signal ? 1 : 0));
+    });
   });
   const reports = failureReports(output);
   if (reports.length > 0) {

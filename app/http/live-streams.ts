@@ -201,7 +201,7 @@ export function startEventStream(ctx: Context, slot: LiveStream): AbortSignal {
   };
   ctx.res.once('close', gone);
   slot.signal.addEventListener('abort', () => closed.abort());
-  // a client that left while the handler awaited the stream's start: its 'close' has been
+  // a client that left while the handler awaited the stream's start: its 'close' event has already fired
   if (ctx.req.socket.destroyed) gone();
   return closed.signal;
 }

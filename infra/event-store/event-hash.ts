@@ -14,7 +14,10 @@ export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   if (Array.isArray(value)) {
     let text = '[';
-    for (let i = 0; i < value.length; i += 1) text += (i === 0 ? '' : ',') + canonicalJson(value[i]);
+    // a hole (never in data read back from PostgreSQL) stays empty, as Array.prototype.map left it
+    for (let i = 0; i < value.length; i += 1) {
+      text += (i === 0 ? '' : ',') + (i in value ? canonicalJson(value[i]) : '');
+    }
     return `${text}]`;
   }
   const record = value as Record<string, unknown>;

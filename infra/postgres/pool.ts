@@ -61,7 +61,7 @@ export function secretsInterceptor(hash: HashSecret): Interceptor {
         if (hashed !== data) out = { ...out, data: hashed };
       }
       // a webhook delivery: its payload is the event as the feed shows it (queued by an older
-      // release, it may hold values in the clear; keepStoredTargetSecrets rewrites those)
+      // release, it may hold values in the clear; hashStoredDeliveryPayloads rewrites those)
       const payload = fields['payload'] as { data?: unknown } | null | undefined;
       if (typeof type === 'string' && typeof payload === 'object' && payload !== null) {
         const payloadData = payload.data;

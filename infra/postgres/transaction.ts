@@ -73,13 +73,19 @@ export async function sessionTransaction<T>(
 ): Promise<T> {
   const attempts = options.attempts ?? ATTEMPTS;
   for (let attempt = 1;; attempt++) {
-    await session.query(sql.unsafe`START TRANSACTION`);
+    // READ COMMITTED whatever default_transaction_isolation says: no serialization failure at
+    // COMMIT then, which slonik, not knowing of this transaction, would answer by sending COMMIT
+    // again outside it (a warning, taken for success)
+    await session.query(sql.unsafe`START TRANSACTION ISOLATION LEVEL READ COMMITTED`);
     const connection = enter(session, 0);
     try {
       const result = await handler(connection);
       await session.query(sql.unsafe`COMMIT`);
       return result;
     } catch (error) {
+      // the handler's connection refuses queries from here on (one still running in a branch of
+      // a failed Promise.all must not run after the ROLLBACK, outside the transaction)
+      open.delete(connection);
       // a ROLLBACK that fails (the connection is gone) leaves the handler's error to report;
       // slonik destroys a connection whose routine threw, so none goes back to the pool mid-transaction
       await session.query(sql.unsafe`ROLLBACK`).catch(() => undefined);
@@ -97,8 +103,8 @@ function exhausted(error: unknown, attempts: number): unknown {
   // slonik re-sent the statement that failed into the aborted transaction: that is what failed
   return Object.assign(
     new Error(
-      `transaction rolled back by the server ${attempts} times (a serialization failure or a deadlock; ` +
-        'its statement was re-sent into the aborted transaction, hence 25P02)',
+      `transaction failed ${attempts} time(s) with 25P02 (a statement sent into an aborted transaction: ` +
+        'slonik re-sends one the server refused with a deadlock or serialization failure)',
       { cause: error },
     ),
     { code: '25P02' },
@@ -114,6 +120,7 @@ async function savepoint<T>(session: CommonQueryMethods, depth: number, handler:
     await session.query(sql.unsafe`RELEASE SAVEPOINT ${name}`);
     return result;
   } catch (error) {
+    open.delete(connection);
     // the outermost transaction decides on another attempt: a class 40 error aborted it all
     await session.query(sql.unsafe`ROLLBACK TO SAVEPOINT ${name}`).catch(() => undefined);
     throw error;

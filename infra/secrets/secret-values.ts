@@ -120,36 +120,40 @@ export async function keepStoredTargetSecrets(
   }
 }
 
-const storedDeliveryRow = z.object({ id: z.string(), event_type: z.string(), payload: z.unknown() });
+const storedDeliveryRow = z.object({ id: z.string(), event_type: z.string(), payload: z.string() });
 
 /**
  * Upgrading to hashed secrets, the other copy of old events: webhook deliveries queued (or
  * kept) by an older release hold their event as it was then, values in the clear. Their
  * payload's `data` is rewritten with markers (deliveries are not the log; the interceptor
- * already hashes them on every read, this takes the values off the disk). Only the two event
- * types that can carry secrets are read. Returns how many deliveries were rewritten.
+ * already hashes them on every read, this takes the values off the disk). Only deliveries
+ * queued before the secrets migration was applied, plus a day for instances of the older
+ * release still running then, of the two event types that can carry secrets, are read: a
+ * later start reads the same few again and rewrites none. Returns how many were rewritten.
  */
 export async function hashStoredDeliveryPayloads(pool: DatabasePool, hash: HashSecret): Promise<number> {
   let after = '00000000-0000-0000-0000-000000000000';
   let rewritten = 0;
   for (;;) {
+    // the payload as text: compared as read, whatever JSON.parse would round (large numbers)
     const rows = await pool.any(sql.type(storedDeliveryRow)`
-      ${STORED_BYTES} SELECT id::text AS id, event_type, payload FROM webhook_deliveries
+      ${STORED_BYTES} SELECT id::text AS id, event_type, payload::text AS payload FROM webhook_deliveries
        WHERE id > ${after}::uuid AND event_type IN ('target_state.updated', 'current_state.updated')
+         AND created_at < (SELECT applied_at + interval '1 day' FROM schema_migrations WHERE name = '014_secret_values.sql')
        ORDER BY id LIMIT 500`);
     if (rows.length === 0) return rewritten;
     after = rows[rows.length - 1]!.id;
     for (const row of rows) {
-      const payload = row.payload as { data?: unknown } | null;
+      const payload = JSON.parse(row.payload) as { data?: unknown } | null;
       const data = payload?.data;
       if (payload === null || typeof data !== 'object' || data === null || Array.isArray(data)) continue;
       const hashed = hashEventSecrets(row.event_type, data as Record<string, unknown>, hash);
       if (hashed === data) continue;
       // compared with what was read: a delivery changed meanwhile is left to the next start
-      await pool.query(sql.unsafe`
+      const updated = await pool.query(sql.unsafe`
         UPDATE webhook_deliveries SET payload = ${JSON.stringify({ ...payload, data: hashed })}::jsonb
-         WHERE id = ${row.id}::uuid AND payload = ${JSON.stringify(payload)}::jsonb`);
-      rewritten += 1;
+         WHERE id = ${row.id}::uuid AND payload::text = ${row.payload}`);
+      rewritten += updated.rowCount;
     }
   }
 }

@@ -505,7 +505,4 @@ test.serial('webhook deliveries queued before secrets were hashed are sent with 
   lines.length = 0;
   await upgradeStoredSecrets(pool, hasher.hash, new Date().toISOString(), (line) => lines.push(line));
   t.deepEqual(lines, [], 'nothing left to do the second time');
-  // the admin's view of the deliveries shows no value either
-  const listed = await call('GET', `/api/v1/webhooks/${webhookId}/deliveries`, adminToken);
-  t.false(listed.text.includes(PLANT));
 });

@@ -25,8 +25,9 @@ const leaf = fc.oneof(
   fc.constant(undefined),
 );
 const value = fc.letrec((tie) => ({
-  any: fc.oneof({ depthSize: 'small' }, leaf, tie('array'), tie('object')),
+  any: fc.oneof({ depthSize: 'small' }, leaf, tie('array'), tie('sparse'), tie('object')),
   array: fc.array(tie('any'), { maxLength: 6 }),
+  sparse: fc.sparseArray(tie('any'), { maxLength: 6 }),
   object: fc.dictionary(
     fc.oneof(fc.string({ unit: 'binary' }), fc.constantFrom('', '__proto__', 'a', 'b', '1', '01')),
     tie('any'),

@@ -161,9 +161,13 @@ test('a lost device that sends events is restored first (source api), then its e
     ['device.connection_restored', 'api'],
     ['volume.created', 'device'],
   ]);
-  // the answer counts what the call appended, the restoration included (it did not, before)
-  t.is(answer.body.events_written, 2);
-  t.deepEqual(answer.body.event_ids, events.slice(2).map((e) => e.event_id));
+  // the answer names the restoration it appended (it was not in the answer before), and keeps
+  // event_ids for the device's own events, in the order sent
+  t.is(answer.body.restored_event_id, events[2]!.event_id);
+  t.is(answer.body.events_written, 1);
+  t.deepEqual(answer.body.event_ids, [events[3]!.event_id]);
   t.is(answer.body.version, 4);
+  const again = expectStatus(await send({ events: [volume] }), 201, 'events again');
+  t.is(again.body.restored_event_id, null, 'a device that is not lost restores nothing');
   t.like(events[2]!.data, { last_seen_at: T0.toISOString(), silent_ms: 25 * 60_000 });
 });

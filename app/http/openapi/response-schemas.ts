@@ -144,6 +144,8 @@ export const deviceEventsResponse = z.object({
   version: z.number().int(),
   events_written: z.number().int(),
   event_ids: z.array(uuid),
+  /** The device.connection_restored appended first when the device was lost. */
+  restored_event_id: uuid.nullable(),
   ignored_fields: ignoredFields,
 });
 

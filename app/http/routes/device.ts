@@ -397,15 +397,15 @@ export function deviceRoutes(router: Router, deps: AppDeps): void {
       );
       return { contact, outcome };
     });
-    // a lost device's call restores it first: device.connection_restored is counted too, as the
-    // state report counts it
-    const written = [...(contact?.events ?? []), ...outcome.events];
     ctx.status = 201;
     ctx.body = withIgnored(ctx, {
       uuid: device.uuid,
       version: outcome.state.version,
-      events_written: written.length,
-      event_ids: written.map((e) => e.event_id),
+      // the device's own events, in the order sent: event_ids[i] is the i-th
+      events_written: outcome.events.length,
+      event_ids: outcome.events.map((e) => e.event_id),
+      // a lost device's call restores it first (device.connection_restored, before its events)
+      restored_event_id: contact?.events[0]?.event_id ?? null,
     });
   });
 }

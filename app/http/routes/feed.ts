@@ -169,6 +169,8 @@ export function feedRoutes(router: Router, deps: AppDeps): void {
       : query.after !== undefined
       ? cursorOr400(query.after, 'query.after')
       : await hub.start();
+    // answered meanwhile (REQUEST_TIMEOUT's 503), or the client left: no stream to start
+    if (ctx.res.headersSent || ctx.req.socket.destroyed) return;
     const slot = liveStreams.open(admin.id, credentialOf(ctx).secret);
     const signal = startEventStream(ctx, slot);
     void serve(

@@ -231,6 +231,8 @@ export function telemetryRoutes(router: Router, deps: AppDeps): void {
     }
     await knownDevice(deps, uuid);
     const start = resumed ?? await tailStart(deps.pool);
+    // answered meanwhile (REQUEST_TIMEOUT's 503), or the client left: no stream to start
+    if (ctx.res.headersSent || ctx.req.socket.destroyed) return;
     const slot = liveStreams.open(admin.id, credentialOf(ctx).secret);
     const signal = startEventStream(ctx, slot);
     void tail(deps, ctx.res, uuid, start, filter, slot, signal);
