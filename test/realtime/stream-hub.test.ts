@@ -141,6 +141,16 @@ test.serial('streams from older cursors catch up, join the shared reader and mis
   t.deepEqual(app.errors, []);
 });
 
+/** Waits until a stream of `token` is taken again (its credential's slot was freed). */
+function slotFreed(app: Awaited<ReturnType<typeof startStreamApp>>, token: string, timeoutMs: number): Promise<void> {
+  return waitFor('the slot to be freed', async () => {
+    const retry = app.stream('/api/v1/events/stream', token);
+    if ((await retry.ready).status === 200) return true;
+    await retry.close();
+    return false;
+  }, timeoutMs);
+}
+
 test.serial('beyond its cap a credential gets 429, beyond the total 503, both with Retry-After; a closed stream frees its slot', async (t) => {
   const capped = await startStreamApp({ maxStreams: 3, maxStreamsPerToken: 2, recheckMs: 600_000 });
   try {
@@ -166,12 +176,7 @@ test.serial('beyond its cap a credential gets 429, beyond the total 503, both wi
     // a refused request takes no slot, and a bad one is refused for what it is
     t.is((await capped.stream('/api/v1/events/stream?type=BAD', a.token).refusal)?.status, 400);
     await a1.close();
-    await waitFor('the slot to be freed', async () => {
-      const retry = capped.stream('/api/v1/events/stream', a.token);
-      if ((await retry.ready).status === 200) return true;
-      await retry.close();
-      return false;
-    }, 5000);
+    await slotFreed(capped, a.token, 5000);
     t.deepEqual(capped.errors, []);
   } finally {
     await capped.close();
@@ -189,12 +194,7 @@ test.serial('a client that leaves while its stream is being started frees its sl
     await delay(300); // the server sees the socket close while the handler still waits
     await block.release();
     // its 'close' came before the stream was set up: the slot must be freed all the same
-    await waitFor('the slot to be freed', async () => {
-      const retry = capped.stream('/api/v1/events/stream', a.token);
-      if ((await retry.ready).status === 200) return true;
-      await retry.close();
-      return false;
-    }, 10_000);
+    await slotFreed(capped, a.token, 10_000);
     t.deepEqual(capped.errors, []);
   } finally {
     await block.release();
